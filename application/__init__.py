@@ -1,0 +1,1 @@
+"""Use cases, access policy and processes. Depends on ``domain`` and ``eventsourcing`` only."""

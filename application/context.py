@@ -1,0 +1,36 @@
+"""Who is asking, for what purpose: the one request-scoped context every use case takes."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+from uuid import UUID
+
+from domain.vocabulary import Purpose
+
+
+class Role(StrEnum):
+    CLINICIAN = "clinician"
+    AUDITOR = "auditor"
+    PATIENT = "patient"
+    ADMIN = "admin"
+    SERVICE = "service"
+
+
+@dataclass(frozen=True)
+class Actor:
+    id: str
+    role: Role
+    org: str
+    patient_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Built once per request by the API; the seam for authorization and audit."""
+
+    actor: Actor
+    purpose: Purpose
+    request_id: str
+    source: str = ""
+    break_glass: str | None = None
+    idempotency_key: str | None = None
+    request_fingerprint: str = ""  # sha256 of method, path and body, for idempotency

@@ -1,0 +1,46 @@
+"""Application errors. The API maps each to one problem+json status, in one place."""
+
+
+class ApplicationError(Exception):
+    """Base class. Messages are safe to show: no PHI, no secrets."""
+
+
+class NotFound(ApplicationError):
+    """The resource does not exist, or the actor may not know that it does."""
+
+    def __init__(self, resource: str) -> None:
+        super().__init__(f"{resource} not found")
+        self.resource = resource
+
+
+class Gone(ApplicationError):
+    """The patient was erased; their data can no longer be read."""
+
+
+class Forbidden(ApplicationError):
+    """A valid actor who is not allowed to do this."""
+
+
+class VersionConflict(ApplicationError):
+    """Someone else changed the stream first, and retrying did not help."""
+
+    def __init__(self) -> None:
+        super().__init__("the record changed concurrently; reload and retry")
+
+
+class PreconditionFailed(ApplicationError):
+    """An If-Match expected version that is not the current one."""
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"expected version {expected}, but the current version is {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class IdempotencyKeyReused(ApplicationError):
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was already used for a different request")
+
+
+class StoreUnavailable(ApplicationError):
+    """The event store cannot be reached."""

@@ -1,0 +1,185 @@
+"""The event-sourced application that holds every stream, and its write discipline."""
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+from uuid import UUID
+
+import orjson
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    JSONTranscoder,
+    OperationalError,
+    ProcessRecorder,
+    Recording,
+)
+from eventsourcing.utils import EnvType
+
+from application.context import RequestContext
+from application.errors import (
+    IdempotencyKeyReused,
+    NotFound,
+    PreconditionFailed,
+    StoreUnavailable,
+    VersionConflict,
+)
+from application.ports import IdempotencyClaim, IdempotencyRecords
+from application.transcodings import register_clinical_transcodings
+from domain.consent import Consent
+from domain.membership import Membership
+from domain.patient import Patient
+from domain.sponsor import SponsorProgramme
+
+A = TypeVar("A", bound=Aggregate)
+
+# Saves that lose a race are retried against fresh state this many times, unless the
+# caller pinned a version with If-Match.
+CONFLICT_RETRIES = 8
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What a command returns: its result fields and the log position it reached."""
+
+    result: dict[str, Any]
+    position: int
+    replayed: bool = False
+
+    def body(self) -> dict[str, Any]:
+        return {**self.result, "position": self.position}
+
+
+class CareLedger(Application[UUID]):
+    """All of the clinic's streams in one log, so a log position orders everything."""
+
+    name = "CareLedger"
+    env: ClassVar[dict[str, str]] = {
+        "AGGREGATE_CACHE_MAXSIZE": "2000",
+        "IS_SNAPSHOTTING_ENABLED": "y",
+    }
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
+        Patient: 100,
+        Consent: 50,
+        Membership: 50,
+        SponsorProgramme: 100,
+    }
+
+    def __init__(self, env: EnvType | None = None) -> None:
+        super().__init__(env)
+        self._listeners: list[Callable[[int], None]] = []
+
+    recorder: ProcessRecorder
+
+    def construct_recorder(self) -> ProcessRecorder:
+        # A process recorder, so that processes can commit tracking with their events.
+        return self.factory.process_recorder()
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        register_clinical_transcodings(transcoder)
+
+    # Notification of followers -------------------------------------------------------
+
+    def on_recorded(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(max_position)`` after each commit made by this process."""
+        self._listeners.append(listener)
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        if recordings and self._listeners:
+            position = max(r.notification.id for r in recordings)
+            for listener in self._listeners:
+                listener(position)
+
+    # Loading -------------------------------------------------------------------------
+
+    def load(self, cls: type[A], stream_id: UUID, resource: str) -> A:
+        try:
+            aggregate = self.repository.get(stream_id)
+        except AggregateNotFoundError:
+            raise NotFound(resource) from None
+        except (OperationalError, InterfaceError) as error:
+            raise StoreUnavailable(str(type(error).__name__)) from None
+        if not isinstance(aggregate, cls):
+            raise NotFound(resource)
+        return aggregate
+
+    # Writing -------------------------------------------------------------------------
+
+    def repeated(self, ctx: RequestContext) -> WriteOutcome | None:
+        """The first outcome of a retried request with the same Idempotency-Key."""
+        scope = self._idempotency_scope(ctx)
+        if scope is None:
+            return None
+        records = self.recorder
+        assert isinstance(records, IdempotencyRecords), "recorder lacks idempotency"
+        prior = records.find_outcome(scope)
+        if prior is None:
+            return None
+        if prior.fingerprint != ctx.request_fingerprint:
+            raise IdempotencyKeyReused()
+        return WriteOutcome(orjson.loads(prior.result), prior.position or 0, replayed=True)
+
+    def commit(
+        self, ctx: RequestContext, aggregates: Sequence[Aggregate], result: dict[str, Any]
+    ) -> WriteOutcome:
+        """Save the aggregates atomically, with the idempotency claim if any."""
+        claim = None
+        scope = self._idempotency_scope(ctx)
+        if scope is not None:
+            claim = IdempotencyClaim(
+                scope=scope,
+                fingerprint=ctx.request_fingerprint,
+                stream_id=aggregates[-1].id,
+                stream_version=aggregates[-1].version,
+                result=orjson.dumps(result, default=str),
+            )
+        try:
+            recordings = self.save(*aggregates, idempotency=claim)
+        except IntegrityError:
+            # Either a concurrent writer won the race, or a retry of this very request
+            # did. Only the second is answered from the claim.
+            if claim is not None and (prior := self.repeated(ctx)) is not None:
+                return prior
+            raise
+        except (OperationalError, InterfaceError) as error:
+            raise StoreUnavailable(type(error).__name__) from None
+        position = max(r.notification.id for r in recordings)
+        return WriteOutcome(result, position)
+
+    def change(
+        self,
+        ctx: RequestContext,
+        cls: type[A],
+        stream_id: UUID,
+        resource: str,
+        decide: Callable[[A], tuple[Sequence[Aggregate], dict[str, Any]]],
+        expected_version: int | None = None,
+    ) -> WriteOutcome:
+        """Load, decide, save; retry a lost race on fresh state unless If-Match pins it.
+
+        ``decide`` runs the command on the aggregate and returns what to save and the
+        result fields. It may raise domain or application errors.
+        """
+        for _ in range(CONFLICT_RETRIES):
+            aggregate = self.load(cls, stream_id, resource)
+            if expected_version is not None and aggregate.version != expected_version:
+                raise PreconditionFailed(expected_version, aggregate.version)
+            to_save, result = decide(aggregate)
+            try:
+                return self.commit(ctx, to_save, result)
+            except IntegrityError:
+                if expected_version is not None:
+                    latest = self.load(cls, stream_id, resource)
+                    raise PreconditionFailed(expected_version, latest.version) from None
+        raise VersionConflict()
+
+    @staticmethod
+    def _idempotency_scope(ctx: RequestContext) -> str | None:
+        if not ctx.idempotency_key:
+            return None
+        material = f"{ctx.actor.id}\x00{ctx.idempotency_key}".encode()
+        return hashlib.sha256(material).hexdigest()

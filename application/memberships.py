@@ -1,0 +1,206 @@
+"""Use cases of memberships: enrol, renew, cancel, list, and a sponsor's discontinuation."""
+
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
+
+from application.access import ChartAction, authorise, require_role
+from application.context import RequestContext
+from application.errors import NotFound, VersionConflict
+from application.ledger import CONFLICT_RETRIES, CareLedger, WriteOutcome
+from application.ports import Clock, NewId
+from domain.membership import Membership
+from domain.patient import Patient
+from domain.sponsor import SponsorProgramme
+from domain.values import Provenance
+from domain.vocabulary import MembershipStatus, Plan
+
+_ENROLLED = get_topic(Membership.Enrolled)
+
+
+class Memberships:
+    def __init__(self, ledger: CareLedger, clock: Clock, new_id: NewId) -> None:
+        self.ledger = ledger
+        self.clock = clock
+        self.new_id = new_id
+
+    def _by(self, ctx: RequestContext) -> Provenance:
+        return Provenance(ctx.actor.id, self.clock())
+
+    def enrol(
+        self,
+        ctx: RequestContext,
+        *,
+        patient_id: UUID,
+        plan: Plan,
+        sponsor_id: str | None,
+        annual_fee_cents: int,
+        starts_on: date,
+        ends_on: date,
+    ) -> WriteOutcome:
+        require_role(ctx, ChartAction.MANAGE_MEMBERSHIP)
+        if (prior := self.ledger.repeated(ctx)) is not None:
+            return prior
+        patient = self.ledger.load(Patient, patient_id, "patient")
+        authorise(ctx, ChartAction.MANAGE_MEMBERSHIP, patient)
+        membership_id = self.new_id()
+        # Only the sponsor's programme can be contended, so retrying is always safe.
+        for _ in range(CONFLICT_RETRIES):
+            by = self._by(ctx)
+            membership = Membership.enrol(
+                membership_id=membership_id,
+                patient_id=patient_id,
+                organisation_id=patient.organisation_id,
+                plan=plan,
+                sponsor_id=sponsor_id,
+                annual_fee_cents=annual_fee_cents,
+                starts_on=starts_on,
+                ends_on=ends_on,
+                by=by,
+            )
+            to_save: list[Aggregate] = [membership]
+            if sponsor_id:
+                programme = self._programme(ctx.actor.org, sponsor_id, by)
+                programme.enlist(membership_id=membership_id, by=by)
+                to_save.append(programme)
+            result = {"id": str(membership_id), "version": membership.version}
+            try:
+                return self.ledger.commit(ctx, to_save, result)
+            except IntegrityError:
+                continue
+        raise VersionConflict()
+
+    def renew(
+        self,
+        ctx: RequestContext,
+        membership_id: UUID,
+        *,
+        ends_on: date,
+        annual_fee_cents: int | None = None,
+        expected_version: int | None = None,
+    ) -> WriteOutcome:
+        def command(membership: Membership) -> None:
+            membership.renew(ends_on=ends_on, annual_fee_cents=annual_fee_cents, by=self._by(ctx))
+
+        return self._change(ctx, membership_id, expected_version, command)
+
+    def cancel(
+        self,
+        ctx: RequestContext,
+        membership_id: UUID,
+        *,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> WriteOutcome:
+        def command(membership: Membership) -> None:
+            membership.cancel(reason=reason, by=self._by(ctx))
+
+        return self._change(ctx, membership_id, expected_version, command)
+
+    def _change(
+        self,
+        ctx: RequestContext,
+        membership_id: UUID,
+        expected_version: int | None,
+        command: Any,
+    ) -> WriteOutcome:
+        require_role(ctx, ChartAction.MANAGE_MEMBERSHIP)
+        if (prior := self.ledger.repeated(ctx)) is not None:
+            return prior
+
+        def decide(membership: Membership) -> tuple[list[Membership], dict[str, Any]]:
+            if membership.organisation_id != ctx.actor.org:
+                raise NotFound("membership")
+            command(membership)
+            return [membership], {"id": str(membership.id), "version": membership.version}
+
+        return self.ledger.change(
+            ctx, Membership, membership_id, "membership", decide, expected_version
+        )
+
+    def discontinue_sponsor(
+        self, ctx: RequestContext, sponsor_id: str, *, effective_on: date
+    ) -> WriteOutcome:
+        """Record the discontinuation. The terminations follow from the log, in the
+        sponsor discontinuation process, never in this request."""
+        require_role(ctx, ChartAction.MANAGE_MEMBERSHIP)
+        if (prior := self.ledger.repeated(ctx)) is not None:
+            return prior
+        for _ in range(CONFLICT_RETRIES):
+            by = self._by(ctx)
+            programme = self._programme(ctx.actor.org, sponsor_id, by)
+            programme.discontinue(effective_on=effective_on, by=by)
+            result = {
+                "sponsor_id": sponsor_id,
+                "version": programme.version,
+                "members": len(programme.member_ids),
+            }
+            try:
+                return self.ledger.commit(ctx, [programme], result)
+            except IntegrityError:
+                continue
+        raise VersionConflict()
+
+    def _programme(self, org: str, sponsor_id: str, by: Provenance) -> SponsorProgramme:
+        stream_id = SponsorProgramme.stream_id(org, sponsor_id)
+        try:
+            return self.ledger.load(SponsorProgramme, stream_id, "sponsor")
+        except NotFound:
+            return SponsorProgramme.start(organisation_id=org, sponsor_id=sponsor_id, by=by)
+
+    def roster(
+        self,
+        ctx: RequestContext,
+        *,
+        patient_id: UUID | None = None,
+        sponsor_id: str | None = None,
+        status: MembershipStatus | None = None,
+    ) -> list[dict[str, Any]]:
+        """Memberships of the actor's organisation, filtered.
+
+        Interim: scans the log's enrolments (filtered by topic in the database). The
+        membership roster projection replaces this with an indexed read model.
+        """
+        require_role(ctx, ChartAction.MANAGE_MEMBERSHIP)
+        today = self.clock().date()
+        items = []
+        for membership_id in self._enrolled_ids():
+            membership = self.ledger.load(Membership, membership_id, "membership")
+            if membership.organisation_id != ctx.actor.org:
+                continue
+            if patient_id is not None and membership.patient_id != patient_id:
+                continue
+            if sponsor_id is not None and membership.sponsor_id != sponsor_id:
+                continue
+            if status is not None and membership.status != status:
+                continue
+            items.append(
+                {
+                    "id": str(membership.id),
+                    "patient_id": str(membership.patient_id),
+                    "plan": membership.plan,
+                    "sponsor_id": membership.sponsor_id,
+                    "status": membership.status,
+                    "starts_on": membership.starts_on.isoformat(),
+                    "ends_on": membership.ends_on.isoformat(),
+                    "active_today": membership.is_active_on(today),
+                    "version": membership.version,
+                }
+            )
+        return items
+
+    def _enrolled_ids(self) -> list[UUID]:
+        ids: list[UUID] = []
+        start = 1
+        while True:
+            page = self.ledger.recorder.select_notifications(
+                start=start, limit=500, topics=[_ENROLLED]
+            )
+            ids.extend(UUID(str(n.originator_id)) for n in page)
+            if len(page) < 500:
+                return ids
+            start = page[-1].id + 1

@@ -1,0 +1,198 @@
+"""Use cases of the chart: registration, demographics and clinical entries."""
+
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from application.access import ChartAction, authorise, require_role
+from application.context import RequestContext
+from application.ledger import CareLedger, WriteOutcome
+from application.ports import Clock, NewId
+from domain.consent import Consent
+from domain.patient import Patient
+from domain.values import Coding, ContactDetails, EntryValue, HumanName, Provenance
+from domain.vocabulary import AdministrativeSex, EntryKind, Modality, SensitivityLabel
+
+
+class Patients:
+    def __init__(self, ledger: CareLedger, clock: Clock, new_id: NewId) -> None:
+        self.ledger = ledger
+        self.clock = clock
+        self.new_id = new_id
+
+    def _by(self, ctx: RequestContext) -> Provenance:
+        return Provenance(ctx.actor.id, self.clock())
+
+    def register(
+        self,
+        ctx: RequestContext,
+        *,
+        mrn: str,
+        name: HumanName,
+        birth_date: date,
+        sex: AdministrativeSex,
+        contact: ContactDetails | None,
+    ) -> WriteOutcome:
+        require_role(ctx, ChartAction.REGISTER)
+        if (prior := self.ledger.repeated(ctx)) is not None:
+            return prior
+        by = self._by(ctx)
+        patient = Patient.register(
+            patient_id=self.new_id(),
+            consent_id=self.new_id(),
+            organisation_id=ctx.actor.org,
+            mrn=mrn,
+            name=name,
+            birth_date=birth_date,
+            sex=sex,
+            contact=contact,
+            by=by,
+        )
+        consent = Consent.open(consent_id=patient.consent_id, patient_id=patient.id, by=by)
+        result = {"id": str(patient.id), "version": patient.version}
+        return self.ledger.commit(ctx, [patient, consent], result)
+
+    def update_demographics(
+        self,
+        ctx: RequestContext,
+        patient_id: UUID,
+        *,
+        name: HumanName | None,
+        birth_date: date | None,
+        sex: AdministrativeSex | None,
+        contact: ContactDetails | None,
+        expected_version: int | None = None,
+    ) -> WriteOutcome:
+        def command(patient: Patient, by: Provenance) -> dict[str, Any]:
+            patient.update_demographics(
+                name=name, birth_date=birth_date, sex=sex, contact=contact, by=by
+            )
+            return {"id": str(patient.id)}
+
+        return self._change_chart(ctx, patient_id, expected_version, command)
+
+    def record_entry(
+        self,
+        ctx: RequestContext,
+        patient_id: UUID,
+        *,
+        kind: EntryKind,
+        code: Coding,
+        value: EntryValue | None,
+        effective_at: datetime,
+        modality: Modality | None,
+        labels: frozenset[SensitivityLabel],
+        expected_version: int | None = None,
+    ) -> WriteOutcome:
+        entry_id = self.new_id()
+
+        def command(patient: Patient, by: Provenance) -> dict[str, Any]:
+            patient.record_entry(
+                entry_id=entry_id,
+                kind=kind,
+                code=code,
+                value=value,
+                effective_at=effective_at,
+                modality=modality,
+                labels=labels,
+                by=by,
+            )
+            return {"entry_id": str(entry_id)}
+
+        return self._change_chart(ctx, patient_id, expected_version, command)
+
+    def amend_entry(
+        self,
+        ctx: RequestContext,
+        patient_id: UUID,
+        entry_id: UUID,
+        *,
+        reason: str,
+        code: Coding | None,
+        value: EntryValue | None,
+        effective_at: datetime | None,
+        modality: Modality | None,
+        labels: frozenset[SensitivityLabel] | None,
+        expected_version: int | None = None,
+    ) -> WriteOutcome:
+        def command(patient: Patient, by: Provenance) -> dict[str, Any]:
+            patient.amend_entry(
+                entry_id=entry_id,
+                reason=reason,
+                code=code,
+                value=value,
+                effective_at=effective_at,
+                modality=modality,
+                labels=labels,
+                by=by,
+            )
+            return {"entry_id": str(entry_id)}
+
+        return self._change_chart(ctx, patient_id, expected_version, command)
+
+    def mark_entered_in_error(
+        self,
+        ctx: RequestContext,
+        patient_id: UUID,
+        entry_id: UUID,
+        *,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> WriteOutcome:
+        def command(patient: Patient, by: Provenance) -> dict[str, Any]:
+            patient.mark_entered_in_error(entry_id=entry_id, reason=reason, by=by)
+            return {"entry_id": str(entry_id)}
+
+        return self._change_chart(ctx, patient_id, expected_version, command)
+
+    def record_death(
+        self,
+        ctx: RequestContext,
+        patient_id: UUID,
+        *,
+        deceased_at: datetime,
+        expected_version: int | None = None,
+    ) -> WriteOutcome:
+        def command(patient: Patient, by: Provenance) -> dict[str, Any]:
+            patient.record_death(deceased_at=deceased_at, by=by)
+            return {"id": str(patient.id)}
+
+        return self._change_chart(ctx, patient_id, expected_version, command)
+
+    def _change_chart(
+        self,
+        ctx: RequestContext,
+        patient_id: UUID,
+        expected_version: int | None,
+        command: Callable[[Patient, Provenance], dict[str, Any]],
+    ) -> WriteOutcome:
+        """Run a clinical command on a chart the actor may write to."""
+        require_role(ctx, ChartAction.WRITE_CLINICAL)
+        if (prior := self.ledger.repeated(ctx)) is not None:
+            return prior
+
+        def decide(patient: Patient) -> tuple[list[Patient], dict[str, Any]]:
+            authorise(ctx, ChartAction.WRITE_CLINICAL, patient)
+            result = command(patient, self._by(ctx))
+            return [patient], {**result, "version": patient.version}
+
+        return self.ledger.change(ctx, Patient, patient_id, "patient", decide, expected_version)
+
+    def demographics(self, ctx: RequestContext, patient_id: UUID) -> dict[str, Any]:
+        """The patient's demographics, as of the latest version of the stream."""
+        require_role(ctx, ChartAction.READ_DEMOGRAPHICS)
+        patient = self.ledger.load(Patient, patient_id, "patient")
+        authorise(ctx, ChartAction.READ_DEMOGRAPHICS, patient)
+        return {
+            "id": str(patient.id),
+            "version": patient.version,
+            "mrn": patient.mrn,
+            "name": asdict(patient.name) if patient.name else None,
+            "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
+            "sex": patient.sex,
+            "contact": asdict(patient.contact) if patient.contact else None,
+            "deceased_at": patient.deceased_at,
+            "entry_count": patient.entry_count,
+        }

@@ -1,0 +1,38 @@
+"""Ports the application needs from outside. Adapters live in ``infrastructure``."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+from uuid import UUID
+
+Clock = Callable[[], datetime]
+"""Returns the current time in UTC. Injected so that tests control time."""
+
+NewId = Callable[[], UUID]
+"""Returns a fresh random id (uuid4 in production)."""
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """Written in the same transaction as the events it guards."""
+
+    scope: str  # sha256 of actor id and Idempotency-Key: no raw key at rest
+    fingerprint: str  # sha256 of the request, to detect a reused key
+    stream_id: UUID  # the last stream written, to find its log position on replay
+    stream_version: int
+    result: bytes  # the JSON result, minus the log position
+
+
+@dataclass(frozen=True)
+class IdempotentOutcome:
+    fingerprint: str
+    result: bytes
+    position: int | None
+
+
+@runtime_checkable
+class IdempotencyRecords(Protocol):
+    """Looks up claims written atomically with events by the recorder."""
+
+    def find_outcome(self, scope: str) -> IdempotentOutcome | None: ...

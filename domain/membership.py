@@ -1,0 +1,178 @@
+"""A paid membership: the care relationship that lets clinicians treat a patient."""
+
+from datetime import date, datetime
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import InvalidValue, MembershipNotActive, MembershipPeriodInvalid
+from domain.values import Provenance
+from domain.vocabulary import MembershipStatus, Plan, TerminationReason
+
+MAX_TERM_DAYS = 3 * 366
+
+
+class Membership(Aggregate):
+    """One stream per membership: Enrolled, then Renewed or an ending event."""
+
+    id: UUID  # ids are passed in (uuid4 from the caller), never minted here
+
+    class Event(Aggregate.Event):
+        actor_id: str
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.timestamp
+
+    @staticmethod
+    def enrol(
+        *,
+        membership_id: UUID,
+        patient_id: UUID,
+        organisation_id: str,
+        plan: Plan,
+        sponsor_id: str | None,
+        annual_fee_cents: int,
+        starts_on: date,
+        ends_on: date,
+        by: Provenance,
+    ) -> "Membership":
+        if plan is Plan.EMPLOYER and not sponsor_id:
+            raise InvalidValue("sponsor_id", "is required for an employer plan")
+        if plan is Plan.INDIVIDUAL and sponsor_id:
+            raise InvalidValue("sponsor_id", "applies to employer plans only")
+        if annual_fee_cents < 0:
+            raise InvalidValue("annual_fee_cents", "must not be negative")
+        _check_term(starts_on, ends_on)
+        return Membership(
+            id=membership_id,
+            patient_id=patient_id,
+            organisation_id=organisation_id,
+            plan=plan.value,
+            sponsor_id=sponsor_id,
+            annual_fee_cents=annual_fee_cents,
+            starts_on=starts_on,
+            ends_on=ends_on,
+            actor_id=by.actor_id,
+            timestamp=by.occurred_at,
+        )
+
+    @event("Enrolled")
+    def __init__(
+        self,
+        *,
+        patient_id: UUID,
+        organisation_id: str,
+        plan: str,
+        sponsor_id: str | None,
+        annual_fee_cents: int,
+        starts_on: date,
+        ends_on: date,
+        actor_id: str,
+        timestamp: datetime,
+    ) -> None:
+        self.patient_id = patient_id
+        self.organisation_id = organisation_id
+        self.plan = plan
+        self.sponsor_id = sponsor_id
+        self.annual_fee_cents = annual_fee_cents
+        self.starts_on = starts_on
+        self.ends_on = ends_on
+        self.status = MembershipStatus.ACTIVE.value
+        self.ended_on: date | None = None
+
+    def renew(
+        self, *, ends_on: date, annual_fee_cents: int | None = None, by: Provenance
+    ) -> None:
+        """Extend the period. A lapsed membership may be renewed; an ended one not."""
+        if self.status not in (MembershipStatus.ACTIVE, MembershipStatus.LAPSED):
+            raise MembershipNotActive(self.status)
+        if ends_on <= self.ends_on:
+            raise MembershipPeriodInvalid("a renewal must end after the current period")
+        _check_term(self.ends_on, ends_on)
+        if annual_fee_cents is not None and annual_fee_cents < 0:
+            raise InvalidValue("annual_fee_cents", "must not be negative")
+        self._renewed(
+            ends_on=ends_on,
+            annual_fee_cents=annual_fee_cents,
+            actor_id=by.actor_id,
+            timestamp=by.occurred_at,
+        )
+
+    @event("Renewed")
+    def _renewed(
+        self, *, ends_on: date, annual_fee_cents: int | None, actor_id: str, timestamp: datetime
+    ) -> None:
+        self.ends_on = ends_on
+        if annual_fee_cents is not None:
+            self.annual_fee_cents = annual_fee_cents
+        self.status = MembershipStatus.ACTIVE.value
+
+    def cancel(self, *, reason: str, by: Provenance) -> None:
+        """The member ends the membership."""
+        self._check_active()
+        if not reason.strip():
+            raise InvalidValue("reason", "must not be blank")
+        self._cancelled(
+            reason=reason,
+            cancelled_on=by.occurred_at.date(),
+            actor_id=by.actor_id,
+            timestamp=by.occurred_at,
+        )
+
+    @event("Cancelled")
+    def _cancelled(
+        self, *, reason: str, cancelled_on: date, actor_id: str, timestamp: datetime
+    ) -> None:
+        self.status = MembershipStatus.CANCELLED.value
+        self.ended_on = cancelled_on
+
+    def lapse(self, *, by: Provenance) -> None:
+        """The period ended without a renewal."""
+        self._check_active()
+        if by.occurred_at.date() <= self.ends_on:
+            raise MembershipPeriodInvalid("the period has not ended yet")
+        self._lapsed(lapsed_on=self.ends_on, actor_id=by.actor_id, timestamp=by.occurred_at)
+
+    @event("Lapsed")
+    def _lapsed(self, *, lapsed_on: date, actor_id: str, timestamp: datetime) -> None:
+        self.status = MembershipStatus.LAPSED.value
+        self.ended_on = lapsed_on
+
+    def terminate(
+        self, *, reason: TerminationReason, effective_on: date, by: Provenance
+    ) -> None:
+        """The organisation ends the membership."""
+        self._check_active()
+        self._terminated(
+            reason=reason.value,
+            effective_on=max(effective_on, self.starts_on),
+            actor_id=by.actor_id,
+            timestamp=by.occurred_at,
+        )
+
+    @event("Terminated")
+    def _terminated(
+        self, *, reason: str, effective_on: date, actor_id: str, timestamp: datetime
+    ) -> None:
+        self.status = MembershipStatus.TERMINATED.value
+        self.ended_on = effective_on
+
+    def is_active_on(self, day: date) -> bool:
+        """Whether the membership gives a care relationship on that day."""
+        if self.status == MembershipStatus.ACTIVE:
+            return self.starts_on <= day <= self.ends_on
+        if self.status == MembershipStatus.LAPSED:
+            return False
+        return self.ended_on is not None and self.starts_on <= day < self.ended_on
+
+    def _check_active(self) -> None:
+        if self.status != MembershipStatus.ACTIVE:
+            raise MembershipNotActive(self.status)
+
+
+def _check_term(starts_on: date, ends_on: date) -> None:
+    if ends_on <= starts_on:
+        raise MembershipPeriodInvalid("ends_on must be after starts_on")
+    if (ends_on - starts_on).days > MAX_TERM_DAYS:
+        raise MembershipPeriodInvalid("a membership term may not exceed three years")

@@ -1,0 +1,334 @@
+"""The patient's chart: demographics and an append-only list of clinical entries."""
+
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import (
+    EntryEnteredInError,
+    EntryNotFound,
+    InvalidValue,
+    PatientDeceased,
+    PatientErased,
+)
+from domain.values import (
+    Coding,
+    ContactDetails,
+    EntryValue,
+    HumanName,
+    Provenance,
+    require_utc,
+)
+from domain.vocabulary import (
+    AdministrativeSex,
+    EntryKind,
+    EntryStatus,
+    Modality,
+    SensitivityLabel,
+)
+
+
+class Patient(Aggregate):
+    """One stream per patient. Corrections are new events; nothing is edited."""
+
+    id: UUID  # ids are passed in (uuid4 from the caller), never minted here
+
+    class Event(Aggregate.Event):
+        actor_id: str
+
+        @property
+        def occurred_at(self) -> datetime:
+            return self.timestamp
+
+    @staticmethod
+    def register(
+        *,
+        patient_id: UUID,
+        consent_id: UUID,
+        organisation_id: str,
+        mrn: str,
+        name: HumanName,
+        birth_date: date,
+        sex: AdministrativeSex,
+        contact: ContactDetails | None,
+        by: Provenance,
+    ) -> "Patient":
+        _check_birth_date(birth_date, by)
+        if not mrn.strip() or len(mrn) > 64:
+            raise InvalidValue("mrn", "must be 1 to 64 characters")
+        return Patient(
+            id=patient_id,
+            consent_id=consent_id,
+            organisation_id=organisation_id,
+            mrn=mrn,
+            name=name,
+            birth_date=birth_date,
+            sex=sex.value,
+            contact=contact,
+            actor_id=by.actor_id,
+            timestamp=by.occurred_at,
+        )
+
+    @event("Registered")
+    def __init__(
+        self,
+        *,
+        consent_id: UUID,
+        organisation_id: str,
+        mrn: str,
+        name: HumanName,
+        birth_date: date,
+        sex: str,
+        contact: ContactDetails | None,
+        actor_id: str,
+        timestamp: datetime,
+    ) -> None:
+        self.consent_id = consent_id
+        self.organisation_id = organisation_id
+        self.mrn: str | None = mrn
+        self.name: HumanName | None = name
+        self.birth_date: date | None = birth_date
+        self.sex: str | None = sex
+        self.contact = contact
+        self.deceased_at: datetime | None = None
+        self.erased = False
+        # Just enough per entry to check invariants; content lives in the events.
+        self.entries: dict[str, dict[str, str]] = {}
+
+    # Demographics ---------------------------------------------------------------
+
+    def update_demographics(
+        self,
+        *,
+        name: HumanName | None = None,
+        birth_date: date | None = None,
+        sex: AdministrativeSex | None = None,
+        contact: ContactDetails | None = None,
+        by: Provenance,
+    ) -> None:
+        self._check_not_erased()
+        if birth_date is not None:
+            _check_birth_date(birth_date, by)
+        if name is None and birth_date is None and sex is None and contact is None:
+            raise InvalidValue("body", "names no demographic field to change")
+        self._demographics_updated(
+            name=name,
+            birth_date=birth_date,
+            sex=sex.value if sex else None,
+            contact=contact,
+            actor_id=by.actor_id,
+            timestamp=by.occurred_at,
+        )
+
+    @event("DemographicsUpdated")
+    def _demographics_updated(
+        self,
+        *,
+        name: HumanName | None,
+        birth_date: date | None,
+        sex: str | None,
+        contact: ContactDetails | None,
+        actor_id: str,
+        timestamp: datetime,
+    ) -> None:
+        self.name = name or self.name
+        self.birth_date = birth_date or self.birth_date
+        self.sex = sex or self.sex
+        self.contact = contact or self.contact
+
+    # Clinical entries -------------------------------------------------------------
+
+    def record_entry(
+        self,
+        *,
+        entry_id: UUID,
+        kind: EntryKind,
+        code: Coding,
+        value: EntryValue | None,
+        effective_at: datetime,
+        modality: Modality | None,
+        labels: frozenset[SensitivityLabel],
+        by: Provenance,
+    ) -> None:
+        self._check_chart_open()
+        require_utc("effective_at", effective_at)
+        _check_modality(kind, modality)
+        if entry_id.hex in self.entries:
+            raise InvalidValue("entry_id", "already used in this chart")
+        self._entry_recorded(
+            entry_id=entry_id,
+            kind=kind.value,
+            code=code,
+            value=value,
+            effective_at=effective_at,
+            modality=modality.value if modality else None,
+            labels=sorted(label.value for label in labels),
+            author=by.actor_id,
+            actor_id=by.actor_id,
+            timestamp=by.occurred_at,
+        )
+
+    @event("EntryRecorded")
+    def _entry_recorded(
+        self,
+        *,
+        entry_id: UUID,
+        kind: str,
+        code: Coding,
+        value: EntryValue | None,
+        effective_at: datetime,
+        modality: str | None,
+        labels: list[str],
+        author: str,
+        actor_id: str,
+        timestamp: datetime,
+    ) -> None:
+        self.entries[entry_id.hex] = {"kind": kind, "status": EntryStatus.ACTIVE}
+
+    def amend_entry(
+        self,
+        *,
+        entry_id: UUID,
+        reason: str,
+        code: Coding | None = None,
+        value: EntryValue | None = None,
+        effective_at: datetime | None = None,
+        modality: Modality | None = None,
+        labels: frozenset[SensitivityLabel] | None = None,
+        by: Provenance,
+    ) -> None:
+        """Supersede an entry. Fields left as None keep their current values."""
+        self._check_chart_open()
+        entry = self._entry(entry_id)
+        if not reason.strip():
+            raise InvalidValue("reason", "must not be blank")
+        if effective_at is not None:
+            require_utc("effective_at", effective_at)
+        if modality is not None:
+            _check_modality(EntryKind(entry["kind"]), modality)
+        self._entry_amended(
+            entry_id=entry_id,
+            reason=reason,
+            code=code,
+            value=value,
+            effective_at=effective_at,
+            modality=modality.value if modality else None,
+            labels=sorted(label.value for label in labels) if labels is not None else None,
+            author=by.actor_id,
+            actor_id=by.actor_id,
+            timestamp=by.occurred_at,
+        )
+
+    @event("EntryAmended")
+    def _entry_amended(
+        self,
+        *,
+        entry_id: UUID,
+        reason: str,
+        code: Coding | None,
+        value: EntryValue | None,
+        effective_at: datetime | None,
+        modality: str | None,
+        labels: list[str] | None,
+        author: str,
+        actor_id: str,
+        timestamp: datetime,
+    ) -> None:
+        self.entries[entry_id.hex]["status"] = EntryStatus.AMENDED
+
+    def mark_entered_in_error(self, *, entry_id: UUID, reason: str, by: Provenance) -> None:
+        self._check_chart_open()
+        self._entry(entry_id)
+        if not reason.strip():
+            raise InvalidValue("reason", "must not be blank")
+        self._entry_entered_in_error(
+            entry_id=entry_id, reason=reason, actor_id=by.actor_id, timestamp=by.occurred_at
+        )
+
+    @event("EntryEnteredInError")
+    def _entry_entered_in_error(
+        self, *, entry_id: UUID, reason: str, actor_id: str, timestamp: datetime
+    ) -> None:
+        self.entries[entry_id.hex]["status"] = EntryStatus.ENTERED_IN_ERROR
+
+    # End of the chart --------------------------------------------------------------
+
+    def record_death(self, *, deceased_at: datetime, by: Provenance) -> None:
+        self._check_chart_open()
+        require_utc("deceased_at", deceased_at)
+        if deceased_at > by.occurred_at:
+            raise InvalidValue("deceased_at", "must not be in the future")
+        self._deceased(deceased_at=deceased_at, actor_id=by.actor_id, timestamp=by.occurred_at)
+
+    @event("Deceased")
+    def _deceased(self, *, deceased_at: datetime, actor_id: str, timestamp: datetime) -> None:
+        self.deceased_at = deceased_at
+
+    def erase(self, *, legal_basis: str, by: Provenance) -> None:
+        """Record the crypto-shredding. The event carries no PHI."""
+        self._check_not_erased()
+        if not legal_basis.strip():
+            raise InvalidValue("legal_basis", "must not be blank")
+        self._erased(legal_basis=legal_basis, actor_id=by.actor_id, timestamp=by.occurred_at)
+
+    @event("Erased")
+    def _erased(self, *, legal_basis: str, actor_id: str, timestamp: datetime) -> None:
+        self.erased = True
+        self.mrn = self.name = self.birth_date = self.sex = None
+        self.contact = None
+
+    # Invariants ---------------------------------------------------------------------
+
+    def _check_not_erased(self) -> None:
+        if self.erased:
+            raise PatientErased()
+
+    def _check_chart_open(self) -> None:
+        self._check_not_erased()
+        if self.deceased_at is not None:
+            raise PatientDeceased()
+
+    def _entry(self, entry_id: UUID) -> dict[str, str]:
+        entry = self.entries.get(entry_id.hex)
+        if entry is None:
+            raise EntryNotFound()
+        if entry["status"] == EntryStatus.ENTERED_IN_ERROR:
+            raise EntryEnteredInError()
+        return entry
+
+    def entry_status(self, entry_id: UUID) -> EntryStatus:
+        entry = self.entries.get(entry_id.hex)
+        if entry is None:
+            raise EntryNotFound()
+        return EntryStatus(entry["status"])
+
+    @property
+    def entry_count(self) -> int:
+        return len(self.entries)
+
+    def demographics(self) -> dict[str, Any]:
+        self._check_not_erased()
+        return {
+            "mrn": self.mrn,
+            "name": self.name,
+            "birth_date": self.birth_date,
+            "sex": self.sex,
+            "contact": self.contact,
+            "deceased_at": self.deceased_at,
+        }
+
+
+def _check_birth_date(birth_date: date, by: Provenance) -> None:
+    if birth_date > by.occurred_at.date():
+        raise InvalidValue("birth_date", "must not be in the future")
+    if birth_date.year < 1850:
+        raise InvalidValue("birth_date", "is implausibly early")
+
+
+def _check_modality(kind: EntryKind, modality: Modality | None) -> None:
+    if kind is EntryKind.ENCOUNTER and modality is None:
+        raise InvalidValue("modality", "is required for an encounter")
+    if kind is not EntryKind.ENCOUNTER and modality is not None:
+        raise InvalidValue("modality", "applies to encounters only")

@@ -1,0 +1,1 @@
+"""Adapters: recorders for SQLite and PostgreSQL, the log follower, configuration of stores."""
