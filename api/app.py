@@ -1,0 +1,43 @@
+"""The FastAPI application."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import problems
+from api.container import Container
+from api.middleware import RequestGuard
+from api.responses import JSON
+from api.routers import consents, memberships, operations, patients
+
+DESCRIPTION = """
+Event-sourced healthcare records. Every write is an event in an append-only log;
+every response carries `X-Request-Id`. Errors are RFC 9457 `application/problem+json`.
+Authenticate with `Authorization: Bearer <JWT>` (claims `sub`, `role`, `org`, `exp`,
+and `patient` for patients).
+"""
+
+
+def create_app(container: Container) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        container.start_followers()
+        try:
+            yield
+        finally:
+            container.close()
+
+    app = FastAPI(
+        title="CareLedger",
+        version="0.1.0",
+        description=DESCRIPTION,
+        default_response_class=JSON,
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    problems.install(app)
+    for module in (patients, consents, memberships, operations):
+        app.include_router(module.router)
+    app.add_middleware(RequestGuard, max_body_bytes=container.settings.max_body_bytes)
+    return app

@@ -1,0 +1,145 @@
+"""The ``careledger`` command."""
+
+import signal
+import sys
+import threading
+import time
+from typing import Annotated
+from uuid import UUID
+
+import typer
+import uvicorn
+
+from api import logging as structured_logging
+from api.auth import mint_token
+from api.settings import ConfigError, Settings, load_settings, resolve_secrets
+from application.context import Role
+
+cli = typer.Typer(
+    help="CareLedger: event-sourced healthcare records.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    """One clear line on stderr, no traceback, no secret."""
+    typer.echo(f"careledger: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    with_projections: Annotated[
+        bool, typer.Option(help="Run the log processes in this process (default on SQLite)")
+    ] = False,
+) -> None:
+    """Serve the HTTP API."""
+    from api.app import create_app
+    from api.bootstrap import build
+
+    settings = _settings()
+    structured_logging.configure(settings.log_level)
+    embedded = settings.database_url.startswith("sqlite")
+    try:
+        container = build(settings, run_processes=embedded or with_projections)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    uvicorn.run(create_app(container), host=host, port=port, log_config=None, access_log=False)
+
+
+@cli.command()
+def worker() -> None:
+    """Run the log processes (sponsor discontinuation) until stopped."""
+    from api.bootstrap import build
+
+    settings = _settings()
+    structured_logging.configure(settings.log_level)
+    try:
+        container = build(settings, run_processes=True)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    container.start_followers()
+    typer.echo("careledger worker: running; Ctrl-C to stop", err=True)
+    stopping.wait()
+    container.close()
+
+
+@cli.command()
+def token(
+    role: Annotated[Role, typer.Option(help="clinician, auditor, patient, admin or service")],
+    sub: Annotated[str, typer.Option(help="The actor's id")],
+    org: Annotated[str | None, typer.Option(help="Organisation (default CARELEDGER_ORG)")] = None,
+    patient: Annotated[str | None, typer.Option(help="Patient id, for the patient role")] = None,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 3600,
+) -> None:
+    """Print a development token signed with the configured secret."""
+    settings = _settings()
+    patient_id = None
+    if patient is not None:
+        try:
+            patient_id = UUID(patient)
+        except ValueError:
+            raise _fail("--patient must be a UUID") from None
+    if role is Role.PATIENT and patient_id is None:
+        raise _fail("a patient token needs --patient")
+    if ttl <= 0:
+        raise _fail("--ttl must be positive")
+    try:
+        secret = resolve_secrets(settings).jwt_secret
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    if not secret:
+        raise _fail("tokens can only be minted with CARELEDGER_JWT_SECRET (not with a JWKS)")
+    typer.echo(
+        mint_token(
+            secret,
+            role=role,
+            sub=sub,
+            org=org or settings.org,
+            patient=patient_id,
+            ttl_seconds=ttl,
+            now=int(time.time()),
+        )
+    )
+
+
+@cli.command()
+def demo(
+    patients: Annotated[int, typer.Option(help="How many synthetic patients", min=1)] = 20,
+    seed: Annotated[int, typer.Option(help="Random seed, for repeatable data")] = 7,
+) -> None:
+    """Seed realistic synthetic patients, entries, memberships and consents."""
+    from api.bootstrap import build
+    from api.demo import seed_demo
+
+    settings = _settings()
+    try:
+        container = build(settings)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    try:
+        summary = seed_demo(container, patients=patients, seed=seed)
+    finally:
+        container.close()
+    typer.echo(summary)
+
+
+def main() -> None:
+    try:
+        cli()
+    except KeyboardInterrupt:
+        sys.exit(130)

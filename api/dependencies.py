@@ -1,0 +1,99 @@
+"""Typed dependencies: the services, the authenticated actor, and the request context."""
+
+import hashlib
+import re
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from api.auth import Unauthenticated
+from api.container import Container
+from application.context import Actor, RequestContext, Role
+from domain.errors import InvalidValue
+from domain.vocabulary import Purpose
+
+_DEFAULT_PURPOSE = {
+    Role.CLINICIAN: Purpose.TREAT,
+    Role.PATIENT: Purpose.PATRQT,
+    Role.ADMIN: Purpose.HOPERAT,
+    Role.AUDITOR: Purpose.HOPERAT,
+    Role.SERVICE: Purpose.TREAT,
+}
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_ETAG = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
+BREAK_GLASS_MIN = 20
+
+
+def container(request: Request) -> Container:
+    found: Container = request.app.state.container
+    return found
+
+
+Services = Annotated[Container, Depends(container)]
+
+
+def current_actor(request: Request, services: Services) -> Actor:
+    try:
+        return services.verifier.actor(request.headers.get("authorization"))
+    except Unauthenticated:
+        raise
+    except Exception:
+        raise Unauthenticated("the token cannot be verified") from None
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+async def request_context(
+    request: Request,
+    actor: CurrentActor,
+    x_purpose_of_use: Annotated[str | None, Header()] = None,
+    x_break_glass: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> RequestContext:
+    purpose = _DEFAULT_PURPOSE[actor.role]
+    if x_purpose_of_use is not None:
+        try:
+            purpose = Purpose(x_purpose_of_use.strip().upper())
+        except ValueError:
+            raise InvalidValue("X-Purpose-Of-Use", "is not a known purpose of use") from None
+    if x_break_glass is not None:
+        if len(x_break_glass.strip()) < BREAK_GLASS_MIN:
+            raise InvalidValue(
+                "X-Break-Glass", f"the justification needs at least {BREAK_GLASS_MIN} characters"
+            )
+        purpose = Purpose.ETREAT
+    fingerprint = ""
+    if idempotency_key is not None:
+        if not _IDEMPOTENCY_KEY.match(idempotency_key):
+            raise InvalidValue("Idempotency-Key", "must be 1 to 255 printable characters")
+        body = await request.body()
+        digest = hashlib.sha256()
+        for part in (request.method.encode(), request.url.path.encode(), body):
+            digest.update(len(part).to_bytes(8, "big") + part)
+        fingerprint = digest.hexdigest()
+    return RequestContext(
+        actor=actor,
+        purpose=purpose,
+        request_id=request.state.request_id,
+        source=request.client.host if request.client else "",
+        break_glass=x_break_glass.strip() if x_break_glass else None,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
+    )
+
+
+Context = Annotated[RequestContext, Depends(request_context)]
+
+
+def expected_version(if_match: Annotated[str | None, Header()] = None) -> int | None:
+    """If-Match carries the stream version as an ETag: "3", W/"3" or *."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    found = _ETAG.match(if_match.strip())
+    if not found:
+        raise InvalidValue("If-Match", 'must be a version ETag such as "3"')
+    return int(found.group(1))
+
+
+ExpectedVersion = Annotated[int | None, Depends(expected_version)]

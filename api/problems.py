@@ -1,0 +1,105 @@
+"""Every error becomes application/problem+json here, in one place.
+
+Messages come from domain and application errors, which never carry PHI, and from
+validation, where input values are deliberately left out.
+"""
+
+import logging
+from typing import Any
+
+from eventsourcing.persistence import PersistenceError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from api.auth import Unauthenticated
+from api.responses import Problem, problem
+from application import errors as app_errors
+from domain import errors as domain_errors
+
+log = logging.getLogger("careledger.api")
+
+_APPLICATION_STATUS: list[tuple[type[Exception], int, str]] = [
+    (app_errors.NotFound, 404, "Not found"),
+    (app_errors.Gone, 410, "Gone"),
+    (app_errors.Forbidden, 403, "Forbidden"),
+    (app_errors.VersionConflict, 409, "Version conflict"),
+    (app_errors.PreconditionFailed, 412, "Precondition failed"),
+    (app_errors.IdempotencyKeyReused, 409, "Idempotency key reused"),
+    (app_errors.StoreUnavailable, 503, "Store unavailable"),
+]
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def _validation(request: Request, error: Exception) -> Problem:
+    assert isinstance(error, RequestValidationError)
+    errors = []
+    for item in error.errors():
+        message = str(item.get("msg", "is invalid"))
+        if item.get("type") == "json_invalid":
+            message = "the body is not valid JSON"
+        elif item.get("type") == "extra_forbidden":
+            message = "is not a known field"
+        errors.append({"field": _field(tuple(item.get("loc", ()))), "message": message})
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return problem(422, "Invalid input", detail, errors=errors)
+
+
+def _domain(request: Request, error: Exception) -> Problem:
+    if isinstance(error, domain_errors.InvalidValue):
+        return problem(
+            422,
+            "Invalid input",
+            str(error),
+            errors=[{"field": error.field, "message": error.message}],
+        )
+    return problem(409, "Rule violated", str(error))
+
+
+def _application(request: Request, error: Exception) -> Problem:
+    for cls, status, title in _APPLICATION_STATUS:
+        if isinstance(error, cls):
+            response = problem(status, title, str(error))
+            if status == 503:
+                response.headers["Retry-After"] = "1"
+            return response
+    return problem(400, "Bad request", str(error))
+
+
+def _unauthenticated(request: Request, error: Exception) -> Problem:
+    return problem(401, "Unauthenticated", str(error))
+
+
+def _http(request: Request, error: Exception) -> Problem:
+    assert isinstance(error, HTTPException)
+    title = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}.get(
+        error.status_code, "HTTP error"
+    )
+    return problem(error.status_code, title, str(error.detail))
+
+
+def _store(request: Request, error: Exception) -> Problem:
+    log.error("store error", extra={"error": type(error).__name__})
+    response = problem(503, "Store unavailable", "the event store cannot be reached")
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+def _unexpected(request: Request, error: Exception) -> Problem:
+    # Log the type only: an exception message may quote PHI from a payload.
+    log.error("unhandled error", extra={"error": type(error).__name__})
+    return problem(500, "Internal error", "an unexpected error occurred; it has been logged")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(domain_errors.DomainError, _domain)
+    app.add_exception_handler(app_errors.ApplicationError, _application)
+    app.add_exception_handler(Unauthenticated, _unauthenticated)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(PersistenceError, _store)
+    app.add_exception_handler(Exception, _unexpected)

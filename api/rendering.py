@@ -1,0 +1,27 @@
+"""Shared rendering of command outcomes."""
+
+from typing import Any
+
+from api.responses import JSON
+from application.ledger import WriteOutcome
+
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No token, or a bad one"},
+    403: {"description": "A valid token that is not allowed"},
+    404: {"description": "Not found, or not within the actor's reach"},
+    409: {"description": "Version conflict, or a business rule refused the command"},
+    412: {"description": "If-Match named a version that is not current"},
+    413: {"description": "Body too large"},
+    422: {"description": "Invalid input; `errors` names each bad field"},
+    503: {"description": "The store is unavailable"},
+}
+
+
+def written(outcome: WriteOutcome, status_code: int) -> JSON:
+    headers = {}
+    version = outcome.result.get("version", outcome.result.get("consent_version"))
+    if version is not None:
+        headers["ETag"] = f'"{version}"'
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSON(outcome.body(), status_code=status_code, headers=headers)

@@ -1,0 +1,1 @@
+"""One router per resource. Routes parse, call one use case, and render."""

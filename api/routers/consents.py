@@ -1,0 +1,73 @@
+"""Consent directives and restriction requests of a patient."""
+
+from uuid import UUID
+
+from fastapi import APIRouter
+
+from api.dependencies import Context, ExpectedVersion, Services
+from api.rendering import WRITE_RESPONSES, written
+from api.responses import JSON
+from api.schemas import GrantDirectiveIn, ReasonIn, RestrictionIn
+
+router = APIRouter(prefix="/v1/patients", tags=["consent"], responses=WRITE_RESPONSES)
+
+
+@router.post("/{patient_id}/consents", status_code=201, summary="Grant a consent directive")
+def grant_directive(
+    patient_id: UUID,
+    body: GrantDirectiveIn,
+    ctx: Context,
+    services: Services,
+    expected: ExpectedVersion,
+) -> JSON:
+    outcome = services.consents.grant_directive(
+        ctx,
+        patient_id,
+        grantee=body.grantee,
+        purposes=frozenset(body.purposes),
+        labels=frozenset(body.labels),
+        period=body.period.to_domain(),
+        form_id=body.evidence.form_id,
+        form_version=body.evidence.form_version,
+        text_sha256=body.evidence.text_sha256,
+        method=body.evidence.method,
+        expected_version=expected,
+    )
+    return written(outcome, 201)
+
+
+@router.post("/{patient_id}/consents/{directive_id}/revoke", summary="Revoke a directive")
+def revoke_directive(
+    patient_id: UUID,
+    directive_id: UUID,
+    body: ReasonIn,
+    ctx: Context,
+    services: Services,
+    expected: ExpectedVersion,
+) -> JSON:
+    outcome = services.consents.revoke_directive(
+        ctx, patient_id, directive_id, reason=body.reason, expected_version=expected
+    )
+    return written(outcome, 200)
+
+
+@router.get("/{patient_id}/consents", summary="The patient's directives and consent version")
+def read_consents(patient_id: UUID, ctx: Context, services: Services) -> JSON:
+    state = services.consents.current(ctx, patient_id)
+    return JSON(state, headers={"ETag": f'"{state["consent_version"]}"'})
+
+
+@router.post(
+    "/{patient_id}/restrictions", status_code=201, summary="Request a restriction (164.522)"
+)
+def request_restriction(
+    patient_id: UUID, body: RestrictionIn, ctx: Context, services: Services
+) -> JSON:
+    outcome = services.consents.request_restriction(
+        ctx,
+        patient_id,
+        purposes=frozenset(body.purposes),
+        labels=frozenset(body.labels),
+        recipient=body.recipient,
+    )
+    return written(outcome, 201)

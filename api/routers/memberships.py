@@ -1,0 +1,90 @@
+"""Memberships and sponsors' programmes."""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Query
+
+from api.dependencies import Context, ExpectedVersion, Services
+from api.rendering import WRITE_RESPONSES, written
+from api.responses import JSON
+from api.schemas import DiscontinueIn, EnrolIn, ReasonIn, RenewIn, Written
+from domain.vocabulary import MembershipStatus
+
+router = APIRouter(prefix="/v1", tags=["memberships"], responses=WRITE_RESPONSES)
+
+SponsorId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+
+
+@router.post("/memberships", status_code=201, response_model=Written, summary="Enrol")
+def enrol(body: EnrolIn, ctx: Context, services: Services) -> JSON:
+    outcome = services.memberships.enrol(
+        ctx,
+        patient_id=body.patient_id,
+        plan=body.plan,
+        sponsor_id=body.sponsor_id,
+        annual_fee_cents=body.annual_fee_cents,
+        starts_on=body.starts_on,
+        ends_on=body.ends_on,
+    )
+    return written(outcome, 201)
+
+
+@router.post("/memberships/{membership_id}/renew", response_model=Written, summary="Renew")
+def renew(
+    membership_id: UUID,
+    body: RenewIn,
+    ctx: Context,
+    services: Services,
+    expected: ExpectedVersion,
+) -> JSON:
+    outcome = services.memberships.renew(
+        ctx,
+        membership_id,
+        ends_on=body.ends_on,
+        annual_fee_cents=body.annual_fee_cents,
+        expected_version=expected,
+    )
+    return written(outcome, 200)
+
+
+@router.post("/memberships/{membership_id}/cancel", response_model=Written, summary="Cancel")
+def cancel(
+    membership_id: UUID,
+    body: ReasonIn,
+    ctx: Context,
+    services: Services,
+    expected: ExpectedVersion,
+) -> JSON:
+    outcome = services.memberships.cancel(
+        ctx, membership_id, reason=body.reason, expected_version=expected
+    )
+    return written(outcome, 200)
+
+
+@router.get("/memberships", summary="List memberships by patient, sponsor and status")
+def list_memberships(
+    ctx: Context,
+    services: Services,
+    patient_id: Annotated[UUID | None, Query()] = None,
+    sponsor_id: Annotated[str | None, Query(max_length=128)] = None,
+    status: Annotated[MembershipStatus | None, Query()] = None,
+) -> JSON:
+    items = services.memberships.roster(
+        ctx, patient_id=patient_id, sponsor_id=sponsor_id, status=status
+    )
+    return JSON({"items": items})
+
+
+@router.post(
+    "/sponsors/{sponsor_id}/discontinue",
+    status_code=202,
+    summary="Discontinue a sponsor's programme; its memberships are terminated by a process",
+)
+def discontinue_sponsor(
+    sponsor_id: SponsorId, body: DiscontinueIn, ctx: Context, services: Services
+) -> JSON:
+    outcome = services.memberships.discontinue_sponsor(
+        ctx, sponsor_id, effective_on=body.effective_on
+    )
+    return written(outcome, 202)

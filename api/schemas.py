@@ -1,0 +1,262 @@
+"""Request bodies. Separate from the domain; they only parse and convert."""
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from domain import values
+from domain.vocabulary import (
+    AdministrativeSex,
+    EntryKind,
+    Modality,
+    Plan,
+    Purpose,
+    SensitivityLabel,
+    SigningMethod,
+)
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+OrgId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NameIn(Body):
+    given: Text
+    family: Text
+
+    def to_domain(self) -> values.HumanName:
+        return values.HumanName(self.given, self.family)
+
+
+class ContactIn(Body):
+    phone: Annotated[str, StringConstraints(min_length=3, max_length=40)] | None = None
+    email: Annotated[str, StringConstraints(min_length=3, max_length=254)] | None = None
+
+    def to_domain(self) -> values.ContactDetails:
+        return values.ContactDetails(self.phone, self.email)
+
+
+class RegisterPatientIn(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "mrn": "MRN-000123",
+                    "name": {"given": "Ada", "family": "Example"},
+                    "birth_date": "1984-07-12",
+                    "sex": "female",
+                    "contact": {"phone": "+1-555-0100", "email": "ada@example.org"},
+                }
+            ]
+        },
+    )
+    mrn: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    name: NameIn
+    birth_date: date
+    sex: AdministrativeSex
+    contact: ContactIn | None = None
+
+
+class UpdateDemographicsIn(Body):
+    name: NameIn | None = None
+    birth_date: date | None = None
+    sex: AdministrativeSex | None = None
+    contact: ContactIn | None = None
+
+
+class CodingIn(Body):
+    system: Text
+    code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    display: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+    def to_domain(self) -> values.Coding:
+        return values.Coding(self.system, self.code, self.display)
+
+
+class QuantityIn(Body):
+    quantity: Annotated[Decimal, Field(allow_inf_nan=False)]
+    unit: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class TextIn(Body):
+    text: LongText
+
+
+class CodedIn(Body):
+    code: CodingIn
+
+
+class BooleanIn(Body):
+    boolean: bool
+
+
+ValueIn = QuantityIn | TextIn | CodedIn | BooleanIn
+
+
+def value_to_domain(value: ValueIn | None) -> values.EntryValue | None:
+    if isinstance(value, QuantityIn):
+        return values.Quantity(value.quantity, value.unit)
+    if isinstance(value, TextIn):
+        return values.TextValue(value.text)
+    if isinstance(value, CodedIn):
+        return values.CodedValue(value.code.to_domain())
+    if isinstance(value, BooleanIn):
+        return values.BooleanValue(value.boolean)
+    return None
+
+
+class RecordEntryIn(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "observation",
+                    "code": {"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"},
+                    "value": {"quantity": 72, "unit": "/min"},
+                    "effective_at": "2026-11-20T09:30:00Z",
+                    "labels": [],
+                },
+                {
+                    "kind": "encounter",
+                    "code": {
+                        "system": "http://snomed.info/sct",
+                        "code": "185317003",
+                        "display": "Telephone encounter",
+                    },
+                    "effective_at": "2026-11-20T10:00:00Z",
+                    "modality": "virtual",
+                },
+            ]
+        },
+    )
+    kind: EntryKind
+    code: CodingIn
+    value: ValueIn | None = None
+    effective_at: AwareDatetime
+    modality: Modality | None = None
+    labels: Annotated[list[SensitivityLabel], Field(max_length=4)] = []
+
+
+class AmendEntryIn(Body):
+    reason: Text
+    code: CodingIn | None = None
+    value: ValueIn | None = None
+    effective_at: AwareDatetime | None = None
+    modality: Modality | None = None
+    labels: Annotated[list[SensitivityLabel], Field(max_length=4)] | None = None
+
+
+class ReasonIn(Body):
+    reason: Text
+
+
+class DeceasedIn(Body):
+    deceased_at: AwareDatetime
+
+
+class EnrolIn(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "patient_id": "5f0c6f9e-3d1b-4b7e-9a57-1c1b0f6f2a10",
+                    "plan": "employer",
+                    "sponsor_id": "acme-corp",
+                    "annual_fee_cents": 19900,
+                    "starts_on": "2026-01-01",
+                    "ends_on": "2026-12-31",
+                }
+            ]
+        },
+    )
+    patient_id: UUID
+    plan: Plan
+    sponsor_id: OrgId | None = None
+    annual_fee_cents: Annotated[int, Field(ge=0, le=10_000_000)]
+    starts_on: date
+    ends_on: date
+
+
+class RenewIn(Body):
+    ends_on: date
+    annual_fee_cents: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+
+
+class DiscontinueIn(Body):
+    effective_on: date
+
+
+class PeriodIn(Body):
+    start: date
+    end: date | None = None
+
+    def to_domain(self) -> values.Period:
+        return values.Period(self.start, self.end)
+
+
+class EvidenceIn(Body):
+    form_id: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    form_version: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+    text_sha256: Sha256Hex
+    method: SigningMethod
+
+
+class GrantDirectiveIn(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "grantee": "org-pharmacy",
+                    "purposes": ["TREAT"],
+                    "labels": ["substance_use"],
+                    "period": {"start": "2026-01-01", "end": "2027-01-01"},
+                    "evidence": {
+                        "form_id": "consent-42cfr2",
+                        "form_version": "3",
+                        "text_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                        "method": "electronic",
+                    },
+                }
+            ]
+        },
+    )
+    grantee: Text
+    purposes: Annotated[list[Purpose], Field(min_length=1, max_length=8)]
+    labels: Annotated[list[SensitivityLabel], Field(max_length=4)] = []
+    period: PeriodIn
+    evidence: EvidenceIn
+
+
+class RestrictionIn(Body):
+    purposes: Annotated[list[Purpose], Field(max_length=8)] = []
+    labels: Annotated[list[SensitivityLabel], Field(max_length=4)] = []
+    recipient: Text | None = None
+
+
+class Written(BaseModel):
+    """A command's result: the stream written, its new version, and the log position."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"id": "5f0c6f9e-3d1b-4b7e-9a57-1c1b0f6f2a10", "version": 1, "position": 42}]
+        }
+    )
+    id: UUID | None = None
+    version: int | None = None
+    position: int
+
+
+def as_dict(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(exclude_unset=True)

@@ -1,0 +1,103 @@
+"""Configuration, read from CARELEDGER_* environment variables or a .env file."""
+
+import base64
+import binascii
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """A setting is wrong. The message names the setting and never its secret value."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CARELEDGER_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./var/careledger.db"
+    jwt_secret: SecretStr | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    master_key: SecretStr | None = None
+    master_key_file: Path | None = None
+    nats_url: str | None = None
+    org: str = "org-main"
+    var_dir: Path = Path("./var")
+    max_body_bytes: int = 1024 * 1024
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    jwt_secret: bytes
+    master_key: bytes
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as error:
+        # pydantic's message may echo the bad value; name the fields only.
+        fields = ", ".join(
+            "CARELEDGER_" + str(e["loc"][0]).upper() for e in getattr(error, "errors", list)()
+        )
+        raise ConfigError(f"invalid setting: {fields or 'unknown'}") from None
+
+
+def resolve_secrets(settings: Settings) -> Secrets:
+    """The JWT secret and master key, generating development ones into var/ once."""
+    if settings.jwt_secret is not None:
+        jwt_secret = settings.jwt_secret.get_secret_value().encode()
+        if len(jwt_secret) < 32:
+            raise ConfigError("CARELEDGER_JWT_SECRET: must be at least 32 characters")
+    elif settings.jwt_jwks_url:
+        jwt_secret = b""
+    else:
+        jwt_secret = _generated(settings.var_dir / "jwt-secret", lambda: secrets.token_urlsafe(48))
+    return Secrets(jwt_secret=jwt_secret, master_key=_master_key(settings))
+
+
+def _master_key(settings: Settings) -> bytes:
+    if settings.master_key is not None and settings.master_key_file is not None:
+        raise ConfigError("set CARELEDGER_MASTER_KEY or CARELEDGER_MASTER_KEY_FILE, not both")
+    if settings.master_key is not None:
+        return decode_master_key(settings.master_key.get_secret_value(), "CARELEDGER_MASTER_KEY")
+    if settings.master_key_file is not None:
+        try:
+            text = settings.master_key_file.read_text()
+        except OSError as error:
+            raise ConfigError(
+                f"CARELEDGER_MASTER_KEY_FILE: cannot read {settings.master_key_file} "
+                f"({error.strerror})"
+            ) from None
+        return decode_master_key(text, "CARELEDGER_MASTER_KEY_FILE")
+    generated = _generated(
+        settings.var_dir / "master.key",
+        lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+    )
+    return decode_master_key(generated.decode(), "the generated var/master.key")
+
+
+def decode_master_key(text: str, source: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{source}: must be base64 of a 32-byte key") from None
+    if len(key) != 32:
+        raise ConfigError(f"{source}: must be base64 of a 32-byte key (got {len(key)} bytes)")
+    return key
+
+
+def _generated(path: Path, make: Callable[[], str]) -> bytes:
+    """Read a development secret, creating it with mode 0600 on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(make())
+    return path.read_bytes().strip()

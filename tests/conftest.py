@@ -1,0 +1,138 @@
+"""Shared fixtures: a store per backend, a wired container, an ASGI client, tokens.
+
+PostgreSQL tests create a database of their own per test session and drop it after.
+Without a reachable server they are skipped with a visible notice, except under
+CI=true, where a missing PostgreSQL is a failure.
+"""
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.auth import mint_token
+from api.bootstrap import build
+from api.container import Container
+from api.settings import Settings
+from application.context import Role
+
+PG_ADMIN_URL = os.environ.get("CARELEDGER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+JWT_SECRET = "test-secret-" + "x" * 40
+ORG = "org-main"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _pg_available() -> str | None:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as error:
+        return str(error).splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The admin URL of a reachable PostgreSQL, or a skip (a failure under CI)."""
+    problem = _pg_available()
+    if problem is not None:
+        message = f"PostgreSQL unreachable at {PG_ADMIN_URL}: {problem}"
+        if IN_CI:
+            pytest.fail(f"CI=true and {message}")
+        pytest.skip(f"NOTICE: skipping PostgreSQL run - {message}")
+    yield PG_ADMIN_URL
+
+
+def create_database(admin_url: str) -> str:
+    name = f"careledger_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'careledger.db'}"
+        return
+    admin = request.getfixturevalue("postgres_server")
+    url = create_database(admin)
+    try:
+        yield url
+    finally:
+        drop_database(admin, url)
+
+
+def make_settings(database_url: str, var_dir: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        jwt_secret=JWT_SECRET,
+        master_key="A" * 43 + "=",
+        var_dir=var_dir,
+        org=ORG,
+    )
+
+
+@pytest.fixture
+def container(database_url: str, tmp_path: Path) -> Iterator[Container]:
+    built = build(make_settings(database_url, tmp_path / "var"), run_processes=True)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture
+def client(container: Container) -> Iterator[TestClient]:
+    with TestClient(create_app(container), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def token(
+    role: str,
+    sub: str = "actor-1",
+    org: str = ORG,
+    patient: uuid.UUID | str | None = None,
+    ttl: int = 600,
+) -> str:
+    return mint_token(
+        JWT_SECRET.encode(),
+        role=Role(role),
+        sub=sub,
+        org=org,
+        patient=uuid.UUID(str(patient)) if patient else None,
+        ttl_seconds=ttl,
+        now=int(time.time()),
+    )
+
+
+def auth(role: str, **claims: object) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(role, **claims)}"}  # type: ignore[arg-type]
+
+
+REGISTER_BODY = {
+    "mrn": "MRN-0001",
+    "name": {"given": "Ada", "family": "Example"},
+    "birth_date": "1984-07-12",
+    "sex": "female",
+    "contact": {"phone": "+1-555-0100"},
+}
+
+ENTRY_BODY = {
+    "kind": "observation",
+    "code": {"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"},
+    "value": {"quantity": 72, "unit": "/min"},
+    "effective_at": "2026-11-20T09:30:00Z",
+}
