@@ -16,8 +16,8 @@ from domain.vocabulary import Purpose, SensitivityLabel
 
 
 class Consent(Aggregate):
-
     id: UUID  # ids are passed in (uuid4 from the caller), never minted here
+
     class Event(Aggregate.Event):
         actor_id: str
 
@@ -92,9 +92,7 @@ class Consent(Aggregate):
             "revocation_reason": None,
         }
 
-    def revoke_directive(
-        self, *, directive_id: UUID, reason: str, by: Provenance
-    ) -> None:
+    def revoke_directive(self, *, directive_id: UUID, reason: str, by: Provenance) -> None:
         directive = self.directives.get(directive_id.hex)
         if directive is None:
             raise DirectiveNotFound()

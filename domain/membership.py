@@ -81,9 +81,7 @@ class Membership(Aggregate):
         self.status = MembershipStatus.ACTIVE.value
         self.ended_on: date | None = None
 
-    def renew(
-        self, *, ends_on: date, annual_fee_cents: int | None = None, by: Provenance
-    ) -> None:
+    def renew(self, *, ends_on: date, annual_fee_cents: int | None = None, by: Provenance) -> None:
         """Extend the period. A lapsed membership may be renewed; an ended one not."""
         if self.status not in (MembershipStatus.ACTIVE, MembershipStatus.LAPSED):
             raise MembershipNotActive(self.status)
@@ -139,9 +137,7 @@ class Membership(Aggregate):
         self.status = MembershipStatus.LAPSED.value
         self.ended_on = lapsed_on
 
-    def terminate(
-        self, *, reason: TerminationReason, effective_on: date, by: Provenance
-    ) -> None:
+    def terminate(self, *, reason: TerminationReason, effective_on: date, by: Provenance) -> None:
         """The organisation ends the membership."""
         self._check_active()
         self._terminated(

@@ -7,21 +7,10 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain import errors
-from domain.values import (
-    Coding,
-    ContactDetails,
-    EntryValue,
-    HumanName,
-    Provenance,
-    require_utc,
-)
-from domain.vocabulary import (
-    AdministrativeSex,
-    EntryKind,
-    EntryStatus,
-    Modality,
-    SensitivityLabel,
-)
+from domain.chart_rules import check_birth_date, check_modality, check_mrn, check_reason
+from domain.events import AttributedEvent
+from domain.values import Coding, ContactDetails, EntryValue, HumanName, Provenance, require_utc
+from domain.vocabulary import AdministrativeSex, EntryKind, EntryStatus, Modality, SensitivityLabel
 
 
 class Patient(Aggregate):
@@ -29,12 +18,8 @@ class Patient(Aggregate):
 
     id: UUID  # ids are passed in (uuid4 from the caller), never minted here
 
-    class Event(Aggregate.Event):
-        actor_id: str
-
-        @property
-        def occurred_at(self) -> datetime:
-            return self.timestamp
+    class Event(AttributedEvent):
+        pass
 
     class Registered(Event, Aggregate.Created):
         consent_id: UUID
@@ -100,11 +85,10 @@ class Patient(Aggregate):
         contact: ContactDetails | None,
         by: Provenance,
     ) -> "Patient":
-        _check_birth_date(birth_date, by)
-        if not mrn.strip() or len(mrn) > 64:
-            raise errors.InvalidValue("mrn", "must be 1 to 64 characters")
-        # The library accepts ``id`` because of the ``id: UUID`` annotation, through its
-        # metaclass; mypy sees only ``__init__``, which must not take it.
+        check_birth_date(birth_date, by)
+        check_mrn(mrn)
+        # The metaclass accepts ``id`` because of the ``id: UUID`` annotation; mypy only
+        # sees ``__init__``, which must not take it.
         return Patient(  # type: ignore[call-arg]
             id=patient_id,
             consent_id=consent_id,
@@ -157,7 +141,7 @@ class Patient(Aggregate):
     ) -> None:
         self._check_not_erased()
         if birth_date is not None:
-            _check_birth_date(birth_date, by)
+            check_birth_date(birth_date, by)
         if name is None and birth_date is None and sex is None and contact is None:
             raise errors.InvalidValue("body", "names no demographic field to change")
         self._demographics_updated(
@@ -201,7 +185,7 @@ class Patient(Aggregate):
     ) -> None:
         self._check_chart_open()
         require_utc("effective_at", effective_at)
-        _check_modality(kind, modality)
+        check_modality(kind, modality)
         if entry_id.hex in self.entries:
             raise errors.InvalidValue("entry_id", "already used in this chart")
         self._entry_recorded(
@@ -248,13 +232,12 @@ class Patient(Aggregate):
     ) -> None:
         """Supersede an entry. Fields left as None keep their current values."""
         self._check_chart_open()
-        entry = self._entry(entry_id)
-        if not reason.strip():
-            raise errors.InvalidValue("reason", "must not be blank")
+        entry = self._changeable_entry(entry_id)
+        check_reason(reason)
         if effective_at is not None:
             require_utc("effective_at", effective_at)
         if modality is not None:
-            _check_modality(EntryKind(entry["kind"]), modality)
+            check_modality(EntryKind(entry["kind"]), modality)
         self._entry_amended(
             entry_id=entry_id,
             reason=reason,
@@ -287,9 +270,8 @@ class Patient(Aggregate):
 
     def mark_entered_in_error(self, *, entry_id: UUID, reason: str, by: Provenance) -> None:
         self._check_chart_open()
-        self._entry(entry_id)
-        if not reason.strip():
-            raise errors.InvalidValue("reason", "must not be blank")
+        self._changeable_entry(entry_id)
+        check_reason(reason)
         self._entry_entered_in_error(
             entry_id=entry_id, reason=reason, actor_id=by.actor_id, timestamp=by.occurred_at
         )
@@ -326,7 +308,7 @@ class Patient(Aggregate):
         self.mrn = self.name = self.birth_date = self.sex = None
         self.contact = None
 
-    # Invariants ---------------------------------------------------------------------
+    # Invariants and queries -----------------------------------------------------------
 
     def _check_not_erased(self) -> None:
         if self.erased:
@@ -337,7 +319,8 @@ class Patient(Aggregate):
         if self.deceased_at is not None:
             raise errors.PatientDeceased()
 
-    def _entry(self, entry_id: UUID) -> dict[str, str]:
+    def _changeable_entry(self, entry_id: UUID) -> dict[str, str]:
+        """An entry entered in error is final: it can be neither amended nor re-marked."""
         entry = self.entries.get(entry_id.hex)
         if entry is None:
             raise errors.EntryNotFound()
@@ -365,17 +348,3 @@ class Patient(Aggregate):
             "contact": self.contact,
             "deceased_at": self.deceased_at,
         }
-
-
-def _check_birth_date(birth_date: date, by: Provenance) -> None:
-    if birth_date > by.occurred_at.date():
-        raise errors.InvalidValue("birth_date", "must not be in the future")
-    if birth_date.year < 1850:
-        raise errors.InvalidValue("birth_date", "is implausibly early")
-
-
-def _check_modality(kind: EntryKind, modality: Modality | None) -> None:
-    if kind is EntryKind.ENCOUNTER and modality is None:
-        raise errors.InvalidValue("modality", "is required for an encounter")
-    if kind is not EntryKind.ENCOUNTER and modality is not None:
-        raise errors.InvalidValue("modality", "applies to encounters only")
