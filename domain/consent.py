@@ -11,28 +11,53 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import DirectiveNotActive, DirectiveNotFound, InvalidValue
+from domain.events import AttributedEvent
 from domain.values import ConsentEvidence, Period, Provenance
 from domain.vocabulary import Purpose, SensitivityLabel
 
 
 class Consent(Aggregate):
+    """One stream per patient: directives granted and revoked, and restrictions asked for."""
+
     id: UUID  # ids are passed in (uuid4 from the caller), never minted here
 
-    class Event(Aggregate.Event):
-        actor_id: str
+    class Event(AttributedEvent):
+        pass
 
-        @property
-        def occurred_at(self) -> datetime:
-            return self.timestamp
+    class Opened(Event, Aggregate.Created):
+        patient_id: UUID
+
+    class DirectiveGranted(Event):
+        directive_id: UUID
+        grantee: str
+        purposes: list[str]
+        labels: list[str]
+        period: Period
+        evidence: ConsentEvidence
+
+    class DirectiveRevoked(Event):
+        """Takes effect from its position in the log, not retroactively."""
+
+        directive_id: UUID
+        reason: str
+        effective_at: datetime
+
+    class RestrictionRequested(Event):
+        restriction_id: UUID
+        purposes: list[str]
+        labels: list[str]
+        recipient: str | None
 
     @staticmethod
     def open(*, consent_id: UUID, patient_id: UUID, by: Provenance) -> "Consent":
         """Opened with the patient's registration, with no directives."""
-        return Consent(
+        # The metaclass accepts ``id`` because of the ``id: UUID`` annotation; mypy only
+        # sees ``__init__``, which must not take it.
+        return Consent(  # type: ignore[call-arg]
             id=consent_id, patient_id=patient_id, actor_id=by.actor_id, timestamp=by.occurred_at
         )
 
-    @event("Opened")
+    @event(Opened)
     def __init__(self, *, patient_id: UUID, actor_id: str, timestamp: datetime) -> None:
         self.patient_id = patient_id
         self.directives: dict[str, dict[str, Any]] = {}
@@ -68,7 +93,7 @@ class Consent(Aggregate):
             timestamp=by.occurred_at,
         )
 
-    @event("DirectiveGranted")
+    @event(DirectiveGranted)
     def _directive_granted(
         self,
         *,
@@ -108,7 +133,7 @@ class Consent(Aggregate):
             timestamp=by.occurred_at,
         )
 
-    @event("DirectiveRevoked")
+    @event(DirectiveRevoked)
     def _directive_revoked(
         self,
         *,
@@ -143,7 +168,7 @@ class Consent(Aggregate):
             timestamp=by.occurred_at,
         )
 
-    @event("RestrictionRequested")
+    @event(RestrictionRequested)
     def _restriction_requested(
         self,
         *,

@@ -6,6 +6,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import InvalidValue, MembershipNotActive, MembershipPeriodInvalid
+from domain.events import AttributedEvent
 from domain.values import Provenance
 from domain.vocabulary import MembershipStatus, Plan, TerminationReason
 
@@ -17,12 +18,40 @@ class Membership(Aggregate):
 
     id: UUID  # ids are passed in (uuid4 from the caller), never minted here
 
-    class Event(Aggregate.Event):
-        actor_id: str
+    class Event(AttributedEvent):
+        pass
 
-        @property
-        def occurred_at(self) -> datetime:
-            return self.timestamp
+    class Enrolled(Event, Aggregate.Created):
+        patient_id: UUID
+        organisation_id: str
+        plan: str
+        sponsor_id: str | None
+        annual_fee_cents: int
+        starts_on: date
+        ends_on: date
+
+    class Renewed(Event):
+        """The period now ends on ``ends_on``; a fee of None keeps the current fee."""
+
+        ends_on: date
+        annual_fee_cents: int | None
+
+    class Cancelled(Event):
+        """Ended by the member."""
+
+        reason: str
+        cancelled_on: date
+
+    class Lapsed(Event):
+        """The period ended on ``lapsed_on`` without a renewal."""
+
+        lapsed_on: date
+
+    class Terminated(Event):
+        """Ended by the organisation, for example when a sponsor's programme ends."""
+
+        reason: str
+        effective_on: date
 
     @staticmethod
     def enrol(
@@ -44,7 +73,9 @@ class Membership(Aggregate):
         if annual_fee_cents < 0:
             raise InvalidValue("annual_fee_cents", "must not be negative")
         _check_term(starts_on, ends_on)
-        return Membership(
+        # The metaclass accepts ``id`` because of the ``id: UUID`` annotation; mypy only
+        # sees ``__init__``, which must not take it.
+        return Membership(  # type: ignore[call-arg]
             id=membership_id,
             patient_id=patient_id,
             organisation_id=organisation_id,
@@ -57,7 +88,7 @@ class Membership(Aggregate):
             timestamp=by.occurred_at,
         )
 
-    @event("Enrolled")
+    @event(Enrolled)
     def __init__(
         self,
         *,
@@ -97,7 +128,7 @@ class Membership(Aggregate):
             timestamp=by.occurred_at,
         )
 
-    @event("Renewed")
+    @event(Renewed)
     def _renewed(
         self, *, ends_on: date, annual_fee_cents: int | None, actor_id: str, timestamp: datetime
     ) -> None:
@@ -118,7 +149,7 @@ class Membership(Aggregate):
             timestamp=by.occurred_at,
         )
 
-    @event("Cancelled")
+    @event(Cancelled)
     def _cancelled(
         self, *, reason: str, cancelled_on: date, actor_id: str, timestamp: datetime
     ) -> None:
@@ -132,7 +163,7 @@ class Membership(Aggregate):
             raise MembershipPeriodInvalid("the period has not ended yet")
         self._lapsed(lapsed_on=self.ends_on, actor_id=by.actor_id, timestamp=by.occurred_at)
 
-    @event("Lapsed")
+    @event(Lapsed)
     def _lapsed(self, *, lapsed_on: date, actor_id: str, timestamp: datetime) -> None:
         self.status = MembershipStatus.LAPSED.value
         self.ended_on = lapsed_on
@@ -147,7 +178,7 @@ class Membership(Aggregate):
             timestamp=by.occurred_at,
         )
 
-    @event("Terminated")
+    @event(Terminated)
     def _terminated(
         self, *, reason: str, effective_on: date, actor_id: str, timestamp: datetime
     ) -> None:

@@ -6,6 +6,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import InvalidValue, SponsorProgrammeDiscontinued
+from domain.events import AttributedEvent
 from domain.values import Provenance
 
 
@@ -16,14 +17,22 @@ class SponsorProgramme(Aggregate):
     so that enrolment can find it without an index.
     """
 
-    id: UUID  # ids are passed in (uuid4 from the caller), never minted here
+    id: UUID  # passed in: derived by stream_id() from the sponsor, which is not PHI
 
-    class Event(Aggregate.Event):
-        actor_id: str
+    class Event(AttributedEvent):
+        pass
 
-        @property
-        def occurred_at(self) -> datetime:
-            return self.timestamp
+    class Started(Event, Aggregate.Created):
+        organisation_id: str
+        sponsor_id: str
+
+    class MemberEnlisted(Event):
+        membership_id: UUID
+
+    class Discontinued(Event):
+        """A process terminates every enlisted membership once, as of ``effective_on``."""
+
+        effective_on: date
 
     @staticmethod
     def stream_id(organisation_id: str, sponsor_id: str) -> UUID:
@@ -33,7 +42,9 @@ class SponsorProgramme(Aggregate):
     def start(*, organisation_id: str, sponsor_id: str, by: Provenance) -> "SponsorProgramme":
         if not sponsor_id.strip():
             raise InvalidValue("sponsor_id", "must not be blank")
-        return SponsorProgramme(
+        # The metaclass accepts ``id`` because of the ``id: UUID`` annotation; mypy only
+        # sees ``__init__``, which must not take it.
+        return SponsorProgramme(  # type: ignore[call-arg]
             id=SponsorProgramme.stream_id(organisation_id, sponsor_id),
             organisation_id=organisation_id,
             sponsor_id=sponsor_id,
@@ -41,7 +52,7 @@ class SponsorProgramme(Aggregate):
             timestamp=by.occurred_at,
         )
 
-    @event("Started")
+    @event(Started)
     def __init__(
         self, *, organisation_id: str, sponsor_id: str, actor_id: str, timestamp: datetime
     ) -> None:
@@ -57,7 +68,7 @@ class SponsorProgramme(Aggregate):
             membership_id=membership_id, actor_id=by.actor_id, timestamp=by.occurred_at
         )
 
-    @event("MemberEnlisted")
+    @event(MemberEnlisted)
     def _member_enlisted(self, *, membership_id: UUID, actor_id: str, timestamp: datetime) -> None:
         self.member_ids.append(membership_id)
 
@@ -69,6 +80,6 @@ class SponsorProgramme(Aggregate):
             effective_on=effective_on, actor_id=by.actor_id, timestamp=by.occurred_at
         )
 
-    @event("Discontinued")
+    @event(Discontinued)
     def _discontinued(self, *, effective_on: date, actor_id: str, timestamp: datetime) -> None:
         self.discontinued_on = effective_on

@@ -1,0 +1,165 @@
+"""The chart's use cases, told as stories, on SQLite and on PostgreSQL."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+from eventsourcing.utils import get_topic
+
+from api.container import Container
+from application.errors import Gone, NotFound, PreconditionFailed
+from application.context import Role
+from domain.errors import EntryEnteredInError, EntryNotFound, PatientDeceased
+from domain.patient import Patient
+from domain.values import Coding, HumanName, Provenance, TextValue
+from domain.vocabulary import AdministrativeSex, EntryKind
+from tests.contract.stories import CLINICIAN, ctx, record_heart_rate, register
+
+
+def topics_in_log(services: Container) -> list[str]:
+    notifications = services.ledger.recorder.select_notifications(start=1, limit=100_000)
+    return [n.topic.rsplit(".", 1)[-1] for n in notifications]
+
+
+def test_registration_opens_a_chart_and_a_consent_record(container: Container) -> None:
+    patient_id = register(container)
+
+    demographics = container.patients.demographics(CLINICIAN, patient_id)
+    consents = container.consents.current(CLINICIAN, patient_id)
+
+    assert demographics["mrn"] == "MRN-1"
+    assert demographics["name"] == {"given": "Ada", "family": "Example"}
+    assert consents["consent_version"] == 1 and consents["directives"] == []
+    assert topics_in_log(container) == ["Registered", "Opened"]
+
+
+def test_an_amended_entry_stays_in_the_log_and_cannot_be_amended_after_error(
+    container: Container,
+) -> None:
+    patient_id = register(container)
+    entry_id = record_heart_rate(container, patient_id)
+
+    container.patients.amend_entry(
+        CLINICIAN, patient_id, entry_id, reason="wrong patient position",
+        code=None, value=TextValue("irregular"), effective_at=None, modality=None, labels=None,
+    )
+    container.patients.mark_entered_in_error(CLINICIAN, patient_id, entry_id, reason="duplicate")
+
+    with pytest.raises(EntryEnteredInError):
+        container.patients.amend_entry(
+            CLINICIAN, patient_id, entry_id, reason="again",
+            code=None, value=None, effective_at=None, modality=None, labels=None,
+        )
+    with pytest.raises(EntryNotFound):
+        container.patients.mark_entered_in_error(
+            CLINICIAN, patient_id, container.patients.new_id(), reason="unknown"
+        )
+    assert topics_in_log(container)[-3:] == ["EntryRecorded", "EntryAmended", "EntryEnteredInError"]
+
+
+def test_a_deceased_patients_chart_is_closed(container: Container) -> None:
+    patient_id = register(container)
+    container.patients.record_death(
+        CLINICIAN, patient_id, deceased_at=datetime(2026, 11, 1, tzinfo=UTC)
+    )
+
+    with pytest.raises(PatientDeceased):
+        record_heart_rate(container, patient_id)
+
+
+def test_if_match_pins_the_version(container: Container) -> None:
+    patient_id = register(container)
+    record_heart_rate(container, patient_id)
+
+    with pytest.raises(PreconditionFailed) as failure:
+        container.patients.mark_entered_in_error(
+            CLINICIAN, patient_id, container.patients.new_id(), reason="x", expected_version=1
+        )
+    assert failure.value.actual == 2
+
+
+def test_other_organisations_and_other_patients_cannot_see_the_chart(
+    container: Container,
+) -> None:
+    patient_id = register(container)
+    outsider = ctx(Role.CLINICIAN, "dr-elsewhere", org="org-other")
+    other_patient = ctx(Role.PATIENT, "p-2", patient=container.patients.new_id())
+
+    for who in (outsider, other_patient):
+        with pytest.raises(NotFound):
+            container.patients.demographics(who, patient_id)
+    own = ctx(Role.PATIENT, "p-1", patient=patient_id)
+    assert container.patients.demographics(own, patient_id)["id"] == str(patient_id)
+
+
+def test_an_erased_patient_is_gone(container: Container) -> None:
+    patient_id = register(container)
+    patient = container.ledger.load(Patient, patient_id, "patient")
+    patient.erase(legal_basis="GDPR Art. 17", by=CLINICIAN_PROVENANCE)
+    container.ledger.save(patient)
+
+    with pytest.raises(Gone):
+        container.patients.demographics(CLINICIAN, patient_id)
+    state = container.ledger.load(Patient, patient_id, "patient")
+    assert state.mrn is None and state.name is None
+
+
+def test_idempotent_retry_writes_nothing_twice(container: Container) -> None:
+    keyed = ctx(Role.CLINICIAN, "dr-who", key="retry-1", fingerprint="f1")
+    first = container.patients.register(
+        keyed, mrn="M", name=_name(), birth_date=_birth(), sex=_sex(), contact=None
+    )
+    position = container.ledger.recorder.max_notification_id()
+
+    second = container.patients.register(
+        keyed, mrn="M", name=_name(), birth_date=_birth(), sex=_sex(), contact=None
+    )
+
+    assert second.replayed and second.body() == first.body()
+    assert container.ledger.recorder.max_notification_id() == position
+
+
+def test_a_ten_thousand_entry_chart_loads_from_a_snapshot(container: Container) -> None:
+    patient_id = register(container)
+    by = CLINICIAN_PROVENANCE
+    for _ in range(20):
+        patient = container.ledger.load(Patient, patient_id, "patient")
+        for _ in range(500):
+            patient.record_entry(
+                entry_id=container.patients.new_id(), kind=_kind(), code=_code(), value=None,
+                effective_at=by.occurred_at, modality=None, labels=frozenset(), by=by,
+            )
+        container.ledger.save(patient)
+
+    snapshot = next(container.ledger.snapshots.get(patient_id, desc=True, limit=1))
+    tail = list(container.ledger.events.get(patient_id, gt=snapshot.originator_version))
+    loaded = container.ledger.repository.get(patient_id)
+
+    assert loaded.entry_count == 10_000
+    assert len(tail) < 100, "loading replays only the events after the last snapshot"
+    assert topics_in_log(container).count("EntryRecorded") == 10_000
+    assert get_topic(Patient.Registered)
+
+
+# Small value builders -------------------------------------------------------------
+
+CLINICIAN_PROVENANCE = Provenance("dr-who", datetime(2026, 11, 20, tzinfo=UTC))
+
+
+def _name() -> HumanName:
+    return HumanName("Ada", "Example")
+
+
+def _birth() -> date:
+    return date(1990, 1, 1)
+
+
+def _sex() -> AdministrativeSex:
+    return AdministrativeSex.FEMALE
+
+
+def _kind() -> EntryKind:
+    return EntryKind.NOTE
+
+
+def _code() -> Coding:
+    return Coding("http://loinc.org", "11506-3", "Progress note")
