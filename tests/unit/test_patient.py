@@ -48,10 +48,11 @@ def record_observation(patient: Patient, entry_id: UUID, days: int = 1) -> None:
 
 
 def patient_with_entry() -> tuple[Patient, UUID]:
+    """A registered patient with one observation; the scene is still to be given."""
     patient = registered_patient()
     entry_id = uuid4()
     record_observation(patient, entry_id)
-    return given(patient), entry_id
+    return patient, entry_id
 
 
 # Registration ---------------------------------------------------------------------
@@ -226,6 +227,7 @@ def test_a_modality_on_anything_but_an_encounter_is_refused() -> None:
 
 def test_an_entry_id_is_used_once_per_chart() -> None:
     patient, entry_id = patient_with_entry()
+    patient = given(patient)
     with pytest.raises(InvalidValue) as refused:
         record_observation(patient, entry_id, days=2)
     assert refused.value.field == "entry_id"
@@ -274,6 +276,7 @@ def test_no_entries_are_recorded_for_an_erased_patient() -> None:
 
 def test_amending_an_entry_supersedes_it_with_a_reason() -> None:
     patient, entry_id = patient_with_entry()
+    patient = given(patient)
 
     patient.amend_entry(
         entry_id=entry_id,
@@ -297,6 +300,7 @@ def test_amending_an_entry_supersedes_it_with_a_reason() -> None:
 
 def test_only_an_existing_entry_can_be_amended() -> None:
     patient, _ = patient_with_entry()
+    patient = given(patient)
 
     with pytest.raises(EntryNotFound):
         patient.amend_entry(entry_id=uuid4(), reason="typo", by=at(2))
@@ -306,6 +310,7 @@ def test_only_an_existing_entry_can_be_amended() -> None:
 
 def test_an_amendment_must_give_a_reason() -> None:
     patient, entry_id = patient_with_entry()
+    patient = given(patient)
     with pytest.raises(InvalidValue) as refused:
         patient.amend_entry(entry_id=entry_id, reason="  ", by=at(2))
     assert refused.value.field == "reason"
@@ -313,6 +318,7 @@ def test_an_amendment_must_give_a_reason() -> None:
 
 def test_an_amendment_cannot_give_an_observation_a_modality() -> None:
     patient, entry_id = patient_with_entry()
+    patient = given(patient)
     with pytest.raises(InvalidValue) as refused:
         patient.amend_entry(entry_id=entry_id, reason="typo", modality=Modality.HOME, by=at(2))
     assert refused.value.field == "modality"
@@ -320,6 +326,7 @@ def test_an_amendment_cannot_give_an_observation_a_modality() -> None:
 
 def test_marking_an_entry_entered_in_error_records_entry_entered_in_error() -> None:
     patient, entry_id = patient_with_entry()
+    patient = given(patient)
 
     patient.mark_entered_in_error(entry_id=entry_id, reason="wrong patient", by=at(2))
 
@@ -357,6 +364,7 @@ def test_an_entry_cannot_be_marked_entered_in_error_twice() -> None:
 
 def test_an_unknown_entry_cannot_be_marked_entered_in_error() -> None:
     patient, _ = patient_with_entry()
+    patient = given(patient)
     with pytest.raises(EntryNotFound):
         patient.mark_entered_in_error(entry_id=uuid4(), reason="wrong patient", by=at(2))
 
