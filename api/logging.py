@@ -18,7 +18,11 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         entry.update(
-            {k: v for k, v in record.__dict__.items() if k not in _STANDARD and k != "color_message"}
+            {
+                k: v
+                for k, v in record.__dict__.items()
+                if k not in _STANDARD and k != "color_message"
+            }
         )
         if record.exc_info and record.exc_info[0] is not None:
             # The type only: a traceback's locals and messages may quote PHI.

@@ -17,12 +17,8 @@ from api.responses import problem
 
 log = logging.getLogger("careledger.access")
 
-REQUESTS = Counter(
-    "careledger_http_requests_total", "HTTP requests", ["method", "route", "status"]
-)
-LATENCY = Histogram(
-    "careledger_http_request_seconds", "HTTP request latency", ["method", "route"]
-)
+REQUESTS = Counter("careledger_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("careledger_http_request_seconds", "HTTP request latency", ["method", "route"])
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 

@@ -24,6 +24,9 @@ Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 OrgId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 
 
+_EXAMPLE_SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -121,7 +124,11 @@ class RecordEntryIn(Body):
             "examples": [
                 {
                     "kind": "observation",
-                    "code": {"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"},
+                    "code": {
+                        "system": "http://loinc.org",
+                        "code": "8867-4",
+                        "display": "Heart rate",
+                    },
                     "value": {"quantity": 72, "unit": "/min"},
                     "effective_at": "2026-11-20T09:30:00Z",
                     "labels": [],
@@ -225,7 +232,7 @@ class GrantDirectiveIn(Body):
                     "evidence": {
                         "form_id": "consent-42cfr2",
                         "form_version": "3",
-                        "text_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                        "text_sha256": _EXAMPLE_SHA256,
                         "method": "electronic",
                     },
                 }
@@ -250,7 +257,9 @@ class Written(BaseModel):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"id": "5f0c6f9e-3d1b-4b7e-9a57-1c1b0f6f2a10", "version": 1, "position": 42}]
+            "examples": [
+                {"id": "5f0c6f9e-3d1b-4b7e-9a57-1c1b0f6f2a10", "version": 1, "position": 42}
+            ]
         }
     )
     id: UUID | None = None

@@ -98,7 +98,7 @@ class CareLedger(Application[UUID]):
 
     def load(self, cls: type[A], stream_id: UUID, resource: str) -> A:
         try:
-            aggregate = self.repository.get(stream_id)
+            aggregate: Aggregate = self.repository.get(stream_id)
         except AggregateNotFoundError:
             raise NotFound(resource) from None
         except (OperationalError, InterfaceError) as error:

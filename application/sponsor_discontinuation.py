@@ -11,7 +11,7 @@ from collections.abc import Callable
 from uuid import UUID
 
 from eventsourcing.application import ProcessingEvent
-from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.utils import get_topic
 
@@ -58,23 +58,23 @@ class SponsorDiscontinuation:
             if self.before_commit is not None:
                 self.before_commit(len(terminated))
             try:
-                recordings = self.ledger._record(processing)  # noqa: SLF001 - library API
+                recordings = self.ledger._record(processing)
             except IntegrityError:
                 continue  # a member changed meanwhile: decide again on fresh state
-            self.ledger._take_snapshots(processing)  # noqa: SLF001
-            self.ledger._notify(recordings)  # noqa: SLF001
+            self.ledger._take_snapshots(processing)
+            self.ledger._notify(recordings)
             return len(terminated)
         raise RuntimeError("sponsor discontinuation kept conflicting; will retry later")
 
     def _terminations(self, event: SponsorProgramme.Discontinued) -> list[Membership]:
-        programme = self.ledger.repository.get(
+        programme: Aggregate = self.ledger.repository.get(
             event.originator_id, version=event.originator_version
         )
         assert isinstance(programme, SponsorProgramme)
         by = Provenance(PROCESS_ACTOR, self.clock())
         terminated = []
         for membership_id in programme.member_ids:
-            membership = self.ledger.repository.get(membership_id)
+            membership: Aggregate = self.ledger.repository.get(membership_id)
             assert isinstance(membership, Membership)
             if membership.status != MembershipStatus.ACTIVE:
                 continue

@@ -14,8 +14,14 @@ from tests.conftest import ORG
 HEART_RATE = Coding("http://loinc.org", "8867-4", "Heart rate")
 
 
-def ctx(role: Role, actor_id: str = "actor-1", org: str = ORG, patient: UUID | None = None,
-        key: str | None = None, fingerprint: str = "") -> RequestContext:
+def ctx(
+    role: Role,
+    actor_id: str = "actor-1",
+    org: str = ORG,
+    patient: UUID | None = None,
+    key: str | None = None,
+    fingerprint: str = "",
+) -> RequestContext:
     return RequestContext(
         actor=Actor(actor_id, role, org, patient),
         purpose=Purpose.TREAT,

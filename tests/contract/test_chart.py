@@ -6,8 +6,8 @@ import pytest
 from eventsourcing.utils import get_topic
 
 from api.container import Container
-from application.errors import Gone, NotFound, PreconditionFailed
 from application.context import Role
+from application.errors import Gone, NotFound, PreconditionFailed
 from domain.errors import EntryEnteredInError, EntryNotFound, PatientDeceased
 from domain.patient import Patient
 from domain.values import Coding, HumanName, Provenance, TextValue
@@ -39,15 +39,29 @@ def test_an_amended_entry_stays_in_the_log_and_cannot_be_amended_after_error(
     entry_id = record_heart_rate(container, patient_id)
 
     container.patients.amend_entry(
-        CLINICIAN, patient_id, entry_id, reason="wrong patient position",
-        code=None, value=TextValue("irregular"), effective_at=None, modality=None, labels=None,
+        CLINICIAN,
+        patient_id,
+        entry_id,
+        reason="wrong patient position",
+        code=None,
+        value=TextValue("irregular"),
+        effective_at=None,
+        modality=None,
+        labels=None,
     )
     container.patients.mark_entered_in_error(CLINICIAN, patient_id, entry_id, reason="duplicate")
 
     with pytest.raises(EntryEnteredInError):
         container.patients.amend_entry(
-            CLINICIAN, patient_id, entry_id, reason="again",
-            code=None, value=None, effective_at=None, modality=None, labels=None,
+            CLINICIAN,
+            patient_id,
+            entry_id,
+            reason="again",
+            code=None,
+            value=None,
+            effective_at=None,
+            modality=None,
+            labels=None,
         )
     with pytest.raises(EntryNotFound):
         container.patients.mark_entered_in_error(
@@ -125,8 +139,14 @@ def test_a_ten_thousand_entry_chart_loads_from_a_snapshot(container: Container) 
         patient = container.ledger.load(Patient, patient_id, "patient")
         for _ in range(500):
             patient.record_entry(
-                entry_id=container.patients.new_id(), kind=_kind(), code=_code(), value=None,
-                effective_at=by.occurred_at, modality=None, labels=frozenset(), by=by,
+                entry_id=container.patients.new_id(),
+                kind=_kind(),
+                code=_code(),
+                value=None,
+                effective_at=by.occurred_at,
+                modality=None,
+                labels=frozenset(),
+                by=by,
             )
         container.ledger.save(patient)
 

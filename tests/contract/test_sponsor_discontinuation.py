@@ -56,7 +56,7 @@ def test_each_active_member_is_terminated_once_and_others_untouched(
 
     assert sorted(terminations(container)) == sorted(acme[1:])
     assert status(container, acme[0]) == "cancelled"
-    assert {status(container, m) for m in globex + [individual]} == {"active"}
+    assert {status(container, m) for m in [*globex, individual]} == {"active"}
     terminated = container.ledger.load(Membership, acme[1], "membership")
     assert terminated.ended_on == date(2026, 12, 1)
 
