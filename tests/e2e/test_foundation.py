@@ -1,5 +1,6 @@
 """End to end against a real server process: the foundation's whole write story."""
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
-from tests.e2e.server import running_server
+from tests.e2e.server import BIN, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -79,23 +80,22 @@ def test_register_record_enrol_consent_and_discontinue(database_url: str, tmp_pa
         assert secret_ish not in log, "PHI must never reach the logs"
 
 
-def test_a_bad_database_url_stops_startup_with_one_clear_line(tmp_path: Path) -> None:
-    import subprocess
-
-    from tests.e2e.server import BIN
-
-    result = subprocess.run(
+def start_with(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run `careledger serve` with only this environment; it should refuse to start."""
+    return subprocess.run(
         [str(BIN / "careledger"), "serve", "--port", "1"],
-        env={
-            "CARELEDGER_DATABASE_URL": "postgresql://careledger:hunter2-secret@127.0.0.1:1/nope",
-            "CARELEDGER_VAR_DIR": str(tmp_path / "var"),
-            "PATH": "/usr/bin:/bin",
-        },
+        env={"CARELEDGER_VAR_DIR": str(tmp_path / "var"), "PATH": "/usr/bin:/bin", **env},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_a_bad_database_url_stops_startup_with_one_clear_line(tmp_path: Path) -> None:
+    url = "postgresql://careledger:hunter2-secret@127.0.0.1:1/nope"
+    result = start_with({"CARELEDGER_DATABASE_URL": url}, tmp_path)
+
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -104,24 +104,14 @@ def test_a_bad_database_url_stops_startup_with_one_clear_line(tmp_path: Path) ->
 
 
 def test_a_malformed_master_key_stops_startup(tmp_path: Path) -> None:
-    import subprocess
+    env = {
+        "CARELEDGER_MASTER_KEY": "not-base64-%%%-secretvalue",
+        "CARELEDGER_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+    }
+    result = start_with(env, tmp_path)
 
-    from tests.e2e.server import BIN
-
-    result = subprocess.run(
-        [str(BIN / "careledger"), "serve"],
-        env={
-            "CARELEDGER_MASTER_KEY": "not-base64-%%%-secretvalue",
-            "CARELEDGER_VAR_DIR": str(tmp_path / "var"),
-            "CARELEDGER_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
-            "PATH": "/usr/bin:/bin",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "careledger: CARELEDGER_MASTER_KEY: must be base64 of a 32-byte key"
     )
+    assert "secretvalue" not in result.stderr
