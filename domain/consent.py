@@ -121,7 +121,7 @@ class Consent(Aggregate):
         directive = self.directives.get(directive_id.hex)
         if directive is None:
             raise DirectiveNotFound()
-        if not self.is_directive_active(directive_id, by.occurred_at):
+        if not self.is_directive_revocable(directive_id, by.occurred_at):
             raise DirectiveNotActive()
         if not reason.strip():
             raise InvalidValue("reason", "must not be blank")
@@ -185,6 +185,15 @@ class Consent(Aggregate):
             "recipient": recipient,
             "requested_at": timestamp,
         }
+
+    def is_directive_revocable(self, directive_id: UUID, at: datetime) -> bool:
+        """In force now, or granted for a period yet to start: a patient may withdraw
+        consent before it takes effect. Revoked or expired directives are final."""
+        directive = self.directives.get(directive_id.hex)
+        if directive is None or directive["revoked_at"] is not None:
+            return False
+        period: Period = directive["period"]
+        return period.end is None or at.date() < period.end
 
     def is_directive_active(self, directive_id: UUID, at: datetime) -> bool:
         directive = self.directives.get(directive_id.hex)

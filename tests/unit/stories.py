@@ -7,14 +7,15 @@ produced.
 """
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 
 from domain.patient import Patient
-from domain.values import Coding, ContactDetails, HumanName, Provenance
-from domain.vocabulary import AdministrativeSex
+from domain.values import Coding, ContactDetails, HumanName, Provenance, Quantity
+from domain.vocabulary import AdministrativeSex, EntryKind, SensitivityLabel
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -24,6 +25,7 @@ TODAY = T0.date()
 CLINICIAN = "clinician-7"
 ORG = "org-main"
 HEART_RATE = Coding(system="http://loinc.org", code="8867-4", display="Heart rate")
+NO_LABELS: frozenset[SensitivityLabel] = frozenset()
 
 
 def at(days: int = 0, *, actor: str = CLINICIAN) -> Provenance:
@@ -66,3 +68,24 @@ def registered_patient(*, birth_date: date = date(1984, 7, 12)) -> Patient:
         contact=ContactDetails(phone="+1-555-0100"),
         by=at(0, actor="registrar-1"),
     )
+
+
+def record_observation(patient: Patient, entry_id: UUID, days: int = 1) -> None:
+    patient.record_entry(
+        entry_id=entry_id,
+        kind=EntryKind.OBSERVATION,
+        code=HEART_RATE,
+        value=Quantity(Decimal(72), "/min"),
+        effective_at=T0,
+        modality=None,
+        labels=NO_LABELS,
+        by=at(days),
+    )
+
+
+def patient_with_entry() -> tuple[Patient, UUID]:
+    """A registered patient with one observation; the scene is still to be given."""
+    patient = registered_patient()
+    entry_id = uuid4()
+    record_observation(patient, entry_id)
+    return patient, entry_id

@@ -192,6 +192,17 @@ def test_a_directive_whose_period_has_ended_cannot_be_revoked() -> None:
     assert then(consent) == []
 
 
+def test_a_directive_yet_to_start_can_be_withdrawn_before_it_takes_effect() -> None:
+    consent, directive_id = with_directive(Period(start=date(2027, 1, 1)))
+    consent = given(consent)
+
+    consent.revoke_directive(directive_id=directive_id, reason="never mind", by=at(5))
+
+    [revoked] = then(consent)
+    assert type(revoked) is Consent.DirectiveRevoked
+    assert not consent.is_directive_revocable(directive_id, at(6).occurred_at)
+
+
 def test_an_unknown_directive_cannot_be_revoked() -> None:
     consent, _ = with_directive()
     consent = given(consent)
