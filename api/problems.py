@@ -40,11 +40,13 @@ def _validation(request: Request, error: Exception) -> Problem:
     errors = []
     for item in error.errors():
         message = str(item.get("msg", "is invalid"))
+        field = _field(tuple(item.get("loc", ())))
         if item.get("type") == "json_invalid":
-            message = "the body is not valid JSON"
+            # Its location is a byte offset, not a field.
+            message, field = "the body is not valid JSON", "body"
         elif item.get("type") == "extra_forbidden":
             message = "is not a known field"
-        errors.append({"field": _field(tuple(item.get("loc", ()))), "message": message})
+        errors.append({"field": field, "message": message})
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
     return problem(422, "Invalid input", detail, errors=errors)
 
