@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.responses import problem
@@ -22,8 +23,15 @@ LATENCY = Histogram("careledger_http_request_seconds", "HTTP request latency", [
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once a streamed body passes the cap.
+
+    It is an ``HTTPException`` because FastAPI re-raises those from body parsing
+    (any other exception there becomes a 400), so the handler answers 413.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the body exceeds {limit} bytes")
 
 
 class RequestGuard:
@@ -66,7 +74,7 @@ class RequestGuard:
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > self.max_body_bytes:
-                        raise BodyTooLarge
+                        raise BodyTooLarge(self.max_body_bytes)
                 return message
 
             try:

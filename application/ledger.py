@@ -158,14 +158,20 @@ class CareLedger(Application[UUID]):
         resource: str,
         decide: Callable[[A], tuple[Sequence[Aggregate], dict[str, Any]]],
         expected_version: int | None = None,
+        admit: Callable[[A], None] | None = None,
     ) -> WriteOutcome:
         """Load, decide, save; retry a lost race on fresh state unless If-Match pins it.
 
-        ``decide`` runs the command on the aggregate and returns what to save and the
-        result fields. It may raise domain or application errors.
+        ``admit`` raises unless the actor may touch the stream at all. It runs before
+        the If-Match comparison, so a 412 never reveals a stream's version to someone
+        who should have been told 404. ``decide`` runs the command on the aggregate
+        and returns what to save and the result fields. It may raise domain or
+        application errors.
         """
         for _ in range(CONFLICT_RETRIES):
             aggregate = self.load(cls, stream_id, resource)
+            if admit is not None:
+                admit(aggregate)
             if expected_version is not None and aggregate.version != expected_version:
                 raise PreconditionFailed(expected_version, aggregate.version)
             to_save, result = decide(aggregate)

@@ -112,14 +112,16 @@ class Memberships:
         if (prior := self.ledger.repeated(ctx)) is not None:
             return prior
 
-        def decide(membership: Membership) -> tuple[list[Membership], dict[str, Any]]:
+        def admit(membership: Membership) -> None:
             if membership.organisation_id != ctx.actor.org:
                 raise NotFound("membership")
+
+        def decide(membership: Membership) -> tuple[list[Membership], dict[str, Any]]:
             command(membership)
             return [membership], {"id": str(membership.id), "version": membership.version}
 
         return self.ledger.change(
-            ctx, Membership, membership_id, "membership", decide, expected_version
+            ctx, Membership, membership_id, "membership", decide, expected_version, admit
         )
 
     def discontinue_sponsor(

@@ -173,12 +173,16 @@ class Patients:
         if (prior := self.ledger.repeated(ctx)) is not None:
             return prior
 
-        def decide(patient: Patient) -> tuple[list[Patient], dict[str, Any]]:
+        def admit(patient: Patient) -> None:
             authorise(ctx, ChartAction.WRITE_CLINICAL, patient)
+
+        def decide(patient: Patient) -> tuple[list[Patient], dict[str, Any]]:
             result = command(patient, self._by(ctx))
             return [patient], {**result, "version": patient.version}
 
-        return self.ledger.change(ctx, Patient, patient_id, "patient", decide, expected_version)
+        return self.ledger.change(
+            ctx, Patient, patient_id, "patient", decide, expected_version, admit
+        )
 
     def demographics(self, ctx: RequestContext, patient_id: UUID) -> dict[str, Any]:
         """The patient's demographics, as of the latest version of the stream."""

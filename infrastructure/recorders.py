@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
 from psycopg import Cursor
@@ -93,8 +93,12 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
                 "result bytea NOT NULL)"
             ).format(schema=schema, claims=claims)
         )
+        # DO NOTHING + RETURNING, because a plain unique violation inside the library's
+        # pipeline surfaces as PipelineAborted (an OperationalError), which would make a
+        # concurrent retry of the same request look like an outage.
         self._insert_claim = SQL(
-            "INSERT INTO {schema}.{claims} VALUES (%s, %s, %s, %s, %s)"
+            "INSERT INTO {schema}.{claims} VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (scope) DO NOTHING RETURNING scope"
         ).format(schema=schema, claims=claims)
         self._select_claim = SQL(
             "SELECT i.fingerprint, i.result, e.notification_id AS position "
@@ -118,6 +122,8 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
                     claim.result,
                 ),
             )
+            if curs.fetchone() is None:
+                raise IntegrityError("the idempotency key was claimed by a concurrent request")
         super()._insert_events(curs, stored_events, **kwargs)
 
     def find_outcome(self, scope: str) -> IdempotentOutcome | None:

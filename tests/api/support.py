@@ -1,0 +1,131 @@
+"""Helpers shared by the API stories: actors, fixtures of data, and problem+json checks."""
+
+from typing import Any
+from uuid import UUID
+
+import httpx
+from fastapi.testclient import TestClient
+
+from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
+
+CLINICIAN = auth("clinician", sub="dr-main")
+OUTSIDER = auth("clinician", sub="dr-other", org="org-other")
+ADMIN = auth("admin", sub="admin-main")
+AUDITOR = auth("auditor", sub="auditor-main")
+
+UNKNOWN_ID = "00000000-0000-4000-8000-00000000abcd"
+SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+ENCOUNTER_BODY = {
+    "kind": "encounter",
+    "code": {
+        "system": "http://snomed.info/sct",
+        "code": "185317003",
+        "display": "Telephone encounter",
+    },
+    "effective_at": "2026-11-20T10:00:00Z",
+    "modality": "virtual",
+}
+
+GRANT_BODY = {
+    "grantee": "org-pharmacy",
+    "purposes": ["TREAT"],
+    "labels": ["substance_use"],
+    "period": {"start": "2020-01-01"},
+    "evidence": {
+        "form_id": "consent-42cfr2",
+        "form_version": "3",
+        "text_sha256": SHA256,
+        "method": "electronic",
+    },
+}
+
+
+def enrol_body(patient_id: str, **changes: Any) -> dict[str, Any]:
+    return {
+        "patient_id": patient_id,
+        "plan": "individual",
+        "annual_fee_cents": 19900,
+        "starts_on": "2026-01-01",
+        "ends_on": "2026-12-31",
+        **changes,
+    }
+
+
+def patient_token(patient_id: str | UUID, sub: str = "patient-self") -> dict[str, str]:
+    return auth("patient", sub=sub, patient=patient_id)
+
+
+def register(client: TestClient, body: dict[str, Any] | None = None) -> str:
+    """Given a patient registered by a clinician of org-main; returns the patient id."""
+    response = client.post("/v1/patients", json=body or REGISTER_BODY, headers=CLINICIAN)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def record_entry(client: TestClient, patient_id: str, body: dict[str, Any] | None = None) -> str:
+    response = client.post(
+        f"/v1/patients/{patient_id}/entries", json=body or ENTRY_BODY, headers=CLINICIAN
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["entry_id"])
+
+
+def enrol(client: TestClient, patient_id: str, **changes: Any) -> str:
+    response = client.post("/v1/memberships", json=enrol_body(patient_id, **changes), headers=ADMIN)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def grant(client: TestClient, patient_id: str, headers: dict[str, str] | None = None) -> str:
+    response = client.post(
+        f"/v1/patients/{patient_id}/consents", json=GRANT_BODY, headers=headers or CLINICIAN
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["directive_id"])
+
+
+def chart(client: TestClient, patient_id: str) -> dict[str, Any]:
+    response = client.get(f"/v1/patients/{patient_id}", headers=CLINICIAN)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def names_field(reported: str, field: str) -> bool:
+    """``labels.0`` names ``labels``; ``name.given`` names ``name.given`` and ``name``."""
+    return reported == field or reported.startswith((f"{field}.", f"{field}["))
+
+
+def assert_problem(
+    response: httpx.Response,
+    status: int,
+    field: str | None = None,
+    detail_mentions: str | None = None,
+) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status (and, for 422, names ``field``)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].split(";")[0] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert isinstance(body.get("type"), str) and body["type"], body
+    assert isinstance(body.get("title"), str) and body["title"], body
+    assert body.get("status") == status, body
+    assert isinstance(body.get("detail"), str) and body["detail"], body
+    if status == 422:
+        errors = body.get("errors")
+        assert isinstance(errors, list) and errors, body
+        for error in errors:
+            assert isinstance(error.get("field"), str) and error["field"], body
+            assert isinstance(error.get("message"), str) and error["message"], body
+    if field is not None:
+        reported = [error["field"] for error in body["errors"]]
+        assert any(names_field(each, field) for each in reported), (field, reported)
+    if detail_mentions is not None:
+        assert detail_mentions.lower() in body["detail"].lower(), body
+    return body
+
+
+def assert_unauthenticated(response: httpx.Response) -> dict[str, Any]:
+    body = assert_problem(response, 401)
+    assert response.headers["www-authenticate"].split()[0] == "Bearer"
+    return body

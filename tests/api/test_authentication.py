@@ -1,0 +1,102 @@
+"""No token, or one that cannot be trusted: 401 with ``WWW-Authenticate: Bearer``."""
+
+import time
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.support import CLINICIAN, assert_unauthenticated, register
+from tests.conftest import JWT_SECRET, ORG, REGISTER_BODY, token
+
+
+def _signed(claims: dict[str, object], secret: str = JWT_SECRET) -> dict[str, str]:
+    return {"Authorization": f"Bearer {jwt.encode(claims, secret, algorithm='HS256')}"}
+
+
+def _claims(**changes: object) -> dict[str, object]:
+    now = int(time.time())
+    return {"sub": "dr-1", "role": "clinician", "org": ORG, "iat": now, "exp": now + 600, **changes}
+
+
+def test_no_token_is_401(client: TestClient) -> None:
+    # Given no Authorization header
+    # When a registration is attempted
+    response = client.post("/v1/patients", json=REGISTER_BODY)
+    # Then it is a 401 that asks for a bearer token
+    assert_unauthenticated(response)
+
+
+def test_no_token_on_a_read_is_401_and_reveals_nothing(client: TestClient) -> None:
+    patient_id = register(client)
+    response = client.get(f"/v1/patients/{patient_id}")
+    body = assert_unauthenticated(response)
+    assert patient_id not in response.text and "mrn" not in body
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["Bearer not.a.jwt", "Bearer ", "Bearer", "Basic dXNlcjpwYXNz", "token-without-scheme"],
+    ids=["garbage-jwt", "empty-bearer", "bare-scheme", "basic-auth", "no-scheme"],
+)
+def test_a_malformed_token_is_401(client: TestClient, authorization: str) -> None:
+    response = client.post(
+        "/v1/patients", json=REGISTER_BODY, headers={"Authorization": authorization}
+    )
+    assert_unauthenticated(response)
+
+
+def test_a_wrongly_signed_token_is_401(client: TestClient) -> None:
+    # Given a token with valid claims, signed with another secret
+    headers = _signed(_claims(), secret="not-the-secret-" + "y" * 40)
+    # When it is used
+    response = client.post("/v1/patients", json=REGISTER_BODY, headers=headers)
+    # Then it is not trusted
+    assert_unauthenticated(response)
+
+
+def test_an_unsigned_alg_none_token_is_401(client: TestClient) -> None:
+    unsigned = jwt.encode(_claims(), None, algorithm="none")  # type: ignore[arg-type]
+    response = client.post(
+        "/v1/patients", json=REGISTER_BODY, headers={"Authorization": f"Bearer {unsigned}"}
+    )
+    assert_unauthenticated(response)
+
+
+def test_an_expired_token_is_401(client: TestClient) -> None:
+    # Given a token that expired ten seconds ago
+    headers = {"Authorization": f"Bearer {token('clinician', ttl=-10)}"}
+    # When it is used
+    response = client.post("/v1/patients", json=REGISTER_BODY, headers=headers)
+    # Then it is refused, and the problem says why
+    assert_unauthenticated(response)
+    assert "expired" in response.json()["detail"]
+
+
+def test_a_token_without_an_expiry_is_401(client: TestClient) -> None:
+    claims = _claims()
+    del claims["exp"]
+    response = client.post("/v1/patients", json=REGISTER_BODY, headers=_signed(claims))
+    assert_unauthenticated(response)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"role": "wizard"}, {"role": None}, {"org": ""}, {"sub": 42}],
+    ids=["unknown-role", "null-role", "empty-org", "numeric-sub"],
+)
+def test_a_token_with_bad_claims_is_401(client: TestClient, changes: dict[str, object]) -> None:
+    response = client.post("/v1/patients", json=REGISTER_BODY, headers=_signed(_claims(**changes)))
+    assert_unauthenticated(response)
+
+
+def test_a_patient_token_without_a_patient_claim_is_401(client: TestClient) -> None:
+    patient_id = register(client)
+    headers = _signed(_claims(role="patient"))
+    response = client.get(f"/v1/patients/{patient_id}", headers=headers)
+    assert_unauthenticated(response)
+
+
+def test_a_valid_token_is_accepted(client: TestClient) -> None:
+    response = client.post("/v1/patients", json=REGISTER_BODY, headers=CLINICIAN)
+    assert response.status_code == 201
