@@ -1,20 +1,27 @@
 """The composition root: settings in, a wired container out."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
+import psycopg
 from eventsourcing.persistence import PersistenceError
 
 from api.auth import TokenVerifier
 from api.container import Container
 from api.settings import ConfigError, Settings, resolve_secrets
 from application.consents import Consents
+from application.erasure import Erasure
+from application.integrity import Integrity
 from application.ledger import CareLedger
 from application.memberships import Memberships
 from application.patients import Patients
 from application.sponsor_discontinuation import SponsorDiscontinuation
+from infrastructure.chain import ChainVerifier
 from infrastructure.follower import LogFollower
+from infrastructure.keys import CHAIN_KEY_ID, KeyRing, LocalKeyEncryptionKey, WrongMasterKey
+from infrastructure.migrations import migrate, seal
 from infrastructure.stores import StoreConfigError, environment_for, redact
 
 
@@ -22,22 +29,58 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def open_ledger(database_url: str) -> CareLedger:
-    """Open the store, creating its tables; one clear error if that is impossible."""
+def _environment(url: str, setting: str) -> dict[str, str]:
     try:
-        env = environment_for(database_url)
+        return environment_for(url)
     except StoreConfigError as error:
-        raise ConfigError(f"CARELEDGER_DATABASE_URL: {error}") from None
+        raise ConfigError(f"{setting}: {error}") from None
+
+
+@contextmanager
+def _reporting(url: str, setting: str, env: dict[str, str]) -> Iterator[None]:
+    """Turn a store failure into one line that names the setting and never a password."""
     try:
-        return CareLedger(env)
-    except (PersistenceError, OSError) as error:
+        yield
+    except (PersistenceError, OSError, psycopg.Error) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         password = env.get("POSTGRES_PASSWORD")
         if password:
             reason = reason.replace(password, "***")
-        raise ConfigError(
-            f"CARELEDGER_DATABASE_URL: cannot open {redact(database_url)}: {reason}"
-        ) from None
+        raise ConfigError(f"{setting}: cannot open {redact(url)}: {reason}") from None
+
+
+def migrate_store(settings: Settings) -> None:
+    """Create tables, append-only triggers and grants, as the owner role if configured."""
+    app_env = _environment(settings.database_url, "CARELEDGER_DATABASE_URL")
+    owner_url = settings.owner_database_url or settings.database_url
+    setting = "CARELEDGER_OWNER_DATABASE_URL" if settings.owner_database_url else (
+        "CARELEDGER_DATABASE_URL"
+    )  # fmt: skip
+    owner_env = _environment(owner_url, setting)
+    app_role = app_env.get("POSTGRES_USER")
+    if app_role == owner_env.get("POSTGRES_USER"):
+        app_role = None  # one role for both: nothing to grant
+    with _reporting(owner_url, setting, owner_env):
+        migrate(owner_env, app_role)
+
+
+def open_ledger(settings: Settings, master_key: bytes) -> tuple[CareLedger, KeyRing]:
+    """Migrate, open the store as the application role and unlock its keys."""
+    migrate_store(settings)
+    env = {**_environment(settings.database_url, "CARELEDGER_DATABASE_URL"), "CREATE_TABLE": "n"}
+    with _reporting(settings.database_url, "CARELEDGER_DATABASE_URL", env):
+        ledger = CareLedger(env)
+        try:
+            keys = seal(
+                ledger, LocalKeyEncryptionKey(master_key), cache_size=settings.key_cache_size
+            )
+        except WrongMasterKey as error:
+            ledger.close()
+            raise ConfigError(f"CARELEDGER_MASTER_KEY: {error}") from None
+        except BaseException:
+            ledger.close()
+            raise
+    return ledger, keys
 
 
 def build(
@@ -48,7 +91,7 @@ def build(
     run_processes: bool = False,
 ) -> Container:
     secrets = resolve_secrets(settings)
-    ledger = open_ledger(settings.database_url)
+    ledger, keys = open_ledger(settings, secrets.master_key)
     container = Container(
         settings=settings,
         ledger=ledger,
@@ -56,6 +99,9 @@ def build(
         patients=Patients(ledger, clock, new_id),
         memberships=Memberships(ledger, clock, new_id),
         consents=Consents(ledger, clock, new_id),
+        erasure=Erasure(ledger, keys, clock),
+        integrity=Integrity(ChainVerifier(ledger.recorder, keys.raw(CHAIN_KEY_ID))),  # type: ignore[arg-type]
+        keys=keys,
     )
     if run_processes:
         container.followers.append(LogFollower(ledger, SponsorDiscontinuation(ledger, clock)))

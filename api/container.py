@@ -5,10 +5,13 @@ from dataclasses import dataclass, field
 from api.auth import TokenVerifier
 from api.settings import Settings
 from application.consents import Consents
+from application.erasure import Erasure
+from application.integrity import Integrity
 from application.ledger import CareLedger
 from application.memberships import Memberships
 from application.patients import Patients
 from infrastructure.follower import LogFollower
+from infrastructure.keys import KeyRing
 
 
 @dataclass
@@ -19,6 +22,9 @@ class Container:
     patients: Patients
     memberships: Memberships
     consents: Consents
+    erasure: Erasure
+    integrity: Integrity
+    keys: KeyRing
     followers: list[LogFollower] = field(default_factory=list)
 
     def start_followers(self) -> None:

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CARELEDGER_", env_file=".env", extra="ignore")
 
     database_url: str = "sqlite:///./var/careledger.db"
+    # PostgreSQL: the role that owns the schema and runs migrations. The service itself
+    # then connects as database_url's role, which owns nothing.
+    owner_database_url: str | None = None
     jwt_secret: SecretStr | None = None
     jwt_jwks_url: str | None = None
     jwt_issuer: str | None = None
@@ -29,6 +32,7 @@ class Settings(BaseSettings):
     org: str = "org-main"
     var_dir: Path = Path("./var")
     max_body_bytes: int = 1024 * 1024
+    key_cache_size: int = 10_000
     log_level: str = "INFO"
 
 

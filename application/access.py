@@ -19,6 +19,8 @@ class ChartAction(StrEnum):
     READ_CONSENT = "read_consent"
     MANAGE_CONSENT = "manage_consent"
     MANAGE_MEMBERSHIP = "manage_membership"
+    ERASE = "erase"
+    VERIFY_LOG = "verify_log"
 
 
 _ROLES: dict[ChartAction, frozenset[Role]] = {
@@ -28,6 +30,8 @@ _ROLES: dict[ChartAction, frozenset[Role]] = {
     ChartAction.READ_CONSENT: frozenset({Role.CLINICIAN, Role.PATIENT}),
     ChartAction.MANAGE_CONSENT: frozenset({Role.CLINICIAN, Role.PATIENT}),
     ChartAction.MANAGE_MEMBERSHIP: frozenset({Role.ADMIN}),
+    ChartAction.ERASE: frozenset({Role.ADMIN}),
+    ChartAction.VERIFY_LOG: frozenset({Role.AUDITOR, Role.ADMIN}),
 }
 
 

@@ -44,3 +44,17 @@ class IdempotencyKeyReused(ApplicationError):
 
 class StoreUnavailable(ApplicationError):
     """The event store cannot be reached."""
+
+
+class DataKeyDestroyed(Gone):
+    """The stream belongs to a crypto-shredded patient: its key no longer exists."""
+
+    def __init__(self) -> None:
+        super().__init__("the patient's record has been erased")
+
+
+class IntegrityViolation(ApplicationError):
+    """A stored record failed authentication: it was altered, moved or forged.
+
+    The message names the stream and version only, which are random ids, never PHI.
+    """

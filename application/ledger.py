@@ -1,5 +1,6 @@
 """The event-sourced application that holds every stream, and its write discipline."""
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -106,6 +107,15 @@ class CareLedger(Application[UUID]):
         if not isinstance(aggregate, cls):
             raise NotFound(resource)
         return aggregate
+
+    def forget(self, *stream_ids: UUID) -> None:
+        """Drop decrypted aggregates from this process's cache (after crypto-shredding)."""
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for stream_id in stream_ids:
+            with contextlib.suppress(KeyError):
+                cache.get(stream_id, evict=True)
 
     # Writing -------------------------------------------------------------------------
 

@@ -36,3 +36,12 @@ class IdempotencyRecords(Protocol):
     """Looks up claims written atomically with events by the recorder."""
 
     def find_outcome(self, scope: str) -> IdempotentOutcome | None: ...
+
+
+@runtime_checkable
+class PatientKeys(Protocol):
+    """The per-patient data keys. Destroying one crypto-shreds the patient."""
+
+    def destroy(self, patient_id: UUID) -> bool:
+        """Destroy the key; True if it existed. Idempotent."""
+        ...

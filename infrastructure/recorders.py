@@ -1,27 +1,62 @@
-"""The library's process recorders, extended to write idempotency claims atomically.
+"""The library's process recorders, extended for what CareLedger must hold atomically.
 
-A claim rides in the same transaction as the events it guards (passed through
-``Application.save(..., idempotency=claim)``), so a retried request either finds the
-first outcome or writes nothing.
+In the same transaction as the events they concern, under the write lock the library
+already takes:
+- an idempotency claim (passed through ``Application.save(..., idempotency=claim)``),
+  so a retried request either finds the first outcome or writes nothing;
+- the hash-chain link of every record, so no record is ever unsealed.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
-from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
 from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 
 from application.ports import IdempotencyClaim, IdempotentOutcome
+from infrastructure.chain import GENESIS, ChainRow, Head, link
+from infrastructure.key_tables import (
+    SQLITE_CREATE_KEYS,
+    PostgresKeyTable,
+    SQLiteKeyTable,
+    postgres_create_keys,
+    postgres_keys_table,
+)
+
+SQLITE_CHAIN_TABLE = "chain_links"
 
 
-class SQLiteLedgerRecorder(SQLiteProcessRecorder):
+class Sealing:
+    """The chain key, bound after construction (it is itself a wrapped data key)."""
+
+    chain_key: bytes | None = None
+
+    def seal_with(self, chain_key: bytes) -> None:
+        self.chain_key = chain_key
+
+    def _links(
+        self, previous: bytes, ids: Sequence[int], stored_events: Sequence[StoredEvent]
+    ) -> list[tuple[int, bytes]]:
+        if self.chain_key is None:
+            raise RuntimeError("the recorder has no chain key: call seal_with() first")
+        links = []
+        for position, e in zip(ids, stored_events, strict=True):
+            previous = link(
+                self.chain_key, previous, position, e.originator_id, e.originator_version,
+                e.topic, e.state,
+            )  # fmt: skip
+            links.append((position, previous))
+        return links
+
+
+class SQLiteLedgerRecorder(Sealing, SQLiteProcessRecorder):
     def __init__(self, datastore: SQLiteDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
+        self.keys = SQLiteKeyTable(datastore)
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -32,6 +67,9 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
             "stream_id TEXT NOT NULL, "
             "stream_version INTEGER NOT NULL, "
             "result BLOB NOT NULL) WITHOUT ROWID",
+            f"CREATE TABLE IF NOT EXISTS {SQLITE_CHAIN_TABLE} ("
+            "position INTEGER PRIMARY KEY, link BLOB NOT NULL)",
+            SQLITE_CREATE_KEYS,
         ]
 
     def _insert_events(
@@ -49,7 +87,36 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
                     claim.result,
                 ),
             )
-        return super()._insert_events(c, stored_events, **kwargs)
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        if stored_events:
+            assert ids is not None
+            c.execute(f"SELECT link FROM {SQLITE_CHAIN_TABLE} ORDER BY position DESC LIMIT 1")  # noqa: S608
+            row = c.fetchone()
+            previous = bytes(row["link"]) if row else GENESIS
+            for position, sealed in self._links(previous, ids, stored_events):
+                c.execute(f"INSERT INTO {SQLITE_CHAIN_TABLE} VALUES (?, ?)", (position, sealed))  # noqa: S608
+        return ids
+
+    def chain_rows(self) -> Iterator[ChainRow]:
+        """Every record and link in log order, including either one without the other."""
+        events = self.events_table_name
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT coalesce(e.rowid, l.position) AS position, e.originator_id, "  # noqa: S608
+                "e.originator_version, e.topic, e.state, l.link "
+                f"FROM {events} e FULL OUTER JOIN {SQLITE_CHAIN_TABLE} l ON l.position = e.rowid "
+                "ORDER BY 1"
+            )
+            for r in c.sqlite_cursor:
+                yield ChainRow(r[0], r[1], r[2] or 0, r[3] or "", r[4] or b"", r[5])
+
+    def chain_head(self) -> Head | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT position, link FROM {SQLITE_CHAIN_TABLE} ORDER BY position DESC LIMIT 1"  # noqa: S608
+            )
+            row = c.fetchone()
+        return Head(row["position"], bytes(row["link"])) if row else None
 
     def find_outcome(self, scope: str) -> IdempotentOutcome | None:
         with self.datastore.transaction(commit=False) as c:
@@ -66,7 +133,7 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
         return IdempotentOutcome(row["fingerprint"], bytes(row["result"]), row["position"])
 
 
-class PostgresLedgerRecorder(PostgresProcessRecorder):
+class PostgresLedgerRecorder(Sealing, PostgresProcessRecorder):
     def __init__(
         self,
         datastore: PostgresDatastore,
@@ -79,10 +146,40 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
             events_table_name=events_table_name,
             tracking_table_name=tracking_table_name,
         )
-        self.claims_table_name = events_table_name.removesuffix("_events") + "_idempotency"
-        self.check_identifier_length(self.claims_table_name)
+        prefix = events_table_name.removesuffix("_events")
+        self.claims_table_name = prefix + "_idempotency"
+        self.chain_table_name = prefix + "_chain"
+        self.keys_table_name = postgres_keys_table(events_table_name)
+        for name in (self.claims_table_name, self.chain_table_name, self.keys_table_name):
+            self.check_identifier_length(name)
+        self.keys = PostgresKeyTable(datastore, self.keys_table_name)
         claims = Identifier(self.claims_table_name)
+        chain = Identifier(self.chain_table_name)
         schema = Identifier(self.datastore.schema)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{chain} ("
+                "position bigint PRIMARY KEY, link bytea NOT NULL)"
+            ).format(schema=schema, chain=chain)
+        )
+        self.sql_create_statements.append(
+            postgres_create_keys(self.datastore.schema, self.keys_table_name)
+        )
+        self._last_link = SQL(
+            "SELECT link FROM {schema}.{chain} ORDER BY position DESC LIMIT 1"
+        ).format(schema=schema, chain=chain)
+        self._insert_link = SQL("INSERT INTO {schema}.{chain} VALUES (%s, %s)").format(
+            schema=schema, chain=chain
+        )
+        self._select_head = SQL(
+            "SELECT position, link FROM {schema}.{chain} ORDER BY position DESC LIMIT 1"
+        ).format(schema=schema, chain=chain)
+        self._select_chain = SQL(
+            "SELECT coalesce(e.notification_id, l.position), e.originator_id, "
+            "e.originator_version, e.topic, e.state, l.link "
+            "FROM {schema}.{events} e FULL OUTER JOIN {schema}.{chain} l "
+            "ON l.position = e.notification_id ORDER BY 1"
+        ).format(schema=schema, chain=chain, events=Identifier(self.events_table_name))
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {schema}.{claims} ("
@@ -126,6 +223,38 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
                 raise IntegrityError("the idempotency key was claimed by a concurrent request")
         super()._insert_events(curs, stored_events, **kwargs)
 
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        if stored_events:
+            # Still inside the transaction and under the library's EXCLUSIVE lock on the
+            # events table, so links are written in log order and never left behind.
+            assert ids is not None
+            curs.execute(self._last_link)
+            row = curs.fetchone()
+            previous = bytes(row["link"]) if row else GENESIS
+            curs.executemany(self._insert_link, self._links(previous, ids, stored_events))
+        return ids
+
+    def chain_rows(self) -> Iterator[ChainRow]:
+        """Every record and link in log order, including either one without the other."""
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor(name="careledger_verify", binary=True) as curs,
+        ):
+            curs.itersize = 20_000
+            curs.row_factory = tuple_row  # type: ignore[assignment]
+            curs.execute(self._select_chain)
+            for r in curs:
+                yield ChainRow(r[0], r[1], r[2] or 0, r[3] or "", r[4] or b"", r[5])
+
+    def chain_head(self) -> Head | None:
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(self._select_head).fetchone()
+        return Head(row["position"], bytes(row["link"])) if row else None
+
     def find_outcome(self, scope: str) -> IdempotentOutcome | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self._select_claim, (scope,))
@@ -133,7 +262,3 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
         if row is None:
             return None
         return IdempotentOutcome(row["fingerprint"], bytes(row["result"]), row["position"])
-
-
-def stream_uuid(value: UUID | str) -> UUID:
-    return value if isinstance(value, UUID) else UUID(value)

@@ -6,6 +6,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from eventsourcing.utils import get_topic
 
 from infrastructure.recorders import PostgresLedgerRecorder, SQLiteLedgerRecorder
+from infrastructure.sealing import SealingMapper
+
+_SEALED = {"MAPPER_TOPIC": get_topic(SealingMapper)}
 
 
 class StoreConfigError(ValueError):
@@ -44,6 +47,7 @@ def _sqlite(url: str) -> dict[str, str]:
         "SQLITE_DBNAME": path,
         "SQLITE_LOCK_TIMEOUT": "10",
         "PROCESS_RECORDER_TOPIC": get_topic(SQLiteLedgerRecorder),
+        **_SEALED,
     }
 
 
@@ -69,4 +73,5 @@ def _postgres(url: str) -> dict[str, str]:
         # Never POSTGRES_ENABLE_DB_FUNCTIONS: it lets readers skip events when several
         # writers are active.
         "PROCESS_RECORDER_TOPIC": get_topic(PostgresLedgerRecorder),
+        **_SEALED,
     }

@@ -1,0 +1,55 @@
+"""Crypto-shredding: a patient's data key is destroyed, after a PHI-free tombstone.
+
+Order matters. The ``Erased`` event is recorded first (sealed with the system key, so
+it stays readable), then the key is destroyed. A crash between the two leaves a
+patient marked erased whose key still exists; erasing again finishes the job.
+"""
+
+from typing import Any
+from uuid import UUID
+
+from application.access import ChartAction, require_role
+from application.context import RequestContext
+from application.errors import Gone, NotFound
+from application.ledger import CareLedger, WriteOutcome
+from application.ports import Clock, PatientKeys
+from domain.patient import Patient
+from domain.values import Provenance
+
+
+class Erasure:
+    def __init__(self, ledger: CareLedger, keys: PatientKeys, clock: Clock) -> None:
+        self.ledger = ledger
+        self.keys = keys
+        self.clock = clock
+
+    def erase(self, ctx: RequestContext, patient_id: UUID, *, legal_basis: str) -> WriteOutcome:
+        require_role(ctx, ChartAction.ERASE)
+        if (prior := self.ledger.repeated(ctx)) is not None:
+            return prior
+
+        def admit(patient: Patient) -> None:
+            if patient.organisation_id != ctx.actor.org:
+                raise NotFound("patient")
+            if patient.erased:
+                raise Gone("the patient's record has already been erased")
+
+        streams = [patient_id]
+
+        def decide(patient: Patient) -> tuple[list[Patient], dict[str, Any]]:
+            streams.append(patient.consent_id)
+            patient.erase(legal_basis=legal_basis, by=Provenance(ctx.actor.id, self.clock()))
+            return [patient], {"id": str(patient.id), "erased": True}
+
+        try:
+            outcome = self.ledger.change(ctx, Patient, patient_id, "patient", decide, admit=admit)
+        except Gone:
+            # Already erased (perhaps the key survived a crash): make sure it is gone.
+            self._shred(streams)
+            raise
+        self._shred(streams)
+        return outcome
+
+    def _shred(self, streams: list[UUID]) -> None:
+        self.keys.destroy(streams[0])
+        self.ledger.forget(*streams)

@@ -1,0 +1,216 @@
+"""Envelope encryption: data keys wrapped by a key-encryption key (KEK).
+
+Each patient has one AES-256-GCM data key for all of their streams. Non-patient
+streams use the system key, access records the audit key, and the hash chain is keyed
+by the chain key. The data keys live in the store, wrapped by the KEK; the KEK lives
+outside it (configuration, a key file, or later a KMS behind ``KeyEncryptionKey``).
+"""
+
+import hmac
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from application.errors import DataKeyDestroyed, IntegrityViolation
+
+SYSTEM_KEY_ID = UUID(int=1)
+AUDIT_KEY_ID = UUID(int=2)
+CHAIN_KEY_ID = UUID(int=3)
+_SERVICE_KEYS = (SYSTEM_KEY_ID, AUDIT_KEY_ID, CHAIN_KEY_ID)
+_WRAP_CONTEXT = b"careledger-data-key\x00"
+
+
+class WrongMasterKey(Exception):
+    """The KEK cannot unwrap this store's data keys."""
+
+
+class KeyEncryptionKey(Protocol):
+    """The port a KMS or Vault transit backend implements to replace the local KEK."""
+
+    @property
+    def kek_id(self) -> str: ...
+
+    def wrap(self, key_id: UUID, data_key: bytes) -> bytes: ...
+
+    def unwrap(self, key_id: UUID, wrapped: bytes) -> bytes:
+        """Raise ``WrongMasterKey`` if this KEK did not wrap it."""
+        ...
+
+
+class LocalKeyEncryptionKey:
+    """A 256-bit KEK held in memory; AES-256-GCM key wrapping bound to the key id."""
+
+    def __init__(self, master_key: bytes) -> None:
+        if len(master_key) != 32:
+            raise ValueError("the master key must be 32 bytes")
+        self._aead = AESGCM(master_key)
+        # A fingerprint, so that rows record which KEK wrapped them. It reveals nothing
+        # about the key: an HMAC under the key itself of a fixed label.
+        self._kek_id = hmac.digest(master_key, b"careledger-kek-id", "sha256")[:8].hex()
+
+    @property
+    def kek_id(self) -> str:
+        return self._kek_id
+
+    def wrap(self, key_id: UUID, data_key: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, data_key, _WRAP_CONTEXT + key_id.bytes)
+
+    def unwrap(self, key_id: UUID, wrapped: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(wrapped[:12], wrapped[12:], _WRAP_CONTEXT + key_id.bytes)
+        except InvalidTag:
+            message = f"data key {key_id} was not wrapped by KEK {self.kek_id}"
+            raise WrongMasterKey(message) from None
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    key_id: UUID
+    kek_id: str
+    wrapped: bytes | None  # None once destroyed
+
+
+class KeyTable(Protocol):
+    """Where wrapped data keys are stored: one row per key, destroyed in place."""
+
+    def get(self, key_id: UUID) -> WrappedKey | None: ...
+
+    def insert_if_absent(self, key: WrappedKey) -> None: ...
+
+    def destroy(self, key_id: UUID) -> bool: ...
+
+    def rewrap(self, keys: list[tuple[str, WrappedKey]]) -> None:
+        """Replace each (old KEK id, key) in one transaction, if still under the old KEK."""
+        ...
+
+    def not_wrapped_by(self, kek_id: str, limit: int) -> list[WrappedKey]:
+        """Live (not destroyed) keys wrapped by any other KEK."""
+        ...
+
+    def count_not_wrapped_by(self, kek_id: str) -> int: ...
+
+
+class KeyRing:
+    """Unwrapped data keys, cached in memory with a size bound and a time bound.
+
+    The time bound limits how long another process may keep using the key of a
+    patient erased elsewhere.
+    """
+
+    def __init__(
+        self,
+        table: KeyTable,
+        kek: KeyEncryptionKey,
+        *,
+        cache_size: int = 10_000,
+        cache_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.table = table
+        self.kek = kek
+        self.cache_size = cache_size
+        self.cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: OrderedDict[UUID, tuple[float, AESGCM, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        """Create the service keys on a new store; refuse a KEK that is not this store's."""
+        foreign = self.table.count_not_wrapped_by(self.kek.kek_id)
+        if foreign:
+            raise WrongMasterKey(
+                f"{foreign} data keys are not wrapped by the configured master key "
+                f"(KEK id {self.kek.kek_id}); use the store's master key, or finish "
+                "`careledger keys rotate`"
+            )
+        for key_id in _SERVICE_KEYS:
+            self._load(key_id, create=True)
+
+    # Use -------------------------------------------------------------------------
+
+    def aead(self, key_id: UUID, *, create: bool = False) -> AESGCM:
+        return self._load(key_id, create=create)[0]
+
+    def raw(self, key_id: UUID) -> bytes:
+        return self._load(key_id, create=False)[1]
+
+    def destroy(self, patient_id: UUID) -> bool:
+        """Crypto-shred: the wrapped key is overwritten in the store and forgotten here."""
+        if patient_id in _SERVICE_KEYS:
+            raise ValueError("service keys are never destroyed")
+        destroyed = self.table.destroy(patient_id)
+        with self._lock:
+            self._cache.pop(patient_id, None)
+        return destroyed
+
+    def _load(self, key_id: UUID, *, create: bool) -> tuple[AESGCM, bytes]:
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(key_id)
+            if cached is not None and now - cached[0] < self.cache_seconds:
+                self._cache.move_to_end(key_id)
+                return cached[1], cached[2]
+        row = self.table.get(key_id)
+        if row is None and create:
+            self.table.insert_if_absent(
+                WrappedKey(key_id, self.kek.kek_id, self.kek.wrap(key_id, AESGCM.generate_key(256)))
+            )
+            row = self.table.get(key_id)
+        if row is None:
+            raise IntegrityViolation(f"no data key {key_id} exists for a stored record")
+        if row.wrapped is None:
+            raise DataKeyDestroyed()
+        data_key = self.kek.unwrap(key_id, row.wrapped)
+        aead = AESGCM(data_key)
+        with self._lock:
+            self._cache[key_id] = (now, aead, data_key)
+            self._cache.move_to_end(key_id)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return aead, data_key
+
+
+@dataclass(frozen=True)
+class RotationProgress:
+    done: int
+    total: int
+
+
+def rotate(
+    table: KeyTable,
+    old: KeyEncryptionKey,
+    new: KeyEncryptionKey,
+    *,
+    batch_size: int = 500,
+) -> Iterator[RotationProgress]:
+    """Re-wrap every live data key under ``new``; resumable, yields progress per batch.
+
+    Each batch commits on its own, and rows already under ``new`` are skipped, so an
+    interrupted rotation continues where it stopped when run again. Event rows are
+    never touched: only the wrapping of the keys changes.
+    """
+    if old.kek_id == new.kek_id:
+        raise ValueError("the new master key is the one already in use")
+    total = table.count_not_wrapped_by(new.kek_id)
+    done = 0
+    yield RotationProgress(done, total)
+    while batch := table.not_wrapped_by(new.kek_id, batch_size):
+        rewrapped = []
+        for key in batch:
+            assert key.wrapped is not None
+            data_key = old.unwrap(key.key_id, key.wrapped)
+            rewrapped.append(
+                (key.kek_id, WrappedKey(key.key_id, new.kek_id, new.wrap(key.key_id, data_key)))
+            )
+        table.rewrap(rewrapped)
+        done += len(batch)
+        yield RotationProgress(done, total)

@@ -1,0 +1,180 @@
+"""Our Mapper: every stored event and snapshot is AES-256-GCM under its patient's key.
+
+The library's ``Cipher`` sees only bytes, never the stream, so it can neither pick a
+per-patient key nor bind a ciphertext to its row. Here the stored bytes are::
+
+    format (1 byte) | key id (16 bytes) | nonce (12 bytes) | ciphertext and tag
+
+and the associated data is the stream id, version and topic plus that header, so a
+ciphertext copied to another row or stream fails authentication.
+"""
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from typing import Any
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    Cipher,
+    Compressor,
+    Mapper,
+    StoredEvent,
+    Transcoder,
+)
+from eventsourcing.utils import get_topic
+from prometheus_client import Counter
+
+from application.errors import IntegrityViolation
+from domain.patient import Patient
+from domain.sponsor import SponsorProgramme
+from infrastructure.keys import SYSTEM_KEY_ID, KeyRing
+
+FORMAT_V1 = 1
+_PATIENT_TOPIC = get_topic(Patient)
+_SPONSOR_TOPIC = get_topic(SponsorProgramme)
+_HEADER = 1 + 16 + 12
+
+INTEGRITY_VIOLATIONS = Counter(
+    "careledger_integrity_violations_total",
+    "Stored records that failed authentication (altered, moved or forged)",
+)
+security_log = logging.getLogger("careledger.security")
+
+
+class SealingMapper(Mapper[UUID]):
+    """Encrypts with the stream's key; the key ring is bound once the store is open."""
+
+    def __init__(
+        self,
+        transcoder: Transcoder,
+        compressor: Compressor | None = None,
+        cipher: Cipher | None = None,
+    ) -> None:
+        if compressor is not None or cipher is not None:
+            raise ValueError("SealingMapper encrypts itself: configure no COMPRESSOR or CIPHER")
+        super().__init__(transcoder)
+        self.keys: KeyRing | None = None
+        self.recorder: AggregateRecorder | None = None
+        # Which key a stream is sealed with, learnt when it is read or written.
+        self._stream_keys: OrderedDict[UUID, UUID] = OrderedDict()
+        self._stream_keys_max = 100_000
+        self._lock = threading.Lock()
+
+    def bind(self, keys: KeyRing, recorder: AggregateRecorder) -> None:
+        self.keys = keys
+        self.recorder = recorder
+
+    # Writing ---------------------------------------------------------------------
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        plain = super().to_stored_event(domain_event)
+        key_id = self._key_for(domain_event)
+        keys = self._keys()
+        aead = keys.aead(key_id, create=isinstance(domain_event, Patient.Registered))
+        header = bytes([FORMAT_V1]) + key_id.bytes + os.urandom(12)
+        aad = _associated_data(plain, header)
+        sealed = header + aead.encrypt(header[17:], plain.state, aad)
+        self._remember(plain.originator_id, key_id)
+        return StoredEvent(plain.originator_id, plain.originator_version, plain.topic, sealed)
+
+    def _key_for(self, event: DomainEventProtocol[UUID]) -> UUID:
+        # The tombstone and the sponsor programmes carry no PHI and must stay readable.
+        if isinstance(event, (Patient.Erased, SponsorProgramme.Event)):
+            return SYSTEM_KEY_ID
+        if isinstance(event, Patient.Event):
+            return event.originator_id
+        snapshot_of = getattr(event, "topic", None)  # a snapshot names its aggregate's class
+        if snapshot_of == _PATIENT_TOPIC:
+            return event.originator_id
+        if snapshot_of == _SPONSOR_TOPIC:
+            return SYSTEM_KEY_ID
+        patient_id = getattr(event, "patient_id", None)  # a stream's first event names it
+        if isinstance(patient_id, UUID):
+            return patient_id
+        with self._lock:
+            known = self._stream_keys.get(event.originator_id)
+        return known if known is not None else self._key_of_stream(event.originator_id)
+
+    def _key_of_stream(self, stream_id: UUID) -> UUID:
+        """The key of the stream's first event, read from its header."""
+        assert self.recorder is not None, "SealingMapper is not bound"
+        first = self.recorder.select_events(stream_id, lte=1, limit=1)
+        if not first:
+            raise IntegrityViolation(f"stream {stream_id} has no first event to take a key from")
+        return _header_key(first[0])
+
+    # Reading ---------------------------------------------------------------------
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        state = stored_event.state
+        if len(state) < _HEADER + 16 or state[0] != FORMAT_V1:
+            raise self._violation(stored_event, "unknown format")
+        key_id = _header_key(stored_event)
+        aead = self._keys().aead(key_id)
+        try:
+            plain = aead.decrypt(
+                state[17:_HEADER], state[_HEADER:], _associated_data(stored_event, state[:_HEADER])
+            )
+        except InvalidTag:
+            raise self._violation(stored_event, "authentication failed") from None
+        self._remember(stored_event.originator_id, key_id)
+        return super().to_domain_event(
+            StoredEvent(
+                stored_event.originator_id,
+                stored_event.originator_version,
+                stored_event.topic,
+                plain,
+            )
+        )
+
+    # -----------------------------------------------------------------------------
+
+    def _keys(self) -> KeyRing:
+        assert self.keys is not None, "SealingMapper is not bound to a key ring"
+        return self.keys
+
+    def _remember(self, stream_id: Any, key_id: UUID) -> None:
+        if key_id == SYSTEM_KEY_ID:  # decided by event type, and a tombstone must not
+            return  # make a patient's later records look like system records
+        with self._lock:
+            self._stream_keys[stream_id] = key_id
+            self._stream_keys.move_to_end(stream_id)
+            if len(self._stream_keys) > self._stream_keys_max:
+                self._stream_keys.popitem(last=False)
+
+    @staticmethod
+    def _violation(stored_event: StoredEvent, reason: str) -> IntegrityViolation:
+        INTEGRITY_VIOLATIONS.inc()
+        security_log.error(
+            "integrity violation",
+            extra={
+                "stream_id": str(stored_event.originator_id),
+                "version": stored_event.originator_version,
+                "reason": reason,
+            },
+        )
+        return IntegrityViolation(
+            f"stored record {stored_event.originator_id} version "
+            f"{stored_event.originator_version} failed authentication ({reason})"
+        )
+
+
+def _header_key(stored_event: StoredEvent) -> UUID:
+    return UUID(bytes=bytes(stored_event.state[1:17]))
+
+
+def _associated_data(stored_event: StoredEvent, header: bytes) -> bytes:
+    stream_id = stored_event.originator_id
+    sid = stream_id.bytes if isinstance(stream_id, UUID) else UUID(str(stream_id)).bytes
+    return (
+        sid
+        + int(stored_event.originator_version).to_bytes(8, "big", signed=True)
+        + stored_event.topic.encode()
+        + b"\x00"
+        + header
+    )
