@@ -64,22 +64,27 @@ def migrate_store(settings: Settings) -> None:
         migrate(owner_env, app_role)
 
 
-def open_ledger(settings: Settings, master_key: bytes) -> tuple[CareLedger, KeyRing]:
-    """Migrate, open the store as the application role and unlock its keys."""
+def open_unsealed(settings: Settings) -> CareLedger:
+    """Migrate, then open the store as the application role, with its keys still locked."""
     migrate_store(settings)
     env = {**_environment(settings.database_url, "CARELEDGER_DATABASE_URL"), "CREATE_TABLE": "n"}
     with _reporting(settings.database_url, "CARELEDGER_DATABASE_URL", env):
-        ledger = CareLedger(env)
-        try:
-            keys = seal(
-                ledger, LocalKeyEncryptionKey(master_key), cache_size=settings.key_cache_size
-            )
-        except WrongMasterKey as error:
-            ledger.close()
-            raise ConfigError(f"CARELEDGER_MASTER_KEY: {error}") from None
-        except BaseException:
-            ledger.close()
-            raise
+        return CareLedger(env)
+
+
+def open_ledger(settings: Settings, master_key: bytes) -> tuple[CareLedger, KeyRing]:
+    """Open the store and unlock its keys; a KEK that is not the store's stops here."""
+    ledger = open_unsealed(settings)
+    try:
+        kek = LocalKeyEncryptionKey(master_key)
+        with _reporting(settings.database_url, "CARELEDGER_DATABASE_URL", {}):
+            keys = seal(ledger, kek, cache_size=settings.key_cache_size)
+    except WrongMasterKey as error:
+        ledger.close()
+        raise ConfigError(f"CARELEDGER_MASTER_KEY: {error}") from None
+    except BaseException:
+        ledger.close()
+        raise
     return ledger, keys
 
 

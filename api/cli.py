@@ -12,6 +12,7 @@ import uvicorn
 
 from api import logging as structured_logging
 from api.auth import mint_token
+from api.cli_store import audit_cli, keys_cli, migrate_command, patients_cli
 from api.settings import ConfigError, Settings, load_settings, resolve_secrets
 from application.context import Role
 
@@ -136,6 +137,12 @@ def demo(
     finally:
         container.close()
     typer.echo(summary)
+
+
+cli.command("migrate")(migrate_command)
+cli.add_typer(keys_cli, name="keys")
+cli.add_typer(audit_cli, name="audit")
+cli.add_typer(patients_cli, name="patients")
 
 
 def main() -> None:

@@ -27,6 +27,8 @@ _APPLICATION_STATUS: list[tuple[type[Exception], int, str]] = [
     (app_errors.PreconditionFailed, 412, "Precondition failed"),
     (app_errors.IdempotencyKeyReused, 409, "Idempotency key reused"),
     (app_errors.StoreUnavailable, 503, "Store unavailable"),
+    # Already logged as a security event and counted where it was detected.
+    (app_errors.IntegrityViolation, 500, "Integrity violation"),
 ]
 
 

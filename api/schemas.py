@@ -269,3 +269,12 @@ class Written(BaseModel):
 
 def as_dict(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(exclude_unset=True)
+
+
+class EraseIn(Body):
+    legal_basis: str = Field(
+        min_length=1,
+        max_length=500,
+        description="Why the record may be erased, e.g. a reference to the request",
+        examples=["GDPR art. 17 request REF-2026-0042"],
+    )

@@ -50,7 +50,7 @@ class SQLiteKeyTable:
                 "destroyed_at = datetime('now') WHERE key_id = ? AND wrapped IS NOT NULL",
                 (key_id.hex,),
             )
-            return bool(c.rowcount)
+            return bool(c.sqlite_cursor.rowcount)
 
     def rewrap(self, keys: list[tuple[str, WrappedKey]]) -> None:
         with self.datastore.transaction(commit=True) as c:

@@ -95,9 +95,13 @@ def _protect_postgres(
             SQL("GRANT UPDATE ON {schema}.{events} TO {role}").format(
                 schema=schema, events=events, role=role
             ),
-            # Crypto-shredding and key rotation change a key's wrapping in place.
-            SQL("GRANT UPDATE ON {schema}.{keys} TO {role}").format(
-                schema=schema, keys=keys, role=role
+            # Crypto-shredding and key rotation change a key's wrapping in place, and
+            # the library keeps one tracking row per process, advanced by upsert.
+            SQL("GRANT UPDATE ON {schema}.{keys}, {schema}.{tracking} TO {role}").format(
+                schema=schema,
+                keys=keys,
+                tracking=Identifier(recorder.tracking_table_name),
+                role=role,
             ),
             SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}").format(
                 schema=schema, role=role

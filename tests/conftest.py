@@ -5,11 +5,13 @@ Without a reachable server they are skipped with a visible notice, except under
 CI=true, where a missing PostgreSQL is a failure.
 """
 
+import contextlib
 import os
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -26,6 +28,30 @@ PG_ADMIN_URL = os.environ.get("CARELEDGER_TEST_PG", "postgresql://postgres@127.0
 JWT_SECRET = "test-secret-" + "x" * 40
 ORG = "org-main"
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+# The service connects as an application role that owns nothing; migrations run as the
+# owner role. Both are cluster-wide and created once, idempotently.
+OWNER_ROLE = "careledger_owner"
+APP_ROLE = "careledger_app"
+
+
+def role_url(url: str, role: str) -> str:
+    """The same server and database, connecting as ``role`` (trust auth)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{role}@{host}:{parts.port or 5432}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _ensure_roles(admin_url: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for role in (OWNER_ROLE, APP_ROLE):
+            # It may exist from an earlier or a concurrent run.
+            with contextlib.suppress(
+                psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation
+            ):
+                conn.execute(f'CREATE ROLE "{role}" LOGIN')
 
 
 def _pg_available() -> str | None:
@@ -45,18 +71,20 @@ def postgres_server() -> Iterator[str]:
         if IN_CI:
             pytest.fail(f"CI=true and {message}")
         pytest.skip(f"NOTICE: skipping PostgreSQL run - {message}")
+    _ensure_roles(PG_ADMIN_URL)
     yield PG_ADMIN_URL
 
 
 def create_database(admin_url: str) -> str:
+    """A new database owned by the owner role; its admin (superuser) URL."""
     name = f"careledger_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}" OWNER "{OWNER_ROLE}"')
     return admin_url.rsplit("/", 1)[0] + "/" + name
 
 
 def drop_database(admin_url: str, url: str) -> None:
-    name = url.rsplit("/", 1)[1]
+    name = urlsplit(url).path.lstrip("/")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -70,14 +98,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     admin = request.getfixturevalue("postgres_server")
     url = create_database(admin)
     try:
-        yield url
+        yield role_url(url, APP_ROLE)
     finally:
         drop_database(admin, url)
+
+
+def owner_url_for(database_url: str) -> str | None:
+    """The migration URL beside an application-role URL (None for SQLite)."""
+    if not database_url.startswith("postgres"):
+        return None
+    return role_url(database_url, OWNER_ROLE)
 
 
 def make_settings(database_url: str, var_dir: Path) -> Settings:
     return Settings(
         database_url=database_url,
+        owner_database_url=owner_url_for(database_url),
         jwt_secret=JWT_SECRET,
         master_key="A" * 43 + "=",
         var_dir=var_dir,

@@ -10,6 +10,7 @@ from api.responses import JSON
 from api.schemas import (
     AmendEntryIn,
     DeceasedIn,
+    EraseIn,
     ReasonIn,
     RecordEntryIn,
     RegisterPatientIn,
@@ -141,3 +142,18 @@ def record_death(
         ctx, patient_id, deceased_at=body.deceased_at, expected_version=expected
     )
     return written(outcome, 201)
+
+
+@router.post(
+    "/{patient_id}/erase",
+    status_code=202,
+    summary="Erase a patient (crypto-shredding)",
+    description=(
+        "Admin only. Records a PHI-free `Erased` event, then destroys the patient's data "
+        "key: every later read of the patient answers 410, and none of their events, "
+        "snapshots or read-model rows can be decrypted. The hash chain still verifies."
+    ),
+)
+def erase_patient(patient_id: UUID, body: EraseIn, ctx: Context, services: Services) -> JSON:
+    outcome = services.erasure.erase(ctx, patient_id, legal_basis=body.legal_basis)
+    return written(outcome, 202)

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import create_database, drop_database
+from tests.conftest import APP_ROLE, OWNER_ROLE, create_database, drop_database, role_url
 
 
 @pytest.fixture(scope="session")
@@ -33,9 +33,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     database = request.getfixturevalue("api_postgres_database")
     schema = f"t_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'CREATE SCHEMA "{schema}" AUTHORIZATION "{OWNER_ROLE}"')
     try:
-        yield f"{database}?schema={schema}"
+        yield f"{role_url(database, APP_ROLE)}?schema={schema}"
     finally:
         with psycopg.connect(database, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

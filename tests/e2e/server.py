@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import JWT_SECRET
+from tests.conftest import JWT_SECRET, owner_url_for
 
 BIN = Path(sys.executable).parent
 
@@ -32,6 +32,11 @@ def running_server(
     env = {
         **os.environ,
         "CARELEDGER_DATABASE_URL": database_url,
+        **(
+            {"CARELEDGER_OWNER_DATABASE_URL": owner}
+            if (owner := owner_url_for(database_url))
+            else {}
+        ),
         "CARELEDGER_JWT_SECRET": JWT_SECRET,
         "CARELEDGER_VAR_DIR": str(workdir / "var"),
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -1,0 +1,175 @@
+"""Operator commands on the store: migrate, keys, audit, patients erase."""
+
+import getpass
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from api.settings import ConfigError, Settings, decode_master_key, load_settings, resolve_secrets
+from application.context import Actor, RequestContext, Role
+from application.errors import ApplicationError
+from domain.errors import DomainError
+from domain.vocabulary import Purpose
+from infrastructure.chain import ChainRow, Head, verify
+from infrastructure.keys import LocalKeyEncryptionKey, WrongMasterKey, rotate
+
+keys_cli = typer.Typer(help="Data keys and the key-encryption key.", no_args_is_help=True)
+audit_cli = typer.Typer(help="The tamper-evident chain.", no_args_is_help=True)
+patients_cli = typer.Typer(help="Patient operations.", no_args_is_help=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"careledger: {message}", err=True)
+    return typer.Exit(code=code)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        transient=False,
+    )
+
+
+def migrate_command() -> None:
+    """Create tables, append-only triggers and grants (as CARELEDGER_OWNER_DATABASE_URL)."""
+    from api.bootstrap import migrate_store
+
+    try:
+        migrate_store(_settings())
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    typer.echo("careledger: the store is migrated")
+
+
+@keys_cli.command("rotate")
+def rotate_keys(
+    new_key_file: Annotated[
+        Path, typer.Option(help="File holding the new master key (base64 of 32 bytes)")
+    ],
+    batch_size: Annotated[int, typer.Option(help="Keys re-wrapped per transaction", min=1)] = 500,
+) -> None:
+    """Re-wrap every data key under a new KEK. No event row changes; safe to re-run."""
+    from api.bootstrap import open_unsealed
+
+    settings = _settings()
+    try:
+        old = LocalKeyEncryptionKey(resolve_secrets(settings).master_key)
+        new_text = new_key_file.read_text()
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    except OSError as error:
+        raise _fail(f"--new-key-file: cannot read {new_key_file} ({error.strerror})") from None
+    try:
+        new = LocalKeyEncryptionKey(decode_master_key(new_text, "--new-key-file"))
+        ledger = open_unsealed(settings)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    try:
+        with _progress() as progress:
+            task = progress.add_task("re-wrapping data keys", total=None, rate="")
+            for step in rotate(ledger.recorder.keys, old, new, batch_size=batch_size):  # type: ignore[attr-defined]
+                progress.update(task, total=step.total, completed=step.done)
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    except WrongMasterKey as error:
+        raise _fail(f"CARELEDGER_MASTER_KEY: {error}") from None
+    finally:
+        ledger.close()
+    typer.echo(
+        f"careledger: every data key is wrapped by KEK {new.kek_id}; point "
+        f"CARELEDGER_MASTER_KEY_FILE at {new_key_file} and restart"
+    )
+
+
+@audit_cli.command("head")
+def audit_head() -> None:
+    """Print the chain's head as JSON, to anchor it outside the database."""
+    with _opened() as container:
+        head = container.integrity.log.head()
+    typer.echo(json.dumps(head))
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    head_file: Annotated[
+        Path | None, typer.Option(help="A head exported by `audit head`, to detect truncation")
+    ] = None,
+) -> None:
+    """Recompute the chain. Exit 0 if it holds, 1 naming the first bad position."""
+    anchored = None
+    if head_file is not None:
+        try:
+            anchored = Head.from_json(json.loads(head_file.read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise _fail(f"--head-file: not a head exported by `audit head` ({error})") from None
+    with _opened() as container:
+        recorder: Any = container.ledger.recorder
+        total = recorder.max_notification_id() or 0
+        key = container.integrity.log.key  # type: ignore[attr-defined]
+        with _progress() as progress:
+            task = progress.add_task("verifying the chain", total=total, rate="")
+            result = verify(key, _counted(recorder.chain_rows(), progress, task), anchored)
+            progress.update(task, completed=total)
+    typer.echo(json.dumps(result.as_json()))
+    if not result.ok:
+        raise typer.Exit(code=1)
+
+
+def _counted(rows: Iterable[ChainRow], progress: Progress, task: Any) -> Iterator[ChainRow]:
+    for row in rows:
+        if row.position % 10_000 == 0:
+            progress.update(task, completed=row.position)
+        yield row
+
+
+@patients_cli.command("erase")
+def erase_patient(
+    patient_id: Annotated[str, typer.Argument(help="The patient's id")],
+    legal_basis: Annotated[str, typer.Option(help="Why the record may be erased")],
+    org: Annotated[str | None, typer.Option(help="Organisation (default CARELEDGER_ORG)")] = None,
+) -> None:
+    """Crypto-shred a patient: record `Erased`, then destroy their data key."""
+    try:
+        target = uuid.UUID(patient_id)
+    except ValueError:
+        raise _fail("PATIENT_ID must be a UUID") from None
+    with _opened() as container:
+        actor = Actor(f"cli:{getpass.getuser()}", Role.ADMIN, org or container.settings.org)
+        ctx = RequestContext(actor, Purpose.HOPERAT, request_id=uuid.uuid4().hex, source="cli")
+        try:
+            outcome = container.erasure.erase(ctx, target, legal_basis=legal_basis)
+        except (ApplicationError, DomainError) as error:
+            raise _fail(str(error), code=1) from None
+    typer.echo(json.dumps(outcome.body()))
+
+
+@contextmanager
+def _opened() -> Iterator[Any]:
+    """The wired container, closed afterwards; configuration errors as one line."""
+    from api.bootstrap import build
+
+    try:
+        container = build(_settings())
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    try:
+        yield container
+    finally:
+        container.close()

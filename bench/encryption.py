@@ -1,0 +1,595 @@
+"""Benchmark the cost of sealing (E1) and the speed of ``audit verify`` (A1).
+
+Run from the project root::
+
+    .venv/bin/python -m bench.encryption [--events N] [--backend sqlite|postgres|both]
+                                         [--verify-records N] [--json-out PATH]
+
+E1  Encrypted vs plaintext saves at the application layer. Two ``CareLedger``s on the
+    same backend, each on a store of its own: "sealed" is opened exactly as the service
+    opens it (``api.bootstrap.open_ledger``: SealingMapper, key ring, chain key);
+    "plain" is the same class and recorders with the library's default Mapper (no
+    cipher). Each round registers patients and records clinical entries through the
+    domain, one ``ledger.save(patient)`` per new event, as the API does. Rounds
+    alternate ABAB after one unmeasured warm-up round each. The figure is the ratio of
+    the median throughputs, sealed / plain, counted over the time spent inside
+    ``save()`` (the domain work around it is identical for both). Goal: >= 0.95.
+
+A1  ``audit verify`` speed. The sealed store is filled (1,000 events per save) up to
+    ``--verify-records`` records, then ``infrastructure.chain.verify(chain key,
+    recorder.chain_rows())`` is timed, as ``ChainVerifier.verify`` runs it. Goal:
+    >= 200,000 records/s. The time is also split into fetching rows (with ChainRow
+    construction), ChainRow construction alone, ``link()`` and bare HMAC-SHA256.
+
+Results are printed as a markdown table and written as JSON to
+``bench/results/encryption-<timestamp>.json`` (or ``--json-out``).
+"""
+
+import argparse
+import base64
+import contextlib
+import cProfile
+import gc
+import hmac
+import io
+import itertools
+import json
+import os
+import platform
+import pstats
+import secrets
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+from eventsourcing.persistence import Mapper
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from api.bootstrap import open_ledger
+from api.settings import Settings
+from application.ledger import CareLedger
+from domain.patient import Patient
+from domain.values import Coding, ContactDetails, HumanName, Provenance, Quantity
+from domain.vocabulary import AdministrativeSex, EntryKind, SensitivityLabel
+from infrastructure.chain import ChainRow, link, verify
+from infrastructure.keys import CHAIN_KEY_ID, KeyRing
+from infrastructure.migrations import migrate
+from infrastructure.sealing import SealingMapper
+from infrastructure.stores import environment_for
+
+E1_GOAL = 0.95
+A1_GOAL = 200_000.0
+COMPONENT_SAMPLE = 50_000
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+HEART_RATE = Coding(system="http://loinc.org", code="8867-4", display="Heart rate")
+NO_LABELS: frozenset[SensitivityLabel] = frozenset()
+
+stderr = Console(stderr=True)
+
+
+# The workload, through the domain -------------------------------------------------
+
+
+def new_patient(n: int) -> Patient:
+    return Patient.register(
+        patient_id=uuid4(),
+        consent_id=uuid4(),
+        organisation_id="org-main",
+        mrn=f"MRN-{n:07d}",
+        name=HumanName(given="Ada", family="Example"),
+        birth_date=date(1984, 7, 12),
+        sex=AdministrativeSex.FEMALE,
+        contact=ContactDetails(phone="+1-555-0100"),
+        by=Provenance("registrar-1", T0),
+    )
+
+
+def record_heart_rate(patient: Patient, n: int) -> None:
+    patient.record_entry(
+        entry_id=uuid4(),
+        kind=EntryKind.OBSERVATION,
+        code=HEART_RATE,
+        value=Quantity(Decimal(60 + n % 40), "/min"),
+        effective_at=T0 + timedelta(minutes=n),
+        modality=None,
+        labels=NO_LABELS,
+        by=Provenance("clinician-7", T0 + timedelta(minutes=n)),
+    )
+
+
+# Stores ---------------------------------------------------------------------------
+
+
+@contextmanager
+def store_urls(backend: str) -> Iterator[Callable[[str], str]]:
+    """A factory of fresh, empty store URLs on the backend, all removed afterwards."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="careledger-bench-") as tmp:
+            yield lambda label: f"sqlite:///{Path(tmp) / label}.db"
+        return
+    from tests.conftest import PG_ADMIN_URL, create_database, drop_database
+
+    created: list[str] = []
+
+    def new_database(label: str) -> str:
+        created.append(create_database(PG_ADMIN_URL))
+        return created[-1]
+
+    try:
+        yield new_database
+    finally:
+        for url in created:
+            drop_database(PG_ADMIN_URL, url)
+
+
+def open_sealed(url: str, var_dir: Path) -> tuple[CareLedger, KeyRing]:
+    """Our store, as the service opens it."""
+    master_key = secrets.token_bytes(32)
+    settings = Settings(
+        database_url=url,
+        master_key=base64.b64encode(master_key).decode(),
+        jwt_secret=secrets.token_urlsafe(40),
+        var_dir=var_dir,
+    )
+    ledger, keys = open_ledger(settings, master_key)
+    assert isinstance(ledger.mapper, SealingMapper)
+    return ledger, keys
+
+
+def open_plain(url: str) -> CareLedger:
+    """The same application and recorders, with the library's Mapper and no cipher."""
+    env = environment_for(url)
+    del env["MAPPER_TOPIC"]
+    migrate(env, None)  # the same tables and triggers as the sealed store
+    ledger = CareLedger({**env, "CREATE_TABLE": "n"})
+    assert type(ledger.mapper) is Mapper and ledger.mapper.cipher is None
+    ledger.recorder.seal_with(b"k" * 32)  # type: ignore[attr-defined]
+    return ledger
+
+
+# E1 ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Round:
+    events: int
+    save_seconds: float
+    wall_seconds: float
+    register_latencies: list[float] = field(repr=False)
+    entry_latencies: list[float] = field(repr=False)
+
+    @property
+    def throughput(self) -> float:
+        return self.events / self.save_seconds
+
+    @property
+    def wall_throughput(self) -> float:
+        return self.events / self.wall_seconds
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> int:
+        self.n += 1
+        return self.n
+
+
+def e1_round(
+    ledger: CareLedger,
+    events: int,
+    entries_per_patient: int,
+    serial: Counter,
+    advance: Callable[[], None],
+) -> Round:
+    registers: list[float] = []
+    entries: list[float] = []
+    clock = time.perf_counter
+    written = 0
+    gc.collect()
+    started = clock()
+    while written < events:
+        patient = new_patient(serial())
+        t = clock()
+        ledger.save(patient)
+        registers.append(clock() - t)
+        written += 1
+        advance()
+        for _ in range(min(entries_per_patient, events - written)):
+            record_heart_rate(patient, serial())
+            t = clock()
+            ledger.save(patient)
+            entries.append(clock() - t)
+            written += 1
+            advance()
+    wall = clock() - started
+    return Round(written, sum(registers) + sum(entries), wall, registers, entries)
+
+
+def ms(seconds: list[float]) -> float | None:
+    return round(statistics.median(seconds) * 1000, 4) if seconds else None
+
+
+def run_e1(
+    sealed: CareLedger,
+    plain: CareLedger,
+    args: argparse.Namespace,
+    progress: Progress,
+    backend: str,
+) -> dict[str, Any]:
+    apps = {"sealed": sealed, "plain": plain}
+    warmup = max(args.events // 5, 1 + args.entries_per_patient)
+    total = 2 * (warmup + args.rounds * args.events)
+    task = progress.add_task(f"E1 {backend}", total=total)
+
+    def advance() -> None:
+        progress.advance(task)
+
+    serial = Counter()
+    for ledger in apps.values():  # connections, caches, first pages: unmeasured
+        e1_round(ledger, warmup, args.entries_per_patient, serial, advance)
+    rounds: dict[str, list[Round]] = {"sealed": [], "plain": []}
+    for i in range(args.rounds):
+        order = ("sealed", "plain") if i % 2 == 0 else ("plain", "sealed")
+        for name in order:
+            rounds[name].append(
+                e1_round(apps[name], args.events, args.entries_per_patient, serial, advance)
+            )
+    progress.remove_task(task)
+
+    def summary(name: str) -> dict[str, Any]:
+        rs = rounds[name]
+        return {
+            "median_events_per_s": round(statistics.median(r.throughput for r in rs), 1),
+            "rounds_events_per_s": [round(r.throughput, 1) for r in rs],
+            "median_wall_events_per_s": round(statistics.median(r.wall_throughput for r in rs), 1),
+            "median_register_save_ms": ms([x for r in rs for x in r.register_latencies]),
+            "median_entry_save_ms": ms([x for r in rs for x in r.entry_latencies]),
+            "p95_entry_save_ms": round(
+                statistics.quantiles([x for r in rs for x in r.entry_latencies], n=20)[-1] * 1000,
+                4,
+            ),
+        }
+
+    result = {"sealed": summary("sealed"), "plain": summary("plain")}
+    ratio = result["sealed"]["median_events_per_s"] / result["plain"]["median_events_per_s"]
+    result["ratio_sealed_over_plain"] = round(ratio, 4)
+    result["wall_ratio_sealed_over_plain"] = round(
+        result["sealed"]["median_wall_events_per_s"] / result["plain"]["median_wall_events_per_s"],
+        4,
+    )
+    result["goal"] = f">= {E1_GOAL}"
+    result["met"] = ratio >= E1_GOAL
+    result["workload"] = {
+        "events_per_round": args.events,
+        "rounds_per_app": args.rounds,
+        "warmup_events_per_app": warmup,
+        "events_per_patient": 1 + args.entries_per_patient,
+        "events_per_save": 1,
+        "order": "warm-up A, B; then rounds alternate AB, BA, AB, ...",
+    }
+    return result
+
+
+# A1 ---------------------------------------------------------------------------------
+
+
+def fill(ledger: CareLedger, target: int, progress: Progress, backend: str) -> dict[str, Any]:
+    """Top the log up to ``target`` records, 1,000 events per save (20 patients x 50)."""
+    recorder = ledger.recorder
+    have = recorder.max_notification_id() or 0
+    task = progress.add_task(f"A1 {backend}: writing", total=target, completed=have)
+    written = 0
+    serial = Counter()
+    started = time.perf_counter()
+    while have < target:
+        patients = []
+        for _ in range(20):
+            patient = new_patient(serial())
+            for _ in range(49):
+                record_heart_rate(patient, serial())
+            patients.append(patient)
+        ledger.save(*patients)
+        written += 1000
+        have = recorder.max_notification_id() or 0
+        progress.update(task, completed=have)
+    seconds = time.perf_counter() - started
+    progress.remove_task(task)
+    return {
+        "records_in_log": have,
+        "records_written_for_a1": written,
+        "write_events_per_s": round(written / seconds, 1) if written else None,
+    }
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    gc.collect()
+    started = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - started, value
+
+
+def component_costs(key: bytes, recorder: Any) -> dict[str, float]:
+    """Microseconds per record of each part, on a sample held in memory, GC off."""
+    stream = recorder.chain_rows()
+    sample = list(itertools.islice(stream, COMPONENT_SAMPLE))
+    stream.close()  # ends the read transaction (and PostgreSQL's named cursor)
+    fields_ = [(r.position, r.stream_id, r.version, r.topic, r.state, r.link) for r in sample]
+    # The same bytes as link() authenticates: previous link, fixed fields, topic, state.
+    messages = [bytes(66) + r.topic.encode() + r.state for r in sample]
+    gc.disable()
+    try:
+        construct, _ = timed(lambda: [ChainRow(*f) for f in fields_])
+        loop, outcome = timed(lambda: verify(key, sample))
+        assert outcome.ok
+        links, _ = timed(
+            lambda: [
+                link(key, r.link, r.position, r.stream_id, r.version, r.topic, r.state)  # type: ignore[arg-type]
+                for r in sample
+            ]
+        )
+        digests, _ = timed(lambda: [hmac.digest(key, m, "sha256") for m in messages])
+    finally:
+        gc.enable()
+    n = len(sample) / 1e6
+    return {
+        "chainrow_construction": construct / n,
+        "verify_loop_in_memory": loop / n,
+        "link_fn": links / n,
+        "hmac_digest_only": digests / n,
+    }
+
+
+def run_a1(
+    ledger: CareLedger, keys: KeyRing, args: argparse.Namespace, progress: Progress, backend: str
+) -> dict[str, Any]:
+    written = fill(ledger, args.verify_records, progress, backend)
+    key = keys.raw(CHAIN_KEY_ID)
+    recorder: Any = ledger.recorder
+    task = progress.add_task(f"A1 {backend}: verifying", total=args.verify_repeats + 1)
+
+    # What `audit verify` does: stream the rows and recompute the chain.
+    runs = []
+    checked = 0
+    for _ in range(args.verify_repeats):
+        seconds, outcome = timed(lambda: verify(key, recorder.chain_rows()))
+        assert outcome.ok, outcome.problem
+        checked = outcome.records_checked
+        runs.append(seconds)
+        progress.advance(task)
+    median = statistics.median(runs)
+
+    # Where the time goes. Streaming, as above, but without the chain.
+    fetch_runs = []
+    for _ in range(args.verify_repeats):
+        seconds, fetched = timed(lambda: sum(1 for _ in recorder.chain_rows()))
+        assert fetched == checked
+        fetch_runs.append(seconds)
+    fetch = statistics.median(fetch_runs)
+    parts = component_costs(key, recorder)
+    progress.advance(task)
+    progress.remove_task(task)
+
+    profile: list[str] | None = None
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        verify(key, recorder.chain_rows())
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(18)
+        profile = out.getvalue().splitlines()
+
+    rate = checked / median
+    us = 1e6
+    per_row_us = {
+        "total_verify": median / checked * us,
+        "fetch_streaming_incl_chainrow": fetch / checked * us,
+        "chain_check_streaming": (median - fetch) / checked * us,
+        **parts,
+    }
+    return {
+        **written,
+        "records_checked": checked,
+        "verify_seconds": [round(s, 4) for s in runs],
+        "median_records_per_s": round(rate, 1),
+        "goal": f">= {A1_GOAL:,.0f} records/s",
+        "met": rate >= A1_GOAL,
+        "breakdown_us_per_record": {k: round(v, 3) for k, v in per_row_us.items()},
+        "breakdown_note": (
+            "total_verify = fetch_streaming_incl_chainrow + chain_check_streaming (both "
+            "streamed, GC on, medians). The rest are per-record costs on an in-memory "
+            f"sample of up to {COMPONENT_SAMPLE:,} records with GC off: chainrow_construction "
+            "is part of the fetch; the verify loop includes link_fn, which includes "
+            "hmac_digest_only (the same bytes through hmac.digest)"
+        ),
+        "profile_top_tottime": profile,
+    }
+
+
+# Running --------------------------------------------------------------------------
+
+
+def bench_backend(args: argparse.Namespace, backend: str, progress: Progress) -> dict[str, Any]:
+    with ExitStack() as stack:
+        new_url = stack.enter_context(store_urls(backend))
+        var_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cl-bench-var-")))
+        sealed, keys = open_sealed(new_url("sealed"), var_dir)
+        stack.callback(sealed.close)
+        plain = open_plain(new_url("plain"))
+        stack.callback(plain.close)
+        result: dict[str, Any] = {"server": server_version(sealed, backend)}
+        if not args.skip_e1:
+            result["E1"] = run_e1(sealed, plain, args, progress, backend)
+        plain.close()
+        if not args.skip_a1:
+            result["A1"] = run_a1(sealed, keys, args, progress, backend)
+        return result
+
+
+def server_version(ledger: CareLedger, backend: str) -> str:
+    recorder: Any = ledger.recorder
+    if backend == "sqlite":
+        import sqlite3
+
+        return f"SQLite {sqlite3.sqlite_version}"
+    with recorder.datastore.get_connection() as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return f"PostgreSQL {next(iter(row.values()))}"
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "eventsourcing": version("eventsourcing"),
+        "psycopg": version("psycopg"),
+        "cryptography": version("cryptography"),
+    }
+
+
+def command_line() -> str:
+    python = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        python = python.relative_to(Path.cwd())
+    return shlex.join([str(python), "-m", "bench.encryption", *sys.argv[1:]])
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [
+        "| scenario | backend | figure | goal | met? |",
+        "|---|---|---|---|---|",
+    ]
+    for backend, r in results.items():
+        if "E1" in r:
+            e1 = r["E1"]
+            figure = (
+                f"sealed/plain = {e1['ratio_sealed_over_plain']:.3f} "
+                f"(sealed {e1['sealed']['median_events_per_s']:,.0f} ev/s, "
+                f"plain {e1['plain']['median_events_per_s']:,.0f} ev/s)"
+            )
+            lines.append(
+                f"| E1 encrypted vs plaintext saves | {backend} | {figure} | "
+                f"ratio >= {E1_GOAL} | {'yes' if e1['met'] else 'no'} |"
+            )
+        if "A1" in r:
+            a1 = r["A1"]
+            figure = (
+                f"{a1['median_records_per_s']:,.0f} records/s ({a1['records_checked']:,} records)"
+            )
+            lines.append(
+                f"| A1 audit verify | {backend} | {figure} | >= {A1_GOAL:,.0f} records/s | "
+                f"{'yes' if a1['met'] else 'no'} |"
+            )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.encryption",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--events", type=int, default=1000, help="E1: events per round per app")
+    parser.add_argument("--rounds", type=int, default=5, help="E1: measured rounds per app")
+    parser.add_argument(
+        "--entries-per-patient", type=int, default=4, help="E1: entries after each registration"
+    )
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument(
+        "--verify-records", type=int, default=200_000, help="A1: records in the log to verify"
+    )
+    parser.add_argument("--verify-repeats", type=int, default=3, help="A1: timed verify passes")
+    parser.add_argument("--profile", action="store_true", help="A1: cProfile one verify pass")
+    parser.add_argument("--skip-e1", action="store_true")
+    parser.add_argument("--skip-a1", action="store_true")
+    parser.add_argument("--json-out", type=Path, help="default: bench/results/encryption-<ts>.json")
+    args = parser.parse_args(argv)
+    if args.events < 1 or args.rounds < 1 or args.entries_per_patient < 0:
+        parser.error("--events and --rounds must be positive, --entries-per-patient >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    started = datetime.now(UTC)
+    results: dict[str, Any] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    ) as progress:
+        for backend in backends:
+            results[backend] = bench_backend(args, backend, progress)
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+    report = {
+        "benchmark": "bench.encryption",
+        "command": command_line(),
+        "started_at": started.isoformat(),
+        "elapsed_seconds": round(elapsed, 1),
+        "machine": machine(),
+        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "results": results,
+    }
+    out = args.json_out or RESULTS_DIR / f"encryption-{started:%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+
+    info = report["machine"]
+    print(table(results))
+    print()
+    print(f"Command: `{report['command']}`")
+    print(
+        f"Machine: {info['platform']}, {info['cpu']}, {info['cpu_count']} CPUs, "
+        f"Python {info['python']} ({info['implementation']}), eventsourcing "
+        f"{info['eventsourcing']}"
+    )
+    servers = ", ".join(f"{b}: {r['server']}" for b, r in results.items())
+    print(f"Stores: {servers}. Elapsed {elapsed:.0f} s. JSON: {out}")
+    for backend, r in results.items():
+        if "A1" in r:
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in r["A1"]["breakdown_us_per_record"].items())
+            print(f"A1 {backend} µs/record: {parts}")
+            if r["A1"]["profile_top_tottime"]:
+                print("\n".join(r["A1"]["profile_top_tottime"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
