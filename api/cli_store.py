@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from api.settings import ConfigError, Settings, decode_master_key, load_settings, resolve_secrets
@@ -43,6 +44,7 @@ def _progress() -> Progress:
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
+        console=Console(stderr=True),  # stdout carries the JSON result
         transient=False,
     )
 
