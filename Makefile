@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint format install clean
+.PHONY: serve test lint format install clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q
+
+# Ratios measured in one run (absolute times on shared machines are noise).
+bench: $(STAMP)
+	$(BIN)/python -m bench.encryption
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

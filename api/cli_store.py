@@ -127,7 +127,8 @@ def audit_verify(
         key = container.integrity.log.key  # type: ignore[attr-defined]
         with _progress() as progress:
             task = progress.add_task("verifying the chain", total=total, rate="")
-            result = verify(key, _counted(recorder.chain_rows(), progress, task), anchored)
+            rows = _counted(recorder.chain_rows(), progress, task)
+            result = verify(key, rows, anchored, recorder.first_orphan_link())
             progress.update(task, completed=total)
     typer.echo(json.dumps(result.as_json()))
     if not result.ok:
@@ -136,8 +137,8 @@ def audit_verify(
 
 def _counted(rows: Iterable[ChainRow], progress: Progress, task: Any) -> Iterator[ChainRow]:
     for row in rows:
-        if row.position % 10_000 == 0:
-            progress.update(task, completed=row.position)
+        if row[0] % 10_000 == 0:
+            progress.update(task, completed=row[0])
         yield row
 
 

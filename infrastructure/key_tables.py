@@ -36,12 +36,13 @@ class SQLiteKeyTable:
         wrapped = row["wrapped"]
         return WrappedKey(key_id, row["kek_id"], None if wrapped is None else bytes(wrapped))
 
-    def insert_if_absent(self, key: WrappedKey) -> None:
+    def insert_if_absent(self, key: WrappedKey) -> bool:
         with self.datastore.transaction(commit=True) as c:
             c.execute(
                 f"INSERT OR IGNORE INTO {SQLITE_KEYS_TABLE} VALUES (?, ?, ?, NULL)",  # noqa: S608
                 (key.key_id.hex, key.kek_id, key.wrapped),
             )
+            return bool(c.sqlite_cursor.rowcount)
 
     def destroy(self, key_id: UUID) -> bool:
         with self.datastore.transaction(commit=True) as c:
@@ -111,15 +112,16 @@ class PostgresKeyTable:
         wrapped = row["wrapped"]
         return WrappedKey(key_id, row["kek_id"], None if wrapped is None else bytes(wrapped))
 
-    def insert_if_absent(self, key: WrappedKey) -> None:
+    def insert_if_absent(self, key: WrappedKey) -> bool:
         with self.datastore.get_connection() as conn:
-            conn.execute(
+            cursor = conn.execute(
                 self._sql(
                     "INSERT INTO {table} (key_id, kek_id, wrapped) VALUES (%s, %s, %s) "
                     "ON CONFLICT (key_id) DO NOTHING"
                 ),
                 (key.key_id, key.kek_id, key.wrapped),
             )
+            return bool(cursor.rowcount)
 
     def destroy(self, key_id: UUID) -> bool:
         with self.datastore.get_connection() as conn:

@@ -84,7 +84,9 @@ class KeyTable(Protocol):
 
     def get(self, key_id: UUID) -> WrappedKey | None: ...
 
-    def insert_if_absent(self, key: WrappedKey) -> None: ...
+    def insert_if_absent(self, key: WrappedKey) -> bool:
+        """True if inserted, False if a key with that id exists already."""
+        ...
 
     def destroy(self, key_id: UUID) -> bool: ...
 
@@ -159,17 +161,21 @@ class KeyRing:
             if cached is not None and now - cached[0] < self.cache_seconds:
                 self._cache.move_to_end(key_id)
                 return cached[1], cached[2]
+        if create:
+            # A new patient's id is random, so the insert almost always wins and saves
+            # the two look-ups that would otherwise surround it.
+            fresh = AESGCM.generate_key(256)
+            wrapped = WrappedKey(key_id, self.kek.kek_id, self.kek.wrap(key_id, fresh))
+            if self.table.insert_if_absent(wrapped):
+                return self._cached(key_id, fresh, now)
         row = self.table.get(key_id)
-        if row is None and create:
-            self.table.insert_if_absent(
-                WrappedKey(key_id, self.kek.kek_id, self.kek.wrap(key_id, AESGCM.generate_key(256)))
-            )
-            row = self.table.get(key_id)
         if row is None:
             raise IntegrityViolation(f"no data key {key_id} exists for a stored record")
         if row.wrapped is None:
             raise DataKeyDestroyed()
-        data_key = self.kek.unwrap(key_id, row.wrapped)
+        return self._cached(key_id, self.kek.unwrap(key_id, row.wrapped), now)
+
+    def _cached(self, key_id: UUID, data_key: bytes, now: float) -> tuple[AESGCM, bytes]:
         aead = AESGCM(data_key)
         with self._lock:
             self._cache[key_id] = (now, aead, data_key)

@@ -18,7 +18,7 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 
 from application.ports import IdempotencyClaim, IdempotentOutcome
-from infrastructure.chain import GENESIS, ChainRow, Head, link
+from infrastructure.chain import GENESIS, ChainRow, Head, link, record_body
 from infrastructure.key_tables import (
     SQLITE_CREATE_KEYS,
     PostgresKeyTable,
@@ -98,17 +98,25 @@ class SQLiteLedgerRecorder(Sealing, SQLiteProcessRecorder):
         return ids
 
     def chain_rows(self) -> Iterator[ChainRow]:
-        """Every record and link in log order, including either one without the other."""
-        events = self.events_table_name
+        """Every record in log order, with its signed body and its link (if any)."""
         with self.datastore.transaction(commit=False) as c:
             c.execute(
-                "SELECT coalesce(e.rowid, l.position) AS position, e.originator_id, "  # noqa: S608
-                "e.originator_version, e.topic, e.state, l.link "
-                f"FROM {events} e FULL OUTER JOIN {SQLITE_CHAIN_TABLE} l ON l.position = e.rowid "
-                "ORDER BY 1"
+                "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, "  # noqa: S608
+                f"l.link FROM {self.events_table_name} e "
+                f"LEFT JOIN {SQLITE_CHAIN_TABLE} l ON l.position = e.rowid ORDER BY e.rowid"
             )
-            for r in c.sqlite_cursor:
-                yield ChainRow(r[0], r[1], r[2] or 0, r[3] or "", r[4] or b"", r[5])
+            for position, stream_id, version, topic, state, stored in c.sqlite_cursor:
+                yield position, record_body(position, stream_id, version, topic, state), stored
+
+    def first_orphan_link(self) -> int | None:
+        """The first link whose record is gone."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT min(position) AS p FROM {SQLITE_CHAIN_TABLE} l WHERE NOT EXISTS "  # noqa: S608
+                f"(SELECT 1 FROM {self.events_table_name} e WHERE e.rowid = l.position)"
+            )
+            row = c.fetchone()
+        return None if row is None or row["p"] is None else int(row["p"])
 
     def chain_head(self) -> Head | None:
         with self.datastore.transaction(commit=False) as c:
@@ -174,11 +182,18 @@ class PostgresLedgerRecorder(Sealing, PostgresProcessRecorder):
         self._select_head = SQL(
             "SELECT position, link FROM {schema}.{chain} ORDER BY position DESC LIMIT 1"
         ).format(schema=schema, chain=chain)
+        # The signed body is assembled by the server, byte for byte as record_body() does,
+        # so verification does no per-row UUID or string work in Python.
         self._select_chain = SQL(
-            "SELECT coalesce(e.notification_id, l.position), e.originator_id, "
-            "e.originator_version, e.topic, e.state, l.link "
-            "FROM {schema}.{events} e FULL OUTER JOIN {schema}.{chain} l "
-            "ON l.position = e.notification_id ORDER BY 1"
+            "SELECT e.notification_id, int8send(e.notification_id) "
+            "|| int8send(e.originator_version::int8) || uuid_send(e.originator_id) "
+            "|| int2send(octet_length(e.topic)::int2) || convert_to(e.topic, 'UTF8') "
+            "|| e.state, l.link FROM {schema}.{events} e LEFT JOIN {schema}.{chain} l "
+            "ON l.position = e.notification_id ORDER BY e.notification_id"
+        ).format(schema=schema, chain=chain, events=Identifier(self.events_table_name))
+        self._select_orphan = SQL(
+            "SELECT min(position) AS p FROM {schema}.{chain} l WHERE NOT EXISTS "
+            "(SELECT 1 FROM {schema}.{events} e WHERE e.notification_id = l.position)"
         ).format(schema=schema, chain=chain, events=Identifier(self.events_table_name))
         self.sql_create_statements.append(
             SQL(
@@ -238,7 +253,7 @@ class PostgresLedgerRecorder(Sealing, PostgresProcessRecorder):
         return ids
 
     def chain_rows(self) -> Iterator[ChainRow]:
-        """Every record and link in log order, including either one without the other."""
+        """Every record in log order, with its signed body and its link (if any)."""
         with (
             self.datastore.get_connection() as conn,
             conn.transaction(),
@@ -247,8 +262,13 @@ class PostgresLedgerRecorder(Sealing, PostgresProcessRecorder):
             curs.itersize = 20_000
             curs.row_factory = tuple_row  # type: ignore[assignment]
             curs.execute(self._select_chain)
-            for r in curs:
-                yield ChainRow(r[0], r[1], r[2] or 0, r[3] or "", r[4] or b"", r[5])
+            yield from curs  # type: ignore[misc]
+
+    def first_orphan_link(self) -> int | None:
+        """The first link whose record is gone."""
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(self._select_orphan).fetchone()
+        return None if row is None or row["p"] is None else int(row["p"])
 
     def chain_head(self) -> Head | None:
         with self.datastore.get_connection() as conn:
