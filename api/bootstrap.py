@@ -21,7 +21,7 @@ from application.sponsor_discontinuation import SponsorDiscontinuation
 from infrastructure.chain import ChainVerifier
 from infrastructure.follower import LogFollower
 from infrastructure.keys import CHAIN_KEY_ID, KeyRing, LocalKeyEncryptionKey, WrongMasterKey
-from infrastructure.migrations import migrate, seal
+from infrastructure.migrations import migrate, protect, seal
 from infrastructure.stores import StoreConfigError, environment_for, redact
 
 
@@ -65,11 +65,24 @@ def migrate_store(settings: Settings) -> None:
 
 
 def open_unsealed(settings: Settings) -> CareLedger:
-    """Migrate, then open the store as the application role, with its keys still locked."""
-    migrate_store(settings)
-    env = {**_environment(settings.database_url, "CARELEDGER_DATABASE_URL"), "CREATE_TABLE": "n"}
+    """Migrate, then open the store as the application role, with its keys still locked.
+
+    With one role for both (SQLite, or no owner URL), the store is opened once and
+    migrated through that same connection, rather than opened twice at start-up.
+    """
+    env = _environment(settings.database_url, "CARELEDGER_DATABASE_URL")
     with _reporting(settings.database_url, "CARELEDGER_DATABASE_URL", env):
-        return CareLedger(env)
+        if settings.owner_database_url is None:
+            ledger = CareLedger({**env, "CREATE_TABLE": "y"})
+            try:
+                protect(ledger)
+            except BaseException:
+                ledger.close()
+                raise
+            return ledger
+    migrate_store(settings)
+    with _reporting(settings.database_url, "CARELEDGER_DATABASE_URL", env):
+        return CareLedger({**env, "CREATE_TABLE": "n"})
 
 
 def open_ledger(settings: Settings, master_key: bytes) -> tuple[CareLedger, KeyRing]:
@@ -97,6 +110,7 @@ def build(
 ) -> Container:
     secrets = resolve_secrets(settings)
     ledger, keys = open_ledger(settings, secrets.master_key)
+    chain = ChainVerifier(ledger.recorder, keys.raw(CHAIN_KEY_ID))  # type: ignore[arg-type]
     container = Container(
         settings=settings,
         ledger=ledger,
@@ -105,7 +119,8 @@ def build(
         memberships=Memberships(ledger, clock, new_id),
         consents=Consents(ledger, clock, new_id),
         erasure=Erasure(ledger, keys, clock),
-        integrity=Integrity(ChainVerifier(ledger.recorder, keys.raw(CHAIN_KEY_ID))),  # type: ignore[arg-type]
+        integrity=Integrity(chain),
+        chain=chain,
         keys=keys,
     )
     if run_processes:

@@ -3,7 +3,7 @@
 import getpass
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +17,7 @@ from application.context import Actor, RequestContext, Role
 from application.errors import ApplicationError
 from domain.errors import DomainError
 from domain.vocabulary import Purpose
-from infrastructure.chain import ChainRow, Head, verify
+from infrastructure.chain import Head
 from infrastructure.keys import LocalKeyEncryptionKey, WrongMasterKey, rotate
 
 keys_cli = typer.Typer(help="Data keys and the key-encryption key.", no_args_is_help=True)
@@ -104,7 +104,7 @@ def rotate_keys(
 def audit_head() -> None:
     """Print the chain's head as JSON, to anchor it outside the database."""
     with _opened() as container:
-        head = container.integrity.log.head()
+        head = container.chain.head()
     typer.echo(json.dumps(head))
 
 
@@ -122,24 +122,16 @@ def audit_verify(
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise _fail(f"--head-file: not a head exported by `audit head` ({error})") from None
     with _opened() as container:
-        recorder: Any = container.ledger.recorder
-        total = recorder.max_notification_id() or 0
-        key = container.integrity.log.key  # type: ignore[attr-defined]
+        total = container.ledger.recorder.max_notification_id() or 0
         with _progress() as progress:
             task = progress.add_task("verifying the chain", total=total, rate="")
-            rows = _counted(recorder.chain_rows(), progress, task)
-            result = verify(key, rows, anchored, recorder.first_orphan_link())
+            result = container.chain.check(
+                anchored, lambda position: progress.update(task, completed=position)
+            )
             progress.update(task, completed=total)
     typer.echo(json.dumps(result.as_json()))
     if not result.ok:
         raise typer.Exit(code=1)
-
-
-def _counted(rows: Iterable[ChainRow], progress: Progress, task: Any) -> Iterator[ChainRow]:
-    for row in rows:
-        if row[0] % 10_000 == 0:
-            progress.update(task, completed=row[0])
-        yield row
 
 
 @patients_cli.command("erase")

@@ -10,6 +10,7 @@ from application.integrity import Integrity
 from application.ledger import CareLedger
 from application.memberships import Memberships
 from application.patients import Patients
+from infrastructure.chain import ChainVerifier
 from infrastructure.follower import LogFollower
 from infrastructure.keys import KeyRing
 
@@ -24,6 +25,7 @@ class Container:
     consents: Consents
     erasure: Erasure
     integrity: Integrity
+    chain: ChainVerifier  # the same verifier, for the CLI's progress bar
     keys: KeyRing
     followers: list[LogFollower] = field(default_factory=list)
 

@@ -70,7 +70,7 @@ from application.ledger import CareLedger
 from domain.patient import Patient
 from domain.values import Coding, ContactDetails, HumanName, Provenance, Quantity
 from domain.vocabulary import AdministrativeSex, EntryKind, SensitivityLabel
-from infrastructure.chain import verify
+from infrastructure.chain import ChainVerifier, verify
 from infrastructure.keys import CHAIN_KEY_ID, KeyRing
 from infrastructure.migrations import migrate
 from infrastructure.sealing import SealingMapper
@@ -369,8 +369,8 @@ def component_costs(key: bytes, recorder: Any) -> dict[str, float]:
 
 
 def verify_all(key: bytes, recorder: Any) -> Any:
-    """What ``audit verify`` runs: the chain in log order plus the orphan-link check."""
-    return verify(key, recorder.chain_rows(), None, recorder.first_orphan_link())
+    """Exactly what ``audit verify`` runs."""
+    return ChainVerifier(recorder, key).check()
 
 
 def run_a1(

@@ -10,7 +10,7 @@ consistent chain; the exported head additionally catches a truncated tail.
 import hashlib
 import hmac
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
@@ -182,10 +182,25 @@ class ChainVerifier:
         self.key = key
 
     def verify(self, anchored: dict[str, Any] | None = None) -> dict[str, Any]:
-        head = Head.from_json(anchored) if anchored else None
+        return self.check(Head.from_json(anchored) if anchored else None).as_json()
+
+    def check(
+        self, anchored: Head | None = None, observe: Callable[[int], None] | None = None
+    ) -> Verification:
+        """The whole check; ``observe(position)`` is called every 10,000 positions."""
         orphan = self.source.first_orphan_link()
-        return verify(self.key, self.source.chain_rows(), head, orphan).as_json()
+        rows = self.source.chain_rows()
+        if observe is not None:
+            rows = _observed(rows, observe)
+        return verify(self.key, rows, anchored, orphan)
 
     def head(self) -> dict[str, Any] | None:
         head = self.source.chain_head()
         return head.as_json() if head else None
+
+
+def _observed(rows: Iterable[ChainRow], observe: Callable[[int], None]) -> Iterator[ChainRow]:
+    for row in rows:
+        if row[0] % 10_000 == 0:
+            observe(row[0])
+        yield row

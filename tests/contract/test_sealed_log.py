@@ -131,7 +131,7 @@ def test_the_application_cannot_update_delete_or_truncate_the_log(
 
 
 def _verify(container: Container, anchored: Head | None = None) -> dict[str, object]:
-    return container.integrity.log.verify(anchored.as_json() if anchored else None)
+    return container.chain.verify(anchored.as_json() if anchored else None)
 
 
 def test_an_untouched_log_verifies_over_http(
