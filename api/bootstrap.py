@@ -11,17 +11,22 @@ from eventsourcing.persistence import PersistenceError
 from api.auth import TokenVerifier
 from api.container import Container
 from api.settings import ConfigError, Settings, resolve_secrets
+from application.chart_reads import ChartReads
 from application.consents import Consents
 from application.erasure import Erasure
 from application.integrity import Integrity
 from application.ledger import CareLedger
 from application.memberships import Memberships
 from application.patients import Patients
+from application.read_models import ReadModels
 from application.sponsor_discontinuation import SponsorDiscontinuation
 from infrastructure.chain import ChainVerifier
 from infrastructure.follower import LogFollower
 from infrastructure.keys import CHAIN_KEY_ID, KeyRing, LocalKeyEncryptionKey, WrongMasterKey
 from infrastructure.migrations import migrate, protect, seal
+from infrastructure.projections.catalogue import projectors, readers
+from infrastructure.projections.live import Doorbell, Listener, Positions, ProjectionHost
+from infrastructure.projections.store import ViewStore
 from infrastructure.stores import StoreConfigError, environment_for, redact
 
 
@@ -111,18 +116,52 @@ def build(
     secrets = resolve_secrets(settings)
     ledger, keys = open_ledger(settings, secrets.master_key)
     chain = ChainVerifier(ledger.recorder, keys.raw(CHAIN_KEY_ID))  # type: ignore[arg-type]
+    store = ViewStore(ledger.recorder)
+    positions = Positions(store)
+    doorbell = Doorbell()
+    ledger.on_recorded(doorbell.ring)
+    found = readers(store, keys)
+    views = ReadModels(
+        found.timeline, found.directory, found.consents, found.roster, positions,
+        wait_seconds=settings.read_wait_seconds,
+    )  # fmt: skip
     container = Container(
         settings=settings,
         ledger=ledger,
         verifier=TokenVerifier(secrets.jwt_secret, settings.jwt_jwks_url, settings.jwt_issuer),
         patients=Patients(ledger, clock, new_id),
-        memberships=Memberships(ledger, clock, new_id),
-        consents=Consents(ledger, clock, new_id),
+        memberships=Memberships(ledger, clock, new_id, views),
+        consents=Consents(ledger, clock, new_id, views),
         erasure=Erasure(ledger, keys, clock),
         integrity=Integrity(chain),
         chain=chain,
         keys=keys,
+        charts=ChartReads(ledger, views, clock),
+        views=store,
+        positions=positions,
     )
+    if store.is_postgres:
+        # Wakes min_position waits on commits by a worker in another process, and
+        # this process's projectors on writes by other processes.
+        container.listener = Listener(_conninfo(settings.database_url), store, doorbell, positions)
+    container.projectors = projectors(
+        store, ledger.mapper, keys,
+        batch_size=settings.projection_batch_size, on_commit=positions.advanced,
+    )  # fmt: skip
     if run_processes:
         container.followers.append(LogFollower(ledger, SponsorDiscontinuation(ledger, clock)))
+        container.projection_host = ProjectionHost(container.projectors, doorbell)
     return container
+
+
+def _conninfo(url: str) -> str:
+    """A libpq connection string from our URL (whose query holds our own options)."""
+    env = environment_for(url)
+    return psycopg.conninfo.make_conninfo(
+        host=env["POSTGRES_HOST"],
+        port=env["POSTGRES_PORT"],
+        dbname=env["POSTGRES_DBNAME"],
+        user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"] or None,
+        connect_timeout=env["POSTGRES_CONNECT_TIMEOUT"],
+    )

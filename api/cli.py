@@ -12,7 +12,7 @@ import uvicorn
 
 from api import logging as structured_logging
 from api.auth import mint_token
-from api.cli_store import audit_cli, keys_cli, migrate_command, patients_cli
+from api.cli_store import audit_cli, keys_cli, migrate_command, patients_cli, projections_cli
 from api.settings import ConfigError, Settings, load_settings, resolve_secrets
 from application.context import Role
 
@@ -61,7 +61,7 @@ def serve(
 
 @cli.command()
 def worker() -> None:
-    """Run the log processes (sponsor discontinuation) until stopped."""
+    """Run the projections and the log processes (sponsor discontinuation) until stopped."""
     from api.bootstrap import build
 
     settings = _settings()
@@ -143,6 +143,7 @@ cli.command("migrate")(migrate_command)
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(patients_cli, name="patients")
+cli.add_typer(projections_cli, name="projections")
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from api.auth import TokenVerifier
 from api.settings import Settings
+from application.chart_reads import ChartReads
 from application.consents import Consents
 from application.erasure import Erasure
 from application.integrity import Integrity
@@ -13,6 +14,9 @@ from application.patients import Patients
 from infrastructure.chain import ChainVerifier
 from infrastructure.follower import LogFollower
 from infrastructure.keys import KeyRing
+from infrastructure.projections.engine import Projector
+from infrastructure.projections.live import Listener, Positions, ProjectionHost
+from infrastructure.projections.store import ViewStore
 
 
 @dataclass
@@ -27,13 +31,34 @@ class Container:
     integrity: Integrity
     chain: ChainVerifier  # the same verifier, for the CLI's progress bar
     keys: KeyRing
+    charts: ChartReads
+    views: ViewStore
+    positions: Positions
+    projectors: list[Projector] = field(default_factory=list)
+    projection_host: ProjectionHost | None = None
+    listener: Listener | None = None
     followers: list[LogFollower] = field(default_factory=list)
 
+    def catch_up(self) -> None:
+        """Bring every view up to the log's head now, in this thread."""
+        for projector in self.projectors:
+            while projector.step()[1] > 0:
+                pass
+
     def start_followers(self) -> None:
+        """Start the log processes, the projections and the NOTIFY listener, if any."""
+        if self.listener is not None:
+            self.listener.start()
+        if self.projection_host is not None:
+            self.projection_host.start()
         for follower in self.followers:
             follower.start()
 
     def close(self) -> None:
         for follower in self.followers:
             follower.stop()
+        if self.projection_host is not None:
+            self.projection_host.stop()
+        if self.listener is not None:
+            self.listener.stop()
         self.ledger.close()

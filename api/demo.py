@@ -197,6 +197,7 @@ def seed_demo(container: Container, *, patients: int, seed: int) -> str:
                 )
                 directives += 1
             progress.advance(task)
+    container.catch_up()  # so the read models show the demo even with no worker running
     return (
         f"seeded {patients} patients, {entries} entries, {patients} memberships "
         f"({len(sponsors)} sponsors), {directives} consent directives"

@@ -4,7 +4,7 @@ import hashlib
 import re
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 
 from api.auth import Unauthenticated
 from api.container import Container
@@ -97,3 +97,13 @@ def expected_version(if_match: Annotated[str | None, Header()] = None) -> int | 
 
 
 ExpectedVersion = Annotated[int | None, Depends(expected_version)]
+
+
+MinPosition = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        description="Read your writes: wait (up to a bound, then 503 with Retry-After) "
+        "until the read model has reached this log position.",
+    ),
+]

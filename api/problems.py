@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from api.auth import Unauthenticated
 from api.responses import Problem, problem
 from application import errors as app_errors
+from application.read_models import ViewsBehind
 from domain import errors as domain_errors
 
 log = logging.getLogger("careledger.api")
@@ -27,6 +28,7 @@ _APPLICATION_STATUS: list[tuple[type[Exception], int, str]] = [
     (app_errors.PreconditionFailed, 412, "Precondition failed"),
     (app_errors.IdempotencyKeyReused, 409, "Idempotency key reused"),
     (app_errors.StoreUnavailable, 503, "Store unavailable"),
+    (ViewsBehind, 503, "Views behind"),
     # Already logged as a security event and counted where it was detected.
     (app_errors.IntegrityViolation, 500, "Integrity violation"),
 ]

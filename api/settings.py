@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     var_dir: Path = Path("./var")
     max_body_bytes: int = 1024 * 1024
     key_cache_size: int = 10_000
+    # Read models: how long a min_position query waits before 503, the events per
+    # projection transaction, and the lag (in events) past which /readyz fails.
+    read_wait_seconds: float = 5.0
+    projection_batch_size: int = 1000
+    max_projection_lag: int = 10_000
     log_level: str = "INFO"
 
 

@@ -14,6 +14,8 @@ from domain.patient import Patient
 
 class ChartAction(StrEnum):
     READ_DEMOGRAPHICS = "read_demographics"
+    READ_CLINICAL = "read_clinical"
+    SEARCH = "search"
     REGISTER = "register"
     WRITE_CLINICAL = "write_clinical"
     READ_CONSENT = "read_consent"
@@ -25,6 +27,8 @@ class ChartAction(StrEnum):
 
 _ROLES: dict[ChartAction, frozenset[Role]] = {
     ChartAction.READ_DEMOGRAPHICS: frozenset({Role.CLINICIAN, Role.PATIENT}),
+    ChartAction.READ_CLINICAL: frozenset({Role.CLINICIAN, Role.PATIENT}),
+    ChartAction.SEARCH: frozenset({Role.CLINICIAN}),
     ChartAction.REGISTER: frozenset({Role.CLINICIAN}),
     ChartAction.WRITE_CLINICAL: frozenset({Role.CLINICIAN}),
     ChartAction.READ_CONSENT: frozenset({Role.CLINICIAN, Role.PATIENT}),

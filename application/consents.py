@@ -1,14 +1,18 @@
 """Use cases of the consent record: grant and revoke directives, request restrictions."""
 
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import asdict
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from application.access import ChartAction, authorise, require_role
+from application.chart_reads import CONSENT_VIEWS, admit_chart
 from application.context import RequestContext
 from application.ledger import CareLedger, WriteOutcome
 from application.ports import Clock, NewId
+from application.read_models import ReadModels
 from domain.consent import Consent
 from domain.patient import Patient
 from domain.values import ConsentEvidence, Period, Provenance
@@ -16,10 +20,13 @@ from domain.vocabulary import Purpose, SensitivityLabel, SigningMethod
 
 
 class Consents:
-    def __init__(self, ledger: CareLedger, clock: Clock, new_id: NewId) -> None:
+    def __init__(
+        self, ledger: CareLedger, clock: Clock, new_id: NewId, views: ReadModels | None = None
+    ) -> None:
         self.ledger = ledger
         self.clock = clock
         self.new_id = new_id
+        self.views = views
 
     def grant_directive(
         self,
@@ -118,43 +125,70 @@ class Consents:
             ctx, Consent, patient.consent_id, "consent", decide, expected_version
         )
 
-    def current(self, ctx: RequestContext, patient_id: UUID) -> dict[str, Any]:
-        """The directives in force and past, with the consent version they come from."""
-        require_role(ctx, ChartAction.READ_CONSENT)
-        patient = self.ledger.load(Patient, patient_id, "patient")
-        authorise(ctx, ChartAction.READ_CONSENT, patient)
-        consent = self.ledger.load(Consent, patient.consent_id, "consent")
-        now = self.clock()
+    def current(
+        self, ctx: RequestContext, patient_id: UUID, min_position: int | None = None
+    ) -> dict[str, Any]:
+        """The directives in force and past, with the consent version they come from.
+
+        Served from the consent-state view; a patient the view does not show yet is
+        read from the log instead.
+        """
+        state = None
+        if self.views is not None:
+            self.views.caught_up(CONSENT_VIEWS, min_position)
+            admit_chart(self.ledger, self.views, ctx, ChartAction.READ_CONSENT, patient_id)
+            state = self.views.consents.of_patient(patient_id)
+        if state is None:
+            require_role(ctx, ChartAction.READ_CONSENT)
+            patient = self.ledger.load(Patient, patient_id, "patient")
+            authorise(ctx, ChartAction.READ_CONSENT, patient)
+            state = consent_state(self.ledger.load(Consent, patient.consent_id, "consent"))
+        today = self.clock().date().isoformat()
         return {
             "patient_id": str(patient_id),
-            "consent_version": consent.version,
+            "consent_version": state["consent_version"],
             "directives": [
-                _render_directive(UUID(key), d, consent.is_directive_active(UUID(key), now))
-                for key, d in consent.directives.items()
+                _render_directive(UUID(key), d, today) for key, d in state["directives"].items()
             ],
             "restrictions": [
-                {"restriction_id": str(UUID(key)), **r} for key, r in consent.restrictions.items()
+                {"restriction_id": str(UUID(key)), **r} for key, r in state["restrictions"].items()
             ],
         }
 
 
-def _render_directive(directive_id: UUID, d: dict[str, Any], active: bool) -> dict[str, Any]:
-    period: Period = d["period"]
-    evidence: ConsentEvidence = d["evidence"]
-    revoked_at: datetime | None = d["revoked_at"]
+def consent_state(consent: Consent) -> dict[str, Any]:
+    """The aggregate's state in the JSON shape the consent-state view keeps."""
+    state: dict[str, Any] = orjson.loads(
+        orjson.dumps(
+            {
+                "consent_version": consent.version,
+                "directives": consent.directives,
+                "restrictions": consent.restrictions,
+            },
+            default=_jsonable,
+        )
+    )
+    return state
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Period | ConsentEvidence):
+        return asdict(value)
+    raise TypeError(type(value).__name__)
+
+
+def _render_directive(directive_id: UUID, d: dict[str, Any], today: str) -> dict[str, Any]:
+    period = d["period"]
+    revoked_at = d["revoked_at"]
+    in_period = period["start"] <= today and (period["end"] is None or today < period["end"])
+    active = in_period and revoked_at is None
     return {
         "directive_id": str(directive_id),
         "grantee": d["grantee"],
         "purposes": d["purposes"],
         "labels": d["labels"],
-        "period": {"start": period.start, "end": period.end},
-        "evidence": {
-            "form_id": evidence.form_id,
-            "form_version": evidence.form_version,
-            "text_sha256": evidence.text_sha256,
-            "method": evidence.method,
-            "recorded_by": evidence.recorded_by,
-        },
+        "period": period,
+        "evidence": d["evidence"],
         "status": "active" if active else ("revoked" if revoked_at else "inactive"),
         "granted_at": d["granted_at"],
         "revoked_at": revoked_at,

@@ -6,27 +6,30 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
-from eventsourcing.utils import get_topic
 
 from application.access import ChartAction, authorise, require_role
 from application.context import RequestContext
 from application.errors import NotFound, VersionConflict
 from application.ledger import CONFLICT_RETRIES, CareLedger, WriteOutcome
 from application.ports import Clock, NewId
-from domain.membership import Membership
+from application.read_models import ReadModels
+from domain.membership import Membership, membership_active_on
 from domain.patient import Patient
 from domain.sponsor import SponsorProgramme
 from domain.values import Provenance
 from domain.vocabulary import MembershipStatus, Plan
 
-_ENROLLED = get_topic(Membership.Enrolled)
+ROSTER_VIEWS = ("roster",)
 
 
 class Memberships:
-    def __init__(self, ledger: CareLedger, clock: Clock, new_id: NewId) -> None:
+    def __init__(
+        self, ledger: CareLedger, clock: Clock, new_id: NewId, views: ReadModels | None = None
+    ) -> None:
         self.ledger = ledger
         self.clock = clock
         self.new_id = new_id
+        self.views = views
 
     def _by(self, ctx: RequestContext) -> Provenance:
         return Provenance(ctx.actor.id, self.clock())
@@ -161,48 +164,28 @@ class Memberships:
         patient_id: UUID | None = None,
         sponsor_id: str | None = None,
         status: MembershipStatus | None = None,
+        limit: int = 1000,
+        min_position: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Memberships of the actor's organisation, filtered.
-
-        Interim: scans the log's enrolments (filtered by topic in the database). The
-        membership roster projection replaces this with an indexed read model.
-        """
+        """Memberships of the actor's organisation, filtered, from the roster view."""
         require_role(ctx, ChartAction.MANAGE_MEMBERSHIP)
+        assert self.views is not None, "the roster needs the read models"
+        self.views.caught_up(ROSTER_VIEWS, min_position)
         today = self.clock().date()
-        items = []
-        for membership_id in self._enrolled_ids():
-            membership = self.ledger.load(Membership, membership_id, "membership")
-            if membership.organisation_id != ctx.actor.org:
-                continue
-            if patient_id is not None and membership.patient_id != patient_id:
-                continue
-            if sponsor_id is not None and membership.sponsor_id != sponsor_id:
-                continue
-            if status is not None and membership.status != status:
-                continue
-            items.append(
-                {
-                    "id": str(membership.id),
-                    "patient_id": str(membership.patient_id),
-                    "plan": membership.plan,
-                    "sponsor_id": membership.sponsor_id,
-                    "status": membership.status,
-                    "starts_on": membership.starts_on.isoformat(),
-                    "ends_on": membership.ends_on.isoformat(),
-                    "active_today": membership.is_active_on(today),
-                    "version": membership.version,
-                }
+        items = self.views.roster.memberships(
+            ctx.actor.org,
+            patient_id=patient_id,
+            sponsor_id=sponsor_id,
+            status=status.value if status is not None else None,
+            limit=limit,
+        )
+        for item in items:
+            ended_on = item.pop("ended_on")
+            item["active_today"] = membership_active_on(
+                item["status"],
+                date.fromisoformat(item["starts_on"]),
+                date.fromisoformat(item["ends_on"]),
+                date.fromisoformat(ended_on) if ended_on else None,
+                today,
             )
         return items
-
-    def _enrolled_ids(self) -> list[UUID]:
-        ids: list[UUID] = []
-        start = 1
-        while True:
-            page = self.ledger.recorder.select_notifications(
-                start=start, limit=500, topics=[_ENROLLED]
-            )
-            ids.extend(UUID(str(n.originator_id)) for n in page)
-            if len(page) < 500:
-                return ids
-            start = page[-1].id + 1

@@ -187,11 +187,7 @@ class Membership(Aggregate):
 
     def is_active_on(self, day: date) -> bool:
         """Whether the membership gives a care relationship on that day."""
-        if self.status == MembershipStatus.ACTIVE:
-            return self.starts_on <= day <= self.ends_on
-        if self.status == MembershipStatus.LAPSED:
-            return False
-        return self.ended_on is not None and self.starts_on <= day < self.ended_on
+        return membership_active_on(self.status, self.starts_on, self.ends_on, self.ended_on, day)
 
     def _check_active(self) -> None:
         if self.status != MembershipStatus.ACTIVE:
@@ -203,3 +199,14 @@ def _check_term(starts_on: date, ends_on: date) -> None:
         raise MembershipPeriodInvalid("ends_on must be after starts_on")
     if (ends_on - starts_on).days > MAX_TERM_DAYS:
         raise MembershipPeriodInvalid("a membership term may not exceed three years")
+
+
+def membership_active_on(
+    status: str, starts_on: date, ends_on: date, ended_on: date | None, day: date
+) -> bool:
+    """The care-relationship rule, also applied by the roster view's readers."""
+    if status == MembershipStatus.ACTIVE:
+        return starts_on <= day <= ends_on
+    if status == MembershipStatus.LAPSED:
+        return False
+    return ended_on is not None and starts_on <= day < ended_on

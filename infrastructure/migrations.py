@@ -15,6 +15,10 @@ from psycopg.sql import SQL, Identifier
 
 from application.ledger import CareLedger
 from infrastructure.keys import CHAIN_KEY_ID, KeyEncryptionKey, KeyRing
+from infrastructure.projections.catalogue import projections, table_names
+from infrastructure.projections.engine import create_tables
+from infrastructure.projections.sealed_rows import RowSealer
+from infrastructure.projections.store import ViewStore
 from infrastructure.recorders import SQLITE_CHAIN_TABLE, PostgresLedgerRecorder
 from infrastructure.sealing import SealingMapper
 
@@ -36,6 +40,8 @@ def protect(ledger: CareLedger, app_role: str | None = None) -> None:
     """Install the append-only triggers, and grant the application role what it needs."""
     recorder = ledger.recorder
     tables = append_only_tables(ledger)
+    store = ViewStore(recorder)
+    create_tables(store, projections(store, RowSealer(None)))
     if isinstance(recorder, SQLiteAggregateRecorder):
         with recorder.datastore.transaction(commit=True) as c:
             for table in tables:
@@ -106,6 +112,13 @@ def _protect_postgres(
             SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}").format(
                 schema=schema, role=role
             ),
+        ]
+        # Read models are derived, not records: they are rewritten and rebuilt.
+        statements += [
+            SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}.{view} TO {role}").format(
+                schema=schema, view=Identifier(view), role=role
+            )
+            for view in table_names(ViewStore(recorder))
         ]
     with recorder.datastore.get_connection() as conn, conn.transaction():
         # Concurrent first starts would race on CREATE OR REPLACE; serialise them.

@@ -4,7 +4,7 @@ from uuid import UUID
 
 from fastapi import APIRouter
 
-from api.dependencies import Context, ExpectedVersion, Services
+from api.dependencies import Context, ExpectedVersion, MinPosition, Services
 from api.rendering import WRITE_RESPONSES, written
 from api.responses import JSON
 from api.schemas import GrantDirectiveIn, ReasonIn, RestrictionIn
@@ -52,8 +52,10 @@ def revoke_directive(
 
 
 @router.get("/{patient_id}/consents", summary="The patient's directives and consent version")
-def read_consents(patient_id: UUID, ctx: Context, services: Services) -> JSON:
-    state = services.consents.current(ctx, patient_id)
+def read_consents(
+    patient_id: UUID, ctx: Context, services: Services, min_position: MinPosition = None
+) -> JSON:
+    state = services.consents.current(ctx, patient_id, min_position)
     return JSON(state, headers={"ETag": f'"{state["consent_version"]}"'})
 
 

@@ -5,7 +5,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
 
-from api.dependencies import Context, ExpectedVersion, Services
+from api.dependencies import Context, ExpectedVersion, MinPosition, Services
 from api.rendering import WRITE_RESPONSES, written
 from api.responses import JSON
 from api.schemas import DiscontinueIn, EnrolIn, ReasonIn, RenewIn, Written
@@ -69,10 +69,13 @@ def list_memberships(
     patient_id: Annotated[UUID | None, Query()] = None,
     sponsor_id: Annotated[str | None, Query(max_length=128)] = None,
     status: Annotated[MembershipStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    min_position: MinPosition = None,
 ) -> JSON:
     items = services.memberships.roster(
-        ctx, patient_id=patient_id, sponsor_id=sponsor_id, status=status
-    )
+        ctx, patient_id=patient_id, sponsor_id=sponsor_id, status=status, limit=limit,
+        min_position=min_position,
+    )  # fmt: skip
     return JSON({"items": items})
 
 

@@ -1,11 +1,16 @@
 """Health, readiness and metrics for operators."""
 
+import logging
+
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from api.dependencies import Services
 from api.responses import JSON
+from infrastructure.projections.live import measure_lag
+
+log = logging.getLogger("careledger.api")
 
 router = APIRouter(tags=["operations"])
 
@@ -17,13 +22,28 @@ def healthz() -> JSON:
 
 @router.get("/readyz", summary="The store is reachable and processes are running")
 def readyz(services: Services) -> JSON:
+    """503 when the store is unreachable or a view lags more than the configured bound."""
     try:
         position = services.ledger.recorder.max_notification_id() or 0
+        lags = measure_lag(services.projectors)
     except Exception:
         return JSON({"status": "unavailable", "store": "unreachable"}, status_code=503)
-    return JSON({"status": "ok", "position": position})
+    bound = services.settings.max_projection_lag
+    lagging = {name: events for name, (events, _) in lags.items() if events > bound}
+    body = {
+        "status": "lagging" if lagging else "ok",
+        "position": position,
+        "projections": {
+            name: {"lag_events": e, "lag_seconds": round(s, 3)} for name, (e, s) in lags.items()
+        },
+    }
+    return JSON(body, status_code=503 if lagging else 200)
 
 
 @router.get("/metrics", summary="Prometheus metrics")
-def metrics() -> Response:
+def metrics(services: Services) -> Response:
+    try:
+        measure_lag(services.projectors)
+    except Exception:  # the metrics still answer; the store's state shows in /readyz
+        log.warning("could not measure projection lag")
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

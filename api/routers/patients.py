@@ -1,10 +1,12 @@
 """Patients: registration, demographics and clinical entries."""
 
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
-from api.dependencies import Context, ExpectedVersion, Services
+from api.dependencies import Context, ExpectedVersion, MinPosition, Services
 from api.rendering import WRITE_RESPONSES, written
 from api.responses import JSON
 from api.schemas import (
@@ -18,8 +20,27 @@ from api.schemas import (
     Written,
     value_to_domain,
 )
+from domain.errors import InvalidValue
+from domain.vocabulary import EntryKind
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"], responses=WRITE_RESPONSES)
+
+
+def moment(field: str, text: str | None, *, end_of_day: bool) -> datetime | None:
+    """A date means the whole day (``until`` includes it); a date-time needs a zone."""
+    if text is None:
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            start = datetime.combine(day, time(0), tzinfo=UTC)
+            return start + timedelta(days=1) if end_of_day else start
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidValue(field, "must be a date or an ISO 8601 date-time") from None
+    if parsed.tzinfo is None:
+        raise InvalidValue(field, "must carry a time zone")
+    return parsed
 
 
 @router.post("", status_code=201, response_model=Written, summary="Register a patient")
@@ -33,6 +54,48 @@ def register_patient(body: RegisterPatientIn, ctx: Context, services: Services) 
         contact=body.contact.to_domain() if body.contact else None,
     )
     return written(outcome, 201)
+
+
+@router.get("", summary="Find patients by MRN, or by family name and birth date")
+def search_patients(
+    ctx: Context,
+    services: Services,
+    min_position: MinPosition = None,
+    mrn: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    family: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    birth_date: Annotated[date | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> JSON:
+    """Exact match through blind indexes, within the actor's organisation."""
+    return JSON(
+        services.charts.search(
+            ctx, mrn=mrn, family=family, birth_date=birth_date, limit=limit,
+            min_position=min_position,
+        )
+    )  # fmt: skip
+
+
+@router.get("/{patient_id}/timeline", summary="A page of the patient's timeline")
+def read_timeline(
+    patient_id: UUID,
+    ctx: Context,
+    services: Services,
+    min_position: MinPosition = None,
+    kind: Annotated[EntryKind | None, Query()] = None,
+    since: Annotated[str | None, Query(description="a date or a date-time with zone")] = None,
+    until: Annotated[str | None, Query(description="a date (inclusive) or a date-time")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> JSON:
+    """Entries ordered by effective time; amended entries show their latest version."""
+    return JSON(
+        services.charts.timeline(
+            ctx, patient_id, kind=kind.value if kind else None,
+            since=moment("since", since, end_of_day=False),
+            until=moment("until", until, end_of_day=True),
+            cursor=cursor, limit=limit, min_position=min_position,
+        )
+    )  # fmt: skip
 
 
 @router.get("/{patient_id}", summary="Read a patient's demographics")

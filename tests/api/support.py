@@ -56,6 +56,12 @@ def patient_token(patient_id: str | UUID, sub: str = "patient-self") -> dict[str
     return auth("patient", sub=sub, patient=patient_id)
 
 
+def settled(client: TestClient) -> dict[str, int]:
+    """Query parameters that make a read-model query see every write made so far."""
+    position = client.get("/readyz").json()["position"]
+    return {"min_position": position}
+
+
 def register(client: TestClient, body: dict[str, Any] | None = None) -> str:
     """Given a patient registered by a clinician of org-main; returns the patient id."""
     response = client.post("/v1/patients", json=body or REGISTER_BODY, headers=CLINICIAN)

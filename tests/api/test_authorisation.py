@@ -17,6 +17,7 @@ from tests.api.support import (
     patient_token,
     record_entry,
     register,
+    settled,
 )
 from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
 
@@ -41,7 +42,9 @@ def test_a_clinician_may_not_enrol_a_membership(client: TestClient) -> None:
     # Then it is forbidden
     assert_problem(response, 403, detail_mentions="clinician")
     # And no membership exists
-    listed = client.get("/v1/memberships", params={"patient_id": patient_id}, headers=ADMIN)
+    listed = client.get(
+        "/v1/memberships", params={"patient_id": patient_id, **settled(client)}, headers=ADMIN
+    )
     assert listed.json()["items"] == []
 
 
@@ -175,7 +178,11 @@ def test_an_admin_of_another_organisation_cannot_see_or_change_memberships(
     membership_id = enrol(client, patient_id)
     other_admin = auth("admin", sub="admin-other", org="org-other")
     # When an admin of org-other lists, renews or enrols against it
-    listed = client.get("/v1/memberships", params={"patient_id": patient_id}, headers=other_admin)
+    listed = client.get(
+        "/v1/memberships",
+        params={"patient_id": patient_id, **settled(client)},
+        headers=other_admin,
+    )
     renew = client.post(
         f"/v1/memberships/{membership_id}/renew",
         json={"ends_on": "2027-06-30"},
@@ -263,7 +270,9 @@ def test_a_patient_may_not_grant_consent_for_another_patient(client: TestClient)
     )
     # Then the other record is not found, and nothing was granted
     assert_problem(response, 404)
-    consents = client.get(f"/v1/patients/{theirs}/consents", headers=CLINICIAN).json()
+    consents = client.get(
+        f"/v1/patients/{theirs}/consents", params=settled(client), headers=CLINICIAN
+    ).json()
     assert consents["directives"] == []
 
 
@@ -280,5 +289,7 @@ def test_a_patient_may_not_revoke_another_patients_consent(client: TestClient) -
     )
     # Then the record is not found, and the directive stays active
     assert_problem(response, 404)
-    consents = client.get(f"/v1/patients/{theirs}/consents", headers=CLINICIAN).json()
+    consents = client.get(
+        f"/v1/patients/{theirs}/consents", params=settled(client), headers=CLINICIAN
+    ).json()
     assert [d["status"] for d in consents["directives"]] == ["active"]

@@ -13,11 +13,14 @@ from tests.api.support import (
     assert_problem,
     grant,
     register,
+    settled,
 )
 
 
 def _consents(client: TestClient, patient_id: str) -> dict[str, Any]:
-    response = client.get(f"/v1/patients/{patient_id}/consents", headers=CLINICIAN)
+    response = client.get(
+        f"/v1/patients/{patient_id}/consents", params=settled(client), headers=CLINICIAN
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     assert response.headers["etag"] == f'"{body["consent_version"]}"'

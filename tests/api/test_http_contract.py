@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.support import settled
 from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth, token
 
 CLINICIAN = auth("clinician", sub="dr-1")
@@ -180,7 +181,9 @@ def test_membership_lifecycle_and_sponsor_rules(client: TestClient) -> None:
     renew = client.post(
         f"/v1/memberships/{membership}/renew", json={"ends_on": "2027-12-31"}, headers=admin
     )
-    listed = client.get("/v1/memberships", params={"patient_id": patient_id}, headers=admin)
+    listed = client.get(
+        "/v1/memberships", params={"patient_id": patient_id, **settled(client)}, headers=admin
+    )
 
     assert cancel.status_code == 200
     assert "cancelled" in assert_problem(renew, 409)["detail"]

@@ -11,12 +11,13 @@ from tests.api.support import (
     enrol,
     enrol_body,
     register,
+    settled,
 )
 from tests.conftest import REGISTER_BODY
 
 
 def _listed(client: TestClient, **params: str) -> list[dict[str, Any]]:
-    response = client.get("/v1/memberships", params=params, headers=ADMIN)
+    response = client.get("/v1/memberships", params={**params, **settled(client)}, headers=ADMIN)
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items

@@ -1,0 +1,104 @@
+"""What the read side offers the use cases: ports to the projected views.
+
+The views are eventually consistent. A query that passes ``min_position`` (the
+position a command returned) waits until every view it reads has reached it, woken by
+the projection's commit; past ``wait_seconds`` it gives up with ``ViewsBehind`` (503
+with Retry-After) rather than answer from a view that does not yet show the write.
+"""
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from application.errors import ApplicationError
+
+SORTABLE_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def sortable_time(moment: datetime) -> str:
+    """Fixed-width UTC text, so that text order is time order on both databases."""
+    return moment.astimezone(UTC).strftime(SORTABLE_TIME)
+
+
+Admit = Callable[[dict[str, Any]], bool]
+Key = tuple[str, str]
+
+
+class TimelineView(Protocol):
+    def page(
+        self,
+        patient_id: UUID,
+        *,
+        kind: str | None,
+        since: str | None,
+        until: str | None,
+        after: Key | None,
+        limit: int,
+        admit: Admit,
+    ) -> tuple[list[dict[str, Any]], Key | None]: ...
+
+
+class PatientDirectory(Protocol):
+    def by_mrn(self, organisation_id: str, mrn: str, limit: int) -> list[dict[str, Any]]: ...
+
+    def by_name(
+        self, organisation_id: str, family: str, birth_date: date, limit: int
+    ) -> list[dict[str, Any]]: ...
+
+    def organisation_of(self, patient_id: UUID) -> str | None: ...
+
+
+class ConsentStates(Protocol):
+    def of_patient(self, patient_id: UUID) -> dict[str, Any] | None: ...
+
+
+class MembershipRoster(Protocol):
+    def memberships(
+        self,
+        organisation_id: str,
+        *,
+        patient_id: UUID | None,
+        sponsor_id: str | None,
+        status: str | None,
+        limit: int,
+    ) -> list[dict[str, Any]]: ...
+
+
+class ViewPositions(Protocol):
+    def wait_for(self, names: Sequence[str], position: int, timeout: float) -> bool: ...
+
+
+class ViewsBehind(ApplicationError):
+    """The views did not reach the asked-for position in time; retry shortly."""
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__("the read models have not reached min_position yet; retry shortly")
+        self.retry_after = retry_after
+
+
+class ReadModels:
+    """The ports together, and the read-your-writes wait."""
+
+    def __init__(
+        self,
+        timeline: TimelineView,
+        directory: PatientDirectory,
+        consents: ConsentStates,
+        roster: MembershipRoster,
+        positions: ViewPositions,
+        *,
+        wait_seconds: float = 5.0,
+    ) -> None:
+        self.timeline = timeline
+        self.directory = directory
+        self.consents = consents
+        self.roster = roster
+        self.positions = positions
+        self.wait_seconds = wait_seconds
+
+    def caught_up(self, names: Sequence[str], min_position: int | None) -> None:
+        if min_position is None or min_position <= 0:
+            return
+        if not self.positions.wait_for(names, min_position, self.wait_seconds):
+            raise ViewsBehind()

@@ -1,0 +1,61 @@
+"""The read models CareLedger keeps, wired to one store and key ring."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from uuid import UUID
+
+from eventsourcing.persistence import Mapper
+
+from infrastructure.keys import KeyRing
+from infrastructure.projections.consent_state import ConsentStateProjection, ConsentStateReader
+from infrastructure.projections.directory import DirectoryProjection, DirectoryReader
+from infrastructure.projections.engine import Projection, Projector, view_tables
+from infrastructure.projections.roster import RosterProjection, RosterReader
+from infrastructure.projections.sealed_rows import RowSealer
+from infrastructure.projections.store import ViewStore
+from infrastructure.projections.timeline import TimelineProjection, TimelineReader
+
+
+def projections(store: ViewStore, sealer: RowSealer) -> list[Projection]:
+    return [
+        TimelineProjection(store, sealer),
+        DirectoryProjection(store, sealer),
+        ConsentStateProjection(store, sealer),
+        RosterProjection(store),
+    ]
+
+
+def table_names(store: ViewStore) -> list[str]:
+    return view_tables(projections(store, RowSealer(None)))
+
+
+@dataclass
+class Readers:
+    timeline: TimelineReader
+    directory: DirectoryReader
+    consents: ConsentStateReader
+    roster: RosterReader
+
+
+def readers(store: ViewStore, keys: KeyRing) -> Readers:
+    sealer = RowSealer(keys)
+    return Readers(
+        TimelineReader(store, sealer),
+        DirectoryReader(store, sealer),
+        ConsentStateReader(store, sealer),
+        RosterReader(store),
+    )
+
+
+def projectors(
+    store: ViewStore,
+    mapper: Mapper[UUID],
+    keys: KeyRing,
+    *,
+    batch_size: int = 1000,
+    on_commit: Callable[[str, int], None] | None = None,
+) -> list[Projector]:
+    return [
+        Projector(store, mapper, projection, batch_size=batch_size, on_commit=on_commit)
+        for projection in projections(store, RowSealer(keys))
+    ]

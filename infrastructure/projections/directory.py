@@ -1,0 +1,162 @@
+"""The patient directory: exact-match search by MRN, or family name plus birth date.
+
+The view holds no plaintext PHI. The search keys are blind indexes (keyed HMAC over
+normalised values); the name, birth date and MRN are sealed under the patient's key.
+The organisation id is plain, because every search is scoped to the actor's
+organisation.
+"""
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+
+from domain.patient import Patient
+from infrastructure.projections.engine import Decoded, active_version
+from infrastructure.projections.sealed_rows import RowSealer
+from infrastructure.projections.store import Cursor, ViewStore
+
+TABLE = "view_directory"
+
+
+class DirectoryProjection:
+    name = "directory"
+    topics = tuple(get_topic(cls) for cls in (Patient.Registered, Patient.DemographicsUpdated))
+
+    def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
+        self.sealer = sealer
+        self.table = store.table(TABLE)
+
+    def table_names(self) -> list[str]:
+        return [TABLE]
+
+    def tables(self) -> list[str]:
+        t = self.table
+        return [
+            f"CREATE TABLE IF NOT EXISTS {t} (version INTEGER NOT NULL, "
+            "patient_id TEXT NOT NULL, organisation_id TEXT NOT NULL, mrn_index BLOB NOT NULL, "
+            "name_index BLOB NOT NULL, position BIGINT NOT NULL, sealed BLOB NOT NULL, "
+            "PRIMARY KEY (version, patient_id))",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_mrn ON {t} "
+            "(version, organisation_id, mrn_index)",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_name ON {t} "
+            "(version, organisation_id, name_index)",
+        ]
+
+    def apply(self, cursor: Cursor, version: int, batch: Sequence[Decoded]) -> None:
+        pending: dict[UUID, dict[str, Any]] = {}
+        for item in batch:
+            event = item.event
+            patient_id = event.originator_id
+            if isinstance(event, Patient.Registered):
+                pending[patient_id] = {
+                    "organisation_id": event.organisation_id,
+                    "position": item.position,
+                    "phi": {
+                        "mrn": event.mrn,
+                        "name": {"given": event.name.given, "family": event.name.family},
+                        "birth_date": event.birth_date.isoformat(),
+                    },
+                }
+            elif isinstance(event, Patient.DemographicsUpdated):
+                row = pending.get(patient_id) or self._load(cursor, version, patient_id)
+                if row is None:
+                    continue
+                if event.name is not None:
+                    row["phi"]["name"] = {"given": event.name.given, "family": event.name.family}
+                if event.birth_date is not None:
+                    row["phi"]["birth_date"] = event.birth_date.isoformat()
+                row["position"] = item.position
+                pending[patient_id] = row
+        cursor.executemany(
+            f"INSERT INTO {self.table} (version, patient_id, organisation_id, mrn_index, "
+            "name_index, position, sealed) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (version, patient_id) DO UPDATE SET name_index = excluded.name_index, "
+            "position = excluded.position, sealed = excluded.sealed",
+            [
+                (
+                    version,
+                    patient_id.hex,
+                    row["organisation_id"],
+                    self.sealer.blind_index("mrn", row["phi"]["mrn"]),
+                    self.name_index(row["phi"]["name"]["family"], row["phi"]["birth_date"]),
+                    row["position"],
+                    self.sealer.seal(patient_id, TABLE, row["phi"]),
+                )
+                for patient_id, row in pending.items()
+            ],
+        )
+
+    def name_index(self, family: str, birth_date: str) -> bytes:
+        return self.sealer.blind_index("family+birth_date", f"{family}\x00{birth_date}")
+
+    def _load(self, cursor: Cursor, version: int, patient_id: UUID) -> dict[str, Any] | None:
+        found = cursor.execute(
+            f"SELECT organisation_id, position, sealed FROM {self.table} "
+            "WHERE version = ? AND patient_id = ?",
+            (version, patient_id.hex),
+        ).fetchone()
+        if found is None:
+            return None
+        organisation_id, position, sealed = found
+        return {
+            "organisation_id": organisation_id,
+            "position": position,
+            "phi": self.sealer.open(patient_id, TABLE, sealed),
+        }
+
+    def purge(self, cursor: Cursor, version: int, patient_id: UUID) -> None:
+        cursor.execute(
+            f"DELETE FROM {self.table} WHERE version = ? AND patient_id = ?",
+            (version, patient_id.hex),
+        )
+
+
+class DirectoryReader:
+    def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
+        self.store = store
+        self.sealer = sealer
+        self.projection = DirectoryProjection(store, sealer)
+
+    def by_mrn(self, organisation_id: str, mrn: str, limit: int) -> list[dict[str, Any]]:
+        return self._search(
+            "mrn_index", self.sealer.blind_index("mrn", mrn), organisation_id, limit
+        )
+
+    def by_name(
+        self, organisation_id: str, family: str, birth_date: date, limit: int
+    ) -> list[dict[str, Any]]:
+        index = self.projection.name_index(family, birth_date.isoformat())
+        return self._search("name_index", index, organisation_id, limit)
+
+    def organisation_of(self, patient_id: UUID) -> str | None:
+        """The organisation whose chart this is, if the directory knows the patient."""
+        with self.store.reading() as cursor:
+            version = active_version(cursor, self.store, DirectoryProjection.name)
+            row = cursor.execute(
+                f"SELECT organisation_id FROM {self.projection.table} "
+                "WHERE version = ? AND patient_id = ?",
+                (version, patient_id.hex),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _search(
+        self, column: str, index: bytes, organisation_id: str, limit: int
+    ) -> list[dict[str, Any]]:
+        with self.store.reading() as cursor:
+            version = active_version(cursor, self.store, DirectoryProjection.name)
+            rows = cursor.execute(
+                f"SELECT patient_id, sealed FROM {self.projection.table} WHERE version = ? "
+                f"AND organisation_id = ? AND {column} = ? ORDER BY patient_id LIMIT ?",
+                (version, organisation_id, index, limit),
+            ).fetchall()
+        found = []
+        for patient_hex, sealed in rows:
+            patient_id = UUID(patient_hex)
+            phi = self.sealer.open(patient_id, TABLE, sealed)
+            found.append(
+                {"id": str(patient_id), "name": phi["name"], "birth_date": phi["birth_date"]}
+            )
+        return found

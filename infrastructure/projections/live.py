@@ -1,0 +1,249 @@
+"""Keeping projections live, and waking readers that asked for a position.
+
+- ``Doorbell``: rung when the log may have grown. In-process by the ledger after each
+  commit; across processes by PostgreSQL LISTEN on the library's own NOTIFY channel.
+  A timeout fallback covers a lost notification; nothing sleep-polls.
+- ``Positions``: the committed position of each active view as this process knows it.
+  Projectors in this process report their commits directly; projectors in another
+  process (the worker) are heard through NOTIFY on ``careledger_projections``. A
+  ``min_position`` query waits on a condition variable woken by those reports.
+- ``ProjectionHost``: one supervised thread per projection. Any error (a dropped
+  connection, a restarted database) is logged without PHI, then the thread backs off
+  and resumes from the committed position, so nothing is skipped or applied twice.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import psycopg
+from prometheus_client import Gauge
+
+from infrastructure.projections.engine import (
+    VERSIONS_TABLE,
+    PositionMoved,
+    Projector,
+)
+from infrastructure.projections.store import ViewStore
+
+log = logging.getLogger("careledger.projections")
+
+LAG_EVENTS = Gauge(
+    "careledger_projection_lag_events", "Log positions the view is behind the head", ["projection"]
+)
+LAG_SECONDS = Gauge(
+    "careledger_projection_lag_seconds",
+    "Age of the oldest event the view has not applied yet",
+    ["projection"],
+)
+
+
+def measure_lag(projectors: Sequence[Projector]) -> dict[str, tuple[int, float]]:
+    """Read each view's lag from the database (whichever process projects it)."""
+    lags = {}
+    for projector in projectors:
+        events, seconds = projector.lag()
+        LAG_EVENTS.labels(projector.name).set(events)
+        LAG_SECONDS.labels(projector.name).set(seconds)
+        lags[projector.name] = (events, seconds)
+    return lags
+
+
+class Positions:
+    """Committed positions of the active views, and waits on them."""
+
+    def __init__(self, store: ViewStore, refresh_every: float = 1.0) -> None:
+        self.store = store
+        self.refresh_every = refresh_every
+        self._known: dict[str, int] = {}
+        self._changed = threading.Condition()
+
+    def advanced(self, name: str, position: int) -> None:
+        with self._changed:
+            if position > self._known.get(name, -1):
+                self._known[name] = position
+                self._changed.notify_all()
+
+    def refresh(self) -> dict[str, int]:
+        with self.store.reading() as cursor:
+            rows = cursor.execute(
+                f"SELECT name, position FROM {self.store.table(VERSIONS_TABLE)} "
+                "WHERE state = 'active'"
+            ).fetchall()
+        for name, position in rows:
+            self.advanced(name, int(position))
+        with self._changed:
+            return dict(self._known)
+
+    def known(self, name: str) -> int:
+        with self._changed:
+            return self._known.get(name, 0)
+
+    def wait_for(self, names: Sequence[str], position: int, timeout: float) -> bool:
+        """True once every named view has reached ``position``; False after ``timeout``.
+
+        Woken by commits (in this process or NOTIFY from another). The database is
+        re-read at most every ``refresh_every`` seconds, as a fallback only.
+        """
+        deadline = time.monotonic() + timeout
+        if self._reached(names, position):
+            return True
+        self.refresh()
+        while not self._reached(names, position):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._changed:
+                self._changed.wait(min(remaining, self.refresh_every))
+            if not self._reached(names, position) and time.monotonic() < deadline:
+                self.refresh()
+        return True
+
+    def _reached(self, names: Sequence[str], position: int) -> bool:
+        with self._changed:
+            return all(self._known.get(n, 0) >= position for n in names)
+
+
+class Doorbell:
+    """An event per projector thread, all set whenever the log may have grown."""
+
+    def __init__(self) -> None:
+        self._events: list[threading.Event] = []
+
+    def subscribe(self) -> threading.Event:
+        event = threading.Event()
+        self._events.append(event)
+        return event
+
+    def ring(self, *_: object) -> None:
+        for event in self._events:
+            event.set()
+
+
+class Listener:
+    """PostgreSQL LISTEN on the log's channel and the projections' channel.
+
+    Reconnects with backoff. After a reconnect it rings the doorbell and refreshes
+    positions, since notifications sent while disconnected are lost.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        store: ViewStore,
+        doorbell: Doorbell,
+        positions: Positions,
+        *,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.conninfo = conninfo
+        self.log_channel = store.channel
+        self.positions_channel = store.positions_channel
+        self.doorbell = doorbell
+        self.positions = positions
+        self.max_backoff = max_backoff
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="projection-listener", daemon=True)
+        self.connected = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=3)
+
+    def _run(self) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f'LISTEN "{self.log_channel}"')
+                    conn.execute(f'LISTEN "{self.positions_channel}"')
+                    self.connected.set()
+                    backoff = 0.1
+                    self.doorbell.ring()
+                    self.positions.refresh()
+                    while not self._stopping.is_set():
+                        for note in conn.notifies(timeout=0.25):
+                            self._heard(note.channel, note.payload)
+            except Exception as error:  # supervised: reconnect with backoff
+                self.connected.clear()
+                log.warning(
+                    "projection listener reconnecting", extra={"error": type(error).__name__}
+                )
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+
+    def _heard(self, channel: str, payload: str) -> None:
+        if channel == self.positions_channel:
+            name, _, position = payload.partition(" ")
+            if position.isdigit():
+                self.positions.advanced(name, int(position))
+        else:
+            self.doorbell.ring()
+
+
+class ProjectionHost:
+    """Runs projectors, each in a supervised thread, until stopped."""
+
+    def __init__(
+        self,
+        projectors: Sequence[Projector],
+        doorbell: Doorbell,
+        *,
+        fallback_wait: float = 1.0,
+        max_backoff: float = 10.0,
+        on_step: Callable[[Projector], None] | None = None,
+    ) -> None:
+        self.projectors = list(projectors)
+        self.doorbell = doorbell
+        self.fallback_wait = fallback_wait
+        self.max_backoff = max_backoff
+        self.on_step = on_step
+        self.errors = 0
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for projector in self.projectors:
+            wake = self.doorbell.subscribe()
+            thread = threading.Thread(
+                target=self._run,
+                args=(projector, wake),
+                name=f"projection-{projector.name}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        self.doorbell.ring()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _run(self, projector: Projector, wake: threading.Event) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            wake.clear()
+            try:
+                _, advanced = projector.step()
+            except PositionMoved:
+                continue  # another projector (or a rebuild switch) got there first
+            except Exception as error:  # supervised: log, back off, resume from tracking
+                self.errors += 1
+                log.warning(
+                    "projection error; retrying",
+                    extra={"projection": projector.name, "error": type(error).__name__},
+                )
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            backoff = 0.1
+            if self.on_step is not None:
+                self.on_step(projector)
+            if advanced == 0:
+                wake.wait(self.fallback_wait)

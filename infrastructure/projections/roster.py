@@ -1,0 +1,181 @@
+"""The membership roster: by patient, by sponsor and by status, within an organisation.
+
+A membership row holds random ids, the plan, the sponsor, the status and the term
+dates: no direct identifiers and no clinical content, so it is stored plain (the
+README says so). An erased patient's rows are purged.
+"""
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+
+from domain.membership import Membership
+from infrastructure.projections.engine import Decoded, active_version
+from infrastructure.projections.store import Cursor, ViewStore
+
+TABLE = "view_roster"
+_COLUMNS = (
+    "membership_id",
+    "patient_id",
+    "organisation_id",
+    "plan",
+    "sponsor_id",
+    "status",
+    "starts_on",
+    "ends_on",
+    "ended_on",
+    "stream_version",
+    "position",
+)
+
+
+class RosterProjection:
+    name = "roster"
+    topics = tuple(
+        get_topic(cls)
+        for cls in (
+            Membership.Enrolled,
+            Membership.Renewed,
+            Membership.Cancelled,
+            Membership.Lapsed,
+            Membership.Terminated,
+        )
+    )
+
+    def __init__(self, store: ViewStore) -> None:
+        self.table = store.table(TABLE)
+
+    def table_names(self) -> list[str]:
+        return [TABLE]
+
+    def tables(self) -> list[str]:
+        t = self.table
+        return [
+            f"CREATE TABLE IF NOT EXISTS {t} (version INTEGER NOT NULL, "
+            "membership_id TEXT NOT NULL, patient_id TEXT NOT NULL, organisation_id TEXT NOT NULL, "
+            "plan TEXT NOT NULL, sponsor_id TEXT, status TEXT NOT NULL, starts_on TEXT NOT NULL, "
+            "ends_on TEXT NOT NULL, ended_on TEXT, stream_version INTEGER NOT NULL, "
+            "position BIGINT NOT NULL, PRIMARY KEY (version, membership_id))",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_patient ON {t} "
+            "(version, organisation_id, patient_id)",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_sponsor ON {t} "
+            "(version, organisation_id, sponsor_id, status)",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_status ON {t} "
+            "(version, organisation_id, status)",
+        ]
+
+    def apply(self, cursor: Cursor, version: int, batch: Sequence[Decoded]) -> None:
+        pending: dict[UUID, dict[str, Any]] = {}
+        for item in batch:
+            event = item.event
+            membership_id = event.originator_id
+            if isinstance(event, Membership.Enrolled):
+                row: dict[str, Any] | None = {
+                    "membership_id": membership_id.hex,
+                    "patient_id": event.patient_id.hex,
+                    "organisation_id": event.organisation_id,
+                    "plan": event.plan,
+                    "sponsor_id": event.sponsor_id,
+                    "starts_on": event.starts_on.isoformat(),
+                    "ends_on": event.ends_on.isoformat(),
+                    "ended_on": None,
+                }
+            else:
+                row = pending.get(membership_id) or self._load(cursor, version, membership_id)
+                if row is None:
+                    continue
+            assert row is not None
+            row["status"], row["ended_on"], row["ends_on"] = _after(event, row)
+            row["stream_version"] = event.originator_version
+            row["position"] = item.position
+            pending[membership_id] = row
+        placeholders = ", ".join("?" * (len(_COLUMNS) + 1))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[5:])
+        cursor.executemany(
+            f"INSERT INTO {self.table} (version, {', '.join(_COLUMNS)}) VALUES ({placeholders}) "
+            f"ON CONFLICT (version, membership_id) DO UPDATE SET {updates}",
+            [(version, *(row[c] for c in _COLUMNS)) for row in pending.values()],
+        )
+
+    def _load(self, cursor: Cursor, version: int, membership_id: UUID) -> dict[str, Any] | None:
+        found = cursor.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM {self.table} "
+            "WHERE version = ? AND membership_id = ?",
+            (version, membership_id.hex),
+        ).fetchone()
+        return None if found is None else dict(zip(_COLUMNS, found, strict=True))
+
+    def purge(self, cursor: Cursor, version: int, patient_id: UUID) -> None:
+        cursor.execute(
+            f"DELETE FROM {self.table} WHERE version = ? AND patient_id = ?",
+            (version, patient_id.hex),
+        )
+
+
+def _after(event: Any, row: dict[str, Any]) -> tuple[str, str | None, str]:
+    """(status, ended_on, ends_on) after the event, as the aggregate computes them."""
+    if isinstance(event, Membership.Renewed):
+        return "active", row["ended_on"], event.ends_on.isoformat()
+    if isinstance(event, Membership.Cancelled):
+        return "cancelled", event.cancelled_on.isoformat(), row["ends_on"]
+    if isinstance(event, Membership.Lapsed):
+        return "lapsed", event.lapsed_on.isoformat(), row["ends_on"]
+    if isinstance(event, Membership.Terminated):
+        return "terminated", event.effective_on.isoformat(), row["ends_on"]
+    return "active", None, row["ends_on"]
+
+
+class RosterReader:
+    def __init__(self, store: ViewStore) -> None:
+        self.store = store
+        self.table = store.table(TABLE)
+
+    def memberships(
+        self,
+        organisation_id: str,
+        *,
+        patient_id: UUID | None,
+        sponsor_id: str | None,
+        status: str | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM {self.table} WHERE version = ? "
+        sql += "AND organisation_id = ?"
+        params: list[Any] = [organisation_id]
+        for column, value in (
+            ("patient_id", patient_id.hex if patient_id else None),
+            ("sponsor_id", sponsor_id),
+            ("status", status),
+        ):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        sql += " ORDER BY starts_on, membership_id LIMIT ?"
+        params.append(limit)
+        with self.store.reading() as cursor:
+            version = active_version(cursor, self.store, RosterProjection.name)
+            rows = cursor.execute(sql, [version, *params]).fetchall()
+        items = []
+        for found in rows:
+            row = dict(zip(_COLUMNS, found, strict=True))
+            items.append(
+                {
+                    "id": str(UUID(row["membership_id"])),
+                    "patient_id": str(UUID(row["patient_id"])),
+                    "plan": row["plan"],
+                    "sponsor_id": row["sponsor_id"],
+                    "status": row["status"],
+                    "starts_on": row["starts_on"],
+                    "ends_on": row["ends_on"],
+                    "ended_on": row["ended_on"],
+                    "version": int(row["stream_version"]),
+                }
+            )
+        return items
+
+
+def parse_day(text: str | None) -> date | None:
+    return None if text is None else date.fromisoformat(text)

@@ -1,0 +1,243 @@
+"""The patient timeline: one row per entry, latest version, ordered by effective time.
+
+Plain columns are what ordering, filtering and paging need: the patient's random id,
+the entry's random id, the kind, the status and the effective time. Everything else
+(code, value, modality, labels, author) is sealed under the patient's key. A page is
+an index range scan on ``(version, patient_id, effective_at, entry_id)``, so it reads
+O(page) rows whatever the chart's length.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+
+from application.read_models import sortable_time
+from domain.patient import Patient
+from domain.values import BooleanValue, CodedValue, Coding, EntryValue, Quantity, TextValue
+from domain.vocabulary import EntryStatus
+from infrastructure.projections.engine import Decoded, active_version
+from infrastructure.projections.sealed_rows import RowSealer
+from infrastructure.projections.store import Cursor, ViewStore
+
+TABLE = "view_timeline"
+
+
+def coding(code: Coding) -> dict[str, str]:
+    return {"system": code.system, "code": code.code, "display": code.display}
+
+
+def entry_value(value: EntryValue | None) -> dict[str, Any] | None:
+    if isinstance(value, Quantity):
+        return {"quantity": str(value.quantity), "unit": value.unit}
+    if isinstance(value, TextValue):
+        return {"text": value.text}
+    if isinstance(value, CodedValue):
+        return {"code": coding(value.code)}
+    if isinstance(value, BooleanValue):
+        return {"boolean": value.boolean}
+    return None
+
+
+class TimelineProjection:
+    name = "timeline"
+    topics = tuple(
+        get_topic(cls)
+        for cls in (Patient.EntryRecorded, Patient.EntryAmended, Patient.EntryEnteredInError)
+    )
+
+    def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
+        self.sealer = sealer
+        self.table = store.table(TABLE)
+
+    def table_names(self) -> list[str]:
+        return [TABLE]
+
+    def tables(self) -> list[str]:
+        t = self.table
+        return [
+            f"CREATE TABLE IF NOT EXISTS {t} (version INTEGER NOT NULL, "
+            "patient_id TEXT NOT NULL, entry_id TEXT NOT NULL, effective_at TEXT NOT NULL, "
+            "kind TEXT NOT NULL, status TEXT NOT NULL, position BIGINT NOT NULL, "
+            "sealed BLOB NOT NULL, PRIMARY KEY (version, patient_id, entry_id))",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_time ON {t} "
+            "(version, patient_id, effective_at, entry_id)",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_kind ON {t} "
+            "(version, patient_id, kind, effective_at, entry_id)",
+        ]
+
+    def apply(self, cursor: Cursor, version: int, batch: Sequence[Decoded]) -> None:
+        # Rows changed in this batch, by (patient, entry), written once at the end.
+        pending: dict[tuple[UUID, UUID], dict[str, Any]] = {}
+        for item in batch:
+            event = item.event
+            patient_id = event.originator_id
+            if isinstance(event, Patient.EntryRecorded):
+                pending[(patient_id, event.entry_id)] = {
+                    "kind": event.kind,
+                    "status": EntryStatus.ACTIVE.value,
+                    "effective_at": sortable_time(event.effective_at),
+                    "position": item.position,
+                    "phi": {
+                        "code": coding(event.code),
+                        "value": entry_value(event.value),
+                        "modality": event.modality,
+                        "labels": sorted(event.labels),
+                        "author": event.author,
+                    },
+                }
+            elif isinstance(event, Patient.EntryAmended | Patient.EntryEnteredInError):
+                row = pending.get((patient_id, event.entry_id)) or self._load(
+                    cursor, version, patient_id, event.entry_id
+                )
+                if row is None:
+                    continue  # its recording was a tombstone; nothing to show
+                row["position"] = item.position
+                if isinstance(event, Patient.EntryEnteredInError):
+                    row["status"] = EntryStatus.ENTERED_IN_ERROR.value
+                else:
+                    self._amend(row, event)
+                pending[(patient_id, event.entry_id)] = row
+        if pending:
+            cursor.executemany(
+                f"INSERT INTO {self.table} (version, patient_id, entry_id, "
+                "effective_at, kind, status, position, sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (version, patient_id, entry_id) DO UPDATE SET "
+                "effective_at = excluded.effective_at, status = excluded.status, "
+                "position = excluded.position, sealed = excluded.sealed",
+                [
+                    (
+                        version,
+                        patient.hex,
+                        entry.hex,
+                        row["effective_at"],
+                        row["kind"],
+                        row["status"],
+                        row["position"],
+                        self.sealer.seal(patient, f"{TABLE}/{entry.hex}", row["phi"]),
+                    )
+                    for (patient, entry), row in pending.items()
+                ],
+            )
+
+    @staticmethod
+    def _amend(row: dict[str, Any], event: Patient.EntryAmended) -> None:
+        row["status"] = EntryStatus.AMENDED.value
+        phi = row["phi"]
+        phi["author"] = event.author
+        if event.code is not None:
+            phi["code"] = coding(event.code)
+        if event.value is not None:
+            phi["value"] = entry_value(event.value)
+        if event.modality is not None:
+            phi["modality"] = event.modality
+        if event.labels is not None:
+            phi["labels"] = sorted(event.labels)
+        if event.effective_at is not None:
+            row["effective_at"] = sortable_time(event.effective_at)
+
+    def _load(
+        self, cursor: Cursor, version: int, patient_id: UUID, entry_id: UUID
+    ) -> dict[str, Any] | None:
+        found = cursor.execute(
+            f"SELECT kind, status, effective_at, position, sealed FROM "
+            f"{self.table} WHERE version = ? AND patient_id = ? AND entry_id = ?",
+            (version, patient_id.hex, entry_id.hex),
+        ).fetchone()
+        if found is None:
+            return None
+        kind, status, effective_at, position, sealed = found
+        phi = self.sealer.open(patient_id, f"{TABLE}/{entry_id.hex}", sealed)
+        return {
+            "kind": kind,
+            "status": status,
+            "effective_at": effective_at,
+            "position": position,
+            "phi": phi,
+        }
+
+    def purge(self, cursor: Cursor, version: int, patient_id: UUID) -> None:
+        cursor.execute(
+            f"DELETE FROM {self.table} WHERE version = ? AND patient_id = ?",
+            (version, patient_id.hex),
+        )
+
+
+class TimelineReader:
+    """Pages of a patient's timeline, from the active version of the view."""
+
+    def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
+        self.store = store
+        self.sealer = sealer
+        self.table = store.table(TABLE)
+
+    def page(
+        self,
+        patient_id: UUID,
+        *,
+        kind: str | None,
+        since: str | None,
+        until: str | None,
+        after: tuple[str, str] | None,
+        limit: int,
+        admit: Any,
+    ) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
+        """Up to ``limit`` admitted entries after the ``after`` key, and the next key.
+
+        Entries that ``admit`` refuses (a label the consent does not allow) are left
+        out, not masked; the scan goes on until the page is full or the chart ends.
+        """
+        entries: list[dict[str, Any]] = []
+        with self.store.reading() as cursor:
+            version = active_version(cursor, self.store, TimelineProjection.name)
+            while len(entries) < limit:
+                want = limit - len(entries) + 1
+                rows = self._rows(cursor, version, patient_id, kind, since, until, after, want)
+                for entry_id, row_kind, status, effective_at, sealed in rows[: want - 1]:
+                    after = (effective_at, entry_id)
+                    phi = self.sealer.open(patient_id, f"{TABLE}/{entry_id}", sealed)
+                    entry = {
+                        "entry_id": str(UUID(entry_id)),
+                        "kind": row_kind,
+                        **phi,
+                        "effective_at": effective_at,
+                        "status": status,
+                    }
+                    if admit(entry):
+                        entries.append(entry)
+                if len(rows) < want:
+                    return entries, None
+        return entries, after
+
+    def _rows(
+        self,
+        cursor: Cursor,
+        version: int,
+        patient_id: UUID,
+        kind: str | None,
+        since: str | None,
+        until: str | None,
+        after: tuple[str, str] | None,
+        limit: int,
+    ) -> list[tuple[Any, ...]]:
+        sql = (
+            f"SELECT entry_id, kind, status, effective_at, sealed FROM {self.table} "
+            "WHERE version = ? AND patient_id = ?"
+        )
+        params: list[Any] = [version, patient_id.hex]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        if since is not None:
+            sql += " AND effective_at >= ?"
+            params.append(since)
+        if until is not None:
+            sql += " AND effective_at < ?"
+            params.append(until)
+        if after is not None:
+            sql += " AND (effective_at, entry_id) > (?, ?)"
+            params += list(after)
+        sql += " ORDER BY effective_at, entry_id LIMIT ?"
+        params.append(limit)
+        return cursor.execute(sql, params).fetchall()
