@@ -8,6 +8,7 @@ O(page) rows whatever the chart's length.
 """
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -197,6 +198,10 @@ class TimelineReader:
                 for entry_id, row_kind, status, effective_at, sealed in rows[: want - 1]:
                     after = (effective_at, entry_id)
                     phi = self.sealer.open(patient_id, f"{TABLE}/{entry_id}", sealed)
+                    value = phi["value"]
+                    if value is not None and "quantity" in value:
+                        # Kept exact as text at rest; a JSON number on the wire.
+                        value["quantity"] = Decimal(value["quantity"])
                     entry = {
                         "entry_id": str(UUID(entry_id)),
                         "kind": row_kind,

@@ -67,6 +67,12 @@ def _drive(base: str) -> list[httpx.Response]:
         )
         assert renamed.status_code == 200, renamed.text
         assert c["new_family"] in call("GET", f"/v1/patients/{patient}").text
+        # The read models hold the canaries too (sealed), once projected
+        seen = {"min_position": renamed.json()["position"]}
+        timeline = call("GET", f"/v1/patients/{patient}/timeline", params=seen)
+        assert c["note"] in timeline.text, timeline.text
+        found = call("GET", "/v1/patients", params={"mrn": c["mrn"], **seen})
+        assert c["new_family"] in found.text and patient in found.text, found.text
         # Invalid requests that carry the canaries in every place they could be echoed
         bad_bodies = [
             {"mrn": c["mrn"], "name": {"given": c["given"]}, "birth_date": "no", "sex": "x"},
@@ -115,13 +121,14 @@ def _store_bytes(database_url: str, workdir: Path) -> bytes:
         timeout=120,
     )
     assert b"careledger_events" in dumped.stdout
+    assert b"view_timeline" in dumped.stdout and b"view_directory" in dumped.stdout
     return dumped.stdout
 
 
 def test_canary_phi_appears_nowhere_but_authorised_responses(
     database_url: str, tmp_path: Path
 ) -> None:
-    with running_server(database_url, tmp_path) as (base, _env, log_path):
+    with running_server(database_url, tmp_path, "--with-projections") as (base, _env, log_path):
         errors = _drive(base)
     logs = log_path.read_bytes()
     assert b'"route"' in logs  # the access log was captured

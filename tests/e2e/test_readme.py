@@ -21,7 +21,7 @@ def walkthrough_blocks() -> list[str]:
 
 def test_the_walkthrough_has_the_promised_steps() -> None:
     script = "\n".join(walkthrough_blocks())
-    for step in ("careledger token", "/v1/patients", "/entries", "/v1/memberships"):
+    for step in ("careledger token", "/v1/patients", "/entries", "/timeline", "/v1/memberships"):
         assert step in script
 
 
@@ -46,5 +46,8 @@ def test_the_walkthrough_works_as_written(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr + result.stdout
     assert re.search(r"registered patient [0-9a-f-]{36}", result.stdout)
     assert '{"plan":"employer","sponsor_id":"acme-corp","status":"active"}' in result.stdout
+    assert '{"kind":"encounter","code":"185317003","status":"active"}' in result.stdout
+    assert '{"kind":"observation","code":"8867-4","status":"active"}' in result.stdout
+    assert '{"given":"Ada","family":"Example"}' in result.stdout
     assert '"status":422' in result.stdout and '"field":"modality"' in result.stdout
     assert shutil.which("jq"), "the walk-through uses jq"
