@@ -90,7 +90,7 @@ class DirectoryProjection:
         )
 
     def name_index(self, family: str, birth_date: str) -> bytes:
-        return self.sealer.blind_index("family+birth_date", f"{family}\x00{birth_date}")
+        return self.sealer.blind_index("family+birth_date", f"{family.strip()}\x00{birth_date}")
 
     def _load(self, cursor: Cursor, version: int, patient_id: UUID) -> dict[str, Any] | None:
         found = cursor.execute(
