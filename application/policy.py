@@ -6,9 +6,10 @@ membership state as of known stream versions), so a decision can be recomputed
 exactly when an access is replayed. The default policy is DESIGN.md §2:
 
 - a patient reads their own record, all of it;
-- clinicians of the patient's care organisation read for TREAT only while a
-  membership is active; payment and operations by that organisation need no
-  directive (TPO);
+- clinicians of the patient's care organisation read the chart's clinical content for
+  TREAT only while a membership is active (demographics, the directory and consent,
+  which registration and enrolment need, do not wait for one); payment and operations
+  by that organisation need no directive (TPO);
 - a clinician of that organisation may break the glass (ETREAT) without membership or
   consent, all labels included, with a justification of 20 characters or more;
 - anyone else (another organisation, a service, marketing, research) needs an active
@@ -148,7 +149,7 @@ def _own_organisation(
     request: AccessRequest, consent: ConsentFacts, memberships: Sequence[MembershipFact]
 ) -> Decision:
     labels, directive_id = _labels_allowed(request, consent, request.purpose)
-    if request.purpose is Purpose.TREAT:
+    if request.purpose is Purpose.TREAT and request.content is Content.CLINICAL:
         active = sorted(
             (m for m in memberships if m.active_on(request.day)), key=lambda m: m.membership_id
         )

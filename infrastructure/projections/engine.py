@@ -132,6 +132,10 @@ class Projector:
         self.batch_size = batch_size
         self.on_commit = on_commit
         self.skipped_erased = 0
+        # The live version as of this projector's last commit: saves re-reading it on
+        # every step. If anyone else moves it, the compare-and-set fails and it is
+        # read again.
+        self._live: ViewVersion | None = None
         topics = set(projection.topics) | {ERASED_TOPIC}
         self._topics = sorted(topics)
 
@@ -159,8 +163,13 @@ class Projector:
 
         Returns the version as committed and how many log positions it advanced.
         """
-        current = version if version is not None else self.active()
+        live = version is None
+        current = version or self._live or self.active()
         head = self.recorder.max_notification_id() or 0
+        if current.position >= head and live and self._live is not None:
+            # Idle by our own account: make sure no rebuild switched versions under us.
+            self._live = None
+            current = self.active()
         if current.position >= head:
             return current, 0
         notifications = self.recorder.select_notifications(
@@ -170,16 +179,23 @@ class Projector:
         # the head: the library's table lock makes positions commit in order.
         reached = head if len(notifications) < self.batch_size else notifications[-1].id
         batch = self._decode(notifications)
-        with self.store.transaction() as cursor:
-            self._advance(cursor, current, reached)
-            self._apply(cursor, current.version, batch)
-            if current.state == "active":
-                self.store.notify(cursor, self.store.positions_channel, f"{self.name} {reached}")
+        try:
+            with self.store.transaction() as cursor:
+                self._advance(cursor, current, reached)
+                self._apply(cursor, current.version, batch)
+                if current.state == "active":
+                    self.store.notify(
+                        cursor, self.store.positions_channel, f"{self.name} {reached}"
+                    )
+        except BaseException:
+            self._live = None  # moved, switched or failed: read it again next time
+            raise
+        committed = ViewVersion(current.name, current.version, current.state, reached)
+        if live:
+            self._live = committed
         if current.state == "active" and self.on_commit is not None:
             self.on_commit(self.name, reached)
-        return ViewVersion(current.name, current.version, current.state, reached), (
-            reached - current.position
-        )
+        return committed, reached - current.position
 
     def _decode(self, notifications: Sequence[Notification]) -> list[Decoded]:
         batch = []

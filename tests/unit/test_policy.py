@@ -298,6 +298,18 @@ def test_the_default_policy(
         assert decision.basis.as_json() == {}
 
 
+def test_demographics_do_not_wait_for_a_membership() -> None:
+    # Registration and enrolment need the demographics before any membership exists.
+    request = AccessRequest(
+        CLINICIAN, Purpose.TREAT, str(PATIENT), "org-main", Content.DEMOGRAPHICS, TODAY
+    )
+    assert decide(request, NO_CONSENT, []).permit
+    clinical = AccessRequest(
+        CLINICIAN, Purpose.TREAT, str(PATIENT), "org-main", Content.CLINICAL, TODAY
+    )
+    assert not decide(clinical, NO_CONSENT, []).permit
+
+
 def test_hidden_labels_leave_entries_out() -> None:
     request = AccessRequest(
         CLINICIAN, Purpose.TREAT, str(PATIENT), "org-main", Content.CLINICAL, TODAY
