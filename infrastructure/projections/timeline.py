@@ -57,15 +57,20 @@ class TimelineProjection:
 
     def tables(self) -> list[str]:
         t = self.table
+        # The key leads with the entry, not the patient, so that the only index a
+        # patient's page can use is the time-ordered one: a planner without fresh
+        # statistics cannot pick "all of the patient's rows, then sort" instead.
         return [
             f"CREATE TABLE IF NOT EXISTS {t} (version INTEGER NOT NULL, "
             "patient_id TEXT NOT NULL, entry_id TEXT NOT NULL, effective_at TEXT NOT NULL, "
             "kind TEXT NOT NULL, status TEXT NOT NULL, position BIGINT NOT NULL, "
-            "sealed BLOB NOT NULL, PRIMARY KEY (version, patient_id, entry_id))",
+            "sealed BLOB NOT NULL, PRIMARY KEY (version, entry_id, patient_id))",
             f"CREATE INDEX IF NOT EXISTS {TABLE}_by_time ON {t} "
             "(version, patient_id, effective_at, entry_id)",
+            # The kind comes before the patient so that a page without a kind filter
+            # cannot be planned on this index plus a sort of the whole chart.
             f"CREATE INDEX IF NOT EXISTS {TABLE}_by_kind ON {t} "
-            "(version, patient_id, kind, effective_at, entry_id)",
+            "(version, kind, patient_id, effective_at, entry_id)",
         ]
 
     def apply(self, cursor: Cursor, version: int, batch: Sequence[Decoded]) -> None:
