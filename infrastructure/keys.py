@@ -88,6 +88,15 @@ class KeyTable(Protocol):
         """True if inserted, False if a key with that id exists already."""
         ...
 
+    def stage(self, key: WrappedKey) -> WrappedKey:
+        """Hold a new key until the first transaction that writes events under it.
+
+        Returns the staged key: an earlier one with the same id, if there is one.
+        """
+        ...
+
+    def staged(self, key_id: UUID) -> WrappedKey | None: ...
+
     def destroy(self, key_id: UUID) -> bool: ...
 
     def rewrap(self, keys: list[tuple[str, WrappedKey]]) -> None:
@@ -135,7 +144,11 @@ class KeyRing:
                 "`careledger keys rotate`"
             )
         for key_id in _SERVICE_KEYS:
-            self._load(key_id, create=True)
+            if self.table.get(key_id) is None:
+                # Stored at once: no event transaction is there to carry them.
+                data_key = AESGCM.generate_key(256)
+                self.table.insert_if_absent(self._wrap(key_id, data_key))
+            self._load(key_id, create=False)
 
     # Use -------------------------------------------------------------------------
 
@@ -161,19 +174,30 @@ class KeyRing:
             if cached is not None and now - cached[0] < self.cache_seconds:
                 self._cache.move_to_end(key_id)
                 return cached[1], cached[2]
-        if create:
-            # A new patient's id is random, so the insert almost always wins and saves
-            # the two look-ups that would otherwise surround it.
+        staged = self.table.staged(key_id)
+        if staged is None and create:
+            # A new patient's key is not written here, in a transaction (and a commit)
+            # of its own: the recorder writes it in the transaction of the first events
+            # sealed under it, and if that transaction fails it stays staged for the
+            # next. Its id is random, so no look-up for an existing row is made first;
+            # the recorder refuses the events if a different key was stored already.
             fresh = AESGCM.generate_key(256)
-            wrapped = WrappedKey(key_id, self.kek.kek_id, self.kek.wrap(key_id, fresh))
-            if self.table.insert_if_absent(wrapped):
+            wrapped = self._wrap(key_id, fresh)
+            staged = self.table.stage(wrapped)
+            if staged is wrapped:
                 return self._cached(key_id, fresh, now)
+        if staged is not None:  # not committed yet, and no longer (or never) cached here
+            assert staged.wrapped is not None
+            return self._cached(key_id, self.kek.unwrap(key_id, staged.wrapped), now)
         row = self.table.get(key_id)
         if row is None:
             raise IntegrityViolation(f"no data key {key_id} exists for a stored record")
         if row.wrapped is None:
             raise DataKeyDestroyed()
         return self._cached(key_id, self.kek.unwrap(key_id, row.wrapped), now)
+
+    def _wrap(self, key_id: UUID, data_key: bytes) -> WrappedKey:
+        return WrappedKey(key_id, self.kek.kek_id, self.kek.wrap(key_id, data_key))
 
     def _cached(self, key_id: UUID, data_key: bytes, now: float) -> tuple[AESGCM, bytes]:
         aead = AESGCM(data_key)

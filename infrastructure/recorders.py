@@ -4,17 +4,22 @@ In the same transaction as the events they concern, under the write lock the lib
 already takes:
 - an idempotency claim (passed through ``Application.save(..., idempotency=claim)``),
   so a retried request either finds the first outcome or writes nothing;
-- the hash-chain link of every record, so no record is ever unsealed.
+- the hash-chain link of every record, so no record is ever unsealed;
+- the new data keys the events are sealed under (staged by the key ring), so no event
+  commits without its key, and a registration costs no commit of its own for its key.
 """
 
+import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import psycopg
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
 from psycopg import Cursor
-from psycopg.rows import DictRow, tuple_row
+from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from application.ports import IdempotencyClaim, IdempotentOutcome
@@ -26,8 +31,32 @@ from infrastructure.key_tables import (
     postgres_create_keys,
     postgres_keys_table,
 )
+from infrastructure.keys import WrappedKey
 
 SQLITE_CHAIN_TABLE = "chain_links"
+_ABANDON = b"DO $$BEGIN RAISE EXCEPTION 'careledger: transaction abandoned'; END$$"
+NEW_KEYS = "careledger_new_data_keys"  # the keyword that carries them to _insert_events
+
+
+class CarriesNewKeys:
+    """Passes the staged keys that a batch is sealed under into its transaction.
+
+    They are chosen once, before the library's ``insert_events`` (which PostgreSQL's
+    ``@retry`` may re-run whole), so every attempt writes them again; only once it has
+    returned (committed) are they taken off the staging area.
+    """
+
+    keys: SQLiteKeyTable | PostgresKeyTable
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        new_keys = self.keys.staging.needed_by(stored_events)
+        if not new_keys:
+            return super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
+        ids = super().insert_events(stored_events, **kwargs, **{NEW_KEYS: new_keys})  # type: ignore[misc]
+        self.keys.staging.stored(new_keys)
+        return ids  # type: ignore[no-any-return]
 
 
 class Sealing:
@@ -53,7 +82,7 @@ class Sealing:
         return links
 
 
-class SQLiteLedgerRecorder(Sealing, SQLiteProcessRecorder):
+class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, SQLiteProcessRecorder):
     def __init__(self, datastore: SQLiteDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         self.keys = SQLiteKeyTable(datastore)
@@ -75,6 +104,9 @@ class SQLiteLedgerRecorder(Sealing, SQLiteProcessRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        new_keys: list[WrappedKey] | None = kwargs.get(NEW_KEYS)
+        if new_keys:
+            self.keys.write_staged(c, new_keys)
         claim: IdempotencyClaim | None = kwargs.get("idempotency")
         if claim is not None:
             c.execute(
@@ -141,7 +173,7 @@ class SQLiteLedgerRecorder(Sealing, SQLiteProcessRecorder):
         return IdempotentOutcome(row["fingerprint"], bytes(row["result"]), row["position"])
 
 
-class PostgresLedgerRecorder(Sealing, PostgresProcessRecorder):
+class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
     def __init__(
         self,
         datastore: PostgresDatastore,
@@ -176,6 +208,9 @@ class PostgresLedgerRecorder(Sealing, PostgresProcessRecorder):
         self._last_link = SQL(
             "SELECT link FROM {schema}.{chain} ORDER BY position DESC LIMIT 1"
         ).format(schema=schema, chain=chain)
+        self._last_link_and = SQL(
+            "SELECT (SELECT link FROM {schema}.{chain} ORDER BY position DESC LIMIT 1) AS link, "
+        ).format(schema=schema, chain=chain)
         self._insert_link = SQL("INSERT INTO {schema}.{chain} VALUES (%s, %s)").format(
             schema=schema, chain=chain
         )
@@ -191,6 +226,9 @@ class PostgresLedgerRecorder(Sealing, PostgresProcessRecorder):
             "|| e.state, l.link FROM {schema}.{events} e LEFT JOIN {schema}.{chain} l "
             "ON l.position = e.notification_id ORDER BY e.notification_id"
         ).format(schema=schema, chain=chain, events=Identifier(self.events_table_name))
+        self._copy_chain = SQL("COPY ({select}) TO STDOUT (FORMAT BINARY)").format(
+            select=self._select_chain
+        )
         self._select_orphan = SQL(
             "SELECT min(position) AS p FROM {schema}.{chain} l WHERE NOT EXISTS "
             "(SELECT 1 FROM {schema}.{events} e WHERE e.notification_id = l.position)"
@@ -236,33 +274,73 @@ class PostgresLedgerRecorder(Sealing, PostgresProcessRecorder):
             )
             if curs.fetchone() is None:
                 raise IntegrityError("the idempotency key was claimed by a concurrent request")
+        new_keys: list[WrappedKey] | None = kwargs.get(NEW_KEYS)
+        if new_keys:  # checked in _previous_link, once the pipeline has run
+            curs.execute(
+                self.keys.insert_staged_sql(len(new_keys)),
+                self.keys.insert_staged_params(new_keys),
+            )
         super()._insert_events(curs, stored_events, **kwargs)
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        if stored_events:
-            # Still inside the transaction and under the library's EXCLUSIVE lock on the
-            # events table, so links are written in log order and never left behind.
-            assert ids is not None
-            curs.execute(self._last_link)
-            row = curs.fetchone()
-            previous = bytes(row["link"]) if row else GENESIS
-            curs.executemany(self._insert_link, self._links(previous, ids, stored_events))
+        try:
+            ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            if stored_events:
+                # Still inside the transaction and under the library's EXCLUSIVE lock on
+                # the events table, so links are written in log order and never left behind.
+                assert ids is not None
+                previous = self._previous_link(curs, kwargs.get(NEW_KEYS))
+                curs.executemany(self._insert_link, self._links(previous, ids, stored_events))
+        except BaseException:
+            self._abandon(curs)
+            raise
         return ids
 
+    def _abandon(self, curs: Cursor[DictRow]) -> None:
+        """Make sure the transaction rolls back.
+
+        The library catches an exception raised here inside its transaction block, then
+        leaves the block normally, which COMMITs: events without their links or their
+        new keys. An error on the server first turns that COMMIT into a ROLLBACK.
+        """
+        with contextlib.suppress(psycopg.Error), curs.connection.pipeline():
+            curs.execute(_ABANDON)
+
+    @functools.cache  # noqa: B019 (one per recorder; keyed by how many keys, usually 1)
+    def _last_link_and_keys(self, n: int) -> bytes:
+        # Rendered once: composing it per save cost more than the query.
+        statement = self._last_link_and + self.keys.count_ours_sql(n) + SQL(" AS ours")
+        return statement.as_bytes(None)
+
+    def _previous_link(self, curs: Cursor[DictRow], new_keys: list[WrappedKey] | None) -> bytes:
+        """The last link; with staged keys, the same read checks they are stored as ours."""
+        if not new_keys:
+            curs.execute(self._last_link)
+            row = curs.fetchone()
+            return bytes(row["link"]) if row else GENESIS
+        curs.execute(self._last_link_and_keys(len(new_keys)), self.keys.count_ours_params(new_keys))
+        row = curs.fetchone()
+        assert row is not None
+        self.keys.refuse_unless_ours(new_keys, row["ours"])
+        return GENESIS if row["link"] is None else bytes(row["link"])
+
     def chain_rows(self) -> Iterator[ChainRow]:
-        """Every record in log order, with its signed body and its link (if any)."""
+        """Every record in log order, with its signed body and its link (if any).
+
+        Streamed by a binary COPY of the query, one snapshot: about half the cost per
+        row of a server-side cursor's FETCHes (``audit verify``, A1 in bench.encryption).
+        Leaving early cancels the COPY, and the read transaction is rolled back.
+        """
         with (
             self.datastore.get_connection() as conn,
             conn.transaction(),
-            conn.cursor(name="careledger_verify", binary=True) as curs,
+            conn.cursor() as curs,
+            curs.copy(self._copy_chain) as copy,
         ):
-            curs.itersize = 20_000
-            curs.row_factory = tuple_row  # type: ignore[assignment]
-            curs.execute(self._select_chain)
-            yield from curs  # type: ignore[misc]
+            copy.set_types(("int8", "bytea", "bytea"))
+            yield from copy.rows()  # type: ignore[misc]
 
     def first_orphan_link(self) -> int | None:
         """The first link whose record is gone."""

@@ -1,0 +1,191 @@
+"""A new patient's data key is written in the same transaction as the first events
+sealed under it, on SQLite and PostgreSQL: never before them (a commit of its own),
+never after them (events nobody can decrypt), and never lost to a failed attempt."""
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
+
+from api.bootstrap import build
+from api.container import Container
+from domain.patient import Patient
+from domain.values import ContactDetails, HumanName, Provenance
+from domain.vocabulary import AdministrativeSex
+from infrastructure.keys import WrappedKey
+from tests.conftest import make_settings
+from tests.contract.raw_store import RawStore
+from tests.contract.stories import record_heart_rate, register
+
+
+class Injected(Exception):
+    """A failure between writing the key and committing the events."""
+
+
+@pytest.fixture
+def raw(database_url: str) -> RawStore:
+    return RawStore(database_url)
+
+
+@pytest.fixture
+def other_process(database_url: str, tmp_path: Path) -> Iterator[Container]:
+    """A second service on the same store: its own key ring, cache and staging area."""
+    built = build(make_settings(database_url, tmp_path / "var-other"))
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def _key_rows(raw: RawStore, key_id: UUID) -> list[tuple[Any, ...]]:
+    with raw.as_superuser() as conn:
+        return raw.run(
+            conn,
+            f"SELECT wrapped FROM {raw.keys} WHERE key_id = ?",
+            (key_id if raw.postgres else key_id.hex,),
+        )
+
+
+def _event_rows(raw: RawStore, stream_id: UUID) -> list[tuple[Any, ...]]:
+    with raw.as_superuser() as conn:
+        return raw.run(
+            conn,
+            f"SELECT originator_version FROM {raw.events} WHERE originator_id = ?",
+            (stream_id if raw.postgres else stream_id.hex,),
+        )
+
+
+def _sealed_registration(container: Container) -> tuple[Patient, list[StoredEvent]]:
+    """A new patient's events, sealed as a save seals them (which stages the new key)."""
+    patient = Patient.register(
+        patient_id=uuid4(),
+        consent_id=uuid4(),
+        organisation_id="org-main",
+        mrn="MRN-STAGED",
+        name=HumanName(given="Ada", family="Example"),
+        birth_date=date(1984, 7, 12),
+        sex=AdministrativeSex.FEMALE,
+        contact=ContactDetails(phone="+1-555-0100"),
+        by=Provenance("registrar-1", datetime(2026, 3, 2, tzinfo=UTC)),
+    )
+    stored = [container.ledger.mapper.to_stored_event(e) for e in patient.collect_events()]
+    return patient, stored
+
+
+def _fail_once_after_the_key(
+    monkeypatch: pytest.MonkeyPatch, container: Container, error: Exception
+) -> list[int]:
+    """Raise ``error`` from the first attempt, inside its transaction: on both backends
+    the chain links are computed after the key and the events are written."""
+    recorder: Any = container.ledger.recorder
+    links = recorder._links
+    attempts: list[int] = []
+
+    def failing_once(*args: Any) -> Any:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise error
+        return links(*args)
+
+    monkeypatch.setattr(recorder, "_links", failing_once)
+    return attempts
+
+
+def test_a_registration_writes_its_key_with_its_events(
+    container: Container, raw: RawStore, other_process: Container
+) -> None:
+    # When a patient is registered through the service
+    patient_id = register(container)
+    # Then the key is stored, nothing stays staged, and another process can read them
+    assert len(_key_rows(raw, patient_id)) == 1
+    assert container.ledger.recorder.keys.staged(patient_id) is None  # type: ignore[attr-defined]
+    assert other_process.ledger.repository.get(patient_id).id == patient_id
+
+
+def test_a_failure_after_the_key_leaves_neither_key_nor_events_and_a_later_save_writes_both(
+    container: Container,
+    raw: RawStore,
+    other_process: Container,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recorder: Any = container.ledger.recorder
+    patient, stored = _sealed_registration(container)
+    _fail_once_after_the_key(monkeypatch, container, Injected())
+    # When the first transaction fails after writing the key and the events
+    with pytest.raises(Injected):
+        recorder.insert_events(stored)
+    # Then nothing of it is stored, and the key is still staged, not taken as stored
+    assert _key_rows(raw, patient.id) == [] and _event_rows(raw, patient.id) == []
+    assert recorder.keys.staged(patient.id) is not None
+    # When the same events are saved again
+    recorder.insert_events(stored)
+    # Then the key is written with them, exactly once, and is no longer staged
+    assert len(_key_rows(raw, patient.id)) == 1 and len(_event_rows(raw, patient.id)) == 1
+    assert recorder.keys.staged(patient.id) is None
+    # And another process, which never saw the staged key, decrypts the events
+    assert other_process.ledger.repository.get(patient.id).id == patient.id
+
+
+def test_a_retried_transaction_writes_the_key_again(
+    container: Container, raw: RawStore, other_process: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a first attempt that fails as an outage would (OperationalError)
+    recorder: Any = container.ledger.recorder
+    patient, stored = _sealed_registration(container)
+    attempts = _fail_once_after_the_key(monkeypatch, container, OperationalError("injected"))
+    # When the events are saved: PostgreSQL's recorder retries by itself (@retry); on
+    # SQLite the library does not, so the caller tries again
+    if raw.postgres:
+        recorder.insert_events(stored)
+    else:
+        with pytest.raises(OperationalError):
+            recorder.insert_events(stored)
+        recorder.insert_events(stored)
+    # Then the second attempt wrote the key as well as the events
+    assert len(attempts) == 2
+    assert len(_key_rows(raw, patient.id)) == 1 and len(_event_rows(raw, patient.id)) == 1
+    assert other_process.ledger.repository.get(patient.id).id == patient.id
+
+
+def test_events_are_refused_if_another_key_is_stored_under_their_key_id(
+    container: Container, raw: RawStore
+) -> None:
+    # Given a key stored already under the new patient's id, not the one staged
+    recorder: Any = container.ledger.recorder
+    patient, stored = _sealed_registration(container)
+    staged = recorder.keys.staged(patient.id)
+    recorder.keys.insert_if_absent(WrappedKey(patient.id, staged.kek_id, os.urandom(60)))
+    # When the events sealed under the staged key are saved
+    # Then they are refused: insert-if-absent alone would leave them undecryptable
+    with pytest.raises(IntegrityError, match="data key"):
+        recorder.insert_events(stored)
+    assert _event_rows(raw, patient.id) == []
+    [(wrapped,)] = _key_rows(raw, patient.id)
+    assert bytes(wrapped) != staged.wrapped
+
+
+def test_a_key_stored_by_an_unconfirmed_commit_is_not_a_clash(
+    container: Container, raw: RawStore
+) -> None:
+    # Given a registration whose commit succeeded, but whose key is staged again, as
+    # if the commit had not been confirmed (a connection lost during COMMIT)
+    recorder: Any = container.ledger.recorder
+    patient, stored = _sealed_registration(container)
+    recorder.insert_events(stored)
+    with raw.as_superuser() as conn:
+        [(kek_id, wrapped)] = raw.run(
+            conn,
+            f"SELECT kek_id, wrapped FROM {raw.keys} WHERE key_id = ?",
+            (patient.id if raw.postgres else patient.id.hex,),
+        )
+    recorder.keys.stage(WrappedKey(patient.id, kek_id, bytes(wrapped)))
+    # When the patient's next event is saved, writing the key again
+    record_heart_rate(container, patient.id, 61)
+    # Then the identical stored key is accepted: one row, and nothing left staged
+    assert len(_key_rows(raw, patient.id)) == 1 and len(_event_rows(raw, patient.id)) == 2
+    assert recorder.keys.staged(patient.id) is None
