@@ -11,6 +11,7 @@ ciphertext copied to another row or stream fails authentication.
 
 import logging
 import os
+import struct
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -30,14 +31,18 @@ from eventsourcing.utils import get_topic
 from prometheus_client import Counter
 
 from application.errors import IntegrityViolation
+from domain.access_record import AccessRecord
 from domain.patient import Patient
 from domain.sponsor import SponsorProgramme
-from infrastructure.keys import SYSTEM_KEY_ID, KeyRing
+from infrastructure.keys import AUDIT_KEY_ID, SYSTEM_KEY_ID, KeyRing
 
 FORMAT_V1 = 1
 _PATIENT_TOPIC = get_topic(Patient)
 _SPONSOR_TOPIC = get_topic(SponsorProgramme)
 _HEADER = 1 + 16 + 12
+_FORMAT_V1_BYTE = bytes([FORMAT_V1])
+_VERSION = struct.Struct(">q")
+_TOPICS: dict[str, bytes] = {}
 
 INTEGRITY_VIOLATIONS = Counter(
     "careledger_integrity_violations_total",
@@ -72,13 +77,13 @@ class SealingMapper(Mapper[UUID]):
     # Writing ---------------------------------------------------------------------
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        # On every save: kept to the few calls it needs (see bench.encryption, E1).
         plain = super().to_stored_event(domain_event)
         key_id = self._key_for(domain_event)
-        keys = self._keys()
-        aead = keys.aead(key_id, create=isinstance(domain_event, Patient.Registered))
-        header = bytes([FORMAT_V1]) + key_id.bytes + os.urandom(12)
-        aad = _associated_data(plain, header)
-        sealed = header + aead.encrypt(header[17:], plain.state, aad)
+        aead = self._keys().aead(key_id, create=isinstance(domain_event, Patient.Registered))
+        nonce = os.urandom(12)
+        header = _FORMAT_V1_BYTE + key_id.bytes + nonce
+        sealed = header + aead.encrypt(nonce, plain.state, _associated_data(plain, header))
         self._remember(plain.originator_id, key_id)
         return StoredEvent(plain.originator_id, plain.originator_version, plain.topic, sealed)
 
@@ -86,6 +91,9 @@ class SealingMapper(Mapper[UUID]):
         # The tombstone and the sponsor programmes carry no PHI and must stay readable.
         if isinstance(event, (Patient.Erased, SponsorProgramme.Event)):
             return SYSTEM_KEY_ID
+        # Access records outlive a patient's erasure: never the patient's key.
+        if isinstance(event, AccessRecord.Event):
+            return AUDIT_KEY_ID
         if isinstance(event, Patient.Event):
             return event.originator_id
         snapshot_of = getattr(event, "topic", None)  # a snapshot names its aggregate's class
@@ -141,6 +149,8 @@ class SealingMapper(Mapper[UUID]):
     def _remember(self, stream_id: Any, key_id: UUID) -> None:
         if key_id == SYSTEM_KEY_ID:  # decided by event type, and a tombstone must not
             return  # make a patient's later records look like system records
+        if key_id == stream_id:  # a patient's own stream: _key_for never looks it up
+            return
         with self._lock:
             self._stream_keys[stream_id] = key_id
             self._stream_keys.move_to_end(stream_id)
@@ -168,13 +178,20 @@ def _header_key(stored_event: StoredEvent) -> UUID:
     return UUID(bytes=bytes(stored_event.state[1:17]))
 
 
+def sealing_key_id(state: bytes) -> bytes | None:
+    """The raw 16-byte id of the key a stored record is sealed under, if it is sealed."""
+    if len(state) < _HEADER + 16 or state[0] != FORMAT_V1:
+        return None
+    return bytes(state[1:17])
+
+
 def _associated_data(stored_event: StoredEvent, header: bytes) -> bytes:
+    """stream id (16 bytes) | version (8, big-endian, signed) | topic | NUL | header."""
     stream_id = stored_event.originator_id
     sid = stream_id.bytes if isinstance(stream_id, UUID) else UUID(str(stream_id)).bytes
-    return (
-        sid
-        + int(stored_event.originator_version).to_bytes(8, "big", signed=True)
-        + stored_event.topic.encode()
-        + b"\x00"
-        + header
-    )
+    topic = _TOPICS.get(stored_event.topic)
+    if topic is None:
+        topic = stored_event.topic.encode() + b"\x00"
+        if len(_TOPICS) < 512:  # the event classes' topics: each is encoded once
+            _TOPICS[stored_event.topic] = topic
+    return b"".join((sid, _VERSION.pack(int(stored_event.originator_version)), topic, header))

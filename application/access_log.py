@@ -1,0 +1,181 @@
+"""Access records, written before any PHI leaves, in shared transactions.
+
+``Disclosures.disclose`` renders the response body to its exact bytes, hashes them,
+and returns them only after the access record naming that hash is durable. If the
+record cannot be written, the caller gets ``AuditUnavailable`` (503) and no body.
+
+Group commit: records from concurrent requests are saved together. One committer
+thread takes whatever queued while the previous commit ran and saves it as one
+transaction (one table lock, one fsync); each waiting request is released only after
+that commit returns, so nothing is acknowledged before it is durable.
+"""
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+from application.context import RequestContext
+from application.errors import StoreUnavailable
+from application.ledger import CareLedger
+from application.policy import Decision
+from application.ports import Clock, NewId
+from domain.access_record import AccessRecord
+from domain.values import Provenance
+
+
+class AuditUnavailable(StoreUnavailable):
+    def __init__(self) -> None:
+        super().__init__("the access record could not be written; nothing was disclosed")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(type(value).__name__)
+
+
+def render(content: Any) -> bytes:
+    """The exact bytes of a JSON response; replay renders through the same function."""
+    return orjson.dumps(content, default=_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+@dataclass(frozen=True)
+class Disclosed:
+    body: bytes
+    access_id: UUID
+
+
+class GroupCommit:
+    def __init__(self, ledger: CareLedger, *, max_batch: int = 512, timeout: float = 10.0):
+        self.ledger = ledger
+        self.max_batch = max_batch
+        self.timeout = timeout
+        self._queue: list[tuple[AccessRecord, Future[None]]] = []
+        self._ready = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="access-group-commit", daemon=True)
+        self._thread.start()
+        self.commits = 0
+        self.records = 0
+
+    def write(self, record: AccessRecord) -> None:
+        """Returns once the record is durable; raises ``AuditUnavailable`` otherwise."""
+        done: Future[None] = Future()
+        with self._ready:
+            if self._closed:
+                raise AuditUnavailable()
+            self._queue.append((record, done))
+            self._ready.notify()
+        try:
+            done.result(timeout=self.timeout)
+        except Exception:
+            raise AuditUnavailable() from None
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue and not self._closed:
+                    self._ready.wait()
+                if self._closed and not self._queue:
+                    return
+                batch = self._queue[: self.max_batch]
+                del self._queue[: self.max_batch]
+            self._commit(batch)
+
+    def _commit(self, batch: Sequence[tuple[AccessRecord, Future[None]]]) -> None:
+        try:
+            self.ledger.save(*(record for record, _ in batch))
+        except Exception as error:  # every waiter fails closed: 503, no body
+            for _, done in batch:
+                done.set_exception(error)
+            return
+        self.commits += 1
+        self.records += len(batch)
+        for _, done in batch:
+            done.set_result(None)
+
+
+class Disclosures:
+    """Writes the access record for each disclosure (and each denial)."""
+
+    def __init__(self, writer: GroupCommit, clock: Clock, new_id: NewId) -> None:
+        self.writer = writer
+        self.clock = clock
+        self.new_id = new_id
+
+    def disclose(
+        self,
+        ctx: RequestContext,
+        *,
+        action: str,
+        body: Any,
+        decision: Decision,
+        patient_id: UUID | None,
+        entry_ids: Sequence[str] = (),
+        stream_versions: dict[str, int] | None = None,
+        request: dict[str, Any] | None = None,
+    ) -> Disclosed:
+        rendered = render(body)
+        access_id = self._write(
+            ctx, action, decision, patient_id, entry_ids, stream_versions, request,
+            hashlib.sha256(rendered).hexdigest(),
+        )  # fmt: skip
+        return Disclosed(rendered, access_id)
+
+    def refuse(
+        self,
+        ctx: RequestContext,
+        *,
+        action: str,
+        decision: Decision,
+        patient_id: UUID | None,
+        request: dict[str, Any] | None = None,
+    ) -> UUID:
+        """Record a denied attempt (the caller then answers 403 or 404)."""
+        return self._write(ctx, action, decision, patient_id, (), None, request, None)
+
+    def _write(
+        self,
+        ctx: RequestContext,
+        action: str,
+        decision: Decision,
+        patient_id: UUID | None,
+        entry_ids: Sequence[str],
+        stream_versions: dict[str, int] | None,
+        request: dict[str, Any] | None,
+        sha256: str | None,
+    ) -> UUID:
+        access_id = self.new_id()
+        record = AccessRecord.record(
+            access_id=access_id,
+            by=Provenance(ctx.actor.id, self.clock()),
+            actor_role=str(ctx.actor.role),
+            actor_org=ctx.actor.org,
+            purpose=str(ctx.purpose),
+            action=action,
+            patient_id=str(patient_id) if patient_id else None,
+            entry_ids=list(entry_ids),
+            decision="permit" if decision.permit else "deny",
+            reason=decision.reason,
+            basis=decision.basis.as_json(),
+            stream_versions=stream_versions or {},
+            response_sha256=sha256,
+            request=request or {},
+            request_id=ctx.request_id,
+            source=ctx.source,
+        )
+        self.writer.write(record)
+        return access_id

@@ -1,0 +1,163 @@
+"""An access to PHI, as the audit keeps it: one stream per access record.
+
+The record is PHI-free metadata: who, when, why, which streams at which versions, and
+the SHA-256 of the exact response body. It is sealed with the audit key, not the
+patient's, so it outlives the patient's crypto-shredding, and it is covered by the
+hash chain like every other record. A break-glass access is later reviewed by an
+auditor, as an event on the same stream.
+"""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import InvalidValue
+from domain.events import AttributedEvent
+from domain.values import Provenance
+
+ACTIONS = frozenset({"read", "search", "write", "export", "replay", "deliver"})
+DECISIONS = frozenset({"permit", "deny"})
+REVIEW_OUTCOMES = frozenset({"justified", "unjustified", "needs_follow_up"})
+
+
+class AccessRecord(Aggregate):
+    id: UUID  # a random access id, passed in
+
+    class Event(AttributedEvent):
+        pass
+
+    class Recorded(Event, Aggregate.Created):
+        actor_role: str
+        actor_org: str
+        purpose: str
+        action: str
+        patient_id: str | None
+        entry_ids: list[str]
+        decision: str
+        reason: str
+        basis: dict[str, Any]
+        stream_versions: dict[str, int]
+        response_sha256: str | None
+        request: dict[str, Any]  # what replay needs to rebuild the response
+        request_id: str
+        source: str
+
+    class Reviewed(Event):
+        outcome: str
+        note: str
+
+    @staticmethod
+    def record(
+        *,
+        access_id: UUID,
+        by: Provenance,
+        actor_role: str,
+        actor_org: str,
+        purpose: str,
+        action: str,
+        patient_id: str | None,
+        entry_ids: list[str],
+        decision: str,
+        reason: str,
+        basis: dict[str, Any],
+        stream_versions: dict[str, int],
+        response_sha256: str | None,
+        request: dict[str, Any],
+        request_id: str,
+        source: str,
+    ) -> "AccessRecord":
+        if action not in ACTIONS:
+            raise InvalidValue("action", f"must be one of {sorted(ACTIONS)}")
+        if decision not in DECISIONS:
+            raise InvalidValue("decision", "must be permit or deny")
+        return AccessRecord(  # type: ignore[call-arg]
+            id=access_id,
+            actor_id=by.actor_id,
+            timestamp=by.occurred_at,
+            actor_role=actor_role,
+            actor_org=actor_org,
+            purpose=purpose,
+            action=action,
+            patient_id=patient_id,
+            entry_ids=entry_ids,
+            decision=decision,
+            reason=reason,
+            basis=basis,
+            stream_versions=stream_versions,
+            response_sha256=response_sha256,
+            request=request,
+            request_id=request_id,
+            source=source,
+        )
+
+    @event(Recorded)
+    def __init__(
+        self,
+        *,
+        actor_id: str,
+        timestamp: datetime,
+        actor_role: str,
+        actor_org: str,
+        purpose: str,
+        action: str,
+        patient_id: str | None,
+        entry_ids: list[str],
+        decision: str,
+        reason: str,
+        basis: dict[str, Any],
+        stream_versions: dict[str, int],
+        response_sha256: str | None,
+        request: dict[str, Any],
+        request_id: str,
+        source: str,
+    ) -> None:
+        self.occurred_at = timestamp
+        self.actor = {"id": actor_id, "role": actor_role, "org": actor_org}
+        self.purpose = purpose
+        self.action = action
+        self.patient_id = patient_id
+        self.entry_ids = entry_ids
+        self.decision = decision
+        self.reason = reason
+        self.basis = basis
+        self.stream_versions = stream_versions
+        self.response_sha256 = response_sha256
+        self.request = request
+        self.request_id = request_id
+        self.source = source
+        self.review: dict[str, Any] | None = None
+
+    @property
+    def is_break_glass(self) -> bool:
+        return "break_glass" in self.basis
+
+    def review_break_glass(self, *, outcome: str, note: str, by: Provenance) -> None:
+        if not self.is_break_glass:
+            raise InvalidValue("access_id", "is not a break-glass access")
+        if outcome not in REVIEW_OUTCOMES:
+            raise InvalidValue("outcome", f"must be one of {sorted(REVIEW_OUTCOMES)}")
+        self._reviewed(outcome=outcome, note=note, actor_id=by.actor_id, timestamp=by.occurred_at)
+
+    @event(Reviewed)
+    def _reviewed(self, *, outcome: str, note: str, actor_id: str, timestamp: datetime) -> None:
+        self.review = {"outcome": outcome, "note": note, "by": actor_id, "at": timestamp}
+
+    def as_json(self) -> dict[str, Any]:
+        """The AccessRecord of API.md."""
+        return {
+            "access_id": str(self.id),
+            "occurred_at": self.occurred_at,
+            "actor": self.actor,
+            "purpose": self.purpose,
+            "action": self.action,
+            "patient_id": self.patient_id,
+            "entry_ids": self.entry_ids,
+            "decision": self.decision,
+            "basis": self.basis,
+            "stream_versions": self.stream_versions,
+            "response_sha256": self.response_sha256,
+            "request_id": self.request_id,
+            "source": self.source,
+        }
