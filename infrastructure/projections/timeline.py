@@ -196,6 +196,12 @@ class TimelineReader:
         """
         entries: list[dict[str, Any]] = []
         with self.store.reading() as cursor:
+            if self.store.is_postgres:
+                # A page must be an ordered index range. With statistics that predate
+                # a chart's growth, the planner may otherwise fetch the whole chart by
+                # bitmap and sort it: O(chart), measured at 2x on a 10,000-entry chart.
+                cursor.execute("SET LOCAL enable_sort = off")
+                cursor.execute("SET LOCAL enable_bitmapscan = off")
             version = active_version(cursor, self.store, TimelineProjection.name)
             while len(entries) < limit:
                 want = limit - len(entries) + 1
