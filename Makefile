@@ -27,6 +27,7 @@ test: $(STAMP)
 # Ratios measured in one run (absolute times on shared machines are noise).
 bench: $(STAMP)
 	$(BIN)/python -m bench.encryption
+	$(BIN)/python -m bench.projections
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
