@@ -66,7 +66,7 @@ class ChartReads:
         self.views.caught_up(TIMELINE_VIEWS, min_position)
         admit_chart(self.ledger, self.views, ctx, ChartAction.READ_CLINICAL, patient_id)
         allowed = self._allowed_labels(ctx, patient_id)
-        entries, after = self.views.timeline.page(
+        page = self.views.timeline.page(
             patient_id,
             kind=kind,
             since=_sortable(since),
@@ -77,8 +77,8 @@ class ChartReads:
         )
         return {
             "patient_id": str(patient_id),
-            "entries": entries,
-            "next_cursor": encode_cursor(after) if after else None,
+            "entries": page.entries,
+            "next_cursor": encode_cursor(page.next_key) if page.next_key else None,
         }
 
     def search(

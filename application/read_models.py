@@ -7,6 +7,7 @@ with Retry-After) rather than answer from a view that does not yet show the writ
 """
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -25,6 +26,13 @@ Admit = Callable[[dict[str, Any]], bool]
 Key = tuple[str, str]
 
 
+@dataclass(frozen=True)
+class TimelinePage:
+    entries: list[dict[str, Any]]
+    next_key: Key | None
+    chart_version: int  # the patient stream's version the view reflects
+
+
 class TimelineView(Protocol):
     def page(
         self,
@@ -36,7 +44,7 @@ class TimelineView(Protocol):
         after: Key | None,
         limit: int,
         admit: Admit,
-    ) -> tuple[list[dict[str, Any]], Key | None]: ...
+    ) -> TimelinePage: ...
 
 
 class PatientDirectory(Protocol):

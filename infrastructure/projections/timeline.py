@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from application.read_models import sortable_time
+from application.read_models import TimelinePage, sortable_time
 from domain.patient import Patient
 from domain.values import BooleanValue, CodedValue, Coding, EntryValue, Quantity, TextValue
 from domain.vocabulary import EntryStatus
@@ -23,6 +23,9 @@ from infrastructure.projections.sealed_rows import RowSealer
 from infrastructure.projections.store import Cursor, ViewStore
 
 TABLE = "view_timeline"
+# Per chart: the patient stream's version the timeline reflects, so that an access
+# record can name it and a replay can rebuild the page from the log at that version.
+CHARTS = "view_timeline_charts"
 
 
 def coding(code: Coding) -> dict[str, str]:
@@ -51,9 +54,10 @@ class TimelineProjection:
     def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
         self.sealer = sealer
         self.table = store.table(TABLE)
+        self.charts = store.table(CHARTS)
 
     def table_names(self) -> list[str]:
-        return [TABLE]
+        return [TABLE, CHARTS]
 
     def tables(self) -> list[str]:
         t = self.table
@@ -71,14 +75,19 @@ class TimelineProjection:
             # cannot be planned on this index plus a sort of the whole chart.
             f"CREATE INDEX IF NOT EXISTS {TABLE}_by_kind ON {t} "
             "(version, kind, patient_id, effective_at, entry_id)",
+            f"CREATE TABLE IF NOT EXISTS {self.charts} (version INTEGER NOT NULL, "
+            "patient_id TEXT NOT NULL, stream_version INTEGER NOT NULL, "
+            "PRIMARY KEY (version, patient_id))",
         ]
 
     def apply(self, cursor: Cursor, version: int, batch: Sequence[Decoded]) -> None:
         # Rows changed in this batch, by (patient, entry), written once at the end.
         pending: dict[tuple[UUID, UUID], dict[str, Any]] = {}
+        charts: dict[UUID, int] = {}
         for item in batch:
             event = item.event
             patient_id = event.originator_id
+            charts[patient_id] = max(charts.get(patient_id, 0), event.originator_version)
             if isinstance(event, Patient.EntryRecorded):
                 pending[(patient_id, event.entry_id)] = {
                     "kind": event.kind,
@@ -126,6 +135,12 @@ class TimelineProjection:
                     for (patient, entry), row in pending.items()
                 ],
             )
+        cursor.executemany(
+            f"INSERT INTO {self.charts} (version, patient_id, stream_version) VALUES (?, ?, ?) "
+            "ON CONFLICT (version, patient_id) DO UPDATE SET "
+            "stream_version = excluded.stream_version",
+            [(version, patient.hex, stream_version) for patient, stream_version in charts.items()],
+        )
 
     @staticmethod
     def _amend(row: dict[str, Any], event: Patient.EntryAmended) -> None:
@@ -164,10 +179,11 @@ class TimelineProjection:
         }
 
     def purge(self, cursor: Cursor, version: int, patient_id: UUID) -> None:
-        cursor.execute(
-            f"DELETE FROM {self.table} WHERE version = ? AND patient_id = ?",
-            (version, patient_id.hex),
-        )
+        for table in (self.table, self.charts):
+            cursor.execute(
+                f"DELETE FROM {table} WHERE version = ? AND patient_id = ?",
+                (version, patient_id.hex),
+            )
 
 
 class TimelineReader:
@@ -177,6 +193,7 @@ class TimelineReader:
         self.store = store
         self.sealer = sealer
         self.table = store.table(TABLE)
+        self.charts = store.table(CHARTS)
 
     def page(
         self,
@@ -188,7 +205,7 @@ class TimelineReader:
         after: tuple[str, str] | None,
         limit: int,
         admit: Any,
-    ) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
+    ) -> TimelinePage:
         """Up to ``limit`` admitted entries after the ``after`` key, and the next key.
 
         Entries that ``admit`` refuses (a label the consent does not allow) are left
@@ -203,6 +220,11 @@ class TimelineReader:
                 cursor.execute("SET LOCAL enable_sort = off")
                 cursor.execute("SET LOCAL enable_bitmapscan = off")
             version = active_version(cursor, self.store, TimelineProjection.name)
+            chart = cursor.execute(
+                f"SELECT stream_version FROM {self.charts} WHERE version = ? AND patient_id = ?",
+                (version, patient_id.hex),
+            ).fetchone()
+            chart_version = int(chart[0]) if chart else 0
             while len(entries) < limit:
                 want = limit - len(entries) + 1
                 rows = self._rows(cursor, version, patient_id, kind, since, until, after, want)
@@ -223,8 +245,8 @@ class TimelineReader:
                     if admit(entry):
                         entries.append(entry)
                 if len(rows) < want:
-                    return entries, None
-        return entries, after
+                    return TimelinePage(entries, None, chart_version)
+        return TimelinePage(entries, after, chart_version)
 
     def _rows(
         self,
