@@ -11,6 +11,8 @@ from eventsourcing.persistence import PersistenceError
 from api.auth import TokenVerifier
 from api.container import Container
 from api.settings import ConfigError, Settings, resolve_secrets
+from application.access_log import Disclosures, GroupCommit
+from application.chart_gate import ChartGate, ReadSide
 from application.chart_reads import ChartReads
 from application.consents import Consents
 from application.erasure import Erasure
@@ -125,18 +127,23 @@ def build(
         found.timeline, found.directory, found.consents, found.roster, positions,
         wait_seconds=settings.read_wait_seconds,
     )  # fmt: skip
+    writer = GroupCommit(ledger)
+    disclosures = Disclosures(writer, clock, new_id)
+    gate = ChartGate(ledger, views, disclosures, clock)
+    reads = ReadSide(views, gate, disclosures)
     container = Container(
         settings=settings,
         ledger=ledger,
         verifier=TokenVerifier(secrets.jwt_secret, settings.jwt_jwks_url, settings.jwt_issuer),
-        patients=Patients(ledger, clock, new_id),
+        patients=Patients(ledger, clock, new_id, reads),
         memberships=Memberships(ledger, clock, new_id, views),
-        consents=Consents(ledger, clock, new_id, views),
+        consents=Consents(ledger, clock, new_id, reads),
         erasure=Erasure(ledger, keys, clock),
         integrity=Integrity(chain),
         chain=chain,
         keys=keys,
-        charts=ChartReads(ledger, views, clock),
+        charts=ChartReads(ledger, views, gate, disclosures, clock),
+        group_commit=writer,
         views=store,
         positions=positions,
     )

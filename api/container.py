@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from api.auth import TokenVerifier
 from api.settings import Settings
+from application.access_log import GroupCommit
 from application.chart_reads import ChartReads
 from application.consents import Consents
 from application.erasure import Erasure
@@ -34,6 +35,7 @@ class Container:
     charts: ChartReads
     views: ViewStore
     positions: Positions
+    group_commit: GroupCommit
     projectors: list[Projector] = field(default_factory=list)
     projection_host: ProjectionHost | None = None
     listener: Listener | None = None
@@ -61,4 +63,5 @@ class Container:
             self.projection_host.stop()
         if self.listener is not None:
             self.listener.stop()
+        self.group_commit.close()
         self.ledger.close()

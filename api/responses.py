@@ -1,20 +1,20 @@
 """JSON rendering with orjson: the exact bytes that go on the wire."""
 
-from decimal import Decimal
 from typing import Any
 
-import orjson
 from starlette.responses import Response
 
-
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(type(value).__name__)
+from application.access_log import Disclosed, render
 
 
-def render(content: Any) -> bytes:
-    return orjson.dumps(content, default=_default, option=orjson.OPT_NON_STR_KEYS)
+def disclosed(disclosure: Disclosed, status_code: int = 200, **headers: str) -> Response:
+    """A PHI-disclosing response: exactly the bytes its access record hashed."""
+    return Response(
+        content=disclosure.body,
+        status_code=status_code,
+        media_type="application/json",
+        headers={"X-Access-Id": str(disclosure.access_id), **headers},
+    )
 
 
 class JSON(Response):

@@ -51,6 +51,10 @@ class Disclosed:
     body: bytes
     access_id: UUID
 
+    def json(self) -> Any:
+        """The body parsed again, for callers inside the process (the CLI, tests)."""
+        return orjson.loads(self.body)
+
 
 class GroupCommit:
     def __init__(self, ledger: CareLedger, *, max_batch: int = 512, timeout: float = 10.0):

@@ -1,54 +1,49 @@
 """Reading charts from the read models: the timeline, and the directory search.
 
-Authorisation looks the patient up in the directory (O(1)), not in the event-sourced
-chart, whose load grows with the chart. A patient the directory does not know yet, or
-no longer knows (erased), is looked up in the log instead, which answers 404 or 410.
+Every read passes the chart gate (the policy decision point over consent and
+membership state, O(1) reads of the views, never a load of the whole chart) and is
+disclosed with an access record naming the exact bytes.
 """
 
 import base64
 import binascii
 from datetime import date, datetime
-from typing import Any
 from uuid import UUID
 
-from application.access import ChartAction, authorise, require_role
-from application.context import RequestContext, Role
-from application.errors import NotFound
+from application.access import ChartAction, require_role
+from application.access_log import Disclosed, Disclosures
+from application.chart_gate import ChartGate
+from application.context import RequestContext
+from application.errors import Forbidden
 from application.ledger import CareLedger
+from application.policy import AccessRequest, ConsentFacts, Content, decide
 from application.ports import Clock
 from application.read_models import SORTABLE_TIME, Key, ReadModels, sortable_time
 from domain.errors import InvalidValue
-from domain.patient import Patient
 
-TIMELINE_VIEWS = ("timeline",)
+# The views each read waits for with min_position: its own, and those the chart gate
+# decides from (the care organisation, consent state and memberships).
+GATE_VIEWS = ("directory", "consent_state", "roster")
+TIMELINE_VIEWS = ("timeline", *GATE_VIEWS)
 DIRECTORY_VIEWS = ("directory",)
-CONSENT_VIEWS = ("consent_state",)
-
-
-def admit_chart(
-    ledger: CareLedger,
-    views: ReadModels,
-    ctx: RequestContext,
-    action: ChartAction,
-    patient_id: UUID,
-) -> None:
-    """Raise unless the actor may read this chart (404 outside their reach)."""
-    require_role(ctx, action)
-    actor = ctx.actor
-    organisation = views.directory.organisation_of(patient_id)
-    if organisation is None:
-        authorise(ctx, action, ledger.load(Patient, patient_id, "patient"))
-    elif actor.role is Role.PATIENT:
-        if actor.patient_id != patient_id:
-            raise NotFound("patient")
-    elif actor.org != organisation:
-        raise NotFound("patient")
+CONSENT_VIEWS = GATE_VIEWS
 
 
 class ChartReads:
-    def __init__(self, ledger: CareLedger, views: ReadModels, clock: Clock) -> None:
+    """The timeline and the directory search, each disclosed with an access record."""
+
+    def __init__(
+        self,
+        ledger: CareLedger,
+        views: ReadModels,
+        gate: ChartGate,
+        disclosures: Disclosures,
+        clock: Clock,
+    ) -> None:
         self.ledger = ledger
         self.views = views
+        self.gate = gate
+        self.disclosures = disclosures
         self.clock = clock
 
     def timeline(
@@ -62,24 +57,39 @@ class ChartReads:
         cursor: str | None = None,
         limit: int = 50,
         min_position: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> Disclosed:
+        require_role(ctx, ChartAction.READ_CLINICAL)
+        after = decode_cursor(cursor) if cursor else None
         self.views.caught_up(TIMELINE_VIEWS, min_position)
-        admit_chart(self.ledger, self.views, ctx, ChartAction.READ_CLINICAL, patient_id)
-        allowed = self._allowed_labels(ctx, patient_id)
+        admission = self.gate.admit(ctx, patient_id, Content.CLINICAL, "read")
+        decision = admission.decision
         page = self.views.timeline.page(
             patient_id,
             kind=kind,
             since=_sortable(since),
             until=_sortable(until),
-            after=decode_cursor(cursor) if cursor else None,
+            after=after,
             limit=limit,
-            admit=lambda entry: allowed is None or set(entry["labels"]) <= allowed,
+            admit=lambda entry: decision.shows(entry["labels"]),
         )
-        return {
+        body = {
             "patient_id": str(patient_id),
             "entries": page.entries,
             "next_cursor": encode_cursor(page.next_key) if page.next_key else None,
         }
+        return self.disclosures.disclose(
+            ctx,
+            action="read",
+            body=body,
+            decision=decision,
+            patient_id=patient_id,
+            entry_ids=[entry["entry_id"] for entry in page.entries],
+            stream_versions={str(patient_id): page.chart_version, **admission.stream_versions},
+            request={
+                "view": "timeline", "kind": kind, "since": _sortable(since),
+                "until": _sortable(until), "cursor": cursor, "limit": limit,
+            },
+        )  # fmt: skip
 
     def search(
         self,
@@ -90,39 +100,38 @@ class ChartReads:
         birth_date: date | None = None,
         limit: int = 50,
         min_position: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> Disclosed:
         require_role(ctx, ChartAction.SEARCH)
+        by_mrn = mrn is not None and family is None and birth_date is None
+        by_name = mrn is None and family is not None and birth_date is not None
+        if not (by_mrn or by_name):
+            raise InvalidValue("query", "search by mrn, or by family and birth_date together")
         self.views.caught_up(DIRECTORY_VIEWS, min_position)
         org = ctx.actor.org
-        if mrn is not None and family is None and birth_date is None:
+        # The directory is the organisation's own: the decision is the organisation's.
+        request = AccessRequest(
+            ctx.actor, ctx.purpose, "*", org, Content.DIRECTORY, self.clock().date(),
+            ctx.break_glass,
+        )  # fmt: skip
+        decision = decide(request, ConsentFacts(0, {}), [])
+        if not decision.permit:
+            self.disclosures.refuse(ctx, action="search", decision=decision, patient_id=None)
+            raise Forbidden(decision.reason)
+        if mrn is not None:
             items = self.views.directory.by_mrn(org, mrn, limit)
-        elif mrn is None and family is not None and birth_date is not None:
-            items = self.views.directory.by_name(org, family, birth_date, limit)
         else:
-            raise InvalidValue("query", "search by mrn, or by family and birth_date together")
-        return {"items": items}
-
-    def _allowed_labels(self, ctx: RequestContext, patient_id: UUID) -> set[str] | None:
-        """Labels this actor may see; None means all (the patient's own record).
-
-        Interim rule until the policy decision point: a labelled entry is shown only
-        if an active directive names one of the actor's identities as grantee and
-        allows every one of its labels.
-        """
-        if ctx.actor.role is Role.PATIENT:
-            return None
-        state = self.views.consents.of_patient(patient_id)
-        if state is None:
-            return set()
-        grantees = {ctx.actor.org, ctx.actor.id, str(ctx.actor.role)}
-        today = self.clock().date().isoformat()
-        allowed: set[str] = set()
-        for directive in state["directives"].values():
-            period = directive["period"]
-            in_force = period["start"] <= today and (period["end"] is None or today < period["end"])
-            if directive["grantee"] in grantees and in_force and not directive["revoked_at"]:
-                allowed |= set(directive["labels"])
-        return allowed
+            assert family is not None and birth_date is not None
+            items = self.views.directory.by_name(org, family, birth_date, limit)
+        return self.disclosures.disclose(
+            ctx,
+            action="search",
+            body={"items": items},
+            decision=decision,
+            patient_id=UUID(items[0]["id"]) if len(items) == 1 else None,
+            # the ids disclosed, each at the version of its stream the hit reflects
+            stream_versions={item["id"]: item.pop("_version") for item in items},
+            request={"view": "directory", "by": "mrn" if mrn is not None else "name"},
+        )
 
 
 def _sortable(moment: datetime | None) -> str | None:

@@ -2,17 +2,20 @@
 
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import date
 from typing import Any
 from uuid import UUID
 
 import orjson
 
 from application.access import ChartAction, authorise, require_role
-from application.chart_reads import CONSENT_VIEWS, admit_chart
+from application.access_log import Disclosed
+from application.chart_gate import ReadSide
+from application.chart_reads import CONSENT_VIEWS
 from application.context import RequestContext
 from application.ledger import CareLedger, WriteOutcome
+from application.policy import Content
 from application.ports import Clock, NewId
-from application.read_models import ReadModels
 from domain.consent import Consent
 from domain.patient import Patient
 from domain.values import ConsentEvidence, Period, Provenance
@@ -21,12 +24,12 @@ from domain.vocabulary import Purpose, SensitivityLabel, SigningMethod
 
 class Consents:
     def __init__(
-        self, ledger: CareLedger, clock: Clock, new_id: NewId, views: ReadModels | None = None
+        self, ledger: CareLedger, clock: Clock, new_id: NewId, reads: ReadSide | None = None
     ) -> None:
         self.ledger = ledger
         self.clock = clock
         self.new_id = new_id
-        self.views = views
+        self.reads = reads
 
     def grant_directive(
         self,
@@ -127,33 +130,52 @@ class Consents:
 
     def current(
         self, ctx: RequestContext, patient_id: UUID, min_position: int | None = None
-    ) -> dict[str, Any]:
+    ) -> Disclosed:
         """The directives in force and past, with the consent version they come from.
 
         Served from the consent-state view; a patient the view does not show yet is
         read from the log instead.
         """
-        state = None
-        if self.views is not None:
-            self.views.caught_up(CONSENT_VIEWS, min_position)
-            admit_chart(self.ledger, self.views, ctx, ChartAction.READ_CONSENT, patient_id)
-            state = self.views.consents.of_patient(patient_id)
+        require_role(ctx, ChartAction.READ_CONSENT)
+        reads = self._reads()
+        reads.views.caught_up(CONSENT_VIEWS, min_position)
+        admission = reads.gate.admit(ctx, patient_id, Content.CONSENT, "read")
+        state = reads.views.consents.of_patient(patient_id)
         if state is None:
-            require_role(ctx, ChartAction.READ_CONSENT)
             patient = self.ledger.load(Patient, patient_id, "patient")
-            authorise(ctx, ChartAction.READ_CONSENT, patient)
-            state = consent_state(self.ledger.load(Consent, patient.consent_id, "consent"))
-        today = self.clock().date().isoformat()
-        return {
-            "patient_id": str(patient_id),
-            "consent_version": state["consent_version"],
-            "directives": [
-                _render_directive(UUID(key), d, today) for key, d in state["directives"].items()
-            ],
-            "restrictions": [
-                {"restriction_id": str(UUID(key)), **r} for key, r in state["restrictions"].items()
-            ],
-        }
+            consent = self.ledger.load(Consent, patient.consent_id, "consent")
+            state = {"consent_id": str(consent.id), **consent_state(consent)}
+        return reads.disclosures.disclose(
+            ctx,
+            action="read",
+            body=render_consents(patient_id, state, self.clock().date()),
+            decision=admission.decision,
+            patient_id=patient_id,
+            stream_versions={
+                state["consent_id"]: state["consent_version"],
+                **admission.stream_versions,
+            },
+            request={"view": "consents"},
+        )
+
+    def _reads(self) -> ReadSide:
+        assert self.reads is not None, "reading consents needs the read side"
+        return self.reads
+
+
+def render_consents(patient_id: UUID, state: dict[str, Any], day: date) -> dict[str, Any]:
+    """The consents body; replay renders through the same function."""
+    today = day.isoformat()
+    return {
+        "patient_id": str(patient_id),
+        "consent_version": state["consent_version"],
+        "directives": [
+            _render_directive(UUID(key), d, today) for key, d in state["directives"].items()
+        ],
+        "restrictions": [
+            {"restriction_id": str(UUID(key)), **r} for key, r in state["restrictions"].items()
+        ],
+    }
 
 
 def consent_state(consent: Consent) -> dict[str, Any]:

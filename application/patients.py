@@ -7,8 +7,12 @@ from typing import Any
 from uuid import UUID
 
 from application.access import ChartAction, authorise, require_role
+from application.access_log import Disclosed
+from application.chart_gate import ReadSide
 from application.context import RequestContext
+from application.errors import Gone
 from application.ledger import CareLedger, WriteOutcome
+from application.policy import Content
 from application.ports import Clock, NewId
 from domain.consent import Consent
 from domain.patient import Patient
@@ -17,10 +21,13 @@ from domain.vocabulary import AdministrativeSex, EntryKind, Modality, Sensitivit
 
 
 class Patients:
-    def __init__(self, ledger: CareLedger, clock: Clock, new_id: NewId) -> None:
+    def __init__(
+        self, ledger: CareLedger, clock: Clock, new_id: NewId, reads: ReadSide | None = None
+    ) -> None:
         self.ledger = ledger
         self.clock = clock
         self.new_id = new_id
+        self.reads = reads
 
     def _by(self, ctx: RequestContext) -> Provenance:
         return Provenance(ctx.actor.id, self.clock())
@@ -184,19 +191,38 @@ class Patients:
             ctx, Patient, patient_id, "patient", decide, expected_version, admit
         )
 
-    def demographics(self, ctx: RequestContext, patient_id: UUID) -> dict[str, Any]:
+    def demographics(self, ctx: RequestContext, patient_id: UUID) -> Disclosed:
         """The patient's demographics, as of the latest version of the stream."""
         require_role(ctx, ChartAction.READ_DEMOGRAPHICS)
         patient = self.ledger.load(Patient, patient_id, "patient")
-        authorise(ctx, ChartAction.READ_DEMOGRAPHICS, patient)
-        return {
-            "id": str(patient.id),
-            "version": patient.version,
-            "mrn": patient.mrn,
-            "name": asdict(patient.name) if patient.name else None,
-            "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
-            "sex": patient.sex,
-            "contact": asdict(patient.contact) if patient.contact else None,
-            "deceased_at": patient.deceased_at,
-            "entry_count": patient.entry_count,
-        }
+        if patient.erased:
+            raise Gone("the patient's record has been erased")
+        assert self.reads is not None, "reading a patient needs the read side"
+        admission = self.reads.gate.admit(
+            ctx, patient_id, Content.DEMOGRAPHICS, "read",
+            care_organisation=patient.organisation_id,
+        )  # fmt: skip
+        return self.reads.disclosures.disclose(
+            ctx,
+            action="read",
+            body=render_demographics(patient),
+            decision=admission.decision,
+            patient_id=patient_id,
+            stream_versions={str(patient_id): patient.version, **admission.stream_versions},
+            request={"view": "demographics"},
+        )
+
+
+def render_demographics(patient: Patient) -> dict[str, Any]:
+    """The demographics body; replay renders the patient at the recorded version."""
+    return {
+        "id": str(patient.id),
+        "version": patient.version,
+        "mrn": patient.mrn,
+        "name": asdict(patient.name) if patient.name else None,
+        "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
+        "sex": patient.sex,
+        "contact": asdict(patient.contact) if patient.contact else None,
+        "deceased_at": patient.deceased_at,
+        "entry_count": patient.entry_count,
+    }

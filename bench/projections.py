@@ -160,6 +160,11 @@ CLINICIAN = RequestContext(
     purpose=Purpose.TREAT,
     request_id="bench-projections",
 )
+ADMIN = RequestContext(
+    actor=Actor(id="admin-7", role=Role.ADMIN, org=ORG),
+    purpose=Purpose.TREAT,
+    request_id="bench-projections",
+)
 
 stderr = Console(stderr=True)
 
@@ -1014,6 +1019,13 @@ def run_r2(container: Container, args: argparse.Namespace, progress: Progress) -
     serial.n = 10_000_000
     small = write_chart(container.ledger, args.small_chart, serial, progress)
     big = write_chart(container.ledger, args.big_chart, serial, progress)
+    for patient_id in (small, big):  # clinicians read a chart within a care relationship
+        today = datetime.now(UTC).date()
+        container.memberships.enrol(
+            ADMIN, patient_id=patient_id, plan=Plan.INDIVIDUAL, sponsor_id=None,
+            annual_fee_cents=0, starts_on=today - timedelta(days=1),
+            ends_on=today + timedelta(days=365),
+        )  # fmt: skip
     container.catch_up()
     charts = container.charts
     cases: dict[str, Callable[[], dict[str, Any]]] = {}
@@ -1022,10 +1034,12 @@ def run_r2(container: Container, args: argparse.Namespace, progress: Progress) -
         ("big", big, args.big_chart),
     ):
         middle = middle_cursor(container.views, patient_id, entries)
-        cases[f"{label}_first"] = lambda p=patient_id: charts.timeline(CLINICIAN, p, limit=PAGE)
+        cases[f"{label}_first"] = lambda p=patient_id: charts.timeline(
+            CLINICIAN, p, limit=PAGE
+        ).json()
         cases[f"{label}_middle"] = lambda p=patient_id, c=middle: charts.timeline(
             CLINICIAN, p, cursor=c, limit=PAGE
-        )
+        ).json()
     for name, call in cases.items():  # correct pages, and warm
         for _ in range(20):
             page = call()

@@ -2,11 +2,13 @@
 
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter
+from starlette.responses import Response
 
 from api.dependencies import Context, ExpectedVersion, MinPosition, Services
 from api.rendering import WRITE_RESPONSES, written
-from api.responses import JSON
+from api.responses import JSON, disclosed
 from api.schemas import GrantDirectiveIn, ReasonIn, RestrictionIn
 
 router = APIRouter(prefix="/v1/patients", tags=["consent"], responses=WRITE_RESPONSES)
@@ -54,9 +56,10 @@ def revoke_directive(
 @router.get("/{patient_id}/consents", summary="The patient's directives and consent version")
 def read_consents(
     patient_id: UUID, ctx: Context, services: Services, min_position: MinPosition = None
-) -> JSON:
-    state = services.consents.current(ctx, patient_id, min_position)
-    return JSON(state, headers={"ETag": f'"{state["consent_version"]}"'})
+) -> Response:
+    disclosure = services.consents.current(ctx, patient_id, min_position)
+    version = orjson.loads(disclosure.body)["consent_version"]
+    return disclosed(disclosure, ETag=f'"{version}"')
 
 
 @router.post(

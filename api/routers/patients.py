@@ -4,11 +4,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter, Query
+from starlette.responses import Response
 
 from api.dependencies import Context, ExpectedVersion, MinPosition, Services
 from api.rendering import WRITE_RESPONSES, written
-from api.responses import JSON
+from api.responses import JSON, disclosed
 from api.schemas import (
     AmendEntryIn,
     DeceasedIn,
@@ -65,9 +67,9 @@ def search_patients(
     family: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     birth_date: Annotated[date | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> JSON:
+) -> Response:
     """Exact match through blind indexes, within the actor's organisation."""
-    return JSON(
+    return disclosed(
         services.charts.search(
             ctx, mrn=mrn, family=family, birth_date=birth_date, limit=limit,
             min_position=min_position,
@@ -86,9 +88,9 @@ def read_timeline(
     until: Annotated[str | None, Query(description="a date (inclusive) or a date-time")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> JSON:
+) -> Response:
     """Entries ordered by effective time; amended entries show their latest version."""
-    return JSON(
+    return disclosed(
         services.charts.timeline(
             ctx, patient_id, kind=kind.value if kind else None,
             since=moment("since", since, end_of_day=False),
@@ -99,9 +101,10 @@ def read_timeline(
 
 
 @router.get("/{patient_id}", summary="Read a patient's demographics")
-def read_patient(patient_id: UUID, ctx: Context, services: Services) -> JSON:
-    demographics = services.patients.demographics(ctx, patient_id)
-    return JSON(demographics, headers={"ETag": f'"{demographics["version"]}"'})
+def read_patient(patient_id: UUID, ctx: Context, services: Services) -> Response:
+    disclosure = services.patients.demographics(ctx, patient_id)
+    version = orjson.loads(disclosure.body)["version"]
+    return disclosed(disclosure, ETag=f'"{version}"')
 
 
 @router.patch("/{patient_id}", response_model=Written, summary="Update demographics")

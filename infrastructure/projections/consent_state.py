@@ -164,4 +164,8 @@ class ConsentStateReader:
             return None
         consent_hex, consent_version, sealed = found
         state = self.sealer.open(patient_id, f"{TABLE}/{consent_hex}", sealed)
-        return {"consent_version": int(consent_version), **state}
+        return {
+            "consent_id": str(UUID(consent_hex)),
+            "consent_version": int(consent_version),
+            **state,
+        }

@@ -38,6 +38,7 @@ class DirectoryProjection:
             f"CREATE TABLE IF NOT EXISTS {t} (version INTEGER NOT NULL, "
             "patient_id TEXT NOT NULL, organisation_id TEXT NOT NULL, mrn_index BLOB NOT NULL, "
             "name_index BLOB NOT NULL, position BIGINT NOT NULL, sealed BLOB NOT NULL, "
+            "stream_version INTEGER NOT NULL, "
             "PRIMARY KEY (version, patient_id))",
             f"CREATE INDEX IF NOT EXISTS {TABLE}_by_mrn ON {t} "
             "(version, organisation_id, mrn_index)",
@@ -54,6 +55,7 @@ class DirectoryProjection:
                 pending[patient_id] = {
                     "organisation_id": event.organisation_id,
                     "position": item.position,
+                    "stream_version": event.originator_version,
                     "phi": {
                         "mrn": event.mrn,
                         "name": {"given": event.name.given, "family": event.name.family},
@@ -69,12 +71,14 @@ class DirectoryProjection:
                 if event.birth_date is not None:
                     row["phi"]["birth_date"] = event.birth_date.isoformat()
                 row["position"] = item.position
+                row["stream_version"] = event.originator_version
                 pending[patient_id] = row
         cursor.executemany(
             f"INSERT INTO {self.table} (version, patient_id, organisation_id, mrn_index, "
-            "name_index, position, sealed) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "name_index, position, sealed, stream_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (version, patient_id) DO UPDATE SET name_index = excluded.name_index, "
-            "position = excluded.position, sealed = excluded.sealed",
+            "position = excluded.position, sealed = excluded.sealed, "
+            "stream_version = excluded.stream_version",
             [
                 (
                     version,
@@ -84,6 +88,7 @@ class DirectoryProjection:
                     self.name_index(row["phi"]["name"]["family"], row["phi"]["birth_date"]),
                     row["position"],
                     self.sealer.seal(patient_id, TABLE, row["phi"]),
+                    row["stream_version"],
                 )
                 for patient_id, row in pending.items()
             ],
@@ -94,16 +99,17 @@ class DirectoryProjection:
 
     def _load(self, cursor: Cursor, version: int, patient_id: UUID) -> dict[str, Any] | None:
         found = cursor.execute(
-            f"SELECT organisation_id, position, sealed FROM {self.table} "
+            f"SELECT organisation_id, position, sealed, stream_version FROM {self.table} "
             "WHERE version = ? AND patient_id = ?",
             (version, patient_id.hex),
         ).fetchone()
         if found is None:
             return None
-        organisation_id, position, sealed = found
+        organisation_id, position, sealed, stream_version = found
         return {
             "organisation_id": organisation_id,
             "position": position,
+            "stream_version": stream_version,
             "phi": self.sealer.open(patient_id, TABLE, sealed),
         }
 
@@ -148,15 +154,21 @@ class DirectoryReader:
         with self.store.reading() as cursor:
             version = active_version(cursor, self.store, DirectoryProjection.name)
             rows = cursor.execute(
-                f"SELECT patient_id, sealed FROM {self.projection.table} WHERE version = ? "
+                f"SELECT patient_id, sealed, stream_version FROM {self.projection.table} "
+                "WHERE version = ? "
                 f"AND organisation_id = ? AND {column} = ? ORDER BY patient_id LIMIT ?",
                 (version, organisation_id, index, limit),
             ).fetchall()
         found = []
-        for patient_hex, sealed in rows:
+        for patient_hex, sealed, stream_version in rows:
             patient_id = UUID(patient_hex)
             phi = self.sealer.open(patient_id, TABLE, sealed)
             found.append(
-                {"id": str(patient_id), "name": phi["name"], "birth_date": phi["birth_date"]}
+                {
+                    "id": str(patient_id),
+                    "name": phi["name"],
+                    "birth_date": phi["birth_date"],
+                    "_version": int(stream_version),  # for the access record, not the body
+                }
             )
         return found

@@ -19,9 +19,9 @@ def test_the_demo_is_consistent_and_repeatable(tmp_path: Path) -> None:
             roster = container.memberships.roster(ctx(Role.ADMIN, "admin-1"))
             mrns.append(
                 sorted(
-                    container.patients.demographics(ctx(Role.CLINICIAN), UUID(item["patient_id"]))[
-                        "mrn"
-                    ]
+                    container.patients.demographics(
+                        ctx(Role.CLINICIAN), UUID(item["patient_id"])
+                    ).json()["mrn"]
                     for item in roster
                 )
             )

@@ -21,7 +21,14 @@ import orjson
 from api.container import Container
 from application.context import Actor, RequestContext, Role
 from domain.values import Coding, ContactDetails, HumanName, Period, TextValue
-from domain.vocabulary import AdministrativeSex, EntryKind, Purpose, SensitivityLabel, SigningMethod
+from domain.vocabulary import (
+    AdministrativeSex,
+    EntryKind,
+    Plan,
+    Purpose,
+    SensitivityLabel,
+    SigningMethod,
+)
 from infrastructure.projections.engine import VERSIONS_TABLE, active_version
 from infrastructure.projections.sealed_rows import RowSealer
 from tests.conftest import ORG
@@ -173,6 +180,21 @@ def clinician(org: str = ORG) -> RequestContext:
 
 def admin(org: str = ORG) -> RequestContext:
     return actor(Role.ADMIN, "admin-read", org)
+
+
+def under_care(container: Container, patient_id: UUID, org: str = ORG) -> UUID:
+    """An active membership: clinicians read a chart for TREAT only within one."""
+    today = datetime.now(UTC).date()
+    outcome = container.memberships.enrol(
+        admin(org),
+        patient_id=patient_id,
+        plan=Plan.INDIVIDUAL,
+        sponsor_id=None,
+        annual_fee_cents=10000,
+        starts_on=today - timedelta(days=30),
+        ends_on=today + timedelta(days=300),
+    )
+    return UUID(outcome.result["id"])
 
 
 def register(

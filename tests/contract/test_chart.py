@@ -22,14 +22,17 @@ def topics_in_log(services: Container) -> list[str]:
 
 def test_registration_opens_a_chart_and_a_consent_record(container: Container) -> None:
     patient_id = register(container)
+    written = topics_in_log(container)
 
-    demographics = container.patients.demographics(CLINICIAN, patient_id)
-    consents = container.consents.current(CLINICIAN, patient_id)
+    demographics = container.patients.demographics(CLINICIAN, patient_id).json()
+    consents = container.consents.current(CLINICIAN, patient_id).json()
 
     assert demographics["mrn"] == "MRN-1"
     assert demographics["name"] == {"given": "Ada", "family": "Example"}
     assert consents["consent_version"] == 1 and consents["directives"] == []
-    assert topics_in_log(container) == ["Registered", "Opened"]
+    assert written == ["Registered", "Opened"]
+    # And each read left an access record in the log
+    assert topics_in_log(container) == ["Registered", "Opened", "Recorded", "Recorded"]
 
 
 def test_an_amended_entry_stays_in_the_log_and_cannot_be_amended_after_error(
@@ -102,7 +105,7 @@ def test_other_organisations_and_other_patients_cannot_see_the_chart(
         with pytest.raises(NotFound):
             container.patients.demographics(who, patient_id)
     own = ctx(Role.PATIENT, "p-1", patient=patient_id)
-    assert container.patients.demographics(own, patient_id)["id"] == str(patient_id)
+    assert container.patients.demographics(own, patient_id).json()["id"] == str(patient_id)
 
 
 def test_an_erased_patient_is_gone(container: Container) -> None:

@@ -21,6 +21,7 @@ from application.context import Actor, RequestContext, Role
 from domain.values import Coding, HumanName
 from domain.vocabulary import AdministrativeSex, EntryKind, Purpose
 from tests.conftest import APP_ROLE, ORG, create_database, drop_database, make_settings, role_url
+from tests.contract.read_model_support import under_care
 
 pytestmark = pytest.mark.postgres
 
@@ -93,6 +94,7 @@ def test_projections_resume_after_every_connection_is_dropped(
             contact=None,
         )
         patient_id = uuid.UUID(registered.result["id"])
+        under_care(container, patient_id)
         position = max(_record(container, patient_id, n) for n in range(20))
         assert container.positions.wait_for(["timeline"], position, timeout=10)
 
@@ -103,7 +105,7 @@ def test_projections_resume_after_every_connection_is_dropped(
 
         # Then the live projection catches up by itself, woken again by NOTIFY
         assert container.positions.wait_for(["timeline"], position, timeout=30)
-        page = container.charts.timeline(CLINICIAN, patient_id, limit=200)
+        page = container.charts.timeline(CLINICIAN, patient_id, limit=200).json()
         minutes = [e["effective_at"][11:16] for e in page["entries"]]
         # every entry exactly once, in order: nothing lost, nothing applied twice
         assert len(page["entries"]) == 40

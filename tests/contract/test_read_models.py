@@ -39,6 +39,7 @@ from tests.contract.read_model_support import (
     recorded_statements,
     register,
     rows_per_version,
+    under_care,
     versions,
     view_digest,
 )
@@ -49,7 +50,7 @@ SUBSTANCE = SensitivityLabel.SUBSTANCE_USE
 
 
 def timeline(container: Container, patient_id: UUID, **query: Any) -> list[dict[str, Any]]:
-    return container.charts.timeline(clinician(), patient_id, **query)["entries"]
+    return container.charts.timeline(clinician(), patient_id, **query).json()["entries"]
 
 
 def ids(entries: list[dict[str, Any]]) -> list[UUID]:
@@ -112,6 +113,7 @@ def test_the_timeline_is_ordered_by_effective_time_and_filters_by_kind_and_perio
 ) -> None:
     # Given entries recorded out of effective-time order, of two kinds
     patient_id = register(container, "MRN-T1")
+    under_care(container, patient_id)
     at = {}
     for offset, kind in ((30, EntryKind.NOTE), (10, EntryKind.CONDITION), (20, EntryKind.NOTE),
                          (40, EntryKind.CONDITION), (0, EntryKind.NOTE)):  # fmt: skip
@@ -142,6 +144,7 @@ def test_the_timeline_is_ordered_by_effective_time_and_filters_by_kind_and_perio
 def test_cursor_paging_returns_every_entry_exactly_once(container: Container) -> None:
     # Given 120 entries, several sharing each effective time, recorded in random order
     patient_id = register(container, "MRN-T2")
+    under_care(container, patient_id)
     moments = [T0 + minutes(i // 4) for i in range(120)]
     random.Random(7).shuffle(moments)
     written = record_many(container, patient_id, moments[:60], EntryKind.NOTE)
@@ -152,7 +155,7 @@ def test_cursor_paging_returns_every_entry_exactly_once(container: Container) ->
     pages: list[list[dict[str, Any]]] = []
     cursor = None
     while True:
-        page = container.charts.timeline(clinician(), patient_id, cursor=cursor, limit=50)
+        page = container.charts.timeline(clinician(), patient_id, cursor=cursor, limit=50).json()
         pages.append(page["entries"])
         cursor = page["next_cursor"]
         if cursor is None:
@@ -173,6 +176,7 @@ def test_an_amended_entry_shows_its_latest_version_and_an_erroneous_one_stays_vi
 ) -> None:
     # Given three entries; the first is amended (value and time), the second in error
     patient_id = register(container, "MRN-T3")
+    under_care(container, patient_id)
     first, _ = record(container, patient_id, at=T0, text="first draft")
     second, _ = record(container, patient_id, at=T0 + minutes(1), text="duplicate")
     third, _ = record(container, patient_id, at=T0 + minutes(2), text="untouched")
@@ -206,6 +210,7 @@ def test_labelled_entries_need_a_directive_naming_the_org_and_the_label(
 ) -> None:
     # Given a chart with a plain, a mental-health and a substance-use entry
     patient_id = register(container, "MRN-T4")
+    under_care(container, patient_id)
     plain, _ = record(container, patient_id, at=T0)
     mental, _ = record(container, patient_id, at=T0 + minutes(1), labels=frozenset({MENTAL}))
     substance, _ = record(container, patient_id, at=T0 + minutes(2), labels=frozenset({SUBSTANCE}))
@@ -223,7 +228,9 @@ def test_labelled_entries_need_a_directive_naming_the_org_and_the_label(
     # Then the mental-health entry appears, the substance-use one stays hidden
     assert ids(timeline(container, patient_id)) == [plain, mental]
     # And the patient themself always sees everything
-    own = container.charts.timeline(actor(Role.PATIENT, "pat-1", patient=patient_id), patient_id)
+    own = container.charts.timeline(
+        actor(Role.PATIENT, "pat-1", patient=patient_id), patient_id
+    ).json()
     assert ids(own["entries"]) == [plain, mental, substance]
     # When the directive is revoked, Then the labelled entry is hidden again
     container.consents.revoke_directive(clinician(), patient_id, directive, reason="withdrawn")
@@ -243,6 +250,7 @@ def test_a_page_of_a_long_chart_reads_only_a_page_of_rows(
 ) -> None:
     # Given a chart of 2,000 entries
     patient_id = register(container, "MRN-T5")
+    under_care(container, patient_id)
     moments = [T0 + minutes(i) for i in range(2000)]
     for start in range(0, 2000, 200):
         record_many(container, patient_id, moments[start : start + 200], EntryKind.NOTE)
@@ -253,10 +261,10 @@ def test_a_page_of_a_long_chart_reads_only_a_page_of_rows(
 
     # When the first and the second page are read, recording the statements they run
     with recorded_statements(container) as statements:
-        first = container.charts.timeline(clinician(), patient_id, limit=50)
+        first = container.charts.timeline(clinician(), patient_id, limit=50).json()
         second = container.charts.timeline(
             clinician(), patient_id, limit=50, cursor=first["next_cursor"]
-        )
+        ).json()
     assert [e["effective_at"] for e in first["entries"] + second["entries"]] == [
         m.strftime("%Y-%m-%dT%H:%M:%S.000000Z") for m in moments[:100]
     ]
@@ -291,7 +299,8 @@ def test_a_page_of_a_long_chart_reads_only_a_page_of_rows(
 
 
 def search(container: Container, org: str = ORG, **query: Any) -> list[UUID]:
-    return [UUID(i["id"]) for i in container.charts.search(clinician(org), **query)["items"]]
+    found = container.charts.search(clinician(org), **query).json()
+    return [UUID(i["id"]) for i in found["items"]]
 
 
 def test_the_directory_finds_by_mrn_or_family_and_birth_date_within_the_org(
@@ -310,7 +319,9 @@ def test_the_directory_finds_by_mrn_or_family_and_birth_date_within_the_org(
     # And a near miss finds nothing (exact match, not prefix)
     assert search(container, mrn="MRN-Ab-004") == []
     # And family name plus birth date finds them, normalised
-    found = container.charts.search(clinician(), family="  o'BRIEN ", birth_date=date(1990, 2, 3))
+    found = container.charts.search(
+        clinician(), family="  o'BRIEN ", birth_date=date(1990, 2, 3)
+    ).json()
     assert [UUID(i["id"]) for i in found["items"]] == [patient_id]
     assert found["items"][0]["name"] == {"given": "Siobhan", "family": "O\u2019Brien"}
     assert search(container, family="Brien", birth_date=date(1990, 2, 3)) == [someone_else]
@@ -381,7 +392,9 @@ def test_consent_state_carries_directives_and_version_as_the_aggregate_does(
     patient_id = register(container, "MRN-C1")
     assert readers.consents.of_patient(patient_id) is None
     container.catch_up()
+    consent_id = container.ledger.load(Patient, patient_id, "patient").consent_id
     assert readers.consents.of_patient(patient_id) == {
+        "consent_id": str(consent_id),
         "consent_version": 1,
         "directives": {},
         "restrictions": {},
@@ -390,7 +403,7 @@ def test_consent_state_carries_directives_and_version_as_the_aggregate_does(
     # When two directives are granted, one revoked and a restriction asked for
     kept = grant(container, patient_id, grantee="org-pharmacy")
     container.catch_up()
-    assert container.consents.current(clinician(), patient_id)["consent_version"] == 2
+    assert container.consents.current(clinician(), patient_id).json()["consent_version"] == 2
     revoked = grant(container, patient_id, grantee=ORG, labels=frozenset({MENTAL}))
     container.consents.revoke_directive(clinician(), patient_id, revoked, reason="withdrawn")
     container.consents.request_restriction(
@@ -403,10 +416,10 @@ def test_consent_state_carries_directives_and_version_as_the_aggregate_does(
     consent_id = container.ledger.load(Patient, patient_id, "patient").consent_id
     aggregate = container.ledger.load(Consent, consent_id, "consent")
     view = readers.consents.of_patient(patient_id)
-    assert view == consent_state(aggregate)
+    assert view == {"consent_id": str(consent_id), **consent_state(aggregate)}
     assert view is not None and view["consent_version"] == aggregate.version == 5
     # And the use case, served from the view, shows each directive's status
-    current = container.consents.current(clinician(), patient_id)
+    current = container.consents.current(clinician(), patient_id).json()
     statuses = {UUID(d["directive_id"]): d["status"] for d in current["directives"]}
     assert current["consent_version"] == 5
     assert statuses == {kept: "active", revoked: "revoked"}
@@ -560,6 +573,7 @@ def test_an_interrupted_rebuild_resumes_its_building_version(container: Containe
 def test_a_min_position_wait_wakes_when_a_projector_commits(container: Container) -> None:
     # Given a write the views have not projected, and no fallback refresh to help
     patient_id = register(container, "MRN-W1")
+    under_care(container, patient_id)
     entry_id, position = record(container, patient_id, text="fresh")
     container.positions.refresh_every = 60.0
     assert container.projection_host is not None
@@ -583,7 +597,7 @@ def test_a_min_position_wait_wakes_when_a_projector_commits(container: Container
     assert outcome["reached"] is True
     assert outcome["waited"] < 10, outcome
     # And a read with that min_position shows the write
-    page = container.charts.timeline(clinician(), patient_id, min_position=position)
+    page = container.charts.timeline(clinician(), patient_id, min_position=position).json()
     assert ids(page["entries"]) == [entry_id]
 
 
@@ -593,15 +607,16 @@ def test_a_min_position_read_gives_up_with_views_behind_when_nothing_projects(
     # Given a short bound and writes that nothing projects
     container.charts.views.wait_seconds = 0.3
     patient_id = register(container, "MRN-W2")
+    under_care(container, patient_id)
     _, position = record(container, patient_id)
     membership = enrol(container, patient_id, None)
     del membership
 
     # When each view is read at that position, Then each gives up after the bound
     reads = [
-        lambda: container.charts.timeline(clinician(), patient_id, min_position=position),
-        lambda: container.charts.search(clinician(), mrn="MRN-W2", min_position=position),
-        lambda: container.consents.current(clinician(), patient_id, min_position=position),
+        lambda: container.charts.timeline(clinician(), patient_id, min_position=position).json(),
+        lambda: container.charts.search(clinician(), mrn="MRN-W2", min_position=position).json(),
+        lambda: container.consents.current(clinician(), patient_id, min_position=position).json(),
         lambda: container.memberships.roster(admin(), min_position=position),
     ]
     for read in reads:
@@ -615,4 +630,4 @@ def test_a_min_position_read_gives_up_with_views_behind_when_nothing_projects(
     assert len(reads[0]()["entries"]) == 1
     assert [i["id"] for i in reads[1]()["items"]] == [str(patient_id)]
     assert reads[2]()["consent_version"] == 1
-    assert len(reads[3]()) == 1
+    assert len(reads[3]()) == 2  # the care membership and the one enrolled above

@@ -7,6 +7,7 @@ for each canary. Any hit fails.
 """
 
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -67,8 +68,23 @@ def _drive(base: str) -> list[httpx.Response]:
         )
         assert renamed.status_code == 200, renamed.text
         assert c["new_family"] in call("GET", f"/v1/patients/{patient}").text
-        # The read models hold the canaries too (sealed), once projected
-        seen = {"min_position": renamed.json()["position"]}
+        # The read models hold the canaries too (sealed), once projected; the
+        # clinician reads the chart within a membership
+        today = datetime.now(UTC).date()
+        cared = call(
+            "POST",
+            "/v1/memberships",
+            headers=auth("admin", sub="admin-canary"),
+            json={
+                "patient_id": patient,
+                "plan": "individual",
+                "annual_fee_cents": 0,
+                "starts_on": (today - timedelta(days=1)).isoformat(),
+                "ends_on": (today + timedelta(days=365)).isoformat(),
+            },
+        )
+        assert cared.status_code == 201, cared.text
+        seen = {"min_position": cared.json()["position"]}
         timeline = call("GET", f"/v1/patients/{patient}/timeline", params=seen)
         assert c["note"] in timeline.text, timeline.text
         found = call("GET", "/v1/patients", params={"mrn": c["mrn"], **seen})

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from uuid import UUID
 
+import orjson
 import pytest
 
 from api.bootstrap import build
@@ -68,15 +69,18 @@ def test_the_summary_matches_the_store(fresh: Callable[[], Container]) -> None:
     assert all(item["active_today"] for item in roster)
 
     clinician = context(Role.CLINICIAN)
-    charts = [container.patients.demographics(clinician, UUID(i["patient_id"])) for i in roster]
+    charts = [
+        orjson.loads(container.patients.demographics(clinician, UUID(i["patient_id"])).body)
+        for i in roster
+    ]
     assert all(5 <= chart["entry_count"] <= 15 for chart in charts)
     assert entries == sum(chart["entry_count"] for chart in charts)
     granted = [
         directive
         for item in roster
-        for directive in container.consents.current(clinician, UUID(item["patient_id"]))[
-            "directives"
-        ]
+        for directive in orjson.loads(
+            container.consents.current(clinician, UUID(item["patient_id"])).body
+        )["directives"]
     ]
     assert directives == len(granted)
     for directive in granted:
@@ -113,7 +117,7 @@ def test_the_same_seed_gives_the_same_patients(fresh: Callable[[], Container]) -
             {
                 (chart["mrn"], chart["name"]["family"], chart["birth_date"])
                 for chart in (
-                    container.patients.demographics(clinician, pid)
+                    container.patients.demographics(clinician, pid).json()
                     for pid in patient_ids(container)
                 )
             }
