@@ -12,6 +12,7 @@ from api.auth import TokenVerifier
 from api.container import Container
 from api.settings import ConfigError, Settings, resolve_secrets
 from application.access_log import Disclosures, GroupCommit
+from application.audit_trail import AuditTrail
 from application.chart_gate import ChartGate, ReadSide
 from application.chart_reads import ChartReads
 from application.consents import Consents
@@ -144,6 +145,7 @@ def build(
         keys=keys,
         charts=ChartReads(ledger, views, gate, disclosures, clock),
         group_commit=writer,
+        audit=AuditTrail(ledger, views, found.access_log, clock),
         views=store,
         positions=positions,
     )

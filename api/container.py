@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from api.auth import TokenVerifier
 from api.settings import Settings
 from application.access_log import GroupCommit
+from application.audit_trail import AuditTrail
 from application.chart_reads import ChartReads
 from application.consents import Consents
 from application.erasure import Erasure
@@ -36,6 +37,7 @@ class Container:
     views: ViewStore
     positions: Positions
     group_commit: GroupCommit
+    audit: AuditTrail
     projectors: list[Projector] = field(default_factory=list)
     projection_host: ProjectionHost | None = None
     listener: Listener | None = None

@@ -2,7 +2,7 @@
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -278,3 +278,10 @@ class EraseIn(Body):
         description="Why the record may be erased, e.g. a reference to the request",
         examples=["GDPR art. 17 request REF-2026-0042"],
     )
+
+
+class ReviewIn(Body):
+    outcome: Literal["justified", "unjustified", "needs_follow_up"] = Field(
+        description="The auditor's finding on a break-glass access"
+    )
+    note: str = Field(default="", max_length=2000, description="Why; no PHI")

@@ -12,6 +12,8 @@ exactly when an access is replayed. The default policy is DESIGN.md §2:
   by that organisation need no directive (TPO);
 - a clinician of that organisation may break the glass (ETREAT) without membership or
   consent, all labels included, with a justification of 20 characters or more;
+- public-health reporting by the care organisation needs no authorisation (it is
+  required by law) but is accounted for to the patient;
 - anyone else (another organisation, a service, marketing, research) needs an active
   directive naming them as grantee for that purpose;
 - admins never read clinical content; auditors see it only through replay;
@@ -133,6 +135,12 @@ def decide(
         return _break_glass(request, own_organisation)
     if own_organisation and actor.role is Role.CLINICIAN and request.purpose in TPO:
         return _own_organisation(request, consent, memberships)
+    if own_organisation and actor.role is Role.CLINICIAN and request.purpose is Purpose.PUBHLTH:
+        # Public-health reporting required by law (164.512(b)): no authorisation is
+        # needed, sensitive labels stay hidden, and it is in the patient's accounting.
+        return Decision(
+            True, "public-health reporting required by law", Basis(consent.version), frozenset()
+        )
     return _by_directive(request, consent)
 
 

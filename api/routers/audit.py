@@ -1,11 +1,14 @@
-"""Audit: integrity of the log. (Access records and replay arrive with the audit issue.)"""
+"""Audit: the integrity of the log, and the access log of PHI disclosures."""
 
+from datetime import datetime
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from api.dependencies import Context, Services
+from api.dependencies import Context, MinPosition, Services
 from api.responses import JSON
+from api.schemas import ReviewIn
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -34,3 +37,60 @@ def verify(
 @router.get("/head", summary="The chain's current head, for anchoring elsewhere")
 def head(ctx: Context, services: Services) -> JSON:
     return JSON({"head": services.integrity.head(ctx)})
+
+
+Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+
+@router.get("/accesses", summary="Search the access log (auditor; a patient sees their own)")
+def accesses(
+    ctx: Context,
+    services: Services,
+    patient_id: Annotated[UUID | None, Query()] = None,
+    actor_id: Annotated[str | None, Query(max_length=200)] = None,
+    since: Annotated[datetime | None, Query()] = None,
+    until: Annotated[datetime | None, Query()] = None,
+    decision: Annotated[str | None, Query(pattern="^(permit|deny)$")] = None,
+    purpose: Annotated[str | None, Query(max_length=20)] = None,
+    action: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+    min_position: MinPosition = None,
+) -> JSON:
+    filters = {
+        "patient_id": str(patient_id) if patient_id else None,
+        "actor_id": actor_id, "decision": decision, "purpose": purpose, "action": action,
+    }  # fmt: skip
+    return JSON(
+        services.audit.accesses(
+            ctx, filters=filters, since=since, until=until, cursor=cursor, limit=limit,
+            min_position=min_position,
+        )
+    )  # fmt: skip
+
+
+@router.get("/accesses/{access_id}", summary="One access record")
+def access(access_id: UUID, ctx: Context, services: Services) -> JSON:
+    return JSON(services.audit.access(ctx, access_id))
+
+
+@router.get("/break-glass", summary="The break-glass review queue (auditor)")
+def break_glass(
+    ctx: Context,
+    services: Services,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+    min_position: MinPosition = None,
+) -> JSON:
+    return JSON(
+        services.audit.break_glass_queue(ctx, cursor=cursor, limit=limit, min_position=min_position)
+    )
+
+
+@router.post(
+    "/accesses/{access_id}/review",
+    summary="Review a break-glass access (auditor); recorded as an event",
+)
+def review(access_id: UUID, body: ReviewIn, ctx: Context, services: Services) -> JSON:
+    return JSON(services.audit.review(ctx, access_id, outcome=body.outcome, note=body.note))

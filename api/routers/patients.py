@@ -100,6 +100,16 @@ def read_timeline(
     )  # fmt: skip
 
 
+@router.get(
+    "/{patient_id}/disclosures",
+    summary="Accounting of disclosures (HIPAA 164.528): auditor, or the patient",
+)
+def accounting_of_disclosures(
+    patient_id: UUID, ctx: Context, services: Services, min_position: MinPosition = None
+) -> JSON:
+    return JSON(services.audit.disclosures(ctx, patient_id, min_position))
+
+
 @router.get("/{patient_id}", summary="Read a patient's demographics")
 def read_patient(patient_id: UUID, ctx: Context, services: Services) -> Response:
     disclosure = services.patients.demographics(ctx, patient_id)

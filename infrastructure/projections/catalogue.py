@@ -7,6 +7,7 @@ from uuid import UUID
 from eventsourcing.persistence import Mapper
 
 from infrastructure.keys import KeyRing
+from infrastructure.projections.access_log import AccessLogProjection, AccessLogReader
 from infrastructure.projections.consent_state import ConsentStateProjection, ConsentStateReader
 from infrastructure.projections.directory import DirectoryProjection, DirectoryReader
 from infrastructure.projections.engine import Projection, Projector, view_tables
@@ -22,6 +23,7 @@ def projections(store: ViewStore, sealer: RowSealer) -> list[Projection]:
         DirectoryProjection(store, sealer),
         ConsentStateProjection(store, sealer),
         RosterProjection(store),
+        AccessLogProjection(store, sealer),
     ]
 
 
@@ -35,6 +37,7 @@ class Readers:
     directory: DirectoryReader
     consents: ConsentStateReader
     roster: RosterReader
+    access_log: AccessLogReader
 
 
 def readers(store: ViewStore, keys: KeyRing) -> Readers:
@@ -44,6 +47,7 @@ def readers(store: ViewStore, keys: KeyRing) -> Readers:
         DirectoryReader(store, sealer),
         ConsentStateReader(store, sealer),
         RosterReader(store),
+        AccessLogReader(store, sealer),
     )
 
 

@@ -485,7 +485,7 @@ def test_erasing_a_patient_purges_their_rows_and_rebuilds_skip_their_events(
 
     # When every view is rebuilt from the log
     skipped = {}
-    for p in container.projectors:
+    for p in (p for p in container.projectors if p.name in VIEWS):  # the patients' views
         already = p.skipped_erased
         assert rebuild(p) == 2
         skipped[p.name] = p.skipped_erased - already

@@ -1,0 +1,23 @@
+"""The patient's own views of the audit."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.dependencies import Context, MinPosition, Services
+from api.responses import JSON
+
+router = APIRouter(prefix="/v1/me", tags=["patients"])
+
+
+@router.get("/access-log", summary="Who accessed my record, when and why (patient)")
+def access_log(
+    ctx: Context,
+    services: Services,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    min_position: MinPosition = None,
+) -> JSON:
+    return JSON(
+        services.audit.my_access_log(ctx, cursor=cursor, limit=limit, min_position=min_position)
+    )
