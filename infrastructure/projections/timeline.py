@@ -8,16 +8,14 @@ O(page) rows whatever the chart's length.
 """
 
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from application.read_models import TimelinePage, sortable_time
+from application import timeline_rows
+from application.read_models import TimelinePage
 from domain.patient import Patient
-from domain.values import BooleanValue, CodedValue, Coding, EntryValue, Quantity, TextValue
-from domain.vocabulary import EntryStatus
 from infrastructure.projections.engine import Decoded, active_version
 from infrastructure.projections.sealed_rows import RowSealer
 from infrastructure.projections.store import Cursor, ViewStore
@@ -26,22 +24,6 @@ TABLE = "view_timeline"
 # Per chart: the patient stream's version the timeline reflects, so that an access
 # record can name it and a replay can rebuild the page from the log at that version.
 CHARTS = "view_timeline_charts"
-
-
-def coding(code: Coding) -> dict[str, str]:
-    return {"system": code.system, "code": code.code, "display": code.display}
-
-
-def entry_value(value: EntryValue | None) -> dict[str, Any] | None:
-    if isinstance(value, Quantity):
-        return {"quantity": str(value.quantity), "unit": value.unit}
-    if isinstance(value, TextValue):
-        return {"text": value.text}
-    if isinstance(value, CodedValue):
-        return {"code": coding(value.code)}
-    if isinstance(value, BooleanValue):
-        return {"boolean": value.boolean}
-    return None
 
 
 class TimelineProjection:
@@ -90,17 +72,8 @@ class TimelineProjection:
             charts[patient_id] = max(charts.get(patient_id, 0), event.originator_version)
             if isinstance(event, Patient.EntryRecorded):
                 pending[(patient_id, event.entry_id)] = {
-                    "kind": event.kind,
-                    "status": EntryStatus.ACTIVE.value,
-                    "effective_at": sortable_time(event.effective_at),
+                    **timeline_rows.recorded(event),
                     "position": item.position,
-                    "phi": {
-                        "code": coding(event.code),
-                        "value": entry_value(event.value),
-                        "modality": event.modality,
-                        "labels": sorted(event.labels),
-                        "author": event.author,
-                    },
                 }
             elif isinstance(event, Patient.EntryAmended | Patient.EntryEnteredInError):
                 row = pending.get((patient_id, event.entry_id)) or self._load(
@@ -110,9 +83,9 @@ class TimelineProjection:
                     continue  # its recording was a tombstone; nothing to show
                 row["position"] = item.position
                 if isinstance(event, Patient.EntryEnteredInError):
-                    row["status"] = EntryStatus.ENTERED_IN_ERROR.value
+                    timeline_rows.entered_in_error(row)
                 else:
-                    self._amend(row, event)
+                    timeline_rows.amended(row, event)
                 pending[(patient_id, event.entry_id)] = row
         if pending:
             cursor.executemany(
@@ -141,22 +114,6 @@ class TimelineProjection:
             "stream_version = excluded.stream_version",
             [(version, patient.hex, stream_version) for patient, stream_version in charts.items()],
         )
-
-    @staticmethod
-    def _amend(row: dict[str, Any], event: Patient.EntryAmended) -> None:
-        row["status"] = EntryStatus.AMENDED.value
-        phi = row["phi"]
-        phi["author"] = event.author
-        if event.code is not None:
-            phi["code"] = coding(event.code)
-        if event.value is not None:
-            phi["value"] = entry_value(event.value)
-        if event.modality is not None:
-            phi["modality"] = event.modality
-        if event.labels is not None:
-            phi["labels"] = sorted(event.labels)
-        if event.effective_at is not None:
-            row["effective_at"] = sortable_time(event.effective_at)
 
     def _load(
         self, cursor: Cursor, version: int, patient_id: UUID, entry_id: UUID
@@ -231,17 +188,7 @@ class TimelineReader:
                 for entry_id, row_kind, status, effective_at, sealed in rows[: want - 1]:
                     after = (effective_at, entry_id)
                     phi = self.sealer.open(patient_id, f"{TABLE}/{entry_id}", sealed)
-                    value = phi["value"]
-                    if value is not None and "quantity" in value:
-                        # Kept exact as text at rest; a JSON number on the wire.
-                        value["quantity"] = Decimal(value["quantity"])
-                    entry = {
-                        "entry_id": str(UUID(entry_id)),
-                        "kind": row_kind,
-                        **phi,
-                        "effective_at": effective_at,
-                        "status": status,
-                    }
+                    entry = timeline_rows.rendered(entry_id, row_kind, status, effective_at, phi)
                     if admit(entry):
                         entries.append(entry)
                 if len(rows) < want:
