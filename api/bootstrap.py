@@ -22,6 +22,7 @@ from application.ledger import CareLedger
 from application.memberships import Memberships
 from application.patients import Patients
 from application.read_models import ReadModels
+from application.replay import Replays
 from application.sponsor_discontinuation import SponsorDiscontinuation
 from infrastructure.chain import ChainVerifier
 from infrastructure.follower import LogFollower
@@ -146,6 +147,7 @@ def build(
         charts=ChartReads(ledger, views, gate, disclosures, clock),
         group_commit=writer,
         audit=AuditTrail(ledger, views, found.access_log, clock),
+        replays=Replays(ledger, disclosures),
         views=store,
         positions=positions,
     )

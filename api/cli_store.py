@@ -136,6 +136,27 @@ def audit_verify(
         raise typer.Exit(code=1)
 
 
+@audit_cli.command("replay")
+def audit_replay(
+    access_id: Annotated[str, typer.Argument(help="The access record's id (X-Access-Id)")],
+) -> None:
+    """Rebuild a disclosed response from the log; exit 0 if its digest matches, else 1."""
+    try:
+        target = uuid.UUID(access_id)
+    except ValueError:
+        raise _fail("ACCESS_ID must be a UUID") from None
+    with _opened() as container:
+        auditor = Actor(f"cli:{getpass.getuser()}", Role.AUDITOR, container.settings.org)
+        ctx = RequestContext(auditor, Purpose.HOPERAT, request_id=uuid.uuid4().hex, source="cli")
+        try:
+            replayed = container.replays.replay(ctx, target).json()
+        except (ApplicationError, DomainError) as error:
+            raise _fail(str(error), code=1) from None
+    typer.echo(json.dumps(replayed))
+    if not replayed["matches"]:
+        raise typer.Exit(code=1)
+
+
 @patients_cli.command("erase")
 def erase_patient(
     patient_id: Annotated[str, typer.Argument(help="The patient's id")],

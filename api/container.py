@@ -13,6 +13,7 @@ from application.integrity import Integrity
 from application.ledger import CareLedger
 from application.memberships import Memberships
 from application.patients import Patients
+from application.replay import Replays
 from infrastructure.chain import ChainVerifier
 from infrastructure.follower import LogFollower
 from infrastructure.keys import KeyRing
@@ -38,6 +39,7 @@ class Container:
     positions: Positions
     group_commit: GroupCommit
     audit: AuditTrail
+    replays: Replays
     projectors: list[Projector] = field(default_factory=list)
     projection_host: ProjectionHost | None = None
     listener: Listener | None = None

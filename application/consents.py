@@ -155,7 +155,7 @@ class Consents:
                 state["consent_id"]: state["consent_version"],
                 **admission.stream_versions,
             },
-            request={"view": "consents"},
+            request={"view": "consents", "consent_id": state["consent_id"]},
         )
 
     def _reads(self) -> ReadSide:

@@ -5,9 +5,10 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query
+from starlette.responses import Response
 
 from api.dependencies import Context, MinPosition, Services
-from api.responses import JSON
+from api.responses import JSON, disclosed
 from api.schemas import ReviewIn
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -73,6 +74,20 @@ def accesses(
 @router.get("/accesses/{access_id}", summary="One access record")
 def access(access_id: UUID, ctx: Context, services: Services) -> JSON:
     return JSON(services.audit.access(ctx, access_id))
+
+
+@router.post(
+    "/accesses/{access_id}/replay",
+    summary="Rebuild a disclosed response from the log and check its digest (auditor)",
+    description=(
+        "Loads the streams the response was computed from at the recorded versions, "
+        "decides again with the consent and memberships as they were on that day, "
+        "renders through the same code, and compares SHA-256 digests. The replay is "
+        "itself an access record. 410 for a crypto-shredded patient."
+    ),
+)
+def replay(access_id: UUID, ctx: Context, services: Services) -> Response:
+    return disclosed(services.replays.replay(ctx, access_id))
 
 
 @router.get("/break-glass", summary="The break-glass review queue (auditor)")

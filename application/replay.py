@@ -1,0 +1,191 @@
+"""Replay: rebuild a disclosed response from the log, as it was, and check its digest.
+
+An access record names the streams a response was computed from and their versions,
+the request that shaped it, and the SHA-256 of its bytes. Replay loads those streams
+at those versions, decides again with the consent and memberships as they were then
+(on the day of the access), renders through the same functions that served it, and
+compares digests. Later amendments, revocations or enrolments change nothing.
+
+A replay discloses PHI to the auditor, so it is itself an access record (``replay``).
+A crypto-shredded patient's record cannot be rebuilt: 410, with the reason.
+"""
+
+import hashlib
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+from application import timeline_rows
+from application.access_log import Disclosed, Disclosures, render
+from application.chart_reads import decode_cursor, encode_cursor
+from application.consents import consent_state, render_consents
+from application.context import Actor, RequestContext, Role
+from application.errors import DataKeyDestroyed, Forbidden, Gone
+from application.ledger import CareLedger
+from application.patients import render_demographics
+from application.policy import (
+    AccessRequest,
+    ConsentFacts,
+    Content,
+    Decision,
+    MembershipFact,
+    decide,
+)
+from domain.access_record import AccessRecord
+from domain.consent import Consent
+from domain.membership import Membership
+from domain.patient import Patient
+from domain.vocabulary import Purpose
+
+
+class Replays:
+    def __init__(self, ledger: CareLedger, disclosures: Disclosures) -> None:
+        self.ledger = ledger
+        self.disclosures = disclosures
+
+    def replay(self, ctx: RequestContext, access_id: UUID) -> Disclosed:
+        if ctx.actor.role is not Role.AUDITOR:
+            raise Forbidden("only auditors replay accesses")
+        record = self.ledger.load(AccessRecord, access_id, "access record")
+        if record.decision != "permit" or record.response_sha256 is None:
+            raise Forbidden("a denied access disclosed nothing to replay")
+        try:
+            body = render(self._rebuild(record))
+        except DataKeyDestroyed:
+            raise Gone(
+                "the patient was erased (crypto-shredded): the access record remains, "
+                "but the disclosed content can no longer be rebuilt"
+            ) from None
+        replayed = hashlib.sha256(body).hexdigest()
+        patient_id = UUID(record.patient_id) if record.patient_id else None
+        return self.disclosures.disclose(
+            ctx,
+            action="replay",
+            body={
+                "access_id": str(access_id),
+                "body": _raw(body),
+                "recorded_sha256": record.response_sha256,
+                "replayed_sha256": replayed,
+                "matches": replayed == record.response_sha256,
+            },
+            decision=Decision(True, "an auditor's replay of a recorded access"),
+            patient_id=patient_id,
+            stream_versions=dict(record.stream_versions),
+            request={"view": "replay", "access_id": str(access_id)},
+        )
+
+    def _rebuild(self, record: AccessRecord) -> Any:
+        view = record.request.get("view")
+        versions = record.stream_versions
+        if view == "demographics":
+            return render_demographics(self._at(Patient, record.patient_id, versions))
+        if view == "consents":
+            consent = self._at(Consent, record.request["consent_id"], versions)
+            state = {"consent_id": str(consent.id), **consent_state(consent)}
+            return render_consents(UUID(record.patient_id), state, record.occurred_at.date())
+        if view == "timeline":
+            return self._timeline(record)
+        if view == "directory":
+            return {"items": [self._hit(UUID(pid), v) for pid, v in sorted(versions.items())]}
+        raise Forbidden(f"an access of kind {view!r} cannot be replayed")
+
+    def _timeline(self, record: AccessRecord) -> dict[str, Any]:
+        versions = record.stream_versions
+        patient = self._at(Patient, record.patient_id, versions)
+        decision = self._decision_then(record, patient)
+        rows: dict[str, timeline_rows.Row] = {}
+        for event in self.ledger.events.get(patient.id, lte=versions[str(patient.id)]):
+            if isinstance(event, Patient.EntryRecorded):
+                rows[event.entry_id.hex] = timeline_rows.recorded(event)
+            elif isinstance(event, Patient.EntryAmended) and event.entry_id.hex in rows:
+                timeline_rows.amended(rows[event.entry_id.hex], event)
+            elif isinstance(event, Patient.EntryEnteredInError) and event.entry_id.hex in rows:
+                timeline_rows.entered_in_error(rows[event.entry_id.hex])
+        request = record.request
+        candidates = sorted(
+            (row["effective_at"], entry_hex, row)
+            for entry_hex, row in rows.items()
+            if (request["kind"] is None or row["kind"] == request["kind"])
+            and (request["since"] is None or row["effective_at"] >= request["since"])
+            and (request["until"] is None or row["effective_at"] < request["until"])
+        )
+        if request["cursor"]:
+            after = decode_cursor(request["cursor"])
+            candidates = [c for c in candidates if (c[0], c[1]) > after]
+        entries: list[dict[str, Any]] = []
+        examined = 0
+        for effective_at, entry_hex, row in candidates:
+            if len(entries) == request["limit"]:
+                break
+            examined += 1
+            entry = timeline_rows.rendered(
+                entry_hex, row["kind"], row["status"], effective_at, row["phi"]
+            )
+            if decision.shows(entry["labels"]):
+                entries.append(entry)
+        more = examined < len(candidates)
+        last = candidates[examined - 1] if examined else None
+        return {
+            "patient_id": str(patient.id),
+            "entries": entries,
+            "next_cursor": encode_cursor((last[0], last[1])) if more and last else None,
+        }
+
+    def _decision_then(self, record: AccessRecord, patient: Patient) -> Decision:
+        """The decision on the day, with the consent and memberships at their versions."""
+        versions = record.stream_versions
+        facts = ConsentFacts(0, {})
+        if str(patient.consent_id) in versions:  # the consent view had the stream then
+            consent = self._at(Consent, str(patient.consent_id), versions)
+            facts = ConsentFacts(consent.version, consent_state(consent)["directives"])
+        memberships = [
+            _membership_fact(self.ledger.repository.get(UUID(stream), version=v))
+            for stream, v in versions.items()
+            if stream not in (str(patient.id), str(patient.consent_id))
+        ]
+        actor = Actor(record.actor["id"], Role(record.actor["role"]), record.actor["org"])
+        request = AccessRequest(
+            actor=actor,
+            purpose=Purpose(record.purpose),
+            patient_id=str(patient.id),
+            care_organisation=str(patient.organisation_id),
+            content=Content.CLINICAL,
+            day=record.occurred_at.date(),
+            break_glass=record.basis.get("break_glass"),
+        )
+        return decide(request, facts, memberships)
+
+    def _hit(self, patient_id: UUID, version: int) -> dict[str, Any]:
+        patient: Patient = self._at(Patient, str(patient_id), {str(patient_id): version})
+        if patient.name is None or patient.birth_date is None:  # erased at that version
+            raise DataKeyDestroyed()
+        return {
+            "id": str(patient_id),
+            "name": {"given": patient.name.given, "family": patient.name.family},
+            "birth_date": patient.birth_date.isoformat(),
+        }
+
+    def _at(self, cls: type[Any], stream: str | None, versions: dict[str, int]) -> Any:
+        assert stream is not None and stream in versions, "the record names no such stream"
+        aggregate: Any = self.ledger.repository.get(UUID(stream), version=versions[stream])
+        if isinstance(aggregate, Patient) and aggregate.erased:
+            raise DataKeyDestroyed()
+        assert isinstance(aggregate, cls)
+        return aggregate
+
+
+def _membership_fact(membership: Membership) -> MembershipFact:
+    return MembershipFact(
+        membership_id=str(membership.id),
+        status=membership.status,
+        starts_on=membership.starts_on,
+        ends_on=membership.ends_on,
+        ended_on=membership.ended_on,
+        version=membership.version,
+    )
+
+
+def _raw(body: bytes) -> Any:
+    """The rebuilt body, embedded as JSON (its digest is over ``body`` exactly)."""
+    return orjson.loads(body)
