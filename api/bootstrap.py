@@ -146,6 +146,7 @@ def build(
         keys=keys,
         charts=ChartReads(ledger, views, gate, disclosures, clock),
         group_commit=writer,
+        disclosures=disclosures,
         audit=AuditTrail(ledger, views, found.access_log, clock),
         replays=Replays(ledger, disclosures),
         views=store,

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from api.auth import TokenVerifier
 from api.settings import Settings
-from application.access_log import GroupCommit
+from application.access_log import Disclosures, GroupCommit
 from application.audit_trail import AuditTrail
 from application.chart_reads import ChartReads
 from application.consents import Consents
@@ -38,6 +38,7 @@ class Container:
     views: ViewStore
     positions: Positions
     group_commit: GroupCommit
+    disclosures: Disclosures
     audit: AuditTrail
     replays: Replays
     projectors: list[Projector] = field(default_factory=list)

@@ -72,7 +72,7 @@ async def request_context(
         for part in (request.method.encode(), request.url.path.encode(), body):
             digest.update(len(part).to_bytes(8, "big") + part)
         fingerprint = digest.hexdigest()
-    return RequestContext(
+    ctx = RequestContext(
         actor=actor,
         purpose=purpose,
         request_id=request.state.request_id,
@@ -81,6 +81,8 @@ async def request_context(
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
     )
+    request.state.context = ctx  # so that a 403 raised later can be audited
+    return ctx
 
 
 Context = Annotated[RequestContext, Depends(request_context)]

@@ -6,15 +6,18 @@ validation, where input values are deliberately left out.
 
 import logging
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from api.auth import Unauthenticated
 from api.responses import Problem, problem
 from application import errors as app_errors
+from application.policy import Decision
 from application.read_models import ViewsBehind
 from domain import errors as domain_errors
 
@@ -66,6 +69,32 @@ def _domain(request: Request, error: Exception) -> Problem:
     return problem(409, "Rule violated", str(error))
 
 
+async def _forbidden(request: Request, error: Exception) -> Problem:
+    """Every 403 is audited: a denial record is written before the answer leaves."""
+    assert isinstance(error, app_errors.Forbidden)
+    ctx = getattr(request.state, "context", None)
+    if not error.recorded and ctx is not None:
+        disclosures = request.app.state.container.disclosures
+        patient = request.path_params.get("patient_id")
+        try:
+            await run_in_threadpool(
+                disclosures.refuse,
+                ctx,
+                action="read" if request.method in ("GET", "HEAD") else "write",
+                decision=Decision(False, str(error)),
+                patient_id=UUID(patient) if patient else None,
+                request={"route": _route(request)},
+            )
+        except app_errors.StoreUnavailable:
+            return _application(request, app_errors.StoreUnavailable("audit"))
+    return _application(request, error)
+
+
+def _route(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "")) or "unknown"
+
+
 def _application(request: Request, error: Exception) -> Problem:
     for cls, status, title in _APPLICATION_STATUS:
         if isinstance(error, cls):
@@ -104,6 +133,7 @@ def _unexpected(request: Request, error: Exception) -> Problem:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(domain_errors.DomainError, _domain)
+    app.add_exception_handler(app_errors.Forbidden, _forbidden)
     app.add_exception_handler(app_errors.ApplicationError, _application)
     app.add_exception_handler(Unauthenticated, _unauthenticated)
     app.add_exception_handler(HTTPException, _http)

@@ -73,7 +73,9 @@ class ChartGate:
             self.disclosures.refuse(ctx, action=action, decision=decision, patient_id=patient_id)
             if _outside_reach(ctx, patient_id, organisation):
                 raise NotFound("patient")
-            raise Forbidden(decision.reason)
+            refused = Forbidden(decision.reason)
+            refused.recorded = True
+            raise refused
         versions = {**consent_versions, **{m.membership_id: m.version for m in memberships}}
         return Admission(decision, organisation, versions)
 

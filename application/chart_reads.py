@@ -116,7 +116,9 @@ class ChartReads:
         decision = decide(request, ConsentFacts(0, {}), [])
         if not decision.permit:
             self.disclosures.refuse(ctx, action="search", decision=decision, patient_id=None)
-            raise Forbidden(decision.reason)
+            refused = Forbidden(decision.reason)
+            refused.recorded = True
+            raise refused
         if mrn is not None:
             items = self.views.directory.by_mrn(org, mrn, limit)
         else:

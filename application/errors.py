@@ -18,7 +18,9 @@ class Gone(ApplicationError):
 
 
 class Forbidden(ApplicationError):
-    """A valid actor who is not allowed to do this."""
+    """A valid actor who is not allowed to do this. Every one is audited as a denial."""
+
+    recorded = False  # set once its access record (decision deny) has been written
 
 
 class VersionConflict(ApplicationError):

@@ -221,3 +221,21 @@ def test_when_the_access_record_cannot_be_written_no_phi_is_sent(
     assert_problem(response, 503)
     assert "X-Access-Id" not in response.headers
     assert b"Heart rate" not in response.content and b"entries" not in response.content
+
+
+def test_every_403_is_audited_even_a_role_that_may_never_do_it(client: TestClient) -> None:
+    patient_id = register(client)
+    # An admin may never read clinical content; a clinician may never enrol
+    assert_problem(client.get(f"/v1/patients/{patient_id}/timeline", headers=ADMIN), 403)
+    refused = client.post(
+        "/v1/memberships",
+        headers=CLINICIAN,
+        json={"patient_id": patient_id, "plan": "individual", "annual_fee_cents": 0,
+              "starts_on": "2026-01-01", "ends_on": "2026-12-31"},
+    )  # fmt: skip
+    assert_problem(refused, 403)
+    denied = records(client, decision="deny")
+    by_actor = {(r["actor"]["id"], r["action"]) for r in denied}
+    assert ("admin-main", "read") in by_actor and ("dr-main", "write") in by_actor
+    [admin_read] = [r for r in denied if r["actor"]["id"] == "admin-main"]
+    assert admin_read["patient_id"] == patient_id and admin_read["response_sha256"] is None
