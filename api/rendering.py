@@ -1,9 +1,15 @@
 """Shared rendering of command outcomes."""
 
 from typing import Any
+from uuid import UUID
 
-from api.responses import JSON
+from starlette.responses import Response
+
+from api.responses import JSON, disclosed
+from application.access_log import Disclosures
+from application.context import RequestContext
 from application.ledger import WriteOutcome
+from application.policy import Decision
 
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "No token, or a bad one"},
@@ -17,11 +23,39 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def recorded_write(
+    outcome: WriteOutcome,
+    status_code: int,
+    ctx: RequestContext,
+    disclosures: Disclosures,
+    patient_id: UUID,
+) -> Response:
+    """A write of clinical data, answered with its access record (action ``write``).
+
+    The chart's own rules admitted the write; its answer (ids, version, position) is
+    hashed into the record like any other response.
+    """
+    disclosure = disclosures.disclose(
+        ctx,
+        action="write",
+        body=outcome.body(),
+        decision=Decision(True, "a clinical write admitted by the chart's rules"),
+        patient_id=patient_id,
+        stream_versions={str(patient_id): int(outcome.result.get("version", 0))},
+        request={"view": "write"},
+    )
+    return disclosed(disclosure, status_code, **_write_headers(outcome))
+
+
 def written(outcome: WriteOutcome, status_code: int) -> JSON:
+    return JSON(outcome.body(), status_code=status_code, headers=_write_headers(outcome))
+
+
+def _write_headers(outcome: WriteOutcome) -> dict[str, str]:
     headers = {}
     version = outcome.result.get("version", outcome.result.get("consent_version"))
     if version is not None:
         headers["ETag"] = f'"{version}"'
     if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSON(outcome.body(), status_code=status_code, headers=headers)
+    return headers

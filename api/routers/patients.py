@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from api.dependencies import Context, ExpectedVersion, MinPosition, Services
-from api.rendering import WRITE_RESPONSES, written
+from api.rendering import WRITE_RESPONSES, recorded_write, written
 from api.responses import JSON, disclosed
 from api.schemas import (
     AmendEntryIn,
@@ -55,7 +55,7 @@ def register_patient(body: RegisterPatientIn, ctx: Context, services: Services) 
         sex=body.sex,
         contact=body.contact.to_domain() if body.contact else None,
     )
-    return written(outcome, 201)
+    return recorded_write(outcome, 201, ctx, services.disclosures, UUID(outcome.result["id"]))
 
 
 @router.get("", summary="Find patients by MRN, or by family name and birth date")
@@ -134,7 +134,7 @@ def update_demographics(
         contact=body.contact.to_domain() if body.contact else None,
         expected_version=expected,
     )
-    return written(outcome, 200)
+    return recorded_write(outcome, 200, ctx, services.disclosures, patient_id)
 
 
 @router.post("/{patient_id}/entries", status_code=201, summary="Record a clinical entry")
@@ -156,7 +156,7 @@ def record_entry(
         labels=frozenset(body.labels),
         expected_version=expected,
     )
-    return written(outcome, 201)
+    return recorded_write(outcome, 201, ctx, services.disclosures, patient_id)
 
 
 @router.post(
@@ -184,7 +184,7 @@ def amend_entry(
         labels=frozenset(body.labels) if body.labels is not None else None,
         expected_version=expected,
     )
-    return written(outcome, 201)
+    return recorded_write(outcome, 201, ctx, services.disclosures, patient_id)
 
 
 @router.post(
@@ -203,7 +203,7 @@ def mark_entered_in_error(
     outcome = services.patients.mark_entered_in_error(
         ctx, patient_id, entry_id, reason=body.reason, expected_version=expected
     )
-    return written(outcome, 201)
+    return recorded_write(outcome, 201, ctx, services.disclosures, patient_id)
 
 
 @router.post("/{patient_id}/death", status_code=201, summary="Record the patient's death")
@@ -217,7 +217,7 @@ def record_death(
     outcome = services.patients.record_death(
         ctx, patient_id, deceased_at=body.deceased_at, expected_version=expected
     )
-    return written(outcome, 201)
+    return recorded_write(outcome, 201, ctx, services.disclosures, patient_id)
 
 
 @router.post(

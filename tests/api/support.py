@@ -62,6 +62,13 @@ def settled(client: TestClient) -> dict[str, int]:
     return {"min_position": position}
 
 
+def records_written(client: TestClient) -> int:
+    """Events in the log other than access records (every response adds one of those)."""
+    recorder = client.app.state.container.ledger.recorder  # type: ignore[attr-defined]
+    notifications = recorder.select_notifications(start=1, limit=1_000_000)
+    return sum(1 for n in notifications if not n.topic.startswith("domain.access_record:"))
+
+
 def register(client: TestClient, body: dict[str, Any] | None = None) -> str:
     """Given a patient registered by a clinician of org-main; returns the patient id."""
     response = client.post("/v1/patients", json=body or REGISTER_BODY, headers=CLINICIAN)

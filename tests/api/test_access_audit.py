@@ -239,3 +239,23 @@ def test_every_403_is_audited_even_a_role_that_may_never_do_it(client: TestClien
     assert ("admin-main", "read") in by_actor and ("dr-main", "write") in by_actor
     [admin_read] = [r for r in denied if r["actor"]["id"] == "admin-main"]
     assert admin_read["patient_id"] == patient_id and admin_read["response_sha256"] is None
+
+
+def test_a_clinical_write_is_answered_with_its_access_record(client: TestClient) -> None:
+    patient_id = register(client)
+    written = client.post(
+        f"/v1/patients/{patient_id}/entries",
+        json={
+            "kind": "observation",
+            "code": {"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"},
+            "effective_at": "2026-11-20T09:30:00Z",
+        },
+        headers=CLINICIAN,
+    )
+    assert written.status_code == 201, written.text
+    [record] = [
+        r for r in records(client, action="write")
+        if r["access_id"] == written.headers["X-Access-Id"]
+    ]  # fmt: skip
+    assert record["response_sha256"] == hashlib.sha256(written.content).hexdigest()
+    assert record["stream_versions"] == {patient_id: written.json()["version"]}

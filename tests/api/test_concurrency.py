@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
-from tests.api.support import CLINICIAN, assert_problem, chart, register
+from tests.api.support import CLINICIAN, assert_problem, chart, records_written, register
 from tests.conftest import ENTRY_BODY, REGISTER_BODY
 
 WRITERS = 20
@@ -79,19 +79,18 @@ def test_concurrent_writers_pinned_to_one_version_are_one_201_and_the_rest_412(
 def test_concurrent_retries_with_one_idempotency_key_register_one_patient(
     client: TestClient,
 ) -> None:
-    recorder = client.app.state.container.ledger.recorder  # type: ignore[attr-defined]
     # Several rounds, so that a lost race is all but certain to happen at least once
     for round_ in range(10):
         # Given one registration retried by several impatient clients with the same key
         keyed = {**CLINICIAN, "Idempotency-Key": f"register-once-{round_}"}
         body = {**REGISTER_BODY, "mrn": f"MRN-RACE-{round_}"}
-        before = recorder.max_notification_id() or 0
+        before = records_written(client)
         # When they all arrive at once
         outcomes = _all_at_once(client, 12, keyed, body)
         # Then every one gets the one result, and one patient (with its consent) is written
         assert [status for status, _ in outcomes] == [201] * 12, outcomes
         assert len({(body["id"], body["position"]) for _, body in outcomes}) == 1
-        assert (recorder.max_notification_id() or 0) - before == 2
+        assert records_written(client) - before == 2
 
 
 def _all_at_once(

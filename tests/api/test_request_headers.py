@@ -7,7 +7,14 @@ from eventsourcing.utils import get_topic
 from fastapi.testclient import TestClient
 
 from domain.patient import Patient
-from tests.api.support import CLINICIAN, assert_problem, chart, record_entry, register
+from tests.api.support import (
+    CLINICIAN,
+    assert_problem,
+    chart,
+    record_entry,
+    records_written,
+    register,
+)
 from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
 
 CHANGE = {"contact": {"phone": "+1-555-0199"}}
@@ -20,8 +27,7 @@ def _registrations(client: TestClient) -> int:
 
 
 def _log_position(client: TestClient) -> int:
-    recorder = client.app.state.container.ledger.recorder  # type: ignore[attr-defined]
-    return int(recorder.max_notification_id() or 0)
+    return records_written(client)
 
 
 # If-Match -------------------------------------------------------------------------------------
