@@ -10,6 +10,7 @@ from enum import StrEnum
 from application.context import RequestContext, Role
 from application.errors import Forbidden, Gone, NotFound
 from domain.patient import Patient
+from domain.vocabulary import Purpose
 
 
 class ChartAction(StrEnum):
@@ -43,6 +44,15 @@ def require_role(ctx: RequestContext, action: ChartAction) -> None:
     """403 for a role that may never do this, before anything is looked up."""
     if ctx.actor.role not in _ROLES[action]:
         raise Forbidden(f"the {ctx.actor.role} role may not {action.replace('_', ' ')}")
+
+
+TREATMENT = frozenset({Purpose.TREAT, Purpose.ETREAT})
+
+
+def require_treatment(ctx: RequestContext) -> None:
+    """Clinical data is written in the course of treatment, never for another purpose."""
+    if ctx.purpose not in TREATMENT:
+        raise Forbidden(f"clinical data is written for treatment, not {ctx.purpose}")
 
 
 def authorise(ctx: RequestContext, action: ChartAction, patient: Patient) -> None:

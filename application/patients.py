@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from application.access import ChartAction, authorise, require_role
+from application.access import ChartAction, authorise, require_role, require_treatment
 from application.access_log import Disclosed
 from application.chart_gate import ReadSide
 from application.context import RequestContext
@@ -177,6 +177,7 @@ class Patients:
     ) -> WriteOutcome:
         """Run a clinical command on a chart the actor may write to."""
         require_role(ctx, ChartAction.WRITE_CLINICAL)
+        require_treatment(ctx)
         if (prior := self.ledger.repeated(ctx)) is not None:
             return prior
 
