@@ -123,7 +123,7 @@ def build(
     store = ViewStore(ledger.recorder)
     positions = Positions(store)
     doorbell = Doorbell()
-    ledger.on_recorded(doorbell.ring)
+    ledger.on_recorded(doorbell.recorded)
     found = readers(store, keys)
     views = ReadModels(
         found.timeline, found.directory, found.consents, found.roster, positions,
@@ -160,6 +160,7 @@ def build(
         store, ledger.mapper, keys,
         batch_size=settings.projection_batch_size, on_commit=positions.advanced,
     )  # fmt: skip
+    positions.use(container.projectors)
     if run_processes:
         container.followers.append(LogFollower(ledger, SponsorDiscontinuation(ledger, clock)))
         container.projection_host = ProjectionHost(container.projectors, doorbell)

@@ -71,7 +71,7 @@ class CareLedger(Application[UUID]):
 
     def __init__(self, env: EnvType | None = None) -> None:
         super().__init__(env)
-        self._listeners: list[Callable[[int], None]] = []
+        self._listeners: list[Callable[[int, frozenset[str]], None]] = []
 
     recorder: ProcessRecorder
 
@@ -85,15 +85,16 @@ class CareLedger(Application[UUID]):
 
     # Notification of followers -------------------------------------------------------
 
-    def on_recorded(self, listener: Callable[[int], None]) -> None:
-        """Call ``listener(max_position)`` after each commit made by this process."""
+    def on_recorded(self, listener: Callable[[int, frozenset[str]], None]) -> None:
+        """Call ``listener(max_position, topics)`` after each commit by this process."""
         self._listeners.append(listener)
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         if recordings and self._listeners:
             position = max(r.notification.id for r in recordings)
+            topics = frozenset(r.notification.topic for r in recordings)
             for listener in self._listeners:
-                listener(position)
+                listener(position, topics)
 
     # Loading -------------------------------------------------------------------------
 

@@ -46,17 +46,26 @@ class LogFollower:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors = 0
-        ledger.on_recorded(lambda _position: self._wakeup.set())
+        self._scanned = 0
+        topics = frozenset(process.topics)
+        ledger.on_recorded(
+            lambda _position, recorded: self._wakeup.set() if recorded & topics else None
+        )
 
     def run_once(self) -> int:
         """Process one batch after the tracking position; returns how many events."""
-        start = self.process.position() + 1
+        # Tracking moves only when the process records something; stretches of the log
+        # with none of its topics are remembered here so that they are read once.
+        start = max(self.process.position(), self._scanned) + 1
+        head = self.ledger.recorder.max_notification_id() or 0
         notifications = self.ledger.recorder.select_notifications(
-            start=start, limit=self.batch_size, topics=self.process.topics
+            start=start, limit=self.batch_size, stop=head, topics=self.process.topics
         )
         for notification in notifications:
             event = self.ledger.mapper.to_domain_event(notification)
             self.process.process(event, Tracking(self.ledger.name, notification.id))
+        if len(notifications) < self.batch_size:
+            self._scanned = max(self._scanned, head)
         return len(notifications)
 
     def run_until_idle(self) -> None:

@@ -193,6 +193,9 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
         for name in (self.claims_table_name, self.chain_table_name, self.keys_table_name):
             self.check_identifier_length(name)
         self.keys = PostgresKeyTable(datastore, self.keys_table_name)
+        # Backends this process has written through: their NOTIFYs echo our own
+        # commits, which this process has already announced to itself.
+        self.writer_pids: set[int] = set()
         claims = Identifier(self.claims_table_name)
         chain = Identifier(self.chain_table_name)
         schema = Identifier(self.datastore.schema)
@@ -260,6 +263,7 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
+        self.writer_pids.add(curs.connection.info.backend_pid)
         claim: IdempotencyClaim | None = kwargs.get("idempotency")
         if claim is not None:
             curs.execute(

@@ -136,12 +136,21 @@ class Projector:
         # every step. If anyone else moves it, the compare-and-set fails and it is
         # read again.
         self._live: ViewVersion | None = None
+        self._passed: ViewVersion | None = None  # ahead of _live over irrelevant events
+        self._flushed = self._checked = time.monotonic()
+        self.flush_positions = 1000
+        self.flush_seconds = 2.0
+        self.recheck_seconds = 1.0
         topics = set(projection.topics) | {ERASED_TOPIC}
         self._topics = sorted(topics)
 
     @property
     def name(self) -> str:
         return self.projection.name
+
+    @property
+    def topics(self) -> frozenset[str]:
+        return frozenset(self._topics)
 
     def versions(self) -> list[ViewVersion]:
         with self.store.reading() as cursor:
@@ -161,15 +170,30 @@ class Projector:
     def step(self, version: ViewVersion | None = None) -> tuple[ViewVersion, int]:
         """Apply one batch after ``version``'s position (default: the active version).
 
-        Returns the version as committed and how many log positions it advanced.
+        Returns the version as it now stands and how many log positions it advanced.
+
+        A live stretch of the log with none of this view's topics (access records, for
+        most views) is passed over in memory, with no write: committing a position
+        for nothing would cost a transaction per write elsewhere. The position is
+        written with the next batch that changes rows, or once the stretch is long or
+        old enough, so the lag metrics stay true; readers waiting on a position learn
+        from ``covers`` that nothing of theirs lies in between.
         """
         live = version is None
-        current = version or self._live or self.active()
+        durable = version or self._live or self.active()
+        current = durable
+        if live and self._passed is not None and self._passed.version == durable.version:
+            current = self._passed
         head = self.recorder.max_notification_id() or 0
         if current.position >= head and live and self._live is not None:
+            if current is not durable and self._flush_due(durable, current.position):
+                return self._write_position(durable, current.position), 0
+            if time.monotonic() - self._checked < self.recheck_seconds:
+                return current, 0
             # Idle by our own account: make sure no rebuild switched versions under us.
-            self._live = None
-            current = self.active()
+            self._checked = time.monotonic()
+            self._live = self._passed = None
+            durable = current = self.active()
         if current.position >= head:
             return current, 0
         notifications = self.recorder.select_notifications(
@@ -178,24 +202,60 @@ class Projector:
         # Fewer than a full batch means nothing else with these topics is at or below
         # the head: the library's table lock makes positions commit in order.
         reached = head if len(notifications) < self.batch_size else notifications[-1].id
+        if live and not notifications and not self._flush_due(durable, reached):
+            self._live = durable
+            self._passed = ViewVersion(durable.name, durable.version, durable.state, reached)
+            if durable.state == "active" and self.on_commit is not None:
+                self.on_commit(self.name, reached)
+            return self._passed, reached - current.position
         batch = self._decode(notifications)
         try:
             with self.store.transaction() as cursor:
-                self._advance(cursor, current, reached)
-                self._apply(cursor, current.version, batch)
-                if current.state == "active":
+                self._advance(cursor, durable, reached)
+                self._apply(cursor, durable.version, batch)
+                if durable.state == "active":
                     self.store.notify(
                         cursor, self.store.positions_channel, f"{self.name} {reached}"
                     )
         except BaseException:
-            self._live = None  # moved, switched or failed: read it again next time
+            self._live = self._passed = None  # moved, switched or failed: read it again
             raise
-        committed = ViewVersion(current.name, current.version, current.state, reached)
+        committed = ViewVersion(durable.name, durable.version, durable.state, reached)
         if live:
-            self._live = committed
-        if current.state == "active" and self.on_commit is not None:
+            self._live, self._passed = committed, None
+            self._flushed = time.monotonic()
+        if durable.state == "active" and self.on_commit is not None:
             self.on_commit(self.name, reached)
         return committed, reached - current.position
+
+    def _write_position(self, durable: ViewVersion, reached: int) -> ViewVersion:
+        """Store a position passed over in memory, so that lag is measured truly."""
+        try:
+            with self.store.transaction() as cursor:
+                self._advance(cursor, durable, reached)
+                self.store.notify(cursor, self.store.positions_channel, f"{self.name} {reached}")
+        except BaseException:
+            self._live = self._passed = None
+            raise
+        self._live, self._passed = (
+            ViewVersion(durable.name, durable.version, durable.state, reached),
+            None,
+        )
+        self._flushed = time.monotonic()
+        return self._live
+
+    def _flush_due(self, durable: ViewVersion, reached: int) -> bool:
+        return (
+            reached - durable.position >= self.flush_positions
+            or time.monotonic() - self._flushed >= self.flush_seconds
+        )
+
+    def covers(self, start: int, position: int) -> bool:
+        """True if no event of this view's topics lies in ``(start, position]``."""
+        found = self.recorder.select_notifications(
+            start=start + 1, limit=1, stop=position, topics=self._topics
+        )
+        return not found
 
     def _decode(self, notifications: Sequence[Notification]) -> list[Decoded]:
         batch = []

@@ -58,6 +58,11 @@ class Positions:
         self.refresh_every = refresh_every
         self._known: dict[str, int] = {}
         self._changed = threading.Condition()
+        self._projectors: dict[str, Projector] = {}
+
+    def use(self, projectors: Sequence[Projector]) -> None:
+        """The projectors whose topics tell when a stretch of the log is not theirs."""
+        self._projectors = {p.name: p for p in projectors}
 
     def advanced(self, name: str, position: int) -> None:
         with self._changed:
@@ -76,6 +81,18 @@ class Positions:
         with self._changed:
             return dict(self._known)
 
+    def _settle(self, names: Sequence[str], position: int) -> None:
+        """A view whose topics do not occur up to ``position`` has reached it already.
+
+        Projectors pass over such stretches without writing their position, so the
+        stored position alone would keep a reader waiting for nothing.
+        """
+        for name in names:
+            known = self.known(name)
+            projector = self._projectors.get(name)
+            if known < position and projector is not None and projector.covers(known, position):
+                self.advanced(name, position)
+
     def known(self, name: str) -> int:
         with self._changed:
             return self._known.get(name, 0)
@@ -90,6 +107,7 @@ class Positions:
         if self._reached(names, position):
             return True
         self.refresh()
+        self._settle(names, position)
         while not self._reached(names, position):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -98,6 +116,7 @@ class Positions:
                 self._changed.wait(min(remaining, self.refresh_every))
             if not self._reached(names, position) and time.monotonic() < deadline:
                 self.refresh()
+                self._settle(names, position)
         return True
 
     def _reached(self, names: Sequence[str], position: int) -> bool:
@@ -106,19 +125,29 @@ class Positions:
 
 
 class Doorbell:
-    """An event per projector thread, all set whenever the log may have grown."""
+    """An event per projector thread, set when the log may hold something for it.
+
+    In-process commits name their topics, so only the projectors of those topics are
+    woken (an access record does not wake the timeline). A NOTIFY from the database
+    names nothing, so it wakes every projector.
+    """
 
     def __init__(self) -> None:
-        self._events: list[threading.Event] = []
+        self._events: list[tuple[frozenset[str] | None, threading.Event]] = []
 
-    def subscribe(self) -> threading.Event:
+    def subscribe(self, topics: frozenset[str] | None = None) -> threading.Event:
         event = threading.Event()
-        self._events.append(event)
+        self._events.append((topics, event))
         return event
 
-    def ring(self, *_: object) -> None:
-        for event in self._events:
+    def ring(self) -> None:
+        for _, event in self._events:
             event.set()
+
+    def recorded(self, _position: int, topics: frozenset[str]) -> None:
+        for wanted, event in self._events:
+            if wanted is None or wanted & topics:
+                event.set()
 
 
 class Listener:
@@ -139,6 +168,7 @@ class Listener:
     ) -> None:
         self.conninfo = conninfo
         self.log_channel = store.channel
+        self.own_pids: set[int] = getattr(store.recorder, "writer_pids", set())
         self.positions_channel = store.positions_channel
         self.doorbell = doorbell
         self.positions = positions
@@ -168,7 +198,7 @@ class Listener:
                     self.positions.refresh()
                     while not self._stopping.is_set():
                         for note in conn.notifies(timeout=0.25):
-                            self._heard(note.channel, note.payload)
+                            self._heard(note.channel, note.payload, note.pid)
             except Exception as error:  # supervised: reconnect with backoff
                 self.connected.clear()
                 log.warning(
@@ -177,12 +207,12 @@ class Listener:
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
 
-    def _heard(self, channel: str, payload: str) -> None:
+    def _heard(self, channel: str, payload: str, pid: int) -> None:
         if channel == self.positions_channel:
             name, _, position = payload.partition(" ")
             if position.isdigit():
                 self.positions.advanced(name, int(position))
-        else:
+        elif pid not in self.own_pids:  # our own commits rang the doorbell already
             self.doorbell.ring()
 
 
@@ -209,7 +239,7 @@ class ProjectionHost:
 
     def start(self) -> None:
         for projector in self.projectors:
-            wake = self.doorbell.subscribe()
+            wake = self.doorbell.subscribe(projector.topics)
             thread = threading.Thread(
                 target=self._run,
                 args=(projector, wake),
