@@ -28,6 +28,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.encryption
 	$(BIN)/python -m bench.projections
+	$(BIN)/python -m bench.audit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
