@@ -46,12 +46,10 @@ import cProfile
 import io
 import json
 import os
-import platform
 import pstats
 import random
 import resource
 import secrets
-import shlex
 import socket
 import statistics
 import subprocess
@@ -63,7 +61,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -79,6 +76,7 @@ from api.bootstrap import build
 from api.settings import Settings
 from application.context import Actor, RequestContext, Role
 from application.ledger import CareLedger
+from bench import report
 from bench.projections import (
     HEART_RATE,
     NO_LABELS,
@@ -829,37 +827,20 @@ def run_backend(backend: str, args: argparse.Namespace, progress: Progress) -> d
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
+        **report.machine("eventsourcing", "psycopg", "fastapi", "uvicorn", "httpx"),
         "memory_max_rss_mb_bench": round(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
         ),
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        **{
-            name: version(name)
-            for name in ("eventsourcing", "psycopg", "fastapi", "uvicorn", "httpx")
-        },
     }
 
 
 def command_line() -> str:
-    python = Path(sys.executable)
-    with contextlib.suppress(ValueError):
-        python = python.relative_to(Path.cwd())
-    return shlex.join([str(python), "-m", "bench.audit", *sys.argv[1:]])
+    return report.command_line("bench.audit")
 
 
 def yes(flag: bool) -> str:
-    return "yes" if flag else "**no**"
+    return report.yes(flag)
 
 
 def table(results: list[dict[str, Any]]) -> str:

@@ -27,20 +27,15 @@ Results are printed as a markdown table and written as JSON to
 
 import argparse
 import base64
-import contextlib
 import cProfile
 import gc
 import hmac
 import io
 import itertools
 import json
-import os
-import platform
 import pstats
 import secrets
-import shlex
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -49,7 +44,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -67,6 +61,7 @@ from rich.progress import (
 from api.bootstrap import open_ledger
 from api.settings import Settings
 from application.ledger import CareLedger
+from bench import report
 from domain.patient import Patient
 from domain.values import Coding, ContactDetails, HumanName, Provenance, Quantity
 from domain.vocabulary import AdministrativeSex, EntryKind, SensitivityLabel
@@ -478,31 +473,11 @@ def server_version(ledger: CareLedger, backend: str) -> str:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "eventsourcing": version("eventsourcing"),
-        "psycopg": version("psycopg"),
-        "cryptography": version("cryptography"),
-    }
+    return report.machine("eventsourcing", "psycopg", "cryptography")
 
 
 def command_line() -> str:
-    python = Path(sys.executable)
-    with contextlib.suppress(ValueError):
-        python = python.relative_to(Path.cwd())
-    return shlex.join([str(python), "-m", "bench.encryption", *sys.argv[1:]])
+    return report.command_line("bench.encryption")
 
 
 def table(results: dict[str, Any]) -> str:

@@ -47,16 +47,13 @@ met is profiled (cProfile) and the top of the profile is printed and kept in the
 import argparse
 import base64
 import bisect
-import contextlib
 import cProfile
 import gc
 import io
 import json
 import os
-import platform
 import pstats
 import secrets
-import shlex
 import statistics
 import subprocess
 import sys
@@ -69,7 +66,6 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -98,6 +94,7 @@ from api.settings import Settings
 from application.chart_reads import encode_cursor
 from application.context import Actor, RequestContext, Role
 from application.ledger import CareLedger
+from bench import report
 from domain.consent import Consent
 from domain.membership import Membership
 from domain.patient import Patient
@@ -1130,32 +1127,15 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "eventsourcing": version("eventsourcing"),
-        "psycopg": version("psycopg"),
-    }
+    return report.machine("eventsourcing", "psycopg")
 
 
 def command_line() -> str:
-    python = Path(sys.executable)
-    with contextlib.suppress(ValueError):
-        python = python.relative_to(Path.cwd())
-    return shlex.join([str(python), "-m", "bench.projections", *sys.argv[1:]])
+    return report.command_line("bench.projections")
 
 
 def yes(flag: bool) -> str:
-    return "yes" if flag else "**no**"
+    return report.yes(flag)
 
 
 def table(r: dict[str, Any]) -> str:

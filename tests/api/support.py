@@ -1,5 +1,6 @@
 """Helpers shared by the API stories: actors, fixtures of data, and problem+json checks."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -67,6 +68,24 @@ def records_written(client: TestClient) -> int:
     recorder = client.app.state.container.ledger.recorder  # type: ignore[attr-defined]
     notifications = recorder.select_notifications(start=1, limit=1_000_000)
     return sum(1 for n in notifications if not n.topic.startswith("domain.access_record:"))
+
+
+def under_care(client: TestClient | httpx.Client, patient_id: str) -> str:
+    """An active membership from yesterday for a year: clinicians treat within one."""
+    today = datetime.now(UTC).date()
+    response = client.post(
+        "/v1/memberships",
+        headers=ADMIN,
+        json={
+            "patient_id": patient_id,
+            "plan": "individual",
+            "annual_fee_cents": 0,
+            "starts_on": (today - timedelta(days=1)).isoformat(),
+            "ends_on": (today + timedelta(days=365)).isoformat(),
+        },
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["position"])
 
 
 def register(client: TestClient, body: dict[str, Any] | None = None) -> str:

@@ -4,7 +4,6 @@ Stories over HTTP, on SQLite and PostgreSQL.
 """
 
 import hashlib
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -19,25 +18,10 @@ from tests.api.support import (
     record_entry,
     register,
     settled,
+    under_care,
 )
 
 GLASS = {**CLINICIAN, "X-Break-Glass": "unconscious on arrival, no history available"}
-
-
-def under_care(client: TestClient, patient_id: str) -> None:
-    today = datetime.now(UTC).date()
-    response = client.post(
-        "/v1/memberships",
-        headers=ADMIN,
-        json={
-            "patient_id": patient_id,
-            "plan": "individual",
-            "annual_fee_cents": 0,
-            "starts_on": (today - timedelta(days=1)).isoformat(),
-            "ends_on": (today + timedelta(days=365)).isoformat(),
-        },
-    )
-    assert response.status_code == 201, response.text
 
 
 def records(client: TestClient, **filters: str) -> list[dict[str, Any]]:

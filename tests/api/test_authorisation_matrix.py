@@ -6,13 +6,12 @@ The chart is a patient of org-main under an active membership, with one entry an
 no consent directive. Break-glass switches any caller's purpose to ETREAT.
 """
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.support import AUDITOR, settled
+from tests.api.support import AUDITOR, settled, under_care
 from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
 
 GLASS = "unconscious on arrival, no history available"
@@ -112,15 +111,7 @@ def _request(endpoint: str, patient_id: str, seen: dict[str, int]) -> tuple[str,
 def chart(client: TestClient) -> str:
     patient = client.post("/v1/patients", json=REGISTER_BODY, headers=ACTORS["clinician"])
     patient_id: str = patient.json()["id"]
-    today = datetime.now(UTC).date()
-    enrolled = client.post(
-        "/v1/memberships",
-        headers=ACTORS["admin"],
-        json={"patient_id": patient_id, "plan": "individual", "annual_fee_cents": 0,
-              "starts_on": (today - timedelta(days=1)).isoformat(),
-              "ends_on": (today + timedelta(days=365)).isoformat()},
-    )  # fmt: skip
-    assert enrolled.status_code == 201, enrolled.text
+    under_care(client, patient_id)
     entry = client.post(
         f"/v1/patients/{patient_id}/entries", json=ENTRY_BODY, headers=ACTORS["clinician"]
     )

@@ -17,8 +17,8 @@ from tests.api.support import (
     record_entry,
     register,
     settled,
+    under_care,
 )
-from tests.api.test_access_audit import under_care
 
 LABELLED = {
     "kind": "condition",

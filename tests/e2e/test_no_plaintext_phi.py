@@ -7,12 +7,12 @@ for each canary. Any hit fails.
 """
 
 import subprocess
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
+from tests.api.support import under_care
 from tests.conftest import auth, role_url
 from tests.e2e.server import running_server
 
@@ -70,21 +70,7 @@ def _drive(base: str) -> list[httpx.Response]:
         assert c["new_family"] in call("GET", f"/v1/patients/{patient}").text
         # The read models hold the canaries too (sealed), once projected; the
         # clinician reads the chart within a membership
-        today = datetime.now(UTC).date()
-        cared = call(
-            "POST",
-            "/v1/memberships",
-            headers=auth("admin", sub="admin-canary"),
-            json={
-                "patient_id": patient,
-                "plan": "individual",
-                "annual_fee_cents": 0,
-                "starts_on": (today - timedelta(days=1)).isoformat(),
-                "ends_on": (today + timedelta(days=365)).isoformat(),
-            },
-        )
-        assert cared.status_code == 201, cared.text
-        seen = {"min_position": cared.json()["position"]}
+        seen = {"min_position": under_care(http, patient)}
         timeline = call("GET", f"/v1/patients/{patient}/timeline", params=seen)
         assert c["note"] in timeline.text, timeline.text
         found = call("GET", "/v1/patients", params={"mrn": c["mrn"], **seen})

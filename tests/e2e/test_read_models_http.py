@@ -3,12 +3,12 @@ as ``min_position``, makes the next read show it; operators see each view's lag.
 
 import re
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.api.support import under_care
 from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
 from tests.e2e.server import running_server
 
@@ -31,19 +31,7 @@ def test_reads_with_min_position_show_the_writes_they_follow(
         assert registered.status_code == 201, registered.text
         patient_id = registered.json()["id"]
         # ... under care: clinicians read a chart for treatment within a membership
-        today = datetime.now(UTC).date()
-        cared = http.post(
-            "/v1/memberships",
-            headers=ADMIN,
-            json={
-                "patient_id": patient_id,
-                "plan": "individual",
-                "annual_fee_cents": 0,
-                "starts_on": (today - timedelta(days=1)).isoformat(),
-                "ends_on": (today + timedelta(days=365)).isoformat(),
-            },
-        )
-        assert cared.status_code == 201, cared.text
+        under_care(http, patient_id)
         times = ["2026-11-20T09:30:00Z", "2026-11-18T08:00:00Z", "2026-11-19T12:15:00Z"]
         position = 0
         for moment in times:
