@@ -89,10 +89,12 @@ class AuditTrail:
         return self._page(own, None, None, None, cursor, limit, min_position)
 
     def access(self, ctx: RequestContext, access_id: UUID) -> dict[str, Any]:
-        record = self._record(access_id)
         actor = ctx.actor
+        if actor.role not in (Role.AUDITOR, Role.PATIENT):
+            raise Forbidden("only auditors (and patients, for their own record) read the log")
+        record = self._record(access_id)
         own = actor.role is Role.PATIENT and record.patient_id == str(actor.patient_id)
-        if actor.role is not Role.AUDITOR and not own:
+        if actor.role is Role.PATIENT and not own:
             raise NotFound("access record")
         return {**record.as_json(), "reason": record.reason, "review": record.review}
 

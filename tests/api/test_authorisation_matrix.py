@@ -6,12 +6,13 @@ The chart is a patient of org-main under an active membership, with one entry an
 no consent directive. Break-glass switches any caller's purpose to ETREAT.
 """
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.support import AUDITOR, settled, under_care
+from tests.api.support import AUDITOR, GRANT_BODY, settled, under_care
 from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
 
 GLASS = "unconscious on arrival, no history available"
@@ -145,3 +146,208 @@ def test_the_matrix_has_no_deviation_and_every_403_is_audited(
         headers=AUDITOR,
     ).json()["items"]
     assert len(denials) >= forbidden
+
+
+# The rest of the endpoints. Those that change a resource once and for all (death,
+# erasure, entered in error, revocation, cancellation, renewal, discontinuation, a new
+# membership) get a fresh target for every call.
+# fmt: off
+ONLY_ADMIN = {a: ((200, 200, 200) if a == "admin" else (403, 403, 403)) for a in ACTORS}
+MATRIX_REST: dict[str, dict[str, tuple[int, int, int]]] = {
+    "POST patient": {
+        "clinician": (201, 201, 201), "clinician, other org": (201, 201, 201),
+        "admin": (403, 403, 403), "auditor": (403, 403, 403),
+        "patient, self": (403, 403, 403), "patient, other": (403, 403, 403),
+        "service, other org": (403, 403, 403),
+    },
+    **{
+        endpoint: {
+            "clinician": (ok, ok, 403), "clinician, other org": (404, 404, 403),
+            "admin": (403, 403, 403), "auditor": (403, 403, 403),
+            "patient, self": (403, 403, 403), "patient, other": (403, 403, 403),
+            "service, other org": (403, 403, 403),
+        }
+        for endpoint, ok in (
+            ("PATCH patient", 200), ("POST amendment", 201),
+            ("POST entered-in-error", 201), ("POST death", 201),
+        )
+    },
+    **{
+        endpoint: {
+            "clinician": (ok, ok, ok), "clinician, other org": (404, 404, 404),
+            "admin": (403, 403, 403), "auditor": (403, 403, 403),
+            "patient, self": (ok, ok, ok), "patient, other": (404, 404, 404),
+            "service, other org": (403, 403, 403),
+        }
+        for endpoint, ok in (("POST consent", 201), ("POST revoke", 200), ("POST restriction", 201))
+    },
+    "POST erase": {a: ((202, 202, 202) if a == "admin" else (403, 403, 403)) for a in ACTORS},
+    "POST membership": {a: ((201, 201, 201) if a == "admin" else (403, 403, 403)) for a in ACTORS},
+    "POST renew": ONLY_ADMIN,
+    "POST cancel": ONLY_ADMIN,
+    "POST discontinue": {a: ((202, 202, 202) if a == "admin" else (403, 403, 403)) for a in ACTORS},
+    "GET head": {a: ((200, 200, 200) if a in ("admin", "auditor") else (403, 403, 403)) for a in ACTORS},
+    "GET access record": {
+        "clinician": (403, 403, 403), "clinician, other org": (403, 403, 403),
+        "admin": (403, 403, 403), "auditor": (200, 200, 200),
+        "patient, self": (200, 200, 200), "patient, other": (404, 404, 404),
+        "service, other org": (403, 403, 403),
+    },
+    **{
+        endpoint: {a: ((200, 200, 200) if a == "auditor" else (403, 403, 403)) for a in ACTORS}
+        for endpoint in ("POST replay", "GET break-glass", "POST review")
+    },
+    "GET my access log": {
+        a: ((200, 200, 200) if a.startswith("patient") else (403, 403, 403)) for a in ACTORS
+    },
+}
+# fmt: on
+
+
+class Targets:
+    """Fresh resources for the endpoints that can act on one only once."""
+
+    def __init__(self, client: TestClient, chart: str) -> None:
+        self.client = client
+        self.chart = chart
+        self.clinician = ACTORS["clinician"]
+        self.admin = ACTORS["admin"]
+        self.n = 0
+
+    def patient(self) -> str:
+        self.n += 1
+        body = {**REGISTER_BODY, "mrn": f"MRN-M-{self.n}"}
+        patient_id: str = self.client.post(
+            "/v1/patients", json=body, headers=self.clinician
+        ).json()["id"]
+        under_care(self.client, patient_id)
+        return patient_id
+
+    def entry(self) -> str:
+        entry = self.client.post(
+            f"/v1/patients/{self.chart}/entries", json=ENTRY_BODY, headers=self.clinician
+        )
+        return str(entry.json()["entry_id"])
+
+    def directive(self) -> str:
+        granted = self.client.post(
+            f"/v1/patients/{self.chart}/consents", json=GRANT_BODY, headers=self.clinician
+        )
+        return str(granted.json()["directive_id"])
+
+    def membership(self) -> str:
+        today = datetime.now(UTC).date()
+        enrolled = self.client.post(
+            "/v1/memberships", headers=self.admin,
+            json={"patient_id": self.patient(), "plan": "individual", "annual_fee_cents": 0,
+                  "starts_on": today.isoformat(), "ends_on": (today + timedelta(days=90)).isoformat()},
+        )  # fmt: skip
+        return str(enrolled.json()["id"])
+
+    def request(self, endpoint: str, accesses: dict[str, str]) -> tuple[str, str, Any]:
+        chart, today = self.chart, datetime.now(UTC).date()
+        if endpoint == "POST patient":
+            self.n += 1
+            return "POST", "/v1/patients", {**REGISTER_BODY, "mrn": f"MRN-R-{self.n}"}
+        if endpoint == "PATCH patient":
+            return "PATCH", f"/v1/patients/{chart}", {"sex": "other"}
+        if endpoint == "POST amendment":
+            return (
+                "POST",
+                f"/v1/patients/{chart}/entries/{accesses['entry']}/amendments",
+                {"reason": "corrected", "value": {"quantity": 70, "unit": "/min"}},
+            )
+        if endpoint == "POST entered-in-error":
+            return (
+                "POST",
+                f"/v1/patients/{chart}/entries/{self.entry()}/entered-in-error",
+                {"reason": "wrong chart"},
+            )
+        if endpoint == "POST death":
+            return (
+                "POST",
+                f"/v1/patients/{self.patient()}/death",
+                {"deceased_at": "2026-11-01T10:00:00Z"},
+            )
+        if endpoint == "POST consent":
+            return "POST", f"/v1/patients/{chart}/consents", GRANT_BODY
+        if endpoint == "POST revoke":
+            return (
+                "POST",
+                f"/v1/patients/{chart}/consents/{self.directive()}/revoke",
+                {"reason": "withdrawn"},
+            )
+        if endpoint == "POST restriction":
+            return (
+                "POST",
+                f"/v1/patients/{chart}/restrictions",
+                {"purposes": ["HMARKT"], "labels": [], "recipient": "org-ads"},
+            )
+        if endpoint == "POST erase":
+            return "POST", f"/v1/patients/{self.patient()}/erase", {"legal_basis": "GDPR 17"}
+        if endpoint == "POST membership":
+            return (
+                "POST",
+                "/v1/memberships",
+                {
+                    "patient_id": self.patient(),
+                    "plan": "individual",
+                    "annual_fee_cents": 0,
+                    "starts_on": today.isoformat(),
+                    "ends_on": (today + timedelta(days=90)).isoformat(),
+                },
+            )
+        if endpoint == "POST renew":
+            return (
+                "POST",
+                f"/v1/memberships/{self.membership()}/renew",
+                {"ends_on": (today + timedelta(days=400)).isoformat()},
+            )
+        if endpoint == "POST cancel":
+            return "POST", f"/v1/memberships/{self.membership()}/cancel", {"reason": "moved"}
+        if endpoint == "POST discontinue":
+            self.n += 1
+            return (
+                "POST",
+                f"/v1/sponsors/sponsor-{self.n}/discontinue",
+                {"effective_on": today.isoformat()},
+            )
+        return {
+            "GET head": ("GET", "/v1/audit/head", None),
+            "GET access record": ("GET", f"/v1/audit/accesses/{accesses['read']}", None),
+            "POST replay": ("POST", f"/v1/audit/accesses/{accesses['read']}/replay", None),
+            "GET break-glass": ("GET", "/v1/audit/break-glass", None),
+            "POST review": (
+                "POST",
+                f"/v1/audit/accesses/{accesses['glass']}/review",
+                {"outcome": "justified", "note": "confirmed"},
+            ),
+            "GET my access log": ("GET", "/v1/me/access-log", None),
+        }[endpoint]
+
+
+def test_the_rest_of_the_matrix_has_no_deviation(client: TestClient, chart: str) -> None:
+    actors = {**ACTORS, "patient, self": auth("patient", sub="patient-self", patient=chart)}
+    targets = Targets(client, chart)
+    seen = settled(client)
+    read = client.get(f"/v1/patients/{chart}", headers=ACTORS["clinician"])
+    glass = client.get(
+        f"/v1/patients/{chart}/timeline", params=seen,
+        headers={**ACTORS["clinician"], "X-Break-Glass": GLASS},
+    )  # fmt: skip
+    accesses = {
+        "read": read.headers["X-Access-Id"],
+        "glass": glass.headers["X-Access-Id"],
+        "entry": targets.entry(),
+    }
+    deviations = []
+    for endpoint, row in MATRIX_REST.items():
+        assert set(row) == set(actors), endpoint
+        for actor, expected in row.items():
+            for (purpose, extra), status in zip(PURPOSES.items(), expected, strict=True):
+                method, path, body = targets.request(endpoint, accesses)
+                headers = {**(actors[actor] or {}), **extra}
+                got = client.request(method, path, json=body, headers=headers)
+                if got.status_code != status:
+                    deviations.append((endpoint, actor, purpose, status, got.status_code))
+    assert deviations == []
