@@ -144,7 +144,7 @@ def build(
         integrity=Integrity(chain),
         chain=chain,
         keys=keys,
-        charts=ChartReads(ledger, views, gate, disclosures, clock),
+        charts=ChartReads(views, gate, disclosures, clock),
         group_commit=writer,
         disclosures=disclosures,
         audit=AuditTrail(ledger, views, found.access_log, clock),

@@ -19,9 +19,8 @@ from application.context import RequestContext, Role
 from application.errors import Forbidden, NotFound
 from application.ledger import CareLedger
 from application.ports import Clock
-from application.read_models import Key, ReadModels, sortable_time
+from application.read_models import Key, ReadModels, sortable_time, time_bound
 from domain.access_record import AccessRecord
-from domain.errors import InvalidValue
 from domain.values import Provenance
 from domain.vocabulary import Purpose
 
@@ -163,8 +162,8 @@ class AuditTrail:
         self.views.caught_up(ACCESS_VIEWS, min_position)
         items, after = self.log.search(
             filters,
-            since=_time("since", since),
-            until=_time("until", until),
+            since=time_bound("since", since),
+            until=time_bound("until", until),
             break_glass=break_glass,
             after=decode_cursor(cursor) if cursor else None,
             limit=limit,
@@ -173,14 +172,6 @@ class AuditTrail:
 
     def _record(self, access_id: UUID) -> AccessRecord:
         return self.ledger.load(AccessRecord, access_id, "access record")
-
-
-def _time(field: str, moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        raise InvalidValue(field, "must carry a time zone")
-    return sortable_time(moment)
 
 
 def _accountable(record: dict[str, Any]) -> bool:

@@ -15,10 +15,9 @@ from application.access_log import Disclosed, Disclosures
 from application.chart_gate import ChartGate
 from application.context import RequestContext
 from application.errors import Forbidden
-from application.ledger import CareLedger
 from application.policy import AccessRequest, ConsentFacts, Content, decide
 from application.ports import Clock
-from application.read_models import SORTABLE_TIME, Key, ReadModels, sortable_time
+from application.read_models import SORTABLE_TIME, Key, ReadModels, time_bound
 from domain.errors import InvalidValue
 
 # The views each read waits for with min_position: its own, and those the chart gate
@@ -34,13 +33,11 @@ class ChartReads:
 
     def __init__(
         self,
-        ledger: CareLedger,
         views: ReadModels,
         gate: ChartGate,
         disclosures: Disclosures,
         clock: Clock,
     ) -> None:
-        self.ledger = ledger
         self.views = views
         self.gate = gate
         self.disclosures = disclosures
@@ -60,14 +57,15 @@ class ChartReads:
     ) -> Disclosed:
         require_role(ctx, ChartAction.READ_CLINICAL)
         after = decode_cursor(cursor) if cursor else None
+        since_key, until_key = time_bound("since", since), time_bound("until", until)
         self.views.caught_up(TIMELINE_VIEWS, min_position)
         admission = self.gate.admit(ctx, patient_id, Content.CLINICAL, "read")
         decision = admission.decision
         page = self.views.timeline.page(
             patient_id,
             kind=kind,
-            since=_sortable(since),
-            until=_sortable(until),
+            since=since_key,
+            until=until_key,
             after=after,
             limit=limit,
             admit=lambda entry: decision.shows(entry["labels"]),
@@ -86,8 +84,8 @@ class ChartReads:
             entry_ids=[entry["entry_id"] for entry in page.entries],
             stream_versions={str(patient_id): page.chart_version, **admission.stream_versions},
             request={
-                "view": "timeline", "kind": kind, "since": _sortable(since),
-                "until": _sortable(until), "cursor": cursor, "limit": limit,
+                "view": "timeline", "kind": kind, "since": since_key,
+                "until": until_key, "cursor": cursor, "limit": limit,
             },
         )  # fmt: skip
 
@@ -134,14 +132,6 @@ class ChartReads:
             stream_versions={item["id"]: item.pop("_version") for item in items},
             request={"view": "directory", "by": "mrn" if mrn is not None else "name"},
         )
-
-
-def _sortable(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        raise InvalidValue("since/until", "must carry a time zone")
-    return sortable_time(moment)
 
 
 def encode_cursor(key: Key) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from application.errors import ApplicationError
+from domain.errors import InvalidValue
 
 SORTABLE_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -20,6 +21,15 @@ SORTABLE_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 def sortable_time(moment: datetime) -> str:
     """Fixed-width UTC text, so that text order is time order on both databases."""
     return moment.astimezone(UTC).strftime(SORTABLE_TIME)
+
+
+def time_bound(field: str, moment: datetime | None) -> str | None:
+    """A query's time bound as sortable text; a time without a zone is refused."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise InvalidValue(field, "must carry a time zone")
+    return sortable_time(moment)
 
 
 Admit = Callable[[dict[str, Any]], bool]

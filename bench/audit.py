@@ -262,7 +262,7 @@ def serve(mode: str, port: int) -> None:
     if mode == "unaudited":
         charts = container.charts
         container.charts = ChartReads(
-            charts.ledger, charts.views, charts.gate,
+            charts.views, charts.gate,
             Disclosures(NoWrite(), charts.disclosures.clock, charts.disclosures.new_id),  # type: ignore[arg-type]
             charts.clock,
         )  # fmt: skip

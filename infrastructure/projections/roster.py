@@ -6,7 +6,6 @@ README says so). An erased patient's rows are purged.
 """
 
 from collections.abc import Sequence
-from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -175,7 +174,3 @@ class RosterReader:
                 }
             )
         return items
-
-
-def parse_day(text: str | None) -> date | None:
-    return None if text is None else date.fromisoformat(text)
