@@ -13,7 +13,11 @@ def disclosed(disclosure: Disclosed, status_code: int = 200, **headers: str) -> 
         content=disclosure.body,
         status_code=status_code,
         media_type="application/json",
-        headers={"X-Access-Id": str(disclosure.access_id), **headers},
+        headers={
+            "X-Access-Id": str(disclosure.access_id),
+            **({"ETag": f'"{disclosure.version}"'} if disclosure.version is not None else {}),
+            **headers,
+        },
     )
 
 

@@ -22,7 +22,7 @@ from uuid import UUID
 import orjson
 
 from application.context import RequestContext
-from application.errors import StoreUnavailable
+from application.errors import Forbidden, StoreUnavailable
 from application.ledger import CareLedger
 from application.policy import Decision
 from application.ports import Clock, NewId
@@ -50,6 +50,7 @@ def render(content: Any) -> bytes:
 class Disclosed:
     body: bytes
     access_id: UUID
+    version: int | None = None  # the stream version the body shows, for an ETag
 
     def json(self) -> Any:
         """The body parsed again, for callers inside the process (the CLI, tests)."""
@@ -131,13 +132,14 @@ class Disclosures:
         entry_ids: Sequence[str] = (),
         stream_versions: dict[str, int] | None = None,
         request: dict[str, Any] | None = None,
+        version: int | None = None,
     ) -> Disclosed:
         rendered = render(body)
         access_id = self._write(
             ctx, action, decision, patient_id, entry_ids, stream_versions, request,
             hashlib.sha256(rendered).hexdigest(),
         )  # fmt: skip
-        return Disclosed(rendered, access_id)
+        return Disclosed(rendered, access_id, version)
 
     def refuse(
         self,
@@ -147,9 +149,12 @@ class Disclosures:
         decision: Decision,
         patient_id: UUID | None,
         request: dict[str, Any] | None = None,
-    ) -> UUID:
-        """Record a denied attempt (the caller then answers 403 or 404)."""
-        return self._write(ctx, action, decision, patient_id, (), None, request, None)
+    ) -> Forbidden:
+        """Record a denied attempt; returns the 403 to raise, marked as recorded."""
+        self._write(ctx, action, decision, patient_id, (), None, request, None)
+        refusal = Forbidden(decision.reason)
+        refusal.recorded = True
+        return refusal
 
     def _write(
         self,

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from application.access_log import Disclosures
 from application.context import RequestContext, Role
-from application.errors import Forbidden, Gone, NotFound
+from application.errors import Gone, NotFound
 from application.ledger import CareLedger
 from application.policy import (
     AccessRequest,
@@ -70,12 +70,12 @@ class ChartGate:
         )
         decision = decide(request, consent, memberships)
         if not decision.permit:
-            self.disclosures.refuse(ctx, action=action, decision=decision, patient_id=patient_id)
+            refusal = self.disclosures.refuse(
+                ctx, action=action, decision=decision, patient_id=patient_id
+            )
             if _outside_reach(ctx, patient_id, organisation):
                 raise NotFound("patient")
-            refused = Forbidden(decision.reason)
-            refused.recorded = True
-            raise refused
+            raise refusal
         versions = {**consent_versions, **{m.membership_id: m.version for m in memberships}}
         return Admission(decision, organisation, versions)
 

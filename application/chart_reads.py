@@ -14,7 +14,6 @@ from application.access import ChartAction, require_role
 from application.access_log import Disclosed, Disclosures
 from application.chart_gate import ChartGate
 from application.context import RequestContext
-from application.errors import Forbidden
 from application.policy import AccessRequest, ConsentFacts, Content, decide
 from application.ports import Clock
 from application.read_models import SORTABLE_TIME, Key, ReadModels, time_bound
@@ -113,10 +112,7 @@ class ChartReads:
         )  # fmt: skip
         decision = decide(request, ConsentFacts(0, {}), [])
         if not decision.permit:
-            self.disclosures.refuse(ctx, action="search", decision=decision, patient_id=None)
-            refused = Forbidden(decision.reason)
-            refused.recorded = True
-            raise refused
+            raise self.disclosures.refuse(ctx, action="search", decision=decision, patient_id=None)
         if mrn is not None:
             items = self.views.directory.by_mrn(org, mrn, limit)
         else:

@@ -156,6 +156,7 @@ class Consents:
                 **admission.stream_versions,
             },
             request={"view": "consents", "consent_id": state["consent_id"]},
+            version=state["consent_version"],
         )
 
     def _reads(self) -> ReadSide:

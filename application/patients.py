@@ -211,6 +211,7 @@ class Patients:
             patient_id=patient_id,
             stream_versions={str(patient_id): patient.version, **admission.stream_versions},
             request={"view": "demographics"},
+            version=patient.version,
         )
 
 

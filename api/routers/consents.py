@@ -2,7 +2,6 @@
 
 from uuid import UUID
 
-import orjson
 from fastapi import APIRouter
 from starlette.responses import Response
 
@@ -57,9 +56,7 @@ def revoke_directive(
 def read_consents(
     patient_id: UUID, ctx: Context, services: Services, min_position: MinPosition = None
 ) -> Response:
-    disclosure = services.consents.current(ctx, patient_id, min_position)
-    version = orjson.loads(disclosure.body)["consent_version"]
-    return disclosed(disclosure, ETag=f'"{version}"')
+    return disclosed(services.consents.current(ctx, patient_id, min_position))
 
 
 @router.post(
