@@ -95,7 +95,7 @@ class AuditTrail:
         own = actor.role is Role.PATIENT and record.patient_id == str(actor.patient_id)
         if actor.role is Role.PATIENT and not own:
             raise NotFound("access record")
-        return {**record.as_json(), "reason": record.reason, "review": record.review}
+        return record.log_entry()
 
     def break_glass_queue(
         self,

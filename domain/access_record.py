@@ -142,7 +142,16 @@ class AccessRecord(Aggregate):
 
     @event(Reviewed)
     def _reviewed(self, *, outcome: str, note: str, actor_id: str, timestamp: datetime) -> None:
-        self.review = {"outcome": outcome, "note": note, "by": actor_id, "at": timestamp}
+        self.review = _review(outcome, note, actor_id, timestamp)
+
+    @staticmethod
+    def review_of(reviewed: "AccessRecord.Reviewed") -> dict[str, Any]:
+        """What a review adds to the record, for readers of the event alone."""
+        return _review(reviewed.outcome, reviewed.note, reviewed.actor_id, reviewed.timestamp)
+
+    def log_entry(self) -> dict[str, Any]:
+        """The AccessRecord with why it was decided and how it was reviewed."""
+        return {**self.as_json(), "reason": self.reason, "review": self.review}
 
     def as_json(self) -> dict[str, Any]:
         """The AccessRecord of API.md."""
@@ -161,3 +170,7 @@ class AccessRecord(Aggregate):
             "request_id": self.request_id,
             "source": self.source,
         }
+
+
+def _review(outcome: str, note: str, by: str, at: datetime) -> dict[str, Any]:
+    return {"outcome": outcome, "note": note, "by": by, "at": at}

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.utils import get_topic
 
 from application.read_models import Key, sortable_time
@@ -63,12 +64,8 @@ class AccessLogProjection:
                 row = rows.get(access_id) or self._load(cursor, version, access_id)
                 if row is None:
                     continue
-                row["record"]["review"] = {
-                    "outcome": event.outcome,
-                    "note": event.note,
-                    "by": event.actor_id,
-                    "at": event.timestamp.isoformat(),
-                }
+                review = AccessRecord.review_of(event)
+                row["record"]["review"] = orjson.loads(orjson.dumps(review))
                 row["review_outcome"] = event.outcome
                 row["position"] = item.position
                 rows[access_id] = row
@@ -122,23 +119,8 @@ class AccessLogProjection:
 
 
 def _row(event: AccessRecord.Recorded, position: int) -> dict[str, Any]:
-    record = {
-        "access_id": str(event.originator_id),
-        "occurred_at": event.timestamp.isoformat(),
-        "actor": {"id": event.actor_id, "role": event.actor_role, "org": event.actor_org},
-        "purpose": event.purpose,
-        "action": event.action,
-        "patient_id": event.patient_id,
-        "entry_ids": list(event.entry_ids),
-        "decision": event.decision,
-        "reason": event.reason,
-        "basis": dict(event.basis),
-        "stream_versions": dict(event.stream_versions),
-        "response_sha256": event.response_sha256,
-        "request_id": event.request_id,
-        "source": event.source,
-        "review": None,
-    }
+    # The record as the aggregate presents it (GET /v1/audit/accesses/{id}), in JSON.
+    record = orjson.loads(orjson.dumps(event.mutate(None).log_entry()))
     return {
         "occurred_at": sortable_time(event.timestamp),
         "review_outcome": None,
