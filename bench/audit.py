@@ -69,14 +69,14 @@ from uuid import UUID, uuid4
 import httpx
 import psycopg
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from api.auth import mint_token
 from api.bootstrap import build
 from api.settings import Settings
 from application.context import Actor, RequestContext, Role
 from application.ledger import CareLedger
-from bench import report
+from bench import report as bench_report
 from bench.projections import (
     HEART_RATE,
     NO_LABELS,
@@ -91,7 +91,6 @@ from domain.vocabulary import EntryKind, Plan, Purpose
 GOAL = 0.7
 PAGE = 50
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = ROOT / "bench" / "results"
 BIN = Path(sys.executable).parent
 ACCESS_TOPIC = "%AccessRecord.Recorded"
 PROFILE_ENV = "CARELEDGER_BENCH_PROFILE"
@@ -828,7 +827,7 @@ def run_backend(backend: str, args: argparse.Namespace, progress: Progress) -> d
 
 def machine() -> dict[str, Any]:
     return {
-        **report.machine("eventsourcing", "psycopg", "fastapi", "uvicorn", "httpx"),
+        **bench_report.machine("eventsourcing", "psycopg", "fastapi", "uvicorn", "httpx"),
         "memory_max_rss_mb_bench": round(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
         ),
@@ -836,11 +835,11 @@ def machine() -> dict[str, Any]:
 
 
 def command_line() -> str:
-    return report.command_line("bench.audit")
+    return bench_report.command_line("bench.audit")
 
 
 def yes(flag: bool) -> str:
-    return report.yes(flag)
+    return bench_report.yes(flag)
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -904,28 +903,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = datetime.now(UTC)
     backends = ["postgres", "sqlite"] if args.backend == "both" else [args.backend]
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-    ) as progress:
+    with bench_report.progress(stderr) as progress:
         results = [run_backend(backend, args, progress) for backend in backends]
-    elapsed = (datetime.now(UTC) - started).total_seconds()
-    report = {
-        "benchmark": "bench.audit",
-        "command": command_line(),
-        "started_at": started.isoformat(),
-        "elapsed_seconds": round(elapsed, 1),
-        "machine": machine(),
-        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "results": results,
-    }
-    out = args.json_out or RESULTS_DIR / f"audit-{started:%Y%m%dT%H%M%SZ}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    report, out = bench_report.save("audit", started, args, machine(), results)
+    elapsed = report["elapsed_seconds"]
 
     info = report["machine"]
     print(table(results))

@@ -32,7 +32,6 @@ import gc
 import hmac
 import io
 import itertools
-import json
 import pstats
 import secrets
 import statistics
@@ -51,17 +50,13 @@ from uuid import uuid4
 from eventsourcing.persistence import Mapper
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
-    TextColumn,
-    TimeElapsedColumn,
 )
 
 from api.bootstrap import open_ledger
 from api.settings import Settings
 from application.ledger import CareLedger
-from bench import report
+from bench import report as bench_report
 from domain.patient import Patient
 from domain.values import Coding, ContactDetails, HumanName, Provenance, Quantity
 from domain.vocabulary import AdministrativeSex, EntryKind, SensitivityLabel
@@ -74,7 +69,6 @@ from infrastructure.stores import environment_for
 E1_GOAL = 0.95
 A1_GOAL = 200_000.0
 COMPONENT_SAMPLE = 50_000
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 HEART_RATE = Coding(system="http://loinc.org", code="8867-4", display="Heart rate")
@@ -473,11 +467,11 @@ def server_version(ledger: CareLedger, backend: str) -> str:
 
 
 def machine() -> dict[str, Any]:
-    return report.machine("eventsourcing", "psycopg", "cryptography")
+    return bench_report.machine("eventsourcing", "psycopg", "cryptography")
 
 
 def command_line() -> str:
-    return report.command_line("bench.encryption")
+    return bench_report.command_line("bench.encryption")
 
 
 def table(results: dict[str, Any]) -> str:
@@ -541,29 +535,11 @@ def main(argv: list[str] | None = None) -> int:
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     started = datetime.now(UTC)
     results: dict[str, Any] = {}
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-    ) as progress:
+    with bench_report.progress(stderr) as progress:
         for backend in backends:
             results[backend] = bench_backend(args, backend, progress)
-    elapsed = (datetime.now(UTC) - started).total_seconds()
-    report = {
-        "benchmark": "bench.encryption",
-        "command": command_line(),
-        "started_at": started.isoformat(),
-        "elapsed_seconds": round(elapsed, 1),
-        "machine": machine(),
-        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "results": results,
-    }
-    out = args.json_out or RESULTS_DIR / f"encryption-{started:%Y%m%dT%H%M%SZ}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    report, out = bench_report.save("encryption", started, args, machine(), results)
+    elapsed = report["elapsed_seconds"]
 
     info = report["machine"]
     print(table(results))

@@ -50,7 +50,6 @@ import bisect
 import cProfile
 import gc
 import io
-import json
 import os
 import pstats
 import secrets
@@ -81,11 +80,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
-    TextColumn,
-    TimeElapsedColumn,
 )
 
 from api.bootstrap import build
@@ -94,7 +89,7 @@ from api.settings import Settings
 from application.chart_reads import encode_cursor
 from application.context import Actor, RequestContext, Role
 from application.ledger import CareLedger
-from bench import report
+from bench import report as bench_report
 from domain.consent import Consent
 from domain.membership import Membership
 from domain.patient import Patient
@@ -142,7 +137,6 @@ PG_ADMIN_URL = os.environ.get(
     "CARELEDGER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 DB_PREFIX = "careledger_bench_"
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 STOCK_NAME = "StockTimeline"
 STOCK_TABLE = "stock_view_timeline"
 
@@ -1127,15 +1121,15 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    return report.machine("eventsourcing", "psycopg")
+    return bench_report.machine("eventsourcing", "psycopg")
 
 
 def command_line() -> str:
-    return report.command_line("bench.projections")
+    return bench_report.command_line("bench.projections")
 
 
 def yes(flag: bool) -> str:
-    return report.yes(flag)
+    return bench_report.yes(flag)
 
 
 def table(r: dict[str, Any]) -> str:
@@ -1218,28 +1212,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = datetime.now(UTC)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-    ) as progress:
+    with bench_report.progress(stderr) as progress:
         results = run(args, progress)
-    elapsed = (datetime.now(UTC) - started).total_seconds()
-    report = {
-        "benchmark": "bench.projections",
-        "command": command_line(),
-        "started_at": started.isoformat(),
-        "elapsed_seconds": round(elapsed, 1),
-        "machine": machine(),
-        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "results": results,
-    }
-    out = args.json_out or RESULTS_DIR / f"projections-{started:%Y%m%dT%H%M%SZ}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    report, out = bench_report.save("projections", started, args, machine(), results)
+    elapsed = report["elapsed_seconds"]
 
     info = report["machine"]
     print(table(results))

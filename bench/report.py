@@ -1,13 +1,19 @@
 """What every benchmark reports beside its figures: the machine and the exact command."""
 
+import argparse
 import contextlib
+import json
 import os
 import platform
 import shlex
 import sys
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
 def machine(*packages: str) -> dict[str, Any]:
@@ -38,3 +44,41 @@ def command_line(module: str) -> str:
 
 def yes(flag: bool) -> str:
     return "yes" if flag else "**no**"
+
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def progress(console: Console) -> Progress:
+    """The benchmarks' progress bars: on stderr, so stdout carries only the table."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def save(
+    name: str,
+    started: datetime,
+    args: argparse.Namespace,
+    machine_info: dict[str, Any],
+    results: Any,
+) -> tuple[dict[str, Any], Path]:
+    """Write the run as JSON (``--json-out``, or ``results/<name>-<UTC time>.json``)."""
+    report = {
+        "benchmark": f"bench.{name}",
+        "command": command_line(f"bench.{name}"),
+        "started_at": started.isoformat(),
+        "elapsed_seconds": round((datetime.now(UTC) - started).total_seconds(), 1),
+        "machine": machine_info,
+        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "results": results,
+    }
+    out = args.json_out or RESULTS_DIR / f"{name}-{started:%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return report, out
