@@ -12,7 +12,7 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from domain.consent import Consent
-from infrastructure.projections.engine import Decoded, active_version
+from infrastructure.projections.engine import Decoded, active_version, delete_patient_rows
 from infrastructure.projections.sealed_rows import RowSealer
 from infrastructure.projections.store import Cursor, ViewStore
 
@@ -103,10 +103,7 @@ class ConsentStateProjection:
         }
 
     def purge(self, cursor: Cursor, version: int, patient_id: UUID) -> None:
-        cursor.execute(
-            f"DELETE FROM {self.table} WHERE version = ? AND patient_id = ?",
-            (version, patient_id.hex),
-        )
+        delete_patient_rows(cursor, (self.table,), version, patient_id)
 
 
 def _apply(state: dict[str, Any], event: Any) -> None:

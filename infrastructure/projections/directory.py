@@ -14,7 +14,7 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from domain.patient import Patient
-from infrastructure.projections.engine import Decoded, active_version
+from infrastructure.projections.engine import Decoded, active_version, delete_patient_rows
 from infrastructure.projections.sealed_rows import RowSealer
 from infrastructure.projections.store import Cursor, ViewStore
 
@@ -114,10 +114,7 @@ class DirectoryProjection:
         }
 
     def purge(self, cursor: Cursor, version: int, patient_id: UUID) -> None:
-        cursor.execute(
-            f"DELETE FROM {self.table} WHERE version = ? AND patient_id = ?",
-            (version, patient_id.hex),
-        )
+        delete_patient_rows(cursor, (self.table,), version, patient_id)
 
 
 class DirectoryReader:

@@ -105,6 +105,16 @@ def active_version(cursor: Cursor, store: ViewStore, name: str) -> int:
     return int(row[0])
 
 
+def delete_patient_rows(
+    cursor: Cursor, tables: Sequence[str], version: int, patient_id: UUID
+) -> None:
+    """The tombstone of a crypto-shredded patient: their rows go from these tables."""
+    for table in tables:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE version = ? AND patient_id = ?", (version, patient_id.hex)
+        )
+
+
 def view_tables(projections: Sequence[Projection]) -> list[str]:
     return [VERSIONS_TABLE, *(t for p in projections for t in p.table_names())]
 

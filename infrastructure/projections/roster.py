@@ -12,7 +12,7 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from domain.membership import Membership
-from infrastructure.projections.engine import Decoded, active_version
+from infrastructure.projections.engine import Decoded, active_version, delete_patient_rows
 from infrastructure.projections.store import Cursor, ViewStore
 
 TABLE = "view_roster"
@@ -108,10 +108,7 @@ class RosterProjection:
         return None if found is None else dict(zip(_COLUMNS, found, strict=True))
 
     def purge(self, cursor: Cursor, version: int, patient_id: UUID) -> None:
-        cursor.execute(
-            f"DELETE FROM {self.table} WHERE version = ? AND patient_id = ?",
-            (version, patient_id.hex),
-        )
+        delete_patient_rows(cursor, (self.table,), version, patient_id)
 
 
 def _after(event: Any, row: dict[str, Any]) -> tuple[str, str | None, str]:

@@ -16,7 +16,7 @@ from eventsourcing.utils import get_topic
 from application import timeline_rows
 from application.read_models import TimelinePage
 from domain.patient import Patient
-from infrastructure.projections.engine import Decoded, active_version
+from infrastructure.projections.engine import Decoded, active_version, delete_patient_rows
 from infrastructure.projections.sealed_rows import RowSealer
 from infrastructure.projections.store import Cursor, ViewStore
 
@@ -136,11 +136,7 @@ class TimelineProjection:
         }
 
     def purge(self, cursor: Cursor, version: int, patient_id: UUID) -> None:
-        for table in (self.table, self.charts):
-            cursor.execute(
-                f"DELETE FROM {table} WHERE version = ? AND patient_id = ?",
-                (version, patient_id.hex),
-            )
+        delete_patient_rows(cursor, (self.table, self.charts), version, patient_id)
 
 
 class TimelineReader:
