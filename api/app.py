@@ -9,7 +9,7 @@ from api import problems
 from api.container import Container
 from api.middleware import RequestGuard
 from api.responses import JSON
-from api.routers import audit, consents, me, memberships, operations, patients
+from api.routers import audit, consents, me, memberships, operations, patients, subscribers
 
 DESCRIPTION = """
 Event-sourced healthcare records. Every write is an event in an append-only log;
@@ -37,7 +37,7 @@ def create_app(container: Container) -> FastAPI:
     )
     app.state.container = container
     problems.install(app)
-    for module in (patients, consents, memberships, audit, me, operations):
+    for module in (patients, consents, memberships, audit, me, subscribers, operations):
         app.include_router(module.router)
     app.add_middleware(RequestGuard, max_body_bytes=container.settings.max_body_bytes)
     return app

@@ -22,12 +22,15 @@ from application.ledger import CareLedger
 from application.memberships import Memberships
 from application.patients import Patients
 from application.read_models import ReadModels
+from application.relay import Relay
 from application.replay import Replays
 from application.sponsor_discontinuation import SponsorDiscontinuation
+from application.subscriptions import Subscriptions
 from infrastructure.chain import ChainVerifier
 from infrastructure.follower import LogFollower
 from infrastructure.keys import CHAIN_KEY_ID, KeyRing, LocalKeyEncryptionKey, WrongMasterKey
 from infrastructure.migrations import migrate, protect, seal
+from infrastructure.nats_relay import LibraryTracking, NatsBroker, RelayHost
 from infrastructure.projections.catalogue import projectors, readers
 from infrastructure.projections.live import Doorbell, Listener, Positions, ProjectionHost
 from infrastructure.projections.store import ViewStore
@@ -116,7 +119,11 @@ def build(
     clock: Callable[[], datetime] = utc_now,
     new_id: Callable[[], UUID] = uuid4,
     run_processes: bool = False,
+    run_relay: bool | None = None,
 ) -> Container:
+    """Wire everything. ``run_processes`` runs the projections and log processes here;
+    the NATS relay runs with them when ``CARELEDGER_NATS_URL`` is set, unless
+    ``run_relay`` says otherwise."""
     secrets = resolve_secrets(settings)
     ledger, keys = open_ledger(settings, secrets.master_key)
     chain = ChainVerifier(ledger.recorder, keys.raw(CHAIN_KEY_ID))  # type: ignore[arg-type]
@@ -149,6 +156,15 @@ def build(
         disclosures=disclosures,
         audit=AuditTrail(ledger, views, found.access_log, clock),
         replays=Replays(ledger, disclosures),
+        subscriptions=Subscriptions(
+            ledger,
+            found.deliveries,
+            positions,
+            disclosures,
+            clock,
+            new_id,
+            wait_seconds=settings.read_wait_seconds,
+        ),
         views=store,
         positions=positions,
     )
@@ -164,6 +180,18 @@ def build(
     if run_processes:
         container.followers.append(LogFollower(ledger, SponsorDiscontinuation(ledger, clock)))
         container.projection_host = ProjectionHost(container.projectors, doorbell)
+    if settings.nats_url and (run_processes if run_relay is None else run_relay):
+        # Its own group commit: a relay's records never share a transaction with a
+        # request's, so neither can fail the other.
+        relay_writer = GroupCommit(ledger)
+        relay_deliveries = Subscriptions(
+            ledger, found.deliveries, positions, Disclosures(relay_writer, clock, new_id),
+            clock, new_id, wait_seconds=settings.read_wait_seconds,
+        )  # fmt: skip
+        broker = NatsBroker(settings.nats_url)
+        relay = Relay(relay_deliveries, broker, LibraryTracking(ledger.recorder))
+        container.relay_host = RelayHost(relay, positions)
+        container.closers += [broker.close, relay_writer.close]
     return container
 
 

@@ -4,7 +4,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import typer
@@ -15,6 +15,9 @@ from api.auth import mint_token
 from api.cli_store import audit_cli, keys_cli, migrate_command, patients_cli, projections_cli
 from api.settings import ConfigError, Settings, load_settings, resolve_secrets
 from application.context import Role
+
+if TYPE_CHECKING:
+    from api.container import Container
 
 cli = typer.Typer(
     help="CareLedger: event-sourced healthcare records.",
@@ -60,6 +63,22 @@ def serve(
 
 
 @cli.command()
+def relay() -> None:
+    """Run only the NATS JetStream relay (CARELEDGER_NATS_URL) until stopped."""
+    from api.bootstrap import build
+
+    settings = _settings()
+    structured_logging.configure(settings.log_level)
+    if not settings.nats_url:
+        raise _fail("CARELEDGER_NATS_URL: must be set to run the relay")
+    try:
+        container = build(settings, run_processes=False, run_relay=True)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    _run_until_stopped(container, "careledger relay: running; Ctrl-C to stop")
+
+
+@cli.command()
 def worker() -> None:
     """Run the projections and the log processes (sponsor discontinuation) until stopped."""
     from api.bootstrap import build
@@ -70,11 +89,15 @@ def worker() -> None:
         container = build(settings, run_processes=True)
     except ConfigError as error:
         raise _fail(str(error)) from None
+    _run_until_stopped(container, "careledger worker: running; Ctrl-C to stop")
+
+
+def _run_until_stopped(container: "Container", banner: str) -> None:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     container.start_followers()
-    typer.echo("careledger worker: running; Ctrl-C to stop", err=True)
+    typer.echo(banner, err=True)
     stopping.wait()
     container.close()
 

@@ -1,5 +1,6 @@
 """What the routes need, built once by the composition root."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from api.auth import TokenVerifier
@@ -14,9 +15,11 @@ from application.ledger import CareLedger
 from application.memberships import Memberships
 from application.patients import Patients
 from application.replay import Replays
+from application.subscriptions import Subscriptions
 from infrastructure.chain import ChainVerifier
 from infrastructure.follower import LogFollower
 from infrastructure.keys import KeyRing
+from infrastructure.nats_relay import RelayHost
 from infrastructure.projections.engine import Projector
 from infrastructure.projections.live import Listener, Positions, ProjectionHost
 from infrastructure.projections.store import ViewStore
@@ -41,10 +44,13 @@ class Container:
     disclosures: Disclosures
     audit: AuditTrail
     replays: Replays
+    subscriptions: Subscriptions
     projectors: list[Projector] = field(default_factory=list)
     projection_host: ProjectionHost | None = None
     listener: Listener | None = None
     followers: list[LogFollower] = field(default_factory=list)
+    relay_host: RelayHost | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def catch_up(self) -> None:
         """Bring every view up to the log's head now, in this thread."""
@@ -60,8 +66,14 @@ class Container:
             self.projection_host.start()
         for follower in self.followers:
             follower.start()
+        if self.relay_host is not None:
+            self.relay_host.start()
 
     def close(self) -> None:
+        if self.relay_host is not None:
+            self.relay_host.stop()
+        for close in self.closers:
+            close()
         for follower in self.followers:
             follower.stop()
         if self.projection_host is not None:

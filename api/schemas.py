@@ -285,3 +285,17 @@ class ReviewIn(Body):
         description="The auditor's finding on a break-glass access"
     )
     note: str = Field(default="", max_length=2000, description="Why; no PHI")
+
+
+class SubscriberIn(Body):
+    name: Text = Field(description="Who receives the feed, e.g. 'Main St pharmacy'")
+    recipient_org: OrgId = Field(description="The recipient organisation the policy decides for")
+    purpose: Purpose = Field(description="The purpose of use every delivery is decided for")
+    kinds: list[EntryKind] = Field(min_length=1, description="Entry kinds it may receive")
+    labels: list[SensitivityLabel] = Field(
+        default_factory=list,
+        description="Sensitivity labels it may receive; consent must also allow each one",
+    )
+    content: Literal["id-only", "summary", "full"] = Field(
+        description="id-only: ids; summary: kind, code and dates, no free text; full: the entry"
+    )

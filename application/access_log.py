@@ -12,6 +12,7 @@ that commit returns, so nothing is acknowledged before it is durable.
 
 import hashlib
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -57,6 +58,15 @@ class Disclosed:
         return orjson.loads(self.body)
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One delivered message: its exact bytes and the access record naming their hash."""
+
+    body: bytes
+    access_id: UUID
+    record: AccessRecord
+
+
 class GroupCommit:
     def __init__(self, ledger: CareLedger, *, max_batch: int = 512, timeout: float = 10.0):
         self.ledger = ledger
@@ -70,16 +80,21 @@ class GroupCommit:
         self.commits = 0
         self.records = 0
 
-    def write(self, record: AccessRecord) -> None:
-        """Returns once the record is durable; raises ``AuditUnavailable`` otherwise."""
-        done: Future[None] = Future()
+    def write(self, *records: AccessRecord) -> None:
+        """Returns once every record is durable; raises ``AuditUnavailable`` otherwise."""
+        waiting: list[Future[None]] = []
         with self._ready:
             if self._closed:
                 raise AuditUnavailable()
-            self._queue.append((record, done))
+            for record in records:
+                done: Future[None] = Future()
+                self._queue.append((record, done))
+                waiting.append(done)
             self._ready.notify()
+        deadline = time.monotonic() + self.timeout
         try:
-            done.result(timeout=self.timeout)
+            for done in waiting:
+                done.result(timeout=max(deadline - time.monotonic(), 0.0))
         except Exception:
             raise AuditUnavailable() from None
 
@@ -135,11 +150,40 @@ class Disclosures:
         version: int | None = None,
     ) -> Disclosed:
         rendered = render(body)
-        access_id = self._write(
-            ctx, action, decision, patient_id, entry_ids, stream_versions, request,
-            hashlib.sha256(rendered).hexdigest(),
+        access_id = self.new_id()
+        self.writer.write(
+            self._record(
+                access_id, ctx, action, decision, patient_id, entry_ids, stream_versions,
+                request, hashlib.sha256(rendered).hexdigest(),
+            )
         )  # fmt: skip
         return Disclosed(rendered, access_id, version)
+
+    def prepare(
+        self,
+        ctx: RequestContext,
+        *,
+        access_id: UUID,
+        action: str,
+        body: Any,
+        decision: Decision,
+        patient_id: UUID,
+        entry_ids: Sequence[str],
+        stream_versions: dict[str, int],
+        request: dict[str, Any],
+    ) -> Delivery:
+        """A message rendered and its record made, to be written with ``record_all``."""
+        rendered = render(body)
+        record = self._record(
+            access_id, ctx, action, decision, patient_id, entry_ids, stream_versions, request,
+            hashlib.sha256(rendered).hexdigest(),
+        )  # fmt: skip
+        return Delivery(rendered, access_id, record)
+
+    def record_all(self, deliveries: Sequence[Delivery]) -> None:
+        """Durable before any of them is sent (group-committed); else AuditUnavailable."""
+        if deliveries:
+            self.writer.write(*(d.record for d in deliveries))
 
     def refuse(
         self,
@@ -151,13 +195,16 @@ class Disclosures:
         request: dict[str, Any] | None = None,
     ) -> Forbidden:
         """Record a denied attempt; returns the 403 to raise, marked as recorded."""
-        self._write(ctx, action, decision, patient_id, (), None, request, None)
+        self.writer.write(
+            self._record(self.new_id(), ctx, action, decision, patient_id, (), None, request, None)
+        )
         refusal = Forbidden(decision.reason)
         refusal.recorded = True
         return refusal
 
-    def _write(
+    def _record(
         self,
+        access_id: UUID,
         ctx: RequestContext,
         action: str,
         decision: Decision,
@@ -166,9 +213,8 @@ class Disclosures:
         stream_versions: dict[str, int] | None,
         request: dict[str, Any] | None,
         sha256: str | None,
-    ) -> UUID:
-        access_id = self.new_id()
-        record = AccessRecord.record(
+    ) -> AccessRecord:
+        return AccessRecord.record(
             access_id=access_id,
             by=Provenance(ctx.actor.id, self.clock()),
             actor_role=str(ctx.actor.role),
@@ -186,5 +232,3 @@ class Disclosures:
             request_id=ctx.request_id,
             source=ctx.source,
         )
-        self.writer.write(record)
-        return access_id

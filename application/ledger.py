@@ -109,6 +109,10 @@ class CareLedger(Application[UUID]):
             raise NotFound(resource)
         return aggregate
 
+    def exists(self, stream_id: UUID) -> bool:
+        """Whether any record of the stream is in the log (no decryption)."""
+        return bool(self.recorder.select_events(stream_id, limit=1))
+
     def forget(self, *stream_ids: UUID) -> None:
         """Drop decrypted aggregates from this process's cache (after crypto-shredding)."""
         cache = self.repository.cache

@@ -14,6 +14,8 @@ exactly when an access is replayed. The default policy is DESIGN.md §2:
   consent, all labels included, with a justification of 20 characters or more;
 - public-health reporting by the care organisation needs no authorisation (it is
   required by law) but is accounted for to the patient;
+- a subscriber of the care organisation (its pharmacy, say) receives deliveries for
+  TPO as a clinician would read them, within an active membership for TREAT;
 - anyone else (another organisation, a service, marketing, research) needs an active
   directive naming them as grantee for that purpose;
 - admins never read clinical content; auditors see it only through replay;
@@ -86,6 +88,7 @@ class AccessRequest:
     day: date
     break_glass: str | None = None
     replay: bool = False  # an auditor rebuilding a recorded response
+    delivery: bool = False  # an event delivered to a registered subscriber
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ def decide(
     own_organisation = actor.org == request.care_organisation
     if request.purpose is Purpose.ETREAT:
         return _break_glass(request, own_organisation)
-    if own_organisation and actor.role is Role.CLINICIAN and request.purpose in TPO:
+    if own_organisation and request.purpose in TPO and _acts_for_care(request):
         return _own_organisation(request, consent, memberships)
     if own_organisation and actor.role is Role.CLINICIAN and request.purpose is Purpose.PUBHLTH:
         # Public-health reporting required by law (164.512(b)): no authorisation is
@@ -142,6 +145,11 @@ def decide(
             True, "public-health reporting required by law", Basis(consent.version), frozenset()
         )
     return _by_directive(request, consent)
+
+
+def _acts_for_care(request: AccessRequest) -> bool:
+    role = request.actor.role
+    return role is Role.CLINICIAN or (role is Role.SERVICE and request.delivery)
 
 
 def _break_glass(request: AccessRequest, own_organisation: bool) -> Decision:

@@ -34,6 +34,7 @@ from application.errors import IntegrityViolation
 from domain.access_record import AccessRecord
 from domain.patient import Patient
 from domain.sponsor import SponsorProgramme
+from domain.subscriber import Subscriber
 from infrastructure.keys import AUDIT_KEY_ID, SYSTEM_KEY_ID, KeyRing
 
 FORMAT_V1 = 1
@@ -88,8 +89,9 @@ class SealingMapper(Mapper[UUID]):
         return StoredEvent(plain.originator_id, plain.originator_version, plain.topic, sealed)
 
     def _key_for(self, event: DomainEventProtocol[UUID]) -> UUID:
-        # The tombstone and the sponsor programmes carry no PHI and must stay readable.
-        if isinstance(event, (Patient.Erased, SponsorProgramme.Event)):
+        # The tombstone, sponsor programmes and subscribers carry no PHI and must stay
+        # readable.
+        if isinstance(event, (Patient.Erased, SponsorProgramme.Event, Subscriber.Event)):
             return SYSTEM_KEY_ID
         # Access records outlive a patient's erasure: never the patient's key.
         if isinstance(event, AccessRecord.Event):

@@ -9,6 +9,7 @@ from eventsourcing.persistence import Mapper
 from infrastructure.keys import KeyRing
 from infrastructure.projections.access_log import AccessLogProjection, AccessLogReader
 from infrastructure.projections.consent_state import ConsentStateProjection, ConsentStateReader
+from infrastructure.projections.deliveries import CURSORS, DeliveryProjection, DeliveryReader
 from infrastructure.projections.directory import DirectoryProjection, DirectoryReader
 from infrastructure.projections.engine import Projection, Projector, view_tables
 from infrastructure.projections.roster import RosterProjection, RosterReader
@@ -24,11 +25,12 @@ def projections(store: ViewStore, sealer: RowSealer) -> list[Projection]:
         ConsentStateProjection(store, sealer),
         RosterProjection(store),
         AccessLogProjection(store, sealer),
+        DeliveryProjection(store, sealer),
     ]
 
 
 def table_names(store: ViewStore) -> list[str]:
-    return view_tables(projections(store, RowSealer(None)))
+    return [*view_tables(projections(store, RowSealer(None))), CURSORS]
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Readers:
     consents: ConsentStateReader
     roster: RosterReader
     access_log: AccessLogReader
+    deliveries: DeliveryReader
 
 
 def readers(store: ViewStore, keys: KeyRing) -> Readers:
@@ -48,6 +51,7 @@ def readers(store: ViewStore, keys: KeyRing) -> Readers:
         ConsentStateReader(store, sealer),
         RosterReader(store),
         AccessLogReader(store, sealer),
+        DeliveryReader(store, sealer),
     )
 
 

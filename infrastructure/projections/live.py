@@ -119,6 +119,26 @@ class Positions:
                 self._settle(names, position)
         return True
 
+    def head(self) -> int:
+        """The log's last position now."""
+        return self.store.recorder.max_notification_id() or 0
+
+    def wait_past(self, name: str, position: int, timeout: float) -> int:
+        """Wait until the view has moved beyond ``position`` (or ``timeout``); where it is.
+
+        For a long-poll: woken by the projector's commit, in this process or by NOTIFY.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._changed:
+                known = self._known.get(name, 0)
+                remaining = deadline - time.monotonic()
+                if known > position or remaining <= 0:
+                    return known
+                self._changed.wait(min(remaining, self.refresh_every))
+            if self.known(name) <= position:
+                self.refresh()
+
     def _reached(self, names: Sequence[str], position: int) -> bool:
         with self._changed:
             return all(self._known.get(n, 0) >= position for n in names)

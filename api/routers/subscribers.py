@@ -1,0 +1,58 @@
+"""Downstream subscribers: registration (admin) and the consent-filtered pull feed."""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from api.dependencies import Context, Services
+from api.responses import JSON
+from api.schemas import SubscriberIn, Written
+from domain.subscriber import ContentLevel
+
+router = APIRouter(prefix="/v1/subscribers", tags=["subscribers"])
+
+
+@router.post("", status_code=201, response_model=Written, summary="Register a subscriber")
+def register(body: SubscriberIn, ctx: Context, services: Services) -> JSON:
+    outcome = services.subscriptions.register(
+        ctx,
+        name=body.name,
+        recipient_org=body.recipient_org,
+        purpose=body.purpose,
+        kinds=body.kinds,
+        labels=body.labels,
+        content=ContentLevel(body.content),
+    )
+    return JSON(outcome.body(), status_code=201)
+
+
+@router.get("", summary="List subscribers (admin)")
+def listing(ctx: Context, services: Services) -> JSON:
+    return JSON(services.subscriptions.listing(ctx))
+
+
+@router.get(
+    "/{subscriber_id}/feed",
+    summary="The subscriber's feed (its own service token)",
+    description=(
+        "Items after `after` in log order, each decided against the patient's consent as "
+        "of the event and again now, and each an access record (action `deliver`) whose "
+        "`response_sha256` is over that item's bytes; `access_ids` lists them in order. "
+        "Passing `after` acknowledges everything up to it (the durable cursor); without "
+        "it the page starts at the last acknowledged position. With `wait` (seconds, up "
+        "to 30) an empty page is held open until something arrives. Delivery is at "
+        "least once: read again from an earlier `after` and the same `event_id`s return."
+    ),
+)
+def feed(
+    subscriber_id: UUID,
+    ctx: Context,
+    services: Services,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    wait: Annotated[float, Query(ge=0, le=30)] = 0,
+) -> Response:
+    body = services.subscriptions.feed(ctx, subscriber_id, after=after, limit=limit, wait=wait)
+    return Response(content=body, media_type="application/json")

@@ -1,0 +1,240 @@
+"""Downstream subscriptions: registration, and delivery of what consent allows.
+
+The delivery projection has already decided, as of each event's position, which
+subscribers may receive it. Here each delivery is decided once more as of now, with
+the state that projection has reached, and written as an access record (action
+``deliver``) before a byte of it leaves: over the HTTP feed or the NATS relay.
+"""
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID, uuid5
+
+from application.access_log import Delivery, Disclosures, render
+from application.context import RequestContext, Role
+from application.delivery_rule import Pending, SubscriberSpec, delivery_decision
+from application.errors import Forbidden, NotFound
+from application.ledger import CareLedger, WriteOutcome
+from application.ports import Clock, NewId
+from application.read_models import ViewsBehind
+from domain.subscriber import ContentLevel, Subscriber
+from domain.values import Provenance
+from domain.vocabulary import EntryKind, Purpose, SensitivityLabel
+
+DELIVERY_VIEW = "deliveries"
+MAX_WAIT_SECONDS = 30.0
+
+
+class DeliveryView(Protocol):
+    def subscriber(self, subscriber_id: UUID) -> SubscriberSpec | None: ...
+
+    def subscribers(self) -> list[SubscriberSpec]: ...
+
+    def pending(self, subscriber_id: UUID, after: int, limit: int) -> Pending: ...
+
+    def backlog(self, subscriber_id: UUID, after: int) -> int: ...
+
+    def cursor(self, subscriber_id: UUID) -> int: ...
+
+    def acknowledge(self, subscriber_id: UUID, after: int) -> None: ...
+
+
+class DeliveryProgress(Protocol):
+    """Where the delivery projection has reached, and a wait for it to move."""
+
+    def head(self) -> int: ...
+
+    def wait_for(self, names: Sequence[str], position: int, timeout: float) -> bool: ...
+
+    def known(self, name: str) -> int: ...
+
+    def wait_past(self, name: str, position: int, timeout: float) -> int: ...
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Deliveries, each with its durable access record, and where the scan reached."""
+
+    deliveries: list[Delivery]
+    scanned_to: int
+
+
+class Subscriptions:
+    def __init__(
+        self,
+        ledger: CareLedger,
+        view: DeliveryView,
+        progress: DeliveryProgress,
+        disclosures: Disclosures,
+        clock: Clock,
+        new_id: NewId,
+        *,
+        wait_seconds: float = 5.0,
+    ) -> None:
+        self.ledger = ledger
+        self.view = view
+        self.progress = progress
+        self.disclosures = disclosures
+        self.clock = clock
+        self.new_id = new_id
+        self.wait_seconds = wait_seconds
+
+    # Registration ------------------------------------------------------------------
+
+    def register(
+        self,
+        ctx: RequestContext,
+        *,
+        name: str,
+        recipient_org: str,
+        purpose: Purpose,
+        kinds: list[EntryKind],
+        labels: list[SensitivityLabel],
+        content: ContentLevel,
+    ) -> WriteOutcome:
+        if ctx.actor.role is not Role.ADMIN:
+            raise Forbidden("only administrators register subscribers")
+        subscriber = Subscriber.register(
+            subscriber_id=self.new_id(),
+            name=name,
+            recipient_org=recipient_org,
+            purpose=purpose,
+            kinds=kinds,
+            labels=labels,
+            content=content,
+            by=Provenance(ctx.actor.id, self.clock()),
+        )
+        return self.ledger.commit(ctx, [subscriber], {"id": str(subscriber.id)})
+
+    def listing(self, ctx: RequestContext) -> dict[str, Any]:
+        if ctx.actor.role is not Role.ADMIN:
+            raise Forbidden("only administrators list subscribers")
+        self.wait_until_current()
+        return {"items": [spec.as_json() for spec in self.view.subscribers()]}
+
+    # The HTTP feed -------------------------------------------------------------------
+
+    def feed(
+        self,
+        ctx: RequestContext,
+        subscriber_id: UUID,
+        *,
+        after: int | None,
+        limit: int,
+        wait: float,
+    ) -> bytes:
+        """A page of the feed, as the exact bytes of its body.
+
+        ``items[i]`` is, byte for byte, what the access record ``access_ids[i]`` hashed.
+
+        ``after`` acknowledges everything up to it, so the cursor is durable; without
+        it the page starts at the last acknowledged position. With ``wait`` and nothing
+        to deliver, the call returns as soon as the projection commits something new.
+        """
+        if ctx.actor.role is not Role.SERVICE or ctx.actor.id != str(subscriber_id):
+            raise Forbidden("a feed is read only by its own subscriber's service token")
+        self.wait_until_current()
+        spec = self.view.subscriber(subscriber_id)
+        if spec is None:
+            raise NotFound("subscriber")
+        if after is None:
+            after = self.view.cursor(subscriber_id)
+        else:
+            self.view.acknowledge(subscriber_id, after)
+        deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT_SECONDS)
+        while True:
+            seen = self.progress.known(DELIVERY_VIEW)
+            batch = self.deliver(
+                spec,
+                after,
+                limit,
+                channel="feed",
+                request_id=ctx.request_id,
+                access_id=lambda _event_id: self.new_id(),
+            )
+            moved, after = batch.scanned_to > after, batch.scanned_to
+            remaining = deadline - time.monotonic()
+            if batch.deliveries or remaining <= 0:
+                break
+            if moved:  # everything scanned was denied at delivery time: scan on
+                continue
+            self.progress.wait_past(DELIVERY_VIEW, seen, remaining)
+        items = b",".join(d.body for d in batch.deliveries)
+        access_ids = render([str(d.access_id) for d in batch.deliveries])
+        return b"".join(
+            (b'{"items":[', items, b'],"access_ids":', access_ids, b',"next_after":',
+             render(after), b"}")
+        )  # fmt: skip
+
+    # Shared by both channels -------------------------------------------------------
+
+    def deliver(
+        self,
+        spec: SubscriberSpec,
+        after: int,
+        limit: int,
+        *,
+        channel: str,
+        request_id: str,
+        access_id: Callable[[str], UUID],
+        recorded: Callable[[UUID], bool] | None = None,
+    ) -> Batch:
+        """Decide each pending item again as of now; record the permitted ones.
+
+        ``access_id`` names each delivery's record (the relay derives it from the
+        event id, so a retry after a crash finds it). ``recorded`` says whether that
+        record exists already; such an item is delivered again without a second record.
+        """
+        pending = self.view.pending(spec.id, after, limit)
+        day = self.clock().date()
+        ctx = RequestContext(
+            actor=spec.actor, purpose=spec.purpose, request_id=request_id, source=channel
+        )
+        chosen: list[Delivery] = []
+        to_record: list[Delivery] = []
+        for position, patient_id, content in pending.items:
+            subject = pending.subjects.get(patient_id)
+            if subject is None:
+                continue  # erased since the event: never delivered
+            labels = frozenset(content["labels"])
+            decision = delivery_decision(spec, subject, patient_id, content["kind"], labels, day)
+            if decision is None:
+                continue  # revoked, ended or relabelled since: nothing more reaches them
+            message = content["message"]
+            delivery = self.disclosures.prepare(
+                ctx,
+                access_id=access_id(message["event_id"]),
+                action="deliver",
+                body=message,
+                decision=decision,
+                patient_id=patient_id,
+                entry_ids=[message["payload"]["entry_id"]],
+                stream_versions={str(patient_id): content["stream_version"]},
+                request={
+                    "view": "delivery",
+                    "subscriber_id": str(spec.id),
+                    "position": position,
+                    "event_id": message["event_id"],
+                    "channel": channel,
+                },
+            )
+            chosen.append(delivery)
+            if recorded is None or not recorded(delivery.access_id):
+                to_record.append(delivery)
+        self.disclosures.record_all(to_record)
+        return Batch(chosen, pending.scanned_to)
+
+    def relay_access_id(self, event_id: str) -> UUID:
+        """The NATS delivery's record id: stable, so a restarted relay can find it."""
+        return uuid5(UUID(event_id), "nats")
+
+    def backlog(self, spec: SubscriberSpec, after: int) -> int:
+        return self.view.backlog(spec.id, after)
+
+    def wait_until_current(self) -> None:
+        """Delivery time means now: first let the projection reach the log's head."""
+        head = self.progress.head()
+        if not self.progress.wait_for([DELIVERY_VIEW], head, self.wait_seconds):
+            raise ViewsBehind()

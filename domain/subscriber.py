@@ -1,0 +1,95 @@
+"""A downstream subscriber: who receives which events, for what purpose, in how much detail.
+
+Registered by an administrator. The registration is the ceiling of what the subscriber
+may ever receive: the patient's consent and the policy then narrow it per event. It
+holds no PHI, so its stream is sealed with the system key.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import InvalidValue
+from domain.events import AttributedEvent
+from domain.values import Provenance
+from domain.vocabulary import EntryKind, Purpose, SensitivityLabel
+
+
+class ContentLevel(StrEnum):
+    """Minimum necessary: how much of each entry a subscriber receives."""
+
+    ID_ONLY = "id-only"  # the entry's id and what happened to it
+    SUMMARY = "summary"  # kind, code and dates; no free text, values or author
+    FULL = "full"  # the entry as the timeline shows it
+
+
+class Subscriber(Aggregate):
+    id: UUID  # random, passed in
+
+    class Event(AttributedEvent):
+        pass
+
+    class Registered(Event, Aggregate.Created):
+        name: str
+        recipient_org: str
+        purpose: str
+        kinds: list[str]
+        labels: list[str]
+        content: str
+
+    @staticmethod
+    def register(
+        *,
+        subscriber_id: UUID,
+        name: str,
+        recipient_org: str,
+        purpose: Purpose,
+        kinds: list[EntryKind],
+        labels: list[SensitivityLabel],
+        content: ContentLevel,
+        by: Provenance,
+    ) -> "Subscriber":
+        if not name.strip():
+            raise InvalidValue("name", "must not be blank")
+        if not recipient_org.strip():
+            raise InvalidValue("recipient_org", "must not be blank")
+        if purpose is Purpose.ETREAT:
+            raise InvalidValue("purpose", "break-glass is for a person, never a subscription")
+        if purpose is Purpose.PATRQT:
+            raise InvalidValue("purpose", "a patient's own request is not a subscription")
+        if not kinds:
+            raise InvalidValue("kinds", "must name at least one entry kind")
+        return Subscriber(  # type: ignore[call-arg]
+            id=subscriber_id,
+            name=name.strip(),
+            recipient_org=recipient_org.strip(),
+            purpose=purpose.value,
+            kinds=sorted({k.value for k in kinds}),
+            labels=sorted({label.value for label in labels}),
+            content=content.value,
+            actor_id=by.actor_id,
+            timestamp=by.occurred_at,
+        )
+
+    @event(Registered)
+    def __init__(
+        self,
+        *,
+        name: str,
+        recipient_org: str,
+        purpose: str,
+        kinds: list[str],
+        labels: list[str],
+        content: str,
+        actor_id: str,
+        timestamp: datetime,
+    ) -> None:
+        self.name = name
+        self.recipient_org = recipient_org
+        self.purpose = purpose
+        self.kinds = kinds
+        self.labels = labels
+        self.content = content
+        self.registered_at = timestamp

@@ -1,0 +1,178 @@
+"""NATS JetStream for the relay: the broker adapter, its tracking, and its supervisor.
+
+The broker runs nats-py's asyncio client on a thread of its own and offers a blocking
+``publish`` to the relay. It publishes a batch in order with ``publish_async`` and
+returns once JetStream has acknowledged every message, so tracking moves only past
+messages the stream has stored. nats-py reconnects by itself with backoff; a batch
+caught by a disconnect times out, and the supervisor retries it (JetStream drops the
+copies it already holds, by ``Nats-Msg-Id``).
+"""
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
+
+import nats
+from eventsourcing.persistence import ProcessRecorder, Tracking
+from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from application.read_models import ViewsBehind
+from application.relay import SUBJECT_PREFIX, Message, Relay
+from application.subscriptions import DELIVERY_VIEW
+from infrastructure.projections.live import Positions
+
+log = logging.getLogger("careledger.relay")
+
+STREAM = "CARELEDGER"
+# How long JetStream remembers a Nats-Msg-Id: a relay restarted within it never
+# publishes a duplicate. Generous, because a restart may wait for the database.
+DUPLICATE_WINDOW_SECONDS = 600.0
+
+T = TypeVar("T")
+
+
+class NatsBroker:
+    def __init__(self, url: str, *, timeout: float = 10.0, max_pending: int = 4000) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.max_pending = max_pending
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="nats", daemon=True)
+        self._thread.start()
+        self._nc: Any = None
+        self._js: Any = None
+        self.reconnects = 0
+
+    def publish(self, messages: Sequence[Message]) -> int:
+        return self._run(self._publish(messages), self.timeout + 5)
+
+    def close(self) -> None:
+        if self._nc is not None:
+            # Closing a broken connection: nothing is left to save.
+            with contextlib.suppress(Exception):
+                self._run(self._nc.close(), 5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def _run(self, coroutine: Awaitable[T], timeout: float) -> T:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)  # type: ignore[arg-type]
+        return future.result(timeout)
+
+    async def _connected(self) -> Any:
+        if self._nc is None or self._nc.is_closed:
+            self._nc = await nats.connect(
+                self.url,
+                name="careledger-relay",
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                connect_timeout=2,
+                error_cb=self._error,
+                reconnected_cb=self._reconnected,
+            )
+            self._js = self._nc.jetstream(
+                timeout=self.timeout, publish_async_max_pending=self.max_pending
+            )
+            await ensure_stream(self._js)
+        return self._js
+
+    async def _publish(self, messages: Sequence[Message]) -> int:
+        js = await self._connected()
+        acks = []
+        for m in messages:
+            acks.append(
+                await js.publish_async(
+                    m.subject,
+                    m.body,
+                    headers={
+                        "Nats-Msg-Id": m.msg_id,
+                        "Careledger-Access-Id": str(m.access_id),
+                        "Careledger-Position": str(m.position),
+                    },
+                    wait_stall=self.timeout,
+                )
+            )
+        stored = await asyncio.wait_for(asyncio.gather(*acks), self.timeout)
+        return sum(1 for ack in stored if not ack.duplicate)
+
+    async def _error(self, error: Exception) -> None:
+        log.warning("nats error", extra={"error": type(error).__name__})
+
+    async def _reconnected(self) -> None:
+        self.reconnects += 1
+        log.info("nats reconnected")
+
+
+async def ensure_stream(js: Any) -> None:
+    """The CARELEDGER stream, file-backed, with the duplicate window we rely on."""
+    config = StreamConfig(
+        name=STREAM,
+        subjects=[f"{SUBJECT_PREFIX}.>"],
+        storage=StorageType.FILE,
+        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+    )
+    try:
+        info = await js.stream_info(STREAM)
+    except NotFoundError:
+        await js.add_stream(config)
+        return
+    if info.config.duplicate_window < DUPLICATE_WINDOW_SECONDS:
+        await js.update_stream(config)
+
+
+class LibraryTracking:
+    """The relay's position per subscriber, in the library's tracking table."""
+
+    def __init__(self, recorder: ProcessRecorder) -> None:
+        self.recorder = recorder
+
+    def position(self, name: str) -> int:
+        return self.recorder.max_tracking_id(name) or 0
+
+    def advance(self, name: str, position: int) -> None:
+        # Refused (IntegrityError) unless it moves forward: two relays cannot both win.
+        self.recorder.insert_tracking(Tracking(name, position))
+
+
+class RelayHost:
+    """Runs the relay in a supervised thread, woken by the delivery projection."""
+
+    def __init__(self, relay: Relay, positions: Positions, *, max_backoff: float = 5.0) -> None:
+        self.relay = relay
+        self.positions = positions
+        self.max_backoff = max_backoff
+        self.errors = 0
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="nats-relay", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            seen = self.positions.known(DELIVERY_VIEW)
+            try:
+                sent = self.relay.step()
+            except ViewsBehind:
+                self._stopping.wait(0.05)
+                continue
+            except Exception as error:  # supervised: back off, resume from tracking
+                self.errors += 1
+                log.warning("relay error; retrying", extra={"error": type(error).__name__})
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            backoff = 0.1
+            if sent < self.relay.batch_size:
+                self.positions.wait_past(DELIVERY_VIEW, seen, 0.5)

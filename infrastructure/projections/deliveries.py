@@ -1,0 +1,480 @@
+"""The delivery projection: per subscriber, the chart events it may receive, in log order.
+
+It walks the log once for every subscriber. Because it applies consent, membership
+and registration events in the same order as the chart events, the state it decides
+with is exactly the state as of each event's position: a directive granted later
+does not reach back, and a revocation stops everything after it. What it decides is
+kept in an outbox (one sealed row per subscriber and event); the delivery decides
+once more, as of delivery time, against the state this projection has reached.
+
+Tables (every row carries its view version; PHI is sealed under the patient's key):
+- subscribers: the registrations (no PHI, plain JSON);
+- subjects: per patient, the care organisation, consent and memberships (sealed);
+- streams: which patient a consent or membership stream belongs to (random ids);
+- entries: each entry's kind and labels, for amendments (sealed);
+- outbox: per subscriber and position, the minimised message (sealed).
+An erased patient's rows go from all of them, so nothing of theirs is delivered.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import orjson
+from eventsourcing.utils import get_topic
+
+from application.delivery_rule import (
+    DELIVERED_EVENTS,
+    EntryFacts,
+    Pending,
+    Subject,
+    SubscriberSpec,
+    delivery_decision,
+    entry_facts,
+    message,
+)
+from application.errors import DataKeyDestroyed
+from application.policy import ConsentFacts, MembershipFact
+from domain.consent import Consent
+from domain.membership import Membership
+from domain.patient import Patient
+from domain.subscriber import ContentLevel, Subscriber
+from domain.vocabulary import Purpose
+from infrastructure.projections import consent_state, roster
+from infrastructure.projections.engine import Decoded, active_version, delete_patient_rows
+from infrastructure.projections.sealed_rows import RowSealer
+from infrastructure.projections.store import Cursor, ViewStore
+
+NAME = "deliveries"
+SUBSCRIBERS = "view_subscribers"
+SUBJECTS = "view_delivery_subjects"
+STREAMS = "view_delivery_streams"
+ENTRIES = "view_delivery_entries"
+OUTBOX = "view_outbox"
+# Each subscriber's acknowledged feed position: the consumer's state, not derived from
+# the log, so it belongs to no view version and survives a rebuild.
+CURSORS = "subscriber_cursors"
+
+_CONSENT_EVENTS = (
+    Consent.Opened,
+    Consent.DirectiveGranted,
+    Consent.DirectiveRevoked,
+    Consent.RestrictionRequested,
+)
+_MEMBERSHIP_EVENTS = (
+    Membership.Enrolled,
+    Membership.Renewed,
+    Membership.Cancelled,
+    Membership.Lapsed,
+    Membership.Terminated,
+)
+
+
+@dataclass
+class _Batch:
+    """What one batch has loaded or changed, written back once at its end."""
+
+    subjects: dict[UUID, dict[str, Any]]
+    changed: set[UUID]
+    streams: dict[UUID, UUID]
+    new_streams: dict[UUID, UUID]
+    entries: dict[UUID, tuple[UUID, EntryFacts]]
+    changed_entries: set[UUID]
+    outbox: list[tuple[str, int, str, bytes]]
+
+
+class DeliveryProjection:
+    name = NAME
+    topics = tuple(
+        get_topic(cls)
+        for cls in (
+            Subscriber.Registered,
+            Patient.Registered,
+            *DELIVERED_EVENTS,
+            *_CONSENT_EVENTS,
+            *_MEMBERSHIP_EVENTS,
+        )
+    )
+
+    def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
+        self.store = store
+        self.sealer = sealer
+        names = (SUBSCRIBERS, SUBJECTS, STREAMS, ENTRIES, OUTBOX, CURSORS)
+        self.t = {n: store.table(n) for n in names}
+
+    def table_names(self) -> list[str]:
+        return [SUBSCRIBERS, SUBJECTS, STREAMS, ENTRIES, OUTBOX]
+
+    def tables(self) -> list[str]:
+        t = self.t
+        return [
+            f"CREATE TABLE IF NOT EXISTS {t[SUBSCRIBERS]} (version INTEGER NOT NULL, "
+            "subscriber_id TEXT NOT NULL, position BIGINT NOT NULL, spec TEXT NOT NULL, "
+            "PRIMARY KEY (version, subscriber_id))",
+            f"CREATE TABLE IF NOT EXISTS {t[SUBJECTS]} (version INTEGER NOT NULL, "
+            "patient_id TEXT NOT NULL, sealed BLOB NOT NULL, PRIMARY KEY (version, patient_id))",
+            f"CREATE TABLE IF NOT EXISTS {t[STREAMS]} (version INTEGER NOT NULL, "
+            "stream_id TEXT NOT NULL, patient_id TEXT NOT NULL, "
+            "PRIMARY KEY (version, stream_id))",
+            f"CREATE INDEX IF NOT EXISTS {STREAMS}_by_patient ON {t[STREAMS]} "
+            "(version, patient_id)",
+            f"CREATE TABLE IF NOT EXISTS {t[ENTRIES]} (version INTEGER NOT NULL, "
+            "entry_id TEXT NOT NULL, patient_id TEXT NOT NULL, sealed BLOB NOT NULL, "
+            "PRIMARY KEY (version, entry_id))",
+            f"CREATE INDEX IF NOT EXISTS {ENTRIES}_by_patient ON {t[ENTRIES]} "
+            "(version, patient_id)",
+            f"CREATE TABLE IF NOT EXISTS {t[OUTBOX]} (version INTEGER NOT NULL, "
+            "subscriber_id TEXT NOT NULL, position BIGINT NOT NULL, patient_id TEXT NOT NULL, "
+            "sealed BLOB NOT NULL, PRIMARY KEY (version, subscriber_id, position))",
+            f"CREATE INDEX IF NOT EXISTS {OUTBOX}_by_patient ON {t[OUTBOX]} (version, patient_id)",
+            f"CREATE TABLE IF NOT EXISTS {t[CURSORS]} (subscriber_id TEXT PRIMARY KEY, "
+            "position BIGINT NOT NULL)",
+        ]
+
+    # Applying a batch ------------------------------------------------------------
+
+    def apply(self, cursor: Cursor, version: int, batch: Sequence[Decoded]) -> None:
+        if not batch:
+            return
+        subscribers = self._subscribers_of(cursor, version)
+        work = _Batch({}, set(), {}, {}, {}, set(), [])
+        for item in batch:
+            event = item.event
+            if isinstance(event, Subscriber.Registered):
+                spec = _spec(event)
+                subscribers.append(spec)
+                cursor.execute(
+                    f"INSERT INTO {self.t[SUBSCRIBERS]} (version, subscriber_id, position, spec) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (version, subscriber_id) DO NOTHING",
+                    (version, spec.id.hex, item.position, orjson.dumps(spec.as_json()).decode()),
+                )
+            elif isinstance(event, Patient.Registered):
+                work.subjects[event.originator_id] = {
+                    "org": event.organisation_id,
+                    "consent": {"version": 0, "directives": {}, "restrictions": {}},
+                    "memberships": {},
+                }
+                work.changed.add(event.originator_id)
+            elif isinstance(event, _CONSENT_EVENTS):
+                self._consent(cursor, version, work, event)
+            elif isinstance(event, _MEMBERSHIP_EVENTS):
+                self._membership(cursor, version, work, event)
+            elif isinstance(event, DELIVERED_EVENTS):
+                self._chart_event(cursor, version, work, subscribers, item)
+        self._write(cursor, version, work)
+
+    def _consent(self, cursor: Cursor, version: int, work: _Batch, event: Any) -> None:
+        if isinstance(event, Consent.Opened):
+            patient_id: UUID | None = event.patient_id
+            work.streams[event.originator_id] = event.patient_id
+            work.new_streams[event.originator_id] = event.patient_id
+        else:
+            patient_id = self._patient_of(cursor, version, work, event.originator_id)
+        subject = self._subject(cursor, version, work, patient_id)
+        if subject is None or patient_id is None:
+            return  # a stream of an erased patient: a tombstone
+        consent_state._apply(subject["consent"], event)
+        subject["consent"]["version"] = event.originator_version
+        work.changed.add(patient_id)
+
+    def _membership(self, cursor: Cursor, version: int, work: _Batch, event: Any) -> None:
+        if isinstance(event, Membership.Enrolled):
+            patient_id: UUID | None = event.patient_id
+            work.streams[event.originator_id] = event.patient_id
+            work.new_streams[event.originator_id] = event.patient_id
+        else:
+            patient_id = self._patient_of(cursor, version, work, event.originator_id)
+        subject = self._subject(cursor, version, work, patient_id)
+        if subject is None or patient_id is None:
+            return
+        key = event.originator_id.hex
+        row = subject["memberships"].get(key)
+        if isinstance(event, Membership.Enrolled):
+            row = {
+                "organisation_id": event.organisation_id,
+                "starts_on": event.starts_on.isoformat(),
+                "ends_on": event.ends_on.isoformat(),
+                "ended_on": None,
+            }
+        if row is None:
+            return
+        row["status"], row["ended_on"], row["ends_on"] = roster._after(event, row)
+        row["version"] = event.originator_version
+        subject["memberships"][key] = row
+        work.changed.add(patient_id)
+
+    def _chart_event(
+        self,
+        cursor: Cursor,
+        version: int,
+        work: _Batch,
+        subscribers: Sequence[SubscriberSpec],
+        item: Decoded,
+    ) -> None:
+        event: Any = item.event
+        patient_id = event.originator_id
+        known = work.entries.get(event.entry_id) or self._entry(cursor, version, event.entry_id)
+        facts = entry_facts(event, known[1] if known else None)
+        if facts is None:
+            return
+        work.entries[event.entry_id] = (patient_id, facts)
+        if facts != (known[1] if known else None):
+            work.changed_entries.add(event.entry_id)
+        subject = self._subject(cursor, version, work, patient_id)
+        if subject is None:
+            return
+        day = event.timestamp.date()
+        as_of_event = subject_facts(subject)
+        for spec in subscribers:
+            if delivery_decision(spec, as_of_event, patient_id, facts.kind, facts.labels, day):
+                sealed = self.sealer.seal(
+                    patient_id,
+                    outbox_label(spec.id, item.position),
+                    {
+                        "message": message(spec, event, item.position, facts),
+                        "kind": facts.kind,
+                        "labels": sorted(facts.labels),
+                        "stream_version": event.originator_version,
+                    },
+                )
+                work.outbox.append((spec.id.hex, item.position, patient_id.hex, sealed))
+
+    # Loading and writing ------------------------------------------------------------
+
+    def _subscribers_of(self, cursor: Cursor, version: int) -> list[SubscriberSpec]:
+        rows = cursor.execute(
+            f"SELECT spec FROM {self.t[SUBSCRIBERS]} WHERE version = ? ORDER BY position",
+            (version,),
+        ).fetchall()
+        return [SubscriberSpec.from_json(orjson.loads(r[0])) for r in rows]
+
+    def _patient_of(
+        self, cursor: Cursor, version: int, work: _Batch, stream_id: UUID
+    ) -> UUID | None:
+        if stream_id not in work.streams:
+            found = cursor.execute(
+                f"SELECT patient_id FROM {self.t[STREAMS]} WHERE version = ? AND stream_id = ?",
+                (version, stream_id.hex),
+            ).fetchone()
+            if found is None:
+                return None
+            work.streams[stream_id] = UUID(found[0])
+        return work.streams[stream_id]
+
+    def _subject(
+        self, cursor: Cursor, version: int, work: _Batch, patient_id: UUID | None
+    ) -> dict[str, Any] | None:
+        if patient_id is None:
+            return None
+        if patient_id not in work.subjects:
+            found = cursor.execute(
+                f"SELECT sealed FROM {self.t[SUBJECTS]} WHERE version = ? AND patient_id = ?",
+                (version, patient_id.hex),
+            ).fetchone()
+            if found is None:
+                return None
+            work.subjects[patient_id] = self.sealer.open(
+                patient_id, subject_label(patient_id), found[0]
+            )
+        return work.subjects[patient_id]
+
+    def _entry(
+        self, cursor: Cursor, version: int, entry_id: UUID
+    ) -> tuple[UUID, EntryFacts] | None:
+        found = cursor.execute(
+            f"SELECT patient_id, sealed FROM {self.t[ENTRIES]} WHERE version = ? AND entry_id = ?",
+            (version, entry_id.hex),
+        ).fetchone()
+        if found is None:
+            return None
+        patient_id = UUID(found[0])
+        kind, labels = self.sealer.open(patient_id, f"{ENTRIES}/{entry_id.hex}", found[1])
+        return patient_id, EntryFacts(kind, frozenset(labels))
+
+    def _write(self, cursor: Cursor, version: int, work: _Batch) -> None:
+        cursor.executemany(
+            f"INSERT INTO {self.t[STREAMS]} (version, stream_id, patient_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (version, stream_id) DO NOTHING",
+            [(version, s.hex, p.hex) for s, p in work.new_streams.items()],
+        )
+        cursor.executemany(
+            f"INSERT INTO {self.t[SUBJECTS]} (version, patient_id, sealed) VALUES (?, ?, ?) "
+            "ON CONFLICT (version, patient_id) DO UPDATE SET sealed = excluded.sealed",
+            [
+                (
+                    version,
+                    p.hex,
+                    self.sealer.seal(p, subject_label(p), work.subjects[p]),
+                )
+                for p in sorted(work.changed)
+                if p in work.subjects
+            ],
+        )
+        cursor.executemany(
+            f"INSERT INTO {self.t[ENTRIES]} (version, entry_id, patient_id, sealed) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (version, entry_id) DO UPDATE SET sealed = "
+            "excluded.sealed",
+            [
+                (
+                    version,
+                    e.hex,
+                    work.entries[e][0].hex,
+                    self.sealer.seal(
+                        work.entries[e][0],
+                        f"{ENTRIES}/{e.hex}",
+                        [work.entries[e][1].kind, sorted(work.entries[e][1].labels)],
+                    ),
+                )
+                for e in work.changed_entries
+            ],
+        )
+        cursor.executemany(
+            f"INSERT INTO {self.t[OUTBOX]} (version, subscriber_id, position, patient_id, "
+            "sealed) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (version, subscriber_id, position) DO NOTHING",
+            [(version, *row) for row in work.outbox],
+        )
+
+    def purge(self, cursor: Cursor, version: int, patient_id: UUID) -> None:
+        delete_patient_rows(
+            cursor,
+            [self.t[n] for n in (SUBJECTS, STREAMS, ENTRIES, OUTBOX)],
+            version,
+            patient_id,
+        )
+
+
+def subject_label(patient_id: UUID) -> str:
+    return f"{SUBJECTS}/{patient_id.hex}"
+
+
+def outbox_label(subscriber_id: UUID, position: int) -> str:
+    return f"{OUTBOX}/{subscriber_id.hex}/{position}"
+
+
+def subject_facts(subject: dict[str, Any]) -> Subject:
+    consent = subject["consent"]
+    return Subject(
+        care_organisation=subject["org"],
+        consent=ConsentFacts(consent["version"], consent["directives"]),
+        memberships=[
+            MembershipFact(
+                membership_id=membership_id,
+                status=m["status"],
+                starts_on=date.fromisoformat(m["starts_on"]),
+                ends_on=date.fromisoformat(m["ends_on"]),
+                ended_on=date.fromisoformat(m["ended_on"]) if m["ended_on"] else None,
+                version=m["version"],
+            )
+            for membership_id, m in sorted(subject["memberships"].items())
+            if m["organisation_id"] == subject["org"]
+        ],
+    )
+
+
+def _spec(event: Subscriber.Registered) -> SubscriberSpec:
+    return SubscriberSpec(
+        id=event.originator_id,
+        name=event.name,
+        recipient_org=event.recipient_org,
+        purpose=Purpose(event.purpose),
+        kinds=frozenset(event.kinds),
+        labels=frozenset(event.labels),
+        content=ContentLevel(event.content),
+    )
+
+
+# Reading ---------------------------------------------------------------------------
+
+
+class DeliveryReader:
+    def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
+        self.store = store
+        self.sealer = sealer
+        self.t = {n: store.table(n) for n in (SUBSCRIBERS, SUBJECTS, OUTBOX, CURSORS)}
+
+    def subscriber(self, subscriber_id: UUID) -> SubscriberSpec | None:
+        with self.store.reading() as cursor:
+            version = active_version(cursor, self.store, NAME)
+            found = cursor.execute(
+                f"SELECT spec FROM {self.t[SUBSCRIBERS]} WHERE version = ? AND subscriber_id = ?",
+                (version, subscriber_id.hex),
+            ).fetchone()
+        return None if found is None else SubscriberSpec.from_json(orjson.loads(found[0]))
+
+    def subscribers(self) -> list[SubscriberSpec]:
+        with self.store.reading() as cursor:
+            version = active_version(cursor, self.store, NAME)
+            rows = cursor.execute(
+                f"SELECT spec FROM {self.t[SUBSCRIBERS]} WHERE version = ? ORDER BY position",
+                (version,),
+            ).fetchall()
+        return [SubscriberSpec.from_json(orjson.loads(r[0])) for r in rows]
+
+    def pending(self, subscriber_id: UUID, after: int, limit: int) -> Pending:
+        with self.store.reading() as cursor:
+            version = active_version(cursor, self.store, NAME)
+            rows = cursor.execute(
+                f"SELECT position, patient_id, sealed FROM {self.t[OUTBOX]} "
+                "WHERE version = ? AND subscriber_id = ? AND position > ? "
+                "ORDER BY position LIMIT ?",
+                (version, subscriber_id.hex, after, limit),
+            ).fetchall()
+            patients = sorted({r[1] for r in rows})
+            subject_rows = []
+            if patients:  # at most ``limit`` of them
+                subject_rows = cursor.execute(
+                    f"SELECT patient_id, sealed FROM {self.t[SUBJECTS]} WHERE version = ? "
+                    f"AND patient_id IN ({', '.join('?' * len(patients))})",
+                    (version, *patients),
+                ).fetchall()
+        items = []
+        for position, patient_hex, sealed in rows:
+            patient_id = UUID(patient_hex)
+            try:
+                content = self.sealer.open(
+                    patient_id, outbox_label(subscriber_id, position), sealed
+                )
+            except DataKeyDestroyed:
+                continue  # erased since: never delivered
+            items.append((int(position), patient_id, content))
+        subjects = {}
+        for patient_hex, sealed in subject_rows:
+            patient_id = UUID(patient_hex)
+            try:
+                opened = self.sealer.open(patient_id, subject_label(patient_id), sealed)
+            except DataKeyDestroyed:
+                continue
+            subjects[patient_id] = subject_facts(opened)
+        scanned = int(rows[-1][0]) if rows else after
+        return Pending(items, subjects, scanned)
+
+    def backlog(self, subscriber_id: UUID, after: int) -> int:
+        with self.store.reading() as cursor:
+            version = active_version(cursor, self.store, NAME)
+            found = cursor.execute(
+                f"SELECT count(*) FROM {self.t[OUTBOX]} "
+                "WHERE version = ? AND subscriber_id = ? AND position > ?",
+                (version, subscriber_id.hex, after),
+            ).fetchone()
+        return int(found[0]) if found else 0
+
+    def cursor(self, subscriber_id: UUID) -> int:
+        with self.store.reading() as cursor:
+            found = cursor.execute(
+                f"SELECT position FROM {self.t[CURSORS]} WHERE subscriber_id = ?",
+                (subscriber_id.hex,),
+            ).fetchone()
+        return int(found[0]) if found else 0
+
+    def acknowledge(self, subscriber_id: UUID, after: int) -> None:
+        """Move the durable cursor forward to ``after`` (never back)."""
+        with self.store.transaction() as cursor:
+            cursor.execute(
+                f"INSERT INTO {self.t[CURSORS]} AS c (subscriber_id, position) VALUES (?, ?) "
+                "ON CONFLICT (subscriber_id) DO UPDATE SET position = excluded.position "
+                "WHERE excluded.position > c.position",
+                (subscriber_id.hex, after),
+            )

@@ -1,0 +1,257 @@
+"""Downstream subscribers receive what the policy and the patient's consent allow, and no more.
+
+Stories over the HTTP feed, on SQLite and PostgreSQL. Each delivery is an access record.
+"""
+
+import hashlib
+from typing import Any
+
+import orjson
+from fastapi.testclient import TestClient
+
+from tests.api.support import (
+    ADMIN,
+    AUDITOR,
+    CLINICIAN,
+    SHA256,
+    assert_problem,
+    register,
+    settled,
+    under_care,
+)
+from tests.conftest import REGISTER_BODY, auth
+
+MEDICATION = {
+    "kind": "medication",
+    "code": {
+        "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+        "code": "197361",
+        "display": "amlodipine 5 MG Oral Tablet",
+    },
+    "value": {"text": "amlodipine 5 mg once daily"},
+    "effective_at": "2026-11-20T09:30:00Z",
+}
+OBSERVATION = {
+    "kind": "observation",
+    "code": {"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"},
+    "value": {"quantity": 72, "unit": "/min"},
+    "effective_at": "2026-11-20T09:30:00Z",
+}
+
+
+def subscribe(client: TestClient, **spec: Any) -> tuple[str, dict[str, str]]:
+    """An admin registers a subscriber; returns its id and its service token."""
+    body = {"name": "Main St pharmacy", "recipient_org": "org-main", "purpose": "TREAT",
+            "kinds": ["medication"], "labels": [], "content": "summary", **spec}  # fmt: skip
+    response = client.post("/v1/subscribers", json=body, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    subscriber_id = response.json()["id"]
+    return subscriber_id, auth("service", sub=subscriber_id, org=body["recipient_org"])
+
+
+def entry(client: TestClient, patient_id: str, body: dict[str, Any], **extra: Any) -> str:
+    response = client.post(
+        f"/v1/patients/{patient_id}/entries", json={**body, **extra}, headers=CLINICIAN
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["entry_id"])
+
+
+def patient(client: TestClient, mrn: str) -> str:
+    return register(client, {**REGISTER_BODY, "mrn": mrn})
+
+
+def feed(client: TestClient, subscriber_id: str, token: dict[str, str], **params: Any) -> Any:
+    response = client.get(f"/v1/subscribers/{subscriber_id}/feed", params=params, headers=token)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def entry_ids(response: Any) -> list[str]:
+    return [item["payload"]["entry_id"] for item in response.json()["items"]]
+
+
+def directive(client: TestClient, patient_id: str, grantee: str, purposes: list[str],
+              labels: list[str] | None = None) -> str:  # fmt: skip
+    body = {"grantee": grantee, "purposes": purposes, "labels": labels or [],
+            "period": {"start": "2020-01-01"},
+            "evidence": {"form_id": "f", "form_version": "1", "text_sha256": SHA256,
+                         "method": "electronic"}}  # fmt: skip
+    response = client.post(f"/v1/patients/{patient_id}/consents", json=body, headers=CLINICIAN)
+    assert response.status_code == 201, response.text
+    return str(response.json()["directive_id"])
+
+
+def test_the_pharmacy_gets_medication_entries_of_patients_under_care_and_nothing_else(
+    client: TestClient,
+) -> None:
+    pharmacy, token = subscribe(client)
+    # Given one patient under care and one without a membership
+    cared_for, not_enrolled = patient(client, "MRN-A"), patient(client, "MRN-B")
+    under_care(client, cared_for)
+    wanted = entry(client, cared_for, MEDICATION)
+    entry(client, cared_for, OBSERVATION)
+    entry(client, not_enrolled, MEDICATION)
+    # When the pharmacy reads its feed
+    page = feed(client, pharmacy, token, after=0).json()
+    # Then it holds the one medication entry, minimised to a summary without free text
+    assert [i["payload"]["entry_id"] for i in page["items"]] == [wanted]
+    item = page["items"][0]
+    assert item["patient_id"] == cared_for and item["type"] == "EntryRecorded"
+    assert item["payload"] == {
+        "entry_id": wanted,
+        "kind": "medication",
+        "code": {"system": MEDICATION["code"]["system"], "code": "197361"},
+        "effective_at": "2026-11-20T09:30:00.000000Z",
+        "status": "active",
+    }
+    assert page["next_after"] == item["position"]
+
+
+def test_each_item_is_an_access_record_over_its_exact_bytes_and_the_cursor_is_durable(
+    client: TestClient,
+) -> None:
+    pharmacy, token = subscribe(client)
+    patient_id = patient(client, "MRN-C")
+    under_care(client, patient_id)
+    first, second = entry(client, patient_id, MEDICATION), entry(client, patient_id, MEDICATION)
+    response = feed(client, pharmacy, token, after=0, limit=1)
+    page = response.json()
+    assert entry_ids(response) == [first]
+    # The item's bytes in the body are what its access record hashed
+    raw = response.content
+    start = raw.index(b'{"event_id"')
+    item_bytes = raw[start : raw.index(b'],"access_ids"')]
+    records = client.get(
+        "/v1/audit/accesses", params={"action": "deliver", **settled(client)}, headers=AUDITOR
+    ).json()["items"]
+    (record,) = [r for r in records if r["access_id"] == page["access_ids"][0]]
+    assert record["response_sha256"] == hashlib.sha256(item_bytes).hexdigest()
+    assert record["actor"] == {"id": pharmacy, "role": "service", "org": "org-main"}
+    assert record["patient_id"] == patient_id and record["entry_ids"] == [first]
+    assert "membership_id" in record["basis"]
+    # Acknowledging with after= moves the durable cursor: a read without it goes on
+    feed(client, pharmacy, token, after=page["next_after"], limit=1)
+    assert entry_ids(feed(client, pharmacy, token)) == [second]
+    # At least once: an earlier cursor returns the same stable event ids
+    again = feed(client, pharmacy, token, after=0, limit=1).json()
+    assert again["items"][0]["event_id"] == page["items"][0]["event_id"]
+
+
+def test_marketing_receives_nothing_until_authorised_and_then_only_later_events(
+    client: TestClient,
+) -> None:
+    agency, token = subscribe(
+        client, name="Agency", recipient_org="org-agency", purpose="HMARKT",
+        kinds=["medication", "observation"], content="id-only",
+    )  # fmt: skip
+    patient_id = patient(client, "MRN-D")
+    before = entry(client, patient_id, MEDICATION)
+    assert entry_ids(feed(client, agency, token, after=0)) == []
+    directive(client, patient_id, "org-agency", ["HMARKT"])
+    after = entry(client, patient_id, OBSERVATION)
+    page = feed(client, agency, token, after=0).json()
+    assert [i["payload"] for i in page["items"]] == [{"entry_id": after}]
+    assert before not in orjson.dumps(page).decode()
+
+
+def test_a_revocation_stops_everything_after_it_even_events_recorded_before_it(
+    client: TestClient,
+) -> None:
+    agency, token = subscribe(client, recipient_org="org-agency", purpose="HMARKT")
+    patient_id = patient(client, "MRN-E")
+    directive_id = directive(client, patient_id, "org-agency", ["HMARKT"])
+    delivered = entry(client, patient_id, MEDICATION)
+    page = feed(client, agency, token, after=0).json()
+    assert entry_ids_of(page) == [delivered]
+    # Two more are recorded but not yet read; then the patient revokes
+    entry(client, patient_id, MEDICATION)
+    entry(client, patient_id, MEDICATION)
+    revoked = client.post(
+        f"/v1/patients/{patient_id}/consents/{directive_id}/revoke",
+        json={"reason": "no more marketing"},
+        headers=CLINICIAN,
+    )
+    assert revoked.status_code == 200, revoked.text
+    entry(client, patient_id, MEDICATION)
+    assert entry_ids(feed(client, agency, token, after=page["next_after"])) == []
+    # Not even a re-read of what was delivered before
+    assert entry_ids(feed(client, agency, token, after=0)) == []
+
+
+def entry_ids_of(page: dict[str, Any]) -> list[str]:
+    return [item["payload"]["entry_id"] for item in page["items"]]
+
+
+def test_a_sensitive_label_reaches_only_a_subscriber_whose_directive_names_it(
+    client: TestClient,
+) -> None:
+    pharmacy, token = subscribe(client, labels=["substance_use"])
+    plain, consented = patient(client, "MRN-F"), patient(client, "MRN-G")
+    for patient_id in (plain, consented):
+        under_care(client, patient_id)
+    directive(client, consented, pharmacy, ["TREAT"], ["substance_use"])
+    hidden = entry(client, plain, MEDICATION, labels=["substance_use"])
+    shown = entry(client, consented, MEDICATION, labels=["substance_use"])
+    ids = entry_ids(feed(client, pharmacy, token, after=0))
+    assert shown in ids and hidden not in ids
+    # A subscriber registered without the label never gets it, whatever the consent
+    other, other_token = subscribe(client)
+    entry(client, consented, MEDICATION, labels=["substance_use"])
+    assert entry_ids(feed(client, other, other_token, after=0)) == []
+
+
+def test_another_line_of_business_receives_no_phi_at_all(client: TestClient) -> None:
+    ads, token = subscribe(
+        client, name="Retail ads", recipient_org="org-retail", purpose="HMARKT",
+        kinds=["medication", "observation"], content="id-only",
+    )  # fmt: skip
+    patient_id = patient(client, "MRN-H")
+    under_care(client, patient_id)
+    entry(client, patient_id, MEDICATION)
+    directive(client, patient_id, "org-main", ["TREAT"])  # for the care team, not for ads
+    entry(client, patient_id, OBSERVATION)
+    response = feed(client, ads, token, after=0)
+    assert response.json()["items"] == []
+    assert patient_id.encode() not in response.content
+
+
+def test_nothing_of_an_erased_patient_is_delivered_afterwards(client: TestClient) -> None:
+    pharmacy, token = subscribe(client)
+    kept, erased = patient(client, "MRN-I"), patient(client, "MRN-J")
+    for patient_id in (kept, erased):
+        under_care(client, patient_id)
+    entry(client, erased, MEDICATION)
+    kept_entry = entry(client, kept, MEDICATION)
+    response = client.post(
+        f"/v1/patients/{erased}/erase", json={"legal_basis": "GDPR art. 17"}, headers=ADMIN
+    )
+    assert response.status_code == 202, response.text
+    page = feed(client, pharmacy, token, after=0)
+    assert entry_ids(page) == [kept_entry]
+    assert erased.encode() not in page.content
+
+
+def test_only_the_subscribers_own_token_reads_its_feed_and_only_admins_register(
+    client: TestClient,
+) -> None:
+    pharmacy, token = subscribe(client)
+    other, _ = subscribe(client)
+    for headers in (CLINICIAN, ADMIN, auth("service", sub=other)):
+        response = client.get(f"/v1/subscribers/{pharmacy}/feed", headers=headers)
+        assert_problem(response, 403)
+    response = client.post(
+        "/v1/subscribers",
+        json={"name": "x", "recipient_org": "org-main", "purpose": "TREAT",
+              "kinds": ["medication"], "content": "full"},
+        headers=CLINICIAN,
+    )  # fmt: skip
+    assert_problem(response, 403)
+    response = client.post(
+        "/v1/subscribers",
+        json={"name": "x", "recipient_org": "org-main", "purpose": "ETREAT",
+              "kinds": ["medication"], "content": "full"},
+        headers=ADMIN,
+    )  # fmt: skip
+    assert_problem(response, 422)
+    assert feed(client, pharmacy, token).json() == {"items": [], "access_ids": [], "next_after": 0}
