@@ -38,6 +38,10 @@ class Message:
 
 
 class Broker(Protocol):
+    def connect(self) -> None:
+        """Connect, and make sure the stream exists; raises if the broker is down."""
+        ...
+
     def publish(self, messages: Sequence[Message]) -> int:
         """Publish in order; return once all are acknowledged (number not duplicates)."""
         ...
@@ -69,6 +73,7 @@ class Relay:
 
     def step(self) -> int:
         """One batch per subscriber; the number of messages published."""
+        self.broker.connect()
         self.subscriptions.wait_until_current()
         sent = 0
         for spec in self.subscriptions.view.subscribers():

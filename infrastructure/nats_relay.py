@@ -47,6 +47,9 @@ class NatsBroker:
         self._js: Any = None
         self.reconnects = 0
 
+    def connect(self) -> None:
+        self._run(self._connected(), self.timeout + 5)
+
     def publish(self, messages: Sequence[Message]) -> int:
         return self._run(self._publish(messages), self.timeout + 5)
 

@@ -7,6 +7,7 @@ CI=true, where a missing PostgreSQL is a failure.
 
 import contextlib
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from api.settings import Settings
 from application.context import Role
 
 PG_ADMIN_URL = os.environ.get("CARELEDGER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+NATS_URL = os.environ.get("CARELEDGER_TEST_NATS", "nats://127.0.0.1:4222")
 JWT_SECRET = "test-secret-" + "x" * 40
 ORG = "org-main"
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -73,6 +75,21 @@ def postgres_server() -> Iterator[str]:
         pytest.skip(f"NOTICE: skipping PostgreSQL run - {message}")
     _ensure_roles(PG_ADMIN_URL)
     yield PG_ADMIN_URL
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> str:
+    """The URL of a reachable NATS server with JetStream, or a skip (a failure under CI)."""
+    parts = urlsplit(NATS_URL)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), 3):
+            pass
+    except OSError as error:
+        message = f"NATS unreachable at {NATS_URL}: {error}"
+        if IN_CI:
+            pytest.fail(f"CI=true and {message}")
+        pytest.skip(f"NOTICE: skipping NATS run - {message}")
+    return NATS_URL
 
 
 def create_database(admin_url: str) -> str:

@@ -161,3 +161,62 @@ def assert_unauthenticated(response: httpx.Response) -> dict[str, Any]:
     body = assert_problem(response, 401)
     assert response.headers["www-authenticate"].split()[0] == "Bearer"
     return body
+
+
+# Subscriptions -----------------------------------------------------------------------
+
+MEDICATION = {
+    "kind": "medication",
+    "code": {
+        "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+        "code": "197361",
+        "display": "amlodipine 5 MG Oral Tablet",
+    },
+    "value": {"text": "amlodipine 5 mg once daily"},
+    "effective_at": "2026-11-20T09:30:00Z",
+}
+OBSERVATION = {
+    "kind": "observation",
+    "code": {"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"},
+    "value": {"quantity": 72, "unit": "/min"},
+    "effective_at": "2026-11-20T09:30:00Z",
+}
+
+
+def subscribe(client: httpx.Client, **spec: Any) -> tuple[str, dict[str, str]]:
+    """An admin registers a subscriber; returns its id and its service token."""
+    body = {"name": "Main St pharmacy", "recipient_org": "org-main", "purpose": "TREAT",
+            "kinds": ["medication"], "labels": [], "content": "summary", **spec}  # fmt: skip
+    response = client.post("/v1/subscribers", json=body, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    subscriber_id = response.json()["id"]
+    return subscriber_id, auth("service", sub=subscriber_id, org=body["recipient_org"])
+
+
+def entry(client: httpx.Client, patient_id: str, body: dict[str, Any], **extra: Any) -> str:
+    return record_entry(client, patient_id, {**body, **extra})  # type: ignore[arg-type]
+
+
+def patient(client: httpx.Client, mrn: str) -> str:
+    return register(client, {**REGISTER_BODY, "mrn": mrn})
+
+
+def feed(client: httpx.Client, subscriber_id: str, token: dict[str, str], **params: Any) -> Any:
+    response = client.get(f"/v1/subscribers/{subscriber_id}/feed", params=params, headers=token)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def entry_ids(response: Any) -> list[str]:
+    return [item["payload"]["entry_id"] for item in response.json()["items"]]
+
+
+def directive(client: httpx.Client, patient_id: str, grantee: str, purposes: list[str],
+              labels: list[str] | None = None) -> str:  # fmt: skip
+    body = {"grantee": grantee, "purposes": purposes, "labels": labels or [],
+            "period": {"start": "2020-01-01"},
+            "evidence": {"form_id": "f", "form_version": "1", "text_sha256": SHA256,
+                         "method": "electronic"}}  # fmt: skip
+    response = client.post(f"/v1/patients/{patient_id}/consents", json=body, headers=CLINICIAN)
+    assert response.status_code == 201, response.text
+    return str(response.json()["directive_id"])

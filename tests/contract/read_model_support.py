@@ -83,6 +83,13 @@ TABLES: dict[str, ViewTable] = {
         "patient_id",
         None,
     ),
+    # The delivery projection's outbox: what each subscriber may receive, decided.
+    "deliveries": ViewTable(
+        "view_outbox",
+        ("subscriber_id", "position", "patient_id", "sealed"),
+        "patient_id",
+        lambda row: f"view_outbox/{row['subscriber_id']}/{row['position']}",
+    ),
 }
 
 

@@ -25,7 +25,7 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    database_url: str, workdir: Path, *extra_args: str
+    database_url: str, workdir: Path, *extra_args: str, environment: dict[str, str] | None = None
 ) -> Iterator[tuple[str, dict[str, str], Path]]:
     """Yields (base URL, environment, log file). The log is kept for inspection."""
     port = free_port()
@@ -40,6 +40,7 @@ def running_server(
         "CARELEDGER_JWT_SECRET": JWT_SECRET,
         "CARELEDGER_VAR_DIR": str(workdir / "var"),
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        **(environment or {}),
     }
     log_path = workdir / "server.log"
     with log_path.open("wb") as log:

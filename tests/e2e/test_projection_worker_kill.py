@@ -21,8 +21,9 @@ import pytest
 
 from api.bootstrap import build
 from api.container import Container
+from domain.subscriber import ContentLevel
 from domain.values import HumanName, TextValue
-from domain.vocabulary import EntryKind, Plan, SensitivityLabel
+from domain.vocabulary import EntryKind, Plan, Purpose, SensitivityLabel
 from tests.conftest import (
     APP_ROLE,
     JWT_SECRET,
@@ -45,6 +46,7 @@ from tests.contract.read_model_support import (
     register,
     rows_per_version,
     versions,
+    view_digest,
 )
 from tests.e2e.server import BIN
 
@@ -181,7 +183,12 @@ def test_a_worker_killed_at_random_converges_to_a_rebuild(pg_url: str, tmp_path:
     worker = Worker(env, tmp_path)
     written = Written()
     try:
-        # And a backlog written before any worker runs
+        # And a subscriber (operations: no membership needed), and a backlog written
+        # before any worker runs
+        container.subscriptions.register(
+            admin(), name="Operations feed", recipient_org="org-main", purpose=Purpose.HOPERAT,
+            kinds=[EntryKind.OBSERVATION, EntryKind.NOTE], labels=[], content=ContentLevel.FULL,
+        )  # fmt: skip
         write_patients(container, 70, "A", written)
         assert all(p == 0 for p in positions(container).values())
 
@@ -233,24 +240,29 @@ def test_a_worker_killed_at_random_converges_to_a_rebuild(pg_url: str, tmp_path:
         reported = json.loads(status.stdout)
         assert reported["head"] == head
         lags = {n: v["lag_events"] for n, v in reported["projections"].items()}
-        assert lags == dict.fromkeys([*VIEWS, "access_log"], 0)
+        assert lags == dict.fromkeys([*VIEWS, "access_log", "deliveries"], 0)
         # And no row is missing or doubled
         counts = {name: rows_per_version(container, name) for name in VIEWS}
         assert counts["timeline"] == {1: len(written.entries)}
         assert counts["directory"] == {1: len(written.patients)}
         assert counts["consent_state"] == {1: len(written.patients)}
         assert counts["roster"] == {1: len(written.memberships)}
-        projected = all_digests(container)
+        assert rows_per_version(container, "deliveries")[1] >= len(written.entries)
+        projected = {**all_digests(container), "deliveries": view_digest(container, "deliveries")}
 
         # When every view is rebuilt from scratch by the operator's command
         rebuilt = careledger(env, tmp_path, "projections", "rebuild")
         assert rebuilt.returncode == 0, rebuilt.stderr
         versions_after = {n: r["version"] for n, r in json.loads(rebuilt.stdout).items()}
-        assert versions_after == dict.fromkeys([*VIEWS, "access_log"], 2)
+        assert versions_after == dict.fromkeys([*VIEWS, "access_log", "deliveries"], 2)
 
         # Then the rebuilt views equal the ones the killed-and-restarted worker built
-        for name in VIEWS:
+        for name in (*VIEWS, "deliveries"):
             assert versions(container, name) == [(2, "active", head)], name
-        assert all_digests(container) == projected
+        rebuilt_digests = {
+            **all_digests(container),
+            "deliveries": view_digest(container, "deliveries"),
+        }
+        assert rebuilt_digests == projected
     finally:
         container.close()
