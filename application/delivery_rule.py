@@ -61,6 +61,19 @@ class SubscriberSpec:
         }
 
     @staticmethod
+    def of(subscriber_id: UUID, registration: Any) -> "SubscriberSpec":
+        """From a ``Subscriber`` aggregate or its ``Registered`` event."""
+        return SubscriberSpec(
+            id=subscriber_id,
+            name=registration.name,
+            recipient_org=registration.recipient_org,
+            purpose=Purpose(registration.purpose),
+            kinds=frozenset(registration.kinds),
+            labels=frozenset(registration.labels),
+            content=ContentLevel(registration.content),
+        )
+
+    @staticmethod
     def from_json(data: dict[str, Any]) -> "SubscriberSpec":
         return SubscriberSpec(
             id=UUID(data["id"]),

@@ -21,6 +21,13 @@ from application.access_log import Disclosed, Disclosures, render
 from application.chart_reads import decode_cursor, encode_cursor
 from application.consents import consent_state, render_consents
 from application.context import Actor, RequestContext, Role
+from application.delivery_rule import (
+    DELIVERED_EVENTS,
+    EntryFacts,
+    SubscriberSpec,
+    entry_facts,
+    message,
+)
 from application.errors import DataKeyDestroyed, Forbidden, Gone
 from application.ledger import CareLedger
 from application.patients import render_demographics
@@ -36,6 +43,7 @@ from domain.access_record import AccessRecord
 from domain.consent import Consent
 from domain.membership import Membership
 from domain.patient import Patient
+from domain.subscriber import Subscriber
 from domain.vocabulary import Purpose
 
 
@@ -88,6 +96,8 @@ class Replays:
             return self._timeline(record)
         if view == "directory":
             return {"items": [self._hit(UUID(pid), v) for pid, v in sorted(versions.items())]}
+        if view == "delivery":
+            return self._delivery(record)
         raise Forbidden(f"an access of kind {view!r} cannot be replayed")
 
     def _timeline(self, record: AccessRecord) -> dict[str, Any]:
@@ -131,6 +141,24 @@ class Replays:
             "entries": entries,
             "next_cursor": encode_cursor((last[0], last[1])) if more and last else None,
         }
+
+    def _delivery(self, record: AccessRecord) -> dict[str, Any]:
+        """The message as delivered: the event at its version, minimised for the subscriber."""
+        subscriber_id = UUID(record.request["subscriber_id"])
+        spec = SubscriberSpec.of(
+            subscriber_id, self.ledger.load(Subscriber, subscriber_id, "subscriber")
+        )
+        assert record.patient_id is not None
+        version = record.stream_versions[record.patient_id]
+        facts: dict[UUID, EntryFacts] = {}
+        delivered: Any = None
+        for event in self.ledger.events.get(UUID(record.patient_id), lte=version):
+            if isinstance(event, DELIVERED_EVENTS):
+                found = entry_facts(event, facts.get(event.entry_id))
+                if found is not None:
+                    facts[event.entry_id] = found
+            delivered = event
+        return message(spec, delivered, int(record.request["position"]), facts[delivered.entry_id])
 
     def _decision_then(self, record: AccessRecord, patient: Patient) -> Decision:
         """The decision on the day, with the consent and memberships at their versions."""

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from api.dependencies import Services
 from api.responses import JSON
+from infrastructure.projections.deliveries import measure_backlog
 from infrastructure.projections.live import measure_lag
 
 log = logging.getLogger("careledger.api")
@@ -44,6 +45,11 @@ def readyz(services: Services) -> JSON:
 def metrics(services: Services) -> Response:
     try:
         measure_lag(services.projectors)
+        measure_backlog(
+            services.subscriptions.view,  # type: ignore[arg-type]
+            services.ledger.recorder,
+            relay=services.settings.nats_url is not None,
+        )
     except Exception:  # the metrics still answer; the store's state shows in /readyz
-        log.warning("could not measure projection lag")
+        log.warning("could not measure projection lag or subscriber backlog")
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

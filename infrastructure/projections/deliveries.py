@@ -23,7 +23,9 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from eventsourcing.persistence import ProcessRecorder
 from eventsourcing.utils import get_topic
+from prometheus_client import Gauge
 
 from application.delivery_rule import (
     DELIVERED_EVENTS,
@@ -37,15 +39,22 @@ from application.delivery_rule import (
 )
 from application.errors import DataKeyDestroyed
 from application.policy import ConsentFacts, MembershipFact
+from application.relay import tracking_name
 from domain.consent import Consent
 from domain.membership import Membership
 from domain.patient import Patient
-from domain.subscriber import ContentLevel, Subscriber
-from domain.vocabulary import Purpose
+from domain.subscriber import Subscriber
 from infrastructure.projections import consent_state, roster
 from infrastructure.projections.engine import Decoded, active_version, delete_patient_rows
 from infrastructure.projections.sealed_rows import RowSealer
 from infrastructure.projections.store import Cursor, ViewStore
+
+BACKLOG = Gauge(
+    "careledger_subscriber_backlog_items",
+    "Outbox items after the subscriber's acknowledged feed cursor, or after the relay's "
+    "tracking position: what it has yet to receive (or be refused at delivery time)",
+    ["subscriber", "channel"],
+)
 
 NAME = "deliveries"
 SUBSCRIBERS = "view_subscribers"
@@ -143,7 +152,7 @@ class DeliveryProjection:
         for item in batch:
             event = item.event
             if isinstance(event, Subscriber.Registered):
-                spec = _spec(event)
+                spec = SubscriberSpec.of(event.originator_id, event)
                 subscribers.append(spec)
                 cursor.execute(
                     f"INSERT INTO {self.t[SUBSCRIBERS]} (version, subscriber_id, position, spec) "
@@ -374,18 +383,6 @@ def subject_facts(subject: dict[str, Any]) -> Subject:
     )
 
 
-def _spec(event: Subscriber.Registered) -> SubscriberSpec:
-    return SubscriberSpec(
-        id=event.originator_id,
-        name=event.name,
-        recipient_org=event.recipient_org,
-        purpose=Purpose(event.purpose),
-        kinds=frozenset(event.kinds),
-        labels=frozenset(event.labels),
-        content=ContentLevel(event.content),
-    )
-
-
 # Reading ---------------------------------------------------------------------------
 
 
@@ -478,3 +475,19 @@ class DeliveryReader:
                 "WHERE excluded.position > c.position",
                 (subscriber_id.hex, after),
             )
+
+
+def measure_backlog(
+    reader: DeliveryReader, recorder: ProcessRecorder, *, relay: bool
+) -> dict[tuple[str, str], int]:
+    """Each subscriber's backlog per channel, set on the gauge for /metrics."""
+    backlogs = {}
+    for spec in reader.subscribers():
+        channels = {"feed": reader.cursor(spec.id)}
+        if relay:
+            channels["nats"] = recorder.max_tracking_id(tracking_name(spec.id)) or 0
+        for channel, after in channels.items():
+            count = reader.backlog(spec.id, after)
+            BACKLOG.labels(str(spec.id), channel).set(count)
+            backlogs[(str(spec.id), channel)] = count
+    return backlogs

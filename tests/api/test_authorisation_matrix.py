@@ -27,6 +27,10 @@ ACTORS = {
     ),
     "service, other org": auth("service", sub="svc-ads", org="org-ads"),
 }
+SUBSCRIBER_BODY = {
+    "name": "Main St pharmacy", "recipient_org": "org-main", "purpose": "TREAT",
+    "kinds": ["medication"], "content": "summary",
+}  # fmt: skip
 PURPOSES = {
     "default": {},
     "break-glass": {"X-Break-Glass": GLASS},
@@ -200,6 +204,10 @@ MATRIX_REST: dict[str, dict[str, tuple[int, int, int]]] = {
     "GET my access log": {
         a: ((200, 200, 200) if a.startswith("patient") else (403, 403, 403)) for a in ACTORS
     },
+    "POST subscriber": {a: ((201, 201, 201) if a == "admin" else (403, 403, 403)) for a in ACTORS},
+    "GET subscribers": ONLY_ADMIN,
+    # Only the subscriber's own service token reads its feed (in test_subscriptions).
+    "GET feed": dict.fromkeys(ACTORS, (403, 403, 403)),
 }
 # fmt: on
 
@@ -234,6 +242,10 @@ class Targets:
             f"/v1/patients/{self.chart}/consents", json=GRANT_BODY, headers=self.clinician
         )
         return str(granted.json()["directive_id"])
+
+    def subscriber(self) -> str:
+        registered = self.client.post("/v1/subscribers", json=SUBSCRIBER_BODY, headers=self.admin)
+        return str(registered.json()["id"])
 
     def membership(self) -> str:
         today = datetime.now(UTC).date()
@@ -312,7 +324,12 @@ class Targets:
                 f"/v1/sponsors/sponsor-{self.n}/discontinue",
                 {"effective_on": today.isoformat()},
             )
+        if endpoint == "POST subscriber":
+            return "POST", "/v1/subscribers", SUBSCRIBER_BODY
+        if endpoint == "GET feed":
+            return "GET", f"/v1/subscribers/{self.subscriber()}/feed", None
         return {
+            "GET subscribers": ("GET", "/v1/subscribers", None),
             "GET head": ("GET", "/v1/audit/head", None),
             "GET access record": ("GET", f"/v1/audit/accesses/{accesses['read']}", None),
             "POST replay": ("POST", f"/v1/audit/accesses/{accesses['read']}/replay", None),

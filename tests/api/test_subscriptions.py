@@ -201,3 +201,50 @@ def test_only_the_subscribers_own_token_reads_its_feed_and_only_admins_register(
     )  # fmt: skip
     assert_problem(response, 422)
     assert feed(client, pharmacy, token).json() == {"items": [], "access_ids": [], "next_after": 0}
+
+
+def test_a_delivery_replays_byte_for_byte_after_the_chart_and_consent_change(
+    client: TestClient,
+) -> None:
+    pharmacy, token = subscribe(client, content="full")
+    patient_id = patient(client, "MRN-K")
+    under_care(client, patient_id)
+    entry_id = entry(client, patient_id, MEDICATION)
+    response = feed(client, pharmacy, token, after=0)
+    access_id = response.json()["access_ids"][0]
+    delivered = orjson.loads(response.content)["items"][0]
+    # When the entry is amended and a directive is granted after the delivery
+    amended = client.post(
+        f"/v1/patients/{patient_id}/entries/{entry_id}/amendments",
+        json={"reason": "dose changed", "value": {"text": "amlodipine 10 mg"}},
+        headers=CLINICIAN,
+    )
+    assert amended.status_code in (200, 201), amended.text
+    directive(client, patient_id, pharmacy, ["TREAT"], ["substance_use"])
+    # Then the auditor's replay rebuilds the delivered message exactly
+    replay = client.post(f"/v1/audit/accesses/{access_id}/replay", headers=AUDITOR)
+    assert replay.status_code == 200, replay.text
+    assert replay.json()["matches"] is True
+    assert replay.json()["body"] == delivered
+
+
+def test_an_absent_subscribers_backlog_shows_in_metrics_and_holds_back_no_one(
+    client: TestClient,
+) -> None:
+    absent, _ = subscribe(client, name="Never reads")
+    present, token = subscribe(client, name="Reads")
+    patient_id = patient(client, "MRN-L")
+    under_care(client, patient_id)
+    written = [entry(client, patient_id, MEDICATION) for _ in range(3)]
+    # The present subscriber reads all of it and acknowledges it
+    page = feed(client, present, token, after=0).json()
+    assert [i["payload"]["entry_id"] for i in page["items"]] == written
+    feed(client, present, token, after=page["next_after"])
+    # The absent one's backlog is what it has not received; the present one's is none
+    metrics = client.get("/metrics").text
+    assert f'careledger_subscriber_backlog_items{{channel="feed",subscriber="{absent}"}} 3.0' in (
+        metrics
+    )
+    assert f'careledger_subscriber_backlog_items{{channel="feed",subscriber="{present}"}} 0.0' in (
+        metrics
+    )
