@@ -13,7 +13,7 @@ that commit returns, so nothing is acknowledged before it is durable.
 import hashlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from decimal import Decimal
@@ -82,6 +82,11 @@ class GroupCommit:
 
     def write(self, *records: AccessRecord) -> None:
         """Returns once every record is durable; raises ``AuditUnavailable`` otherwise."""
+        self.submit(*records)()
+
+    def submit(self, *records: AccessRecord) -> Callable[[], None]:
+        """Queue the records; the returned call waits until they are durable (or raises
+        ``AuditUnavailable``), so a caller may work on while they commit."""
         waiting: list[Future[None]] = []
         with self._ready:
             if self._closed:
@@ -92,11 +97,15 @@ class GroupCommit:
                 waiting.append(done)
             self._ready.notify()
         deadline = time.monotonic() + self.timeout
-        try:
-            for done in waiting:
-                done.result(timeout=max(deadline - time.monotonic(), 0.0))
-        except Exception:
-            raise AuditUnavailable() from None
+
+        def durable() -> None:
+            try:
+                for done in waiting:
+                    done.result(timeout=max(deadline - time.monotonic(), 0.0))
+            except Exception:
+                raise AuditUnavailable() from None
+
+        return durable
 
     def close(self) -> None:
         with self._ready:
@@ -182,8 +191,11 @@ class Disclosures:
 
     def record_all(self, deliveries: Sequence[Delivery]) -> None:
         """Durable before any of them is sent (group-committed); else AuditUnavailable."""
-        if deliveries:
-            self.writer.write(*(d.record for d in deliveries))
+        self.record_later(deliveries)()
+
+    def record_later(self, deliveries: Sequence[Delivery]) -> Callable[[], None]:
+        """``record_all`` in two halves: queue now, wait for durability when called."""
+        return self.writer.submit(*(d.record for d in deliveries))
 
     def refuse(
         self,

@@ -28,7 +28,7 @@ from application.errors import (
     StoreUnavailable,
     VersionConflict,
 )
-from application.ports import IdempotencyClaim, IdempotencyRecords
+from application.ports import IdempotencyClaim, IdempotencyRecords, StreamLookup
 from application.transcodings import register_clinical_transcodings
 from domain.consent import Consent
 from domain.membership import Membership
@@ -109,9 +109,11 @@ class CareLedger(Application[UUID]):
             raise NotFound(resource)
         return aggregate
 
-    def exists(self, stream_id: UUID) -> bool:
-        """Whether any record of the stream is in the log (no decryption)."""
-        return bool(self.recorder.select_events(stream_id, limit=1))
+    def existing(self, stream_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these streams have any record in the log (no decryption)."""
+        lookup = self.recorder
+        assert isinstance(lookup, StreamLookup), "recorder lacks stream lookup"
+        return lookup.existing_streams(stream_ids)
 
     def forget(self, *stream_ids: UUID) -> None:
         """Drop decrypted aggregates from this process's cache (after crypto-shredding)."""

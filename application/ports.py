@@ -1,6 +1,6 @@
 """Ports the application needs from outside. Adapters live in ``infrastructure``."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -36,6 +36,13 @@ class IdempotencyRecords(Protocol):
     """Looks up claims written atomically with events by the recorder."""
 
     def find_outcome(self, scope: str) -> IdempotentOutcome | None: ...
+
+
+@runtime_checkable
+class StreamLookup(Protocol):
+    def existing_streams(self, stream_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these streams have any record in the log."""
+        ...
 
 
 @runtime_checkable

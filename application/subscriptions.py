@@ -146,7 +146,7 @@ class Subscriptions:
         deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT_SECONDS)
         while True:
             seen = self.progress.known(DELIVERY_VIEW)
-            batch = self.deliver(
+            batch = self.decide(
                 spec,
                 after,
                 limit,
@@ -154,6 +154,7 @@ class Subscriptions:
                 request_id=ctx.request_id,
                 access_id=lambda _event_id: self.new_id(),
             )
+            self.disclosures.record_all(batch.deliveries)
             moved, after = batch.scanned_to > after, batch.scanned_to
             remaining = deadline - time.monotonic()
             if batch.deliveries or remaining <= 0:
@@ -170,7 +171,7 @@ class Subscriptions:
 
     # Shared by both channels -------------------------------------------------------
 
-    def deliver(
+    def decide(
         self,
         spec: SubscriberSpec,
         after: int,
@@ -179,13 +180,12 @@ class Subscriptions:
         channel: str,
         request_id: str,
         access_id: Callable[[str], UUID],
-        recorded: Callable[[UUID], bool] | None = None,
     ) -> Batch:
-        """Decide each pending item again as of now; record the permitted ones.
+        """Decide each pending item again as of now; the permitted ones, with the access
+        record each needs written (``Disclosures.record_all``) before it is sent.
 
         ``access_id`` names each delivery's record (the relay derives it from the
-        event id, so a retry after a crash finds it). ``recorded`` says whether that
-        record exists already; such an item is delivered again without a second record.
+        event id, so that a relay restarted after a crash finds the records it wrote).
         """
         pending = self.view.pending(spec.id, after, limit)
         day = self.clock().date()
@@ -193,7 +193,6 @@ class Subscriptions:
             actor=spec.actor, purpose=spec.purpose, request_id=request_id, source=channel
         )
         chosen: list[Delivery] = []
-        to_record: list[Delivery] = []
         for position, patient_id, content in pending.items:
             subject = pending.subjects.get(patient_id)
             if subject is None:
@@ -221,9 +220,6 @@ class Subscriptions:
                 },
             )
             chosen.append(delivery)
-            if recorded is None or not recorded(delivery.access_id):
-                to_record.append(delivery)
-        self.disclosures.record_all(to_record)
         return Batch(chosen, pending.scanned_to)
 
     def relay_access_id(self, event_id: str) -> UUID:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Awaitable, Sequence
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import nats
@@ -50,8 +51,8 @@ class NatsBroker:
     def connect(self) -> None:
         self._run(self._connected(), self.timeout + 5)
 
-    def publish(self, messages: Sequence[Message]) -> int:
-        return self._run(self._publish(messages), self.timeout + 5)
+    def publish(self, messages: Sequence[Message]) -> "Future[int]":
+        return asyncio.run_coroutine_threadsafe(self._publish(messages), self._loop)
 
     def close(self) -> None:
         if self._nc is not None:
@@ -96,7 +97,6 @@ class NatsBroker:
                         "Careledger-Access-Id": str(m.access_id),
                         "Careledger-Position": str(m.position),
                     },
-                    wait_stall=self.timeout,
                 )
             )
         stored = await asyncio.wait_for(asyncio.gather(*acks), self.timeout)
@@ -177,5 +177,5 @@ class RelayHost:
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
             backoff = 0.1
-            if sent < self.relay.batch_size:
+            if sent < self.relay.batch_size * self.relay.batches_per_step:
                 self.positions.wait_past(DELIVERY_VIEW, seen, 0.5)

@@ -13,6 +13,7 @@ import contextlib
 import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import IntegrityError, StoredEvent
@@ -158,6 +159,19 @@ class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, SQLiteProcessRecorder):
             row = c.fetchone()
         return Head(row["position"], bytes(row["link"])) if row else None
 
+    def existing_streams(self, stream_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these streams have any record (one query, no decryption)."""
+        if not stream_ids:
+            return set()
+        with self.datastore.transaction(commit=False) as c:
+            marks = ", ".join("?" * len(stream_ids))
+            c.execute(
+                f"SELECT DISTINCT originator_id FROM {self.events_table_name} "  # noqa: S608
+                f"WHERE originator_id IN ({marks})",
+                [s.hex for s in stream_ids],
+            )
+            return {UUID(row["originator_id"]) for row in c.fetchall()}
+
     def find_outcome(self, scope: str) -> IdempotentOutcome | None:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
@@ -232,6 +246,9 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
         self._copy_chain = SQL("COPY ({select}) TO STDOUT (FORMAT BINARY)").format(
             select=self._select_chain
         )
+        self._select_existing = SQL(
+            "SELECT DISTINCT originator_id FROM {schema}.{events} WHERE originator_id = ANY(%s)"
+        ).format(schema=schema, events=Identifier(self.events_table_name))
         self._select_orphan = SQL(
             "SELECT min(position) AS p FROM {schema}.{chain} l WHERE NOT EXISTS "
             "(SELECT 1 FROM {schema}.{events} e WHERE e.notification_id = l.position)"
@@ -356,6 +373,14 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
         with self.datastore.get_connection() as conn:
             row = conn.execute(self._select_head).fetchone()
         return Head(row["position"], bytes(row["link"])) if row else None
+
+    def existing_streams(self, stream_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these streams have any record (one query, no decryption)."""
+        if not stream_ids:
+            return set()
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(self._select_existing, (list(stream_ids),)).fetchall()
+        return {row["originator_id"] for row in rows}
 
     def find_outcome(self, scope: str) -> IdempotentOutcome | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
