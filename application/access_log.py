@@ -64,15 +64,15 @@ class Delivery:
 
     body: bytes
     access_id: UUID
-    record: AccessRecord
+    record: AccessRecord.Recorded
 
 
 class GroupCommit:
     def __init__(self, ledger: CareLedger, *, max_batch: int = 512, timeout: float = 10.0):
         self.ledger = ledger
-        self.max_batch = max_batch
+        self.max_batch = max_batch  # records per commit (one submission is never split)
         self.timeout = timeout
-        self._queue: list[tuple[AccessRecord, Future[None]]] = []
+        self._queue: list[tuple[Sequence[AccessRecord.Recorded], Future[None]]] = []
         self._ready = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="access-group-commit", daemon=True)
@@ -80,28 +80,28 @@ class GroupCommit:
         self.commits = 0
         self.records = 0
 
-    def write(self, *records: AccessRecord) -> None:
+    def write(self, *records: AccessRecord.Recorded) -> None:
         """Returns once every record is durable; raises ``AuditUnavailable`` otherwise."""
         self.submit(*records)()
 
-    def submit(self, *records: AccessRecord) -> Callable[[], None]:
+    def submit(self, *records: AccessRecord.Recorded) -> Callable[[], None]:
         """Queue the records; the returned call waits until they are durable (or raises
-        ``AuditUnavailable``), so a caller may work on while they commit."""
-        waiting: list[Future[None]] = []
-        with self._ready:
-            if self._closed:
-                raise AuditUnavailable()
-            for record in records:
-                done: Future[None] = Future()
-                self._queue.append((record, done))
-                waiting.append(done)
-            self._ready.notify()
+        ``AuditUnavailable``), so a caller may work on while they commit. They commit
+        together, in one transaction, possibly with other callers' records."""
+        done: Future[None] = Future()
+        if not records:
+            done.set_result(None)
+        else:
+            with self._ready:
+                if self._closed:
+                    raise AuditUnavailable()
+                self._queue.append((records, done))
+                self._ready.notify()
         deadline = time.monotonic() + self.timeout
 
         def durable() -> None:
             try:
-                for done in waiting:
-                    done.result(timeout=max(deadline - time.monotonic(), 0.0))
+                done.result(timeout=max(deadline - time.monotonic(), 0.0))
             except Exception:
                 raise AuditUnavailable() from None
 
@@ -120,19 +120,28 @@ class GroupCommit:
                     self._ready.wait()
                 if self._closed and not self._queue:
                     return
-                batch = self._queue[: self.max_batch]
-                del self._queue[: self.max_batch]
+                taken, size = 0, 0
+                while taken < len(self._queue) and (
+                    taken == 0 or size + len(self._queue[taken][0]) <= self.max_batch
+                ):
+                    size += len(self._queue[taken][0])
+                    taken += 1
+                batch = self._queue[:taken]
+                del self._queue[:taken]
             self._commit(batch)
 
-    def _commit(self, batch: Sequence[tuple[AccessRecord, Future[None]]]) -> None:
+    def _commit(
+        self, batch: Sequence[tuple[Sequence[AccessRecord.Recorded], Future[None]]]
+    ) -> None:
+        records = [record for submitted, _ in batch for record in submitted]
         try:
-            self.ledger.save(*(record for record, _ in batch))
+            self.ledger.save(*records)
         except Exception as error:  # every waiter fails closed: 503, no body
             for _, done in batch:
                 done.set_exception(error)
             return
         self.commits += 1
-        self.records += len(batch)
+        self.records += len(records)
         for _, done in batch:
             done.set_result(None)
 
@@ -225,7 +234,7 @@ class Disclosures:
         stream_versions: dict[str, int] | None,
         request: dict[str, Any] | None,
         sha256: str | None,
-    ) -> AccessRecord:
+    ) -> AccessRecord.Recorded:
         return AccessRecord.record(
             access_id=access_id,
             by=Provenance(ctx.actor.id, self.clock()),

@@ -17,6 +17,7 @@ from application.context import RequestContext, Role
 from application.delivery_rule import Pending, SubscriberSpec, delivery_decision
 from application.errors import Forbidden, NotFound
 from application.ledger import CareLedger, WriteOutcome
+from application.policy import Decision
 from application.ports import Clock, NewId
 from application.read_models import ViewsBehind
 from domain.subscriber import ContentLevel, Subscriber
@@ -193,12 +194,19 @@ class Subscriptions:
             actor=spec.actor, purpose=spec.purpose, request_id=request_id, source=channel
         )
         chosen: list[Delivery] = []
+        # One patient's items in a batch share a subject and a day: decide each
+        # (patient, kind, labels) once.
+        decided: dict[tuple[UUID, str, tuple[str, ...]], Decision | None] = {}
         for position, patient_id, content in pending.items:
             subject = pending.subjects.get(patient_id)
             if subject is None:
                 continue  # erased since the event: never delivered
-            labels = frozenset(content["labels"])
-            decision = delivery_decision(spec, subject, patient_id, content["kind"], labels, day)
+            key = (patient_id, content["kind"], tuple(content["labels"]))
+            if key not in decided:
+                decided[key] = delivery_decision(
+                    spec, subject, patient_id, key[1], frozenset(key[2]), day
+                )
+            decision = decided[key]
             if decision is None:
                 continue  # revoked, ended or relabelled since: nothing more reaches them
             message = content["message"]

@@ -117,8 +117,11 @@ class NoWrite:
     commits = 0
     records = 0
 
-    def write(self, record: Any) -> None:
+    def write(self, *records: Any) -> None:
         return None
+
+    def submit(self, *records: Any) -> Callable[[], None]:
+        return lambda: None
 
     def close(self) -> None:
         return None
@@ -142,10 +145,10 @@ class ServerProbe:
         writer = container.group_commit
         inner_write, inner_commit = writer.write, writer._commit
 
-        def write(record: Any) -> None:
+        def write(*records: Any) -> None:
             t = time.perf_counter()
             try:
-                inner_write(record)
+                inner_write(*records)
             finally:
                 ms = (time.perf_counter() - t) * 1000
                 with self.lock:
@@ -156,7 +159,7 @@ class ServerProbe:
             self._profiled(inner_commit, batch)
             ms = (time.perf_counter() - t) * 1000
             with self.lock:
-                self.commits.append((len(batch), ms))
+                self.commits.append((sum(len(records) for records, _ in batch), ms))
                 self.committer_busy_s += ms / 1000
 
         writer.write = write

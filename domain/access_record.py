@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.utils import get_topic
 
 from domain.errors import InvalidValue
 from domain.events import AttributedEvent
@@ -67,15 +68,21 @@ class AccessRecord(Aggregate):
         request: dict[str, Any],
         request_id: str,
         source: str,
-    ) -> "AccessRecord":
+    ) -> "AccessRecord.Recorded":
+        """The new record, as its one event: a record is written once and read back
+        through the aggregate (``event.mutate(None)``). Made directly rather than
+        through the aggregate's constructor, which costs three times as much on a
+        path taken for every disclosure."""
         if action not in ACTIONS:
             raise InvalidValue("action", f"must be one of {sorted(ACTIONS)}")
         if decision not in DECISIONS:
             raise InvalidValue("decision", "must be permit or deny")
-        return AccessRecord(  # type: ignore[call-arg]
-            id=access_id,
-            actor_id=by.actor_id,
+        return AccessRecord.Recorded(  # type: ignore[call-arg]
+            originator_topic=_TOPIC,
+            originator_id=access_id,
+            originator_version=1,
             timestamp=by.occurred_at,
+            actor_id=by.actor_id,
             actor_role=actor_role,
             actor_org=actor_org,
             purpose=purpose,
@@ -170,6 +177,9 @@ class AccessRecord(Aggregate):
             "request_id": self.request_id,
             "source": self.source,
         }
+
+
+_TOPIC = get_topic(AccessRecord)
 
 
 def _review(outcome: str, note: str, by: str, at: datetime) -> dict[str, Any]:

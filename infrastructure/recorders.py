@@ -21,7 +21,7 @@ from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from application.ports import IdempotencyClaim, IdempotentOutcome
 from infrastructure.chain import GENESIS, ChainRow, Head, link, record_body
@@ -187,6 +187,19 @@ class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, SQLiteProcessRecorder):
         return IdempotentOutcome(row["fingerprint"], bytes(row["result"]), row["position"])
 
 
+def _binary_insert(statement: Composed | SQL) -> Composed | SQL:
+    """The library's insert, with its array of events sent in binary (``%b``, not ``%s``).
+
+    The text form escapes every byte of every sealed state through a regex: a third of
+    the Python time of a commit (profiled with py-spy). The statement is otherwise
+    the library's own, checked here, so a library upgrade that changes it keeps its own.
+    """
+    text = statement.as_string()
+    if text.count("unnest(%s::") != 1 or "%" in text.replace("unnest(%s::", ""):
+        return statement
+    return SQL(text.replace("unnest(%s::", "unnest(%b::"))  # type: ignore[arg-type]
+
+
 class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
     def __init__(
         self,
@@ -200,6 +213,7 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
             events_table_name=events_table_name,
             tracking_table_name=tracking_table_name,
         )
+        self.insert_events_statement = _binary_insert(self.insert_events_statement)
         prefix = events_table_name.removesuffix("_events")
         self.claims_table_name = prefix + "_idempotency"
         self.chain_table_name = prefix + "_chain"
@@ -228,7 +242,10 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
         self._last_link_and = SQL(
             "SELECT (SELECT link FROM {schema}.{chain} ORDER BY position DESC LIMIT 1) AS link, "
         ).format(schema=schema, chain=chain)
-        self._insert_link = SQL("INSERT INTO {schema}.{chain} VALUES (%s, %s)").format(
+        # One statement for a batch's links (not one per row, even pipelined).
+        self._insert_link = SQL(
+            "INSERT INTO {schema}.{chain} SELECT * FROM unnest(%b::bigint[], %b::bytea[])"
+        ).format(
             schema=schema, chain=chain
         )
         self._select_head = SQL(
@@ -313,7 +330,10 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
                 # the events table, so links are written in log order and never left behind.
                 assert ids is not None
                 previous = self._previous_link(curs, kwargs.get(NEW_KEYS))
-                curs.executemany(self._insert_link, self._links(previous, ids, stored_events))
+                links = list(self._links(previous, ids, stored_events))
+                curs.execute(
+                    self._insert_link, ([p for p, _ in links], [link for _, link in links])
+                )
         except BaseException:
             self._abandon(curs)
             raise
