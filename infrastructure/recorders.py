@@ -245,9 +245,7 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
         # One statement for a batch's links (not one per row, even pipelined).
         self._insert_link = SQL(
             "INSERT INTO {schema}.{chain} SELECT * FROM unnest(%b::bigint[], %b::bytea[])"
-        ).format(
-            schema=schema, chain=chain
-        )
+        ).format(schema=schema, chain=chain)
         self._select_head = SQL(
             "SELECT position, link FROM {schema}.{chain} ORDER BY position DESC LIMIT 1"
         ).format(schema=schema, chain=chain)
