@@ -174,8 +174,14 @@ class DeliveryProjection:
                 self._chart_event(cursor, version, work, subscribers, item)
         self._write(cursor, version, work)
 
-    def _consent(self, cursor: Cursor, version: int, work: _Batch, event: Any) -> None:
-        if isinstance(event, Consent.Opened):
+    def _stream_subject(
+        self, cursor: Cursor, version: int, work: _Batch, event: Any, opens: bool
+    ) -> tuple[UUID, dict[str, Any]] | None:
+        """The patient a consent or membership stream belongs to, and their state.
+
+        The stream's first event names the patient; later ones are looked up. None for
+        a stream of an erased patient (a tombstone)."""
+        if opens:
             patient_id: UUID | None = event.patient_id
             work.streams[event.originator_id] = event.patient_id
             work.new_streams[event.originator_id] = event.patient_id
@@ -183,21 +189,27 @@ class DeliveryProjection:
             patient_id = self._patient_of(cursor, version, work, event.originator_id)
         subject = self._subject(cursor, version, work, patient_id)
         if subject is None or patient_id is None:
-            return  # a stream of an erased patient: a tombstone
+            return None
+        return patient_id, subject
+
+    def _consent(self, cursor: Cursor, version: int, work: _Batch, event: Any) -> None:
+        found = self._stream_subject(
+            cursor, version, work, event, isinstance(event, Consent.Opened)
+        )
+        if found is None:
+            return
+        patient_id, subject = found
         consent_state._apply(subject["consent"], event)
         subject["consent"]["version"] = event.originator_version
         work.changed.add(patient_id)
 
     def _membership(self, cursor: Cursor, version: int, work: _Batch, event: Any) -> None:
-        if isinstance(event, Membership.Enrolled):
-            patient_id: UUID | None = event.patient_id
-            work.streams[event.originator_id] = event.patient_id
-            work.new_streams[event.originator_id] = event.patient_id
-        else:
-            patient_id = self._patient_of(cursor, version, work, event.originator_id)
-        subject = self._subject(cursor, version, work, patient_id)
-        if subject is None or patient_id is None:
+        found = self._stream_subject(
+            cursor, version, work, event, isinstance(event, Membership.Enrolled)
+        )
+        if found is None:
             return
+        patient_id, subject = found
         key = event.originator_id.hex
         row = subject["memberships"].get(key)
         if isinstance(event, Membership.Enrolled):

@@ -207,6 +207,15 @@ def feed(client: httpx.Client, subscriber_id: str, token: dict[str, str], **para
     return response
 
 
+def revoke(client: httpx.Client, patient_id: str, directive_id: str) -> None:
+    response = client.post(
+        f"/v1/patients/{patient_id}/consents/{directive_id}/revoke",
+        json={"reason": "no more marketing"},
+        headers=CLINICIAN,
+    )
+    assert response.status_code == 200, response.text
+
+
 def entry_ids(response: Any) -> list[str]:
     return [item["payload"]["entry_id"] for item in response.json()["items"]]
 

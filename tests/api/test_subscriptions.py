@@ -4,7 +4,6 @@ Stories over the HTTP feed, on SQLite and PostgreSQL. Each delivery is an access
 """
 
 import hashlib
-from typing import Any
 
 import orjson
 from fastapi.testclient import TestClient
@@ -21,6 +20,7 @@ from tests.api.support import (
     entry_ids,
     feed,
     patient,
+    revoke,
     settled,
     subscribe,
     under_care,
@@ -108,25 +108,17 @@ def test_a_revocation_stops_everything_after_it_even_events_recorded_before_it(
     patient_id = patient(client, "MRN-E")
     directive_id = directive(client, patient_id, "org-agency", ["HMARKT"])
     delivered = entry(client, patient_id, MEDICATION)
-    page = feed(client, agency, token, after=0).json()
-    assert entry_ids_of(page) == [delivered]
+    response = feed(client, agency, token, after=0)
+    page = response.json()
+    assert entry_ids(response) == [delivered]
     # Two more are recorded but not yet read; then the patient revokes
     entry(client, patient_id, MEDICATION)
     entry(client, patient_id, MEDICATION)
-    revoked = client.post(
-        f"/v1/patients/{patient_id}/consents/{directive_id}/revoke",
-        json={"reason": "no more marketing"},
-        headers=CLINICIAN,
-    )
-    assert revoked.status_code == 200, revoked.text
+    revoke(client, patient_id, directive_id)
     entry(client, patient_id, MEDICATION)
     assert entry_ids(feed(client, agency, token, after=page["next_after"])) == []
     # Not even a re-read of what was delivered before
     assert entry_ids(feed(client, agency, token, after=0)) == []
-
-
-def entry_ids_of(page: dict[str, Any]) -> list[str]:
-    return [item["payload"]["entry_id"] for item in page["items"]]
 
 
 def test_a_sensitive_label_reaches_only_a_subscriber_whose_directive_names_it(

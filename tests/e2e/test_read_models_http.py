@@ -14,7 +14,7 @@ from tests.e2e.server import running_server
 
 pytestmark = pytest.mark.e2e
 
-VIEWS = ("timeline", "directory", "consent_state", "roster", "access_log")
+VIEWS = ("timeline", "directory", "consent_state", "roster", "access_log", "deliveries")
 CLINICIAN = auth("clinician", sub="dr-http")
 ADMIN = auth("admin", sub="admin-http")
 

@@ -21,7 +21,10 @@ def walkthrough_blocks() -> list[str]:
 
 def test_the_walkthrough_has_the_promised_steps() -> None:
     script = "\n".join(walkthrough_blocks())
-    for step in ("careledger token", "/v1/patients", "/entries", "/timeline", "/v1/memberships"):
+    for step in (
+        "careledger token", "/v1/patients", "/entries", "/timeline", "/v1/memberships",
+        "/v1/subscribers",
+    ):  # fmt: skip
         assert step in script
 
 
@@ -49,5 +52,6 @@ def test_the_walkthrough_works_as_written(tmp_path: Path) -> None:
     assert '{"kind":"encounter","code":"185317003","status":"active"}' in result.stdout
     assert '{"kind":"observation","code":"8867-4","status":"active"}' in result.stdout
     assert '{"given":"Ada","family":"Example"}' in result.stdout
+    assert '{"type":"EntryRecorded","kind":"medication","code":"197361"}' in result.stdout
     assert '"status":422' in result.stdout and '"field":"modality"' in result.stdout
     assert shutil.which("jq"), "the walk-through uses jq"

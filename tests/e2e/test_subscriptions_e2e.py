@@ -14,13 +14,13 @@ import pytest
 from tests.api.support import (
     ADMIN,
     AUDITOR,
-    CLINICIAN,
     MEDICATION,
     OBSERVATION,
     directive,
     entry,
     feed,
     patient,
+    revoke,
     subscribe,
     under_care,
 )
@@ -124,12 +124,7 @@ def test_revocation_stops_even_events_recorded_before_it_but_not_yet_delivered(
     stack.relay.stop()
     entry(client, patient_id, MEDICATION)
     entry(client, patient_id, MEDICATION)
-    response = client.post(
-        f"/v1/patients/{patient_id}/consents/{directive_id}/revoke",
-        json={"reason": "no more marketing"},
-        headers=CLINICIAN,
-    )
-    assert response.status_code == 200, response.text
+    revoke(client, patient_id, directive_id)
     entry(client, patient_id, MEDICATION)
     signal_entry = entry(client, cared_for, MEDICATION)
     stack.relay.start()
