@@ -22,7 +22,7 @@ from application.ledger import CareLedger
 from application.memberships import Memberships
 from application.patients import Patients
 from application.read_models import ReadModels
-from application.relay import Relay
+from application.relay import Broker, Relay
 from application.replay import Replays
 from application.sponsor_discontinuation import SponsorDiscontinuation
 from application.subscriptions import Subscriptions
@@ -181,18 +181,26 @@ def build(
         container.followers.append(LogFollower(ledger, SponsorDiscontinuation(ledger, clock)))
         container.projection_host = ProjectionHost(container.projectors, doorbell)
     if settings.nats_url and (run_processes if run_relay is None else run_relay):
-        # Its own group commit: a relay's records never share a transaction with a
-        # request's, so neither can fail the other.
-        relay_writer = GroupCommit(ledger)
-        relay_deliveries = Subscriptions(
-            ledger, found.deliveries, positions, Disclosures(relay_writer, clock, new_id),
-            clock, new_id, wait_seconds=settings.read_wait_seconds,
-        )  # fmt: skip
         broker = NatsBroker(settings.nats_url)
-        relay = Relay(relay_deliveries, broker, LibraryTracking(ledger.recorder))
+        relay = relay_for(container, broker)
         container.relay_host = RelayHost(relay, positions)
-        container.closers += [broker.close, relay_writer.close]
+        container.closers.insert(0, broker.close)
     return container
+
+
+def relay_for(container: Container, broker: Broker) -> Relay:
+    """A relay on the container's store, with a group commit of its own: a relay's
+    records never share a transaction with a request's, so neither can fail the other
+    (and the relay's carry its tracking record)."""
+    writer = GroupCommit(container.ledger)
+    container.closers.append(writer.close)
+    subscriptions = container.subscriptions
+    own = Subscriptions(
+        container.ledger, subscriptions.view, subscriptions.progress,
+        Disclosures(writer, subscriptions.clock, subscriptions.new_id),
+        subscriptions.clock, subscriptions.new_id, wait_seconds=subscriptions.wait_seconds,
+    )  # fmt: skip
+    return Relay(own, broker, LibraryTracking(container.ledger.recorder))
 
 
 def _conninfo(url: str) -> str:

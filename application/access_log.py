@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from eventsourcing.persistence import Tracking
 
 from application.context import RequestContext
 from application.errors import Forbidden, StoreUnavailable
@@ -67,12 +68,16 @@ class Delivery:
     record: AccessRecord.Recorded
 
 
+# Records, their waiter, and a tracking record to commit with them (then alone).
+Submission = tuple[Sequence[AccessRecord.Recorded], Future[None], Tracking | None]
+
+
 class GroupCommit:
     def __init__(self, ledger: CareLedger, *, max_batch: int = 512, timeout: float = 10.0):
         self.ledger = ledger
         self.max_batch = max_batch  # records per commit (one submission is never split)
         self.timeout = timeout
-        self._queue: list[tuple[Sequence[AccessRecord.Recorded], Future[None]]] = []
+        self._queue: list[Submission] = []
         self._ready = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="access-group-commit", daemon=True)
@@ -84,10 +89,13 @@ class GroupCommit:
         """Returns once every record is durable; raises ``AuditUnavailable`` otherwise."""
         self.submit(*records)()
 
-    def submit(self, *records: AccessRecord.Recorded) -> Callable[[], None]:
+    def submit(
+        self, *records: AccessRecord.Recorded, tracking: Tracking | None = None
+    ) -> Callable[[], None]:
         """Queue the records; the returned call waits until they are durable (or raises
         ``AuditUnavailable``), so a caller may work on while they commit. They commit
-        together, in one transaction, possibly with other callers' records."""
+        together, in one transaction, possibly with other callers' records; with
+        ``tracking``, alone, and with that tracking record in the same transaction."""
         done: Future[None] = Future()
         if not records:
             done.set_result(None)
@@ -95,7 +103,7 @@ class GroupCommit:
             with self._ready:
                 if self._closed:
                     raise AuditUnavailable()
-                self._queue.append((records, done))
+                self._queue.append((records, done, tracking))
                 self._ready.notify()
         deadline = time.monotonic() + self.timeout
 
@@ -122,7 +130,12 @@ class GroupCommit:
                     return
                 taken, size = 0, 0
                 while taken < len(self._queue) and (
-                    taken == 0 or size + len(self._queue[taken][0]) <= self.max_batch
+                    taken == 0
+                    or (
+                        size + len(self._queue[taken][0]) <= self.max_batch
+                        and self._queue[0][2] is None
+                        and self._queue[taken][2] is None
+                    )
                 ):
                     size += len(self._queue[taken][0])
                     taken += 1
@@ -130,19 +143,21 @@ class GroupCommit:
                 del self._queue[:taken]
             self._commit(batch)
 
-    def _commit(
-        self, batch: Sequence[tuple[Sequence[AccessRecord.Recorded], Future[None]]]
-    ) -> None:
-        records = [record for submitted, _ in batch for record in submitted]
+    def _commit(self, batch: Sequence[Submission]) -> None:
+        records = [record for submitted, _, _ in batch for record in submitted]
         try:
-            self.ledger.save(*records)
+            tracking = batch[0][2]
+            if tracking is None:
+                self.ledger.save(*records)
+            else:
+                self.ledger.save_tracked(records, tracking)
         except Exception as error:  # every waiter fails closed: 503, no body
-            for _, done in batch:
+            for _, done, _ in batch:
                 done.set_exception(error)
             return
         self.commits += 1
         self.records += len(records)
-        for _, done in batch:
+        for _, done, _ in batch:
             done.set_result(None)
 
 
@@ -202,9 +217,11 @@ class Disclosures:
         """Durable before any of them is sent (group-committed); else AuditUnavailable."""
         self.record_later(deliveries)()
 
-    def record_later(self, deliveries: Sequence[Delivery]) -> Callable[[], None]:
+    def record_later(
+        self, deliveries: Sequence[Delivery], tracking: Tracking | None = None
+    ) -> Callable[[], None]:
         """``record_all`` in two halves: queue now, wait for durability when called."""
-        return self.writer.submit(*(d.record for d in deliveries))
+        return self.writer.submit(*(d.record for d in deliveries), tracking=tracking)
 
     def refuse(
         self,

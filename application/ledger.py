@@ -8,7 +8,7 @@ from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 import orjson
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
@@ -17,6 +17,7 @@ from eventsourcing.persistence import (
     OperationalError,
     ProcessRecorder,
     Recording,
+    Tracking,
 )
 from eventsourcing.utils import EnvType
 
@@ -108,6 +109,13 @@ class CareLedger(Application[UUID]):
         if not isinstance(aggregate, cls):
             raise NotFound(resource)
         return aggregate
+
+    def save_tracked(self, events: Sequence[Any], tracking: Tracking | None) -> None:
+        """Save, with a tracking record in the same transaction (the library's
+        processing event, as its process applications use it)."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent(tracking)
+        processing_event.collect_events(*events)
+        self._notify(self._record(processing_event))
 
     def existing(self, stream_ids: Sequence[UUID]) -> set[UUID]:
         """Which of these streams have any record in the log (no decryption)."""

@@ -6,13 +6,16 @@ of it is acknowledged, and a message is published only once its record is durabl
 
 Exactly once from the consumer's point of view rests on three things:
 - tracking: the relay's position per subscriber is the library's tracking record,
-  advanced only after every message up to it is acknowledged by JetStream;
+  advanced only after every message up to it is acknowledged by JetStream (once per
+  step of up to ``batches_per_step`` batches);
 - stable ids: each message carries ``Nats-Msg-Id`` = its ``event_id`` (unique per
   subscriber and event), so JetStream drops a copy republished after a crash, within
   its duplicate window;
 - stable access ids: a delivery's access record id is derived from the event id, so a
-  restarted relay finds the records it wrote before the crash (one query per batch)
-  and publishes those messages again without writing their records twice.
+  restarted relay finds the records it wrote before the crash and publishes those
+  messages again without writing their records twice. How far such records may reach
+  is a second tracking record (``relay-recorded:<id>``), written in the same
+  transaction as the records, so only batches below it are looked up.
 
 The access records of a batch are durable before the batch is published.
 """
@@ -23,6 +26,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID, uuid4
+
+from eventsourcing.persistence import Tracking
 
 from application.access_log import Delivery
 from application.delivery_rule import SubscriberSpec
@@ -91,9 +96,14 @@ class Relay:
         return sent
 
     def step_subscriber(self, spec: SubscriberSpec) -> int:
-        name = tracking_name(spec.id)
-        after = self.tracking.position(name)
+        published = tracking_name(spec.id)
+        recorded = recorded_name(spec.id)
+        start = after = self.tracking.position(published)
+        # Records written by a run that crashed before its messages were acknowledged
+        # reach this far: only batches below it are checked for them.
+        recorded_to = self.tracking.position(recorded)
         in_flight: tuple[Future[int], int] | None = None
+        acknowledged = after
         sent = 0
         for _ in range(self.batches_per_step):
             batch = self.subscriptions.decide(
@@ -104,37 +114,46 @@ class Relay:
                 request_id=f"relay-{uuid4()}",
                 access_id=self.subscriptions.relay_access_id,
             )
-            ids = [d.access_id for d in batch.deliveries]
-            found = self.subscriptions.ledger.existing(ids) if ids else set()
-            self.republished += len(found)
-            durable = self.subscriptions.disclosures.record_later(
-                [d for d in batch.deliveries if d.access_id not in found]
-            )
-            if in_flight is not None:
-                self._acknowledged(name, *in_flight)
-                in_flight = None
-            durable()  # raises AuditUnavailable: nothing of this batch is published
             if batch.scanned_to == after:
                 break
+            fresh = batch.deliveries
+            if after < recorded_to and fresh:
+                found = self.subscriptions.ledger.existing([d.access_id for d in fresh])
+                self.republished += len(found)
+                fresh = [d for d in fresh if d.access_id not in found]
+            marker = None
+            if fresh and batch.scanned_to > recorded_to:  # in the records' own transaction
+                marker = Tracking(recorded, batch.scanned_to)
+            durable = self.subscriptions.disclosures.record_later(fresh, tracking=marker)
+            if in_flight is not None:
+                in_flight[0].result(self.ack_timeout)
+                acknowledged, in_flight = in_flight[1], None
+            durable()  # raises AuditUnavailable: nothing of this batch is published
+            recorded_to = max(recorded_to, marker.notification_id if marker else 0)
             if batch.deliveries:
                 messages = [message(spec.id, d) for d in batch.deliveries]
                 in_flight = (self.broker.publish(messages), batch.scanned_to)
                 sent += len(messages)
             else:
-                self.tracking.advance(name, batch.scanned_to)
+                acknowledged = batch.scanned_to
             after = batch.scanned_to
         if in_flight is not None:
-            self._acknowledged(name, *in_flight)
+            in_flight[0].result(self.ack_timeout)
+            acknowledged = in_flight[1]
+        if acknowledged > start:
+            # Once per step, not per batch: a crash republishes a little more (dropped
+            # by JetStream as duplicates), and saves a commit per batch.
+            self.tracking.advance(published, acknowledged)
         self.published += sent
         return sent
-
-    def _acknowledged(self, name: str, publishing: "Future[int]", position: int) -> None:
-        publishing.result(self.ack_timeout)
-        self.tracking.advance(name, position)
 
 
 def tracking_name(subscriber_id: UUID) -> str:
     return f"relay:{subscriber_id}"
+
+
+def recorded_name(subscriber_id: UUID) -> str:
+    return f"relay-recorded:{subscriber_id}"
 
 
 def subject_of(subscriber_id: UUID) -> str:

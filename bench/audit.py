@@ -120,7 +120,7 @@ class NoWrite:
     def write(self, *records: Any) -> None:
         return None
 
-    def submit(self, *records: Any) -> Callable[[], None]:
+    def submit(self, *records: Any, **_: Any) -> Callable[[], None]:
         return lambda: None
 
     def close(self) -> None:
@@ -159,7 +159,7 @@ class ServerProbe:
             self._profiled(inner_commit, batch)
             ms = (time.perf_counter() - t) * 1000
             with self.lock:
-                self.commits.append((sum(len(records) for records, _ in batch), ms))
+                self.commits.append((sum(len(records) for records, *_ in batch), ms))
                 self.committer_busy_s += ms / 1000
 
         writer.write = write

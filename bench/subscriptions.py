@@ -45,18 +45,16 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import httpx
 import nats
 from rich.console import Console
 
 from api.auth import mint_token
-from api.bootstrap import build
-from application.access_log import Disclosures, GroupCommit
+from api.bootstrap import build, relay_for
 from application.context import Actor, RequestContext, Role
-from application.relay import Relay, subject_of
-from application.subscriptions import Subscriptions
+from application.relay import subject_of
 from bench import report as bench_report
 from bench.audit import running_server
 from bench.projections import (
@@ -73,7 +71,7 @@ from bench.projections import (
 from domain.subscriber import ContentLevel
 from domain.values import Provenance
 from domain.vocabulary import EntryKind, Purpose
-from infrastructure.nats_relay import STREAM, LibraryTracking, NatsBroker
+from infrastructure.nats_relay import STREAM, NatsBroker
 
 NATS_URL = os.environ.get("CARELEDGER_BENCH_NATS", "nats://127.0.0.1:4222")
 stderr = Console(stderr=True)
@@ -102,14 +100,8 @@ def run_s1(settings: Any, events: int, progress: Any) -> dict[str, Any]:
         while deliveries.step()[1] > 0:
             pass
         outbox_seconds = time.perf_counter() - started
-        writer = GroupCommit(container.ledger)
-        relay_side = Subscriptions(
-            container.ledger, container.subscriptions.view, container.positions,
-            Disclosures(writer, container.subscriptions.clock, uuid4),
-            container.subscriptions.clock, uuid4,
-        )  # fmt: skip
         broker = NatsBroker(NATS_URL)
-        relay = Relay(relay_side, broker, LibraryTracking(container.ledger.recorder))
+        relay = relay_for(container, broker)
         backlog = container.subscriptions.view.backlog(UUID(pharmacy), 0)
         task = progress.add_task("S1: relaying", total=backlog)
         started = time.perf_counter()
@@ -119,7 +111,6 @@ def run_s1(settings: Any, events: int, progress: Any) -> dict[str, Any]:
         progress.remove_task(task)
         stored, distinct = stream_count(subject_of(UUID(pharmacy)))
         broker.close()
-        writer.close()
         return {
             "events_in_log": written["events_in_log"],
             "outbox_items": backlog,
@@ -127,7 +118,7 @@ def run_s1(settings: Any, events: int, progress: Any) -> dict[str, Any]:
             "deliveries": relay.published,
             "relay_seconds": round(seconds, 3),
             "deliveries_per_s": round(relay.published / seconds, 1),
-            "access_record_commits": writer.commits,
+            "republished": relay.republished,
             "messages_on_subject": stored,
             "distinct_msg_ids": distinct,
             "exactly_once": stored == distinct == relay.published,
