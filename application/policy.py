@@ -12,8 +12,9 @@ exactly when an access is replayed. The default policy is DESIGN.md §2:
   by that organisation need no directive (TPO);
 - a clinician of that organisation may break the glass (ETREAT) without membership or
   consent, all labels included, with a justification of 20 characters or more;
-- public-health reporting by the care organisation needs no authorisation (it is
-  required by law) but is accounted for to the patient;
+- public-health reporting by the care organisation (a clinician's report, or deliveries
+  to a registry subscribed for PUBHLTH) needs no authorisation (it is required by law)
+  but is accounted for to the patient;
 - a subscriber of the care organisation (its pharmacy, say) receives deliveries for
   TPO as a clinician would read them, within an active membership for TREAT;
 - anyone else (another organisation, a service, marketing, research) needs an active
@@ -138,9 +139,11 @@ def decide(
         return _break_glass(request, own_organisation)
     if own_organisation and request.purpose in TPO and _acts_for_care(request):
         return _own_organisation(request, consent, memberships)
-    if own_organisation and actor.role is Role.CLINICIAN and request.purpose is Purpose.PUBHLTH:
-        # Public-health reporting required by law (164.512(b)): no authorisation is
-        # needed, sensitive labels stay hidden, and it is in the patient's accounting.
+    reports = (own_organisation and actor.role is Role.CLINICIAN) or request.delivery
+    if request.purpose is Purpose.PUBHLTH and reports:
+        # Public-health reporting required by law (164.512(b)), by a clinician of the
+        # organisation or to a registry an administrator subscribed: no authorisation
+        # is needed, sensitive labels stay hidden, and it is in the patient's accounting.
         return Decision(
             True, "public-health reporting required by law", Basis(consent.version), frozenset()
         )

@@ -240,3 +240,22 @@ def test_an_absent_subscribers_backlog_shows_in_metrics_and_holds_back_no_one(
     assert f'careledger_subscriber_backlog_items{{channel="feed",subscriber="{present}"}} 0.0' in (
         metrics
     )
+
+
+def test_deliveries_for_public_health_are_in_the_patients_accounting_and_treatment_is_not(
+    client: TestClient,
+) -> None:
+    registry, registry_token = subscribe(client, name="State registry", purpose="PUBHLTH")
+    pharmacy, pharmacy_token = subscribe(client)
+    patient_id = patient(client, "MRN-M")
+    under_care(client, patient_id)
+    entry(client, patient_id, MEDICATION)
+    reported = feed(client, registry, registry_token, after=0).json()["access_ids"]
+    treated = feed(client, pharmacy, pharmacy_token, after=0).json()["access_ids"]
+    assert len(reported) == len(treated) == 1
+    accounting = client.get(
+        f"/v1/patients/{patient_id}/disclosures", params=settled(client), headers=AUDITOR
+    ).json()["disclosures"]
+    # Public-health reporting is accounted for to the patient (164.528); treatment is not
+    assert [d["access_id"] for d in accounting] == reported
+    assert accounting[0]["recipient_actor"] == registry

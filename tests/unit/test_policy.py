@@ -115,6 +115,57 @@ def test_the_default_policy(
         assert decision.basis.as_json() == {}
 
 
+PHARMACY = Actor("sub-pharmacy", Role.SERVICE, "org-main")
+REGISTRY = Actor("sub-registry", Role.SERVICE, "org-state-registry")
+
+# Deliveries to subscribers (AccessRequest.delivery): actor, purpose, consent,
+# memberships -> permit?, allowed labels, basis keys
+# fmt: off
+DELIVERIES = [
+    ("the organisation's pharmacy, member", PHARMACY, Purpose.TREAT, NO_CONSENT, [ACTIVE], True, frozenset(), {"consent_version", "membership_id"}),
+    ("the organisation's pharmacy, no membership", PHARMACY, Purpose.TREAT, NO_CONSENT, [], False, None, set()),
+    ("the organisation's pharmacy, membership ended", PHARMACY, Purpose.TREAT, NO_CONSENT, [CANCELLED], False, None, set()),
+    ("a public-health registry", REGISTRY, Purpose.PUBHLTH, NO_CONSENT, [], True, frozenset(), {"consent_version"}),
+    ("marketing without directive", MARKETER, Purpose.HMARKT, NO_CONSENT, [ACTIVE], False, None, set()),
+    ("marketing with directive", MARKETER, Purpose.HMARKT, MARKETING, [], True, frozenset(), {"consent_version", "directive_id"}),
+    ("another organisation's service, treatment", REGISTRY, Purpose.TREAT, NO_CONSENT, [ACTIVE], False, None, set()),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("actor", "purpose", "consent", "memberships", "permit", "labels", "basis"),
+    [case[1:] for case in DELIVERIES],
+    ids=[case[0] for case in DELIVERIES],
+)
+def test_deliveries_to_subscribers(
+    actor: Actor,
+    purpose: Purpose,
+    consent: ConsentFacts,
+    memberships: list[MembershipFact],
+    permit: bool,
+    labels: frozenset[str] | None,
+    basis: set[str],
+) -> None:
+    request = AccessRequest(
+        actor, purpose, str(PATIENT), "org-main", Content.CLINICAL, TODAY, delivery=True
+    )
+    decision = decide(request, consent, memberships)
+    assert decision.permit is permit, decision.reason
+    if permit:
+        assert decision.allowed_labels == labels
+        assert set(decision.basis.as_json()) == basis
+
+
+def test_a_service_token_is_not_a_subscription() -> None:
+    # The same service, reading rather than being delivered to, gets nothing.
+    for purpose in (Purpose.TREAT, Purpose.PUBHLTH):
+        request = AccessRequest(
+            PHARMACY, purpose, str(PATIENT), "org-main", Content.CLINICAL, TODAY
+        )
+        assert not decide(request, NO_CONSENT, [ACTIVE]).permit
+
+
 def test_demographics_do_not_wait_for_a_membership() -> None:
     # Registration and enrolment need the demographics before any membership exists.
     request = AccessRequest(
