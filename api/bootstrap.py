@@ -17,6 +17,7 @@ from application.chart_gate import ChartGate, ReadSide
 from application.chart_reads import ChartReads
 from application.consents import Consents
 from application.erasure import Erasure
+from application.group_writes import GroupWrites
 from application.integrity import Integrity
 from application.ledger import CareLedger
 from application.memberships import Memberships
@@ -127,6 +128,7 @@ def build(
     secrets = resolve_secrets(settings)
     ledger, keys = open_ledger(settings, secrets.master_key)
     chain = ChainVerifier(ledger.recorder, keys.raw(CHAIN_KEY_ID))  # type: ignore[arg-type]
+    ledger.group_writes = GroupWrites(ledger)
     store = ViewStore(ledger.recorder)
     positions = Positions(store)
     doorbell = Doorbell()

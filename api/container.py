@@ -81,4 +81,6 @@ class Container:
         if self.listener is not None:
             self.listener.stop()
         self.group_commit.close()
+        if self.ledger.group_writes is not None:
+            self.ledger.group_writes.close()
         self.ledger.close()

@@ -29,6 +29,7 @@ from application.errors import (
     StoreUnavailable,
     VersionConflict,
 )
+from application.group_writes import GroupWrites
 from application.ports import IdempotencyClaim, IdempotencyRecords, StreamLookup
 from application.transcodings import register_clinical_transcodings
 from domain.consent import Consent
@@ -73,6 +74,8 @@ class CareLedger(Application[UUID]):
     def __init__(self, env: EnvType | None = None) -> None:
         super().__init__(env)
         self._listeners: list[Callable[[int, frozenset[str]], None]] = []
+        # Commands' saves share transactions when set (the service sets it).
+        self.group_writes: GroupWrites | None = None
 
     recorder: ProcessRecorder
 
@@ -163,7 +166,10 @@ class CareLedger(Application[UUID]):
                 result=orjson.dumps(result, default=str),
             )
         try:
-            recordings = self.save(*aggregates, idempotency=claim)
+            if self.group_writes is not None:
+                recordings = self.group_writes.save(aggregates, claim)
+            else:
+                recordings = self.save(*aggregates, idempotency=claim)
         except IntegrityError:
             # Either a concurrent writer won the race, or a retry of this very request
             # did. Only the second is answered from the claim.

@@ -1,5 +1,6 @@
 """The patient's chart: demographics and an append-only list of clinical entries."""
 
+from copy import deepcopy
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -125,8 +126,20 @@ class Patient(Aggregate):
         self.contact = contact
         self.deceased_at: datetime | None = None
         self.erased = False
-        # Just enough per entry to check invariants; content lives in the events.
+        # Just enough per entry to check invariants; content lives in the events. Each
+        # record is replaced, never changed in place (see __deepcopy__).
         self.entries: dict[str, dict[str, str]] = {}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "Patient":
+        """The copy of the cached chart a command works on (the library deep-copies it
+        so that a failed command cannot corrupt the cache). Entry records are never
+        changed in place, so the copy shares them: a copy costs a dict copy, not a deep
+        copy of every entry, which made each write to a long chart O(chart)."""
+        copied = object.__new__(type(self))
+        memo[id(self)] = copied
+        for name, value in self.__dict__.items():
+            copied.__dict__[name] = dict(value) if name == "entries" else deepcopy(value, memo)
+        return copied
 
     # Demographics ---------------------------------------------------------------
 
@@ -266,7 +279,7 @@ class Patient(Aggregate):
         actor_id: str,
         timestamp: datetime,
     ) -> None:
-        self.entries[entry_id.hex]["status"] = EntryStatus.AMENDED
+        self._entry_status(entry_id, EntryStatus.AMENDED)
 
     def mark_entered_in_error(self, *, entry_id: UUID, reason: str, by: Provenance) -> None:
         self._check_chart_open()
@@ -280,7 +293,11 @@ class Patient(Aggregate):
     def _entry_entered_in_error(
         self, *, entry_id: UUID, reason: str, actor_id: str, timestamp: datetime
     ) -> None:
-        self.entries[entry_id.hex]["status"] = EntryStatus.ENTERED_IN_ERROR
+        self._entry_status(entry_id, EntryStatus.ENTERED_IN_ERROR)
+
+    def _entry_status(self, entry_id: UUID, status: EntryStatus) -> None:
+        # Replaced, never changed in place: copies of the chart share entry records.
+        self.entries[entry_id.hex] = {**self.entries[entry_id.hex], "status": status}
 
     # End of the chart --------------------------------------------------------------
 

@@ -39,6 +39,14 @@ _ABANDON = b"DO $$BEGIN RAISE EXCEPTION 'careledger: transaction abandoned'; END
 NEW_KEYS = "careledger_new_data_keys"  # the keyword that carries them to _insert_events
 
 
+def _claims(kwargs: dict[str, Any]) -> list[IdempotencyClaim]:
+    """The idempotency claims a save carries: none, one, or one per grouped command."""
+    claims = kwargs.get("idempotency")
+    if claims is None:
+        return []
+    return [claims] if isinstance(claims, IdempotencyClaim) else list(claims)
+
+
 class CarriesNewKeys:
     """Passes the staged keys that a batch is sealed under into its transaction.
 
@@ -108,8 +116,7 @@ class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, SQLiteProcessRecorder):
         new_keys: list[WrappedKey] | None = kwargs.get(NEW_KEYS)
         if new_keys:
             self.keys.write_staged(c, new_keys)
-        claim: IdempotencyClaim | None = kwargs.get("idempotency")
-        if claim is not None:
+        for claim in _claims(kwargs):
             c.execute(
                 "INSERT INTO idempotency_claims VALUES (?,?,?,?,?)",
                 (
@@ -296,8 +303,7 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         self.writer_pids.add(curs.connection.info.backend_pid)
-        claim: IdempotencyClaim | None = kwargs.get("idempotency")
-        if claim is not None:
+        for claim in _claims(kwargs):
             curs.execute(
                 self._insert_claim,
                 (

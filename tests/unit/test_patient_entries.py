@@ -1,8 +1,9 @@
 """Stories of the clinical entries in a chart: recording them and correcting them."""
 
+from copy import deepcopy
 from datetime import timedelta
 from decimal import Decimal
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -261,3 +262,23 @@ def test_an_unknown_entry_cannot_be_marked_entered_in_error() -> None:
     patient = given(patient)
     with pytest.raises(EntryNotFound):
         patient.mark_entered_in_error(entry_id=uuid4(), reason="wrong patient", by=at(2))
+
+
+def test_a_command_on_a_copy_of_the_chart_leaves_the_original_as_it_was() -> None:
+    # The library hands commands a deep copy of the cached chart; ours shares the
+    # entry records, so a command must replace them rather than change them.
+    original, entry_id = patient_with_entry()
+    original = given(original)
+    copy = deepcopy(original)
+    copy.amend_entry(entry_id=entry_id, reason="transcription error", by=at(2))
+    copy.mark_entered_in_error(entry_id=uuid_of_second(copy), reason="wrong chart", by=at(3))
+    assert copy.entry_status(entry_id) is EntryStatus.AMENDED
+    assert original.entry_status(entry_id) is EntryStatus.ACTIVE
+    assert original.version == copy.version - 3 and then(original) == []
+    assert copy.entries is not original.entries
+
+
+def uuid_of_second(patient: Patient) -> UUID:
+    second = uuid4()
+    record_observation(patient, second, days=2)
+    return second
