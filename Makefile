@@ -24,11 +24,10 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q
 
-# Ratios measured in one run (absolute times on shared machines are noise).
+# Ratios measured in one run (absolute times on shared machines are noise). Quick mode
+# by default; `make bench FULL=1` for the full one. Regenerates the README's table.
 bench: $(STAMP)
-	$(BIN)/python -m bench.encryption
-	$(BIN)/python -m bench.projections
-	$(BIN)/python -m bench.audit
+	$(BIN)/python -m bench.run $(if $(FULL),--full,)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

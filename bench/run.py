@@ -1,0 +1,152 @@
+"""``make bench``: every benchmark, one table, and the README's Benchmarks table with it.
+
+    .venv/bin/python -m bench.run           # quick mode (a few minutes)
+    .venv/bin/python -m bench.run --full    # full mode (make bench FULL=1)
+
+Runs each benchmark module in a process of its own (so none warms another's caches),
+each writing its JSON to ``bench/results/``, then builds one markdown table from those
+files: every figure with the command that produced it. The table is written to
+``bench/results/summary-<time>.md`` and replaces what stands between the markers
+``<!-- bench:table -->`` and ``<!-- /bench:table -->`` in the README.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.report import RESULTS_DIR, command_line, machine
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+BEGIN, END = "<!-- bench:table -->", "<!-- /bench:table -->"
+
+# module: (quick flags, full flags)
+RUNS: dict[str, tuple[list[str], list[str]]] = {
+    "encryption": (["--events", "400", "--rounds", "5", "--verify-records", "100000"], []),
+    "projections": (["--quick"], []),
+    "audit": (["--quick", "--backend", "postgres"], []),
+    "subscriptions": (["--quick"], []),
+    "writes": (["--quick"], []),
+}
+
+
+def run(module: str, flags: list[str], stamp: str) -> dict[str, Any]:
+    out = RESULTS_DIR / f"{module}-{stamp}.json"
+    command = [sys.executable, "-m", f"bench.{module}", *flags, "--json-out", str(out)]
+    print(f"bench: {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    subprocess.run(command, cwd=ROOT, check=True, stdout=sys.stderr)  # noqa: S603
+    report: dict[str, Any] = json.loads(out.read_text())
+    return report
+
+
+def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, str, str]]:
+    """(id, scenario, figure, goal, met, command) per figure, from the JSON reports."""
+    table = []
+    enc = reports["encryption"]
+    pg, lite = enc["results"]["postgres"], enc["results"].get("sqlite")
+    e1 = f"PostgreSQL {pg['E1']['ratio_sealed_over_plain']}x"
+    if lite:
+        e1 += f", SQLite {lite['E1']['ratio_sealed_over_plain']}x"
+    table.append(("E1", "sealed vs plain saves, one event per save", e1, ">= 0.95x",
+                  _met(pg["E1"]["met"]), enc["command"]))  # fmt: skip
+    a1 = f"{pg['A1']['median_records_per_s']:,.0f} records/s (PostgreSQL)"
+    if lite:
+        a1 += f", {lite['A1']['median_records_per_s']:,.0f} (SQLite)"
+    table.append(("A1", "`audit verify`", a1, ">= 200,000/s", _met(pg["A1"]["met"]),
+                  enc["command"]))  # fmt: skip
+    pro = reports["projections"]["results"]
+    cmd = reports["projections"]["command"]
+    p1 = pro["P1"]
+    table.append(("P1", "full projection rebuild vs the stock ProjectionRunner",
+                  f"{p1['ratio_ours_over_stock']}x", ">= 10x", _met(p1["met"]), cmd))  # fmt: skip
+    lag = pro["P2"]["lag_ms"]
+    table.append(("P2", f"live lag at {pro['P2']['target_rate_events_per_s']:.0f} events/s",
+                  f"p50 {lag['p50']} ms, p99 {lag['p99']} ms", "p99 <= 50 ms",
+                  _met(lag["p99"] <= 50), cmd))  # fmt: skip
+    r2 = pro["R2"]
+    table.append(("R2", "timeline page p99, 10,000 vs 100 entries",
+                  f"first page {r2['ratio_p99_first']}x, middle {r2['ratio_p99_middle']}x",
+                  "<= 1.5x", _met(r2["met"]), cmd))  # fmt: skip
+    for result in reports["audit"]["results"]:
+        totals = result["totals"]
+        audited, unaudited = totals["audited"], totals["unaudited"]
+        table.append((
+            "R1", f"audited vs unaudited timeline reads, 16 connections, {result['backend']}",
+            f"{audited['throughput_rps']} vs {unaudited['throughput_rps']} req/s: "
+            f"{result['ratio_audited_over_unaudited']}x",
+            ">= 0.7x", _met(result["met"]), reports["audit"]["command"],
+        ))  # fmt: skip
+    sub = reports["subscriptions"]["results"]
+    cmd = reports["subscriptions"]["command"]
+    s1 = sub["S1"]
+    table.append(("S1", f"NATS relay, consent-filtered, audited ({s1['deliveries']:,})",
+                  f"{s1['deliveries_per_s']:,.0f} deliveries/s, exactly once: "
+                  f"{s1['exactly_once']}", ">= 5,000/s",
+                  _met(s1["deliveries_per_s"] >= 5000 and s1["exactly_once"]), cmd))  # fmt: skip
+    table.append(("S2", "feed long-poll wake after a write",
+                  f"p50 {sub['S2']['p50_ms']} ms, p99 {sub['S2']['p99_ms']} ms", "p99 <= 50 ms",
+                  _met(sub["S2"]["p99_ms"] <= 50), cmd))  # fmt: skip
+    wr = reports["writes"]["results"]
+    cmd = reports["writes"]["command"]
+    w1, w2, l1 = wr["W1"], wr["W2"], wr["L1"]
+    w1_met = w1["ratio"] >= 1.5 and w1["careledger_p99_ms"] <= w1["plain_p99_ms"]
+    table.append(("W1", "`POST .../entries`, 16 connections, vs plain FastAPI + eventsourcing",
+                  f"{w1['careledger_per_s']:,.0f} vs {w1['plain_per_s']:,.0f} req/s: "
+                  f"{w1['ratio']}x; p99 {w1['careledger_p99_ms']} vs {w1['plain_p99_ms']} ms",
+                  ">= 1.5x, p99 <= baseline", _met(w1_met), cmd))  # fmt: skip
+    table.append(("W2", "bulk import, 100 events per save, vs plain eventsourcing",
+                  f"{w2['careledger_events_per_s']:,.0f} vs {w2['plain_events_per_s']:,.0f} "
+                  f"events/s: {w2['ratio']}x", ">= 1.0x", _met(w2["ratio"] >= 1.0),
+                  cmd))  # fmt: skip
+    single, batched = l1["rows_per_s_1_per_txn"], l1["rows_per_s_100_per_txn"]
+    table.append(("L1", "raw psycopg inserts, 16 writers, no lock",
+                  f"{single:,.0f} rows/s (1 per txn), {batched:,.0f} (100 per txn); W1 is "
+                  f"{w1['careledger_per_s'] / single:.0%}, "
+                  f"W2 {w2['careledger_events_per_s'] / batched:.0%}",
+                  "reference", "—", cmd))  # fmt: skip
+    return table
+
+
+def _met(flag: bool) -> str:
+    return "yes" if flag else "**no**"
+
+
+def markdown(table: list[tuple[str, ...]], mode: str, info: dict[str, Any]) -> str:
+    lines = [
+        f"Mode: {mode}, `{command_line('bench.run')}`; machine: {info['cpu']}, "
+        f"{info['cpu_count']} CPUs, Python {info['python']}, eventsourcing "
+        f"{info['eventsourcing']}, psycopg {info['psycopg']}; "
+        f"{datetime.now(UTC):%Y-%m-%d}.",
+        "",
+        "| id | scenario | figure | goal | met | command |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {' | '.join(row[:5])} | `{row[5]}` |" for row in table]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--full", action="store_true", help="full mode (longer, larger)")
+    parser.add_argument("--no-readme", action="store_true", help="leave the README as it is")
+    args = parser.parse_args()
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    reports = {m: run(m, full if args.full else quick, stamp) for m, (quick, full) in RUNS.items()}
+    info = machine("eventsourcing", "psycopg")
+    text = markdown(rows(reports), "full" if args.full else "quick", info)
+    (RESULTS_DIR / f"summary-{stamp}.md").write_text(text)
+    print(text)
+    if not args.no_readme:
+        readme = README.read_text()
+        head, rest = readme.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        README.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
+        print(f"bench: the README's table is regenerated ({README.name})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
