@@ -6,6 +6,7 @@ the state that projection has reached, and written as an access record (action
 ``deliver``) before a byte of it leaves: over the HTTP feed or the NATS relay.
 """
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -73,8 +74,13 @@ class Subscriptions:
         new_id: NewId,
         *,
         wait_seconds: float = 5.0,
+        max_waiting: int = 8,
     ) -> None:
         self.ledger = ledger
+        # A long-poll holds one of the server's worker threads while it waits; beyond
+        # this many at once, a request with ``wait`` answers at once instead, so that
+        # long-polls can never starve every other request of a thread.
+        self._waiting = threading.BoundedSemaphore(max_waiting)
         self.view = view
         self.progress = progress
         self.disclosures = disclosures
@@ -144,6 +150,16 @@ class Subscriptions:
             after = self.view.cursor(subscriber_id)
         else:
             self.view.acknowledge(subscriber_id, after)
+        may_wait = wait > 0 and self._waiting.acquire(blocking=False)
+        try:
+            return self._page(ctx, spec, after, limit, wait if may_wait else 0.0)
+        finally:
+            if may_wait:
+                self._waiting.release()
+
+    def _page(
+        self, ctx: RequestContext, spec: SubscriberSpec, after: int, limit: int, wait: float
+    ) -> bytes:
         deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT_SECONDS)
         while True:
             seen = self.progress.known(DELIVERY_VIEW)

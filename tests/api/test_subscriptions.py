@@ -4,6 +4,9 @@ Stories over the HTTP feed, on SQLite and PostgreSQL. Each delivery is an access
 """
 
 import hashlib
+import threading
+import time
+from typing import Any
 
 import orjson
 from fastapi.testclient import TestClient
@@ -259,3 +262,32 @@ def test_deliveries_for_public_health_are_in_the_patients_accounting_and_treatme
     # Public-health reporting is accounted for to the patient (164.528); treatment is not
     assert [d["access_id"] for d in accounting] == reported
     assert accounting[0]["recipient_actor"] == registry
+
+
+def test_a_long_poll_wakes_on_a_new_delivery_and_long_polls_never_take_every_thread(
+    client: TestClient,
+) -> None:
+    pharmacy, token = subscribe(client)
+    patient_id = patient(client, "MRN-N")
+    under_care(client, patient_id)
+    subscriptions = client.app.state.container.subscriptions  # type: ignore[attr-defined]
+    subscriptions._waiting = threading.BoundedSemaphore(1)  # one long-poll at a time
+    answered: dict[str, Any] = {}
+
+    def poll() -> None:
+        answered["page"] = feed(client, pharmacy, token, after=0, wait=20).json()
+        answered["at"] = time.monotonic()
+
+    waiting = threading.Thread(target=poll)
+    waiting.start()
+    time.sleep(0.5)
+    # A second long-poll finds no room to wait: it answers at once, empty
+    began = time.monotonic()
+    assert feed(client, pharmacy, token, after=0, wait=20).json()["items"] == []
+    assert time.monotonic() - began < 5
+    # The first wakes when an entry arrives, long before its 20 s
+    written = entry(client, patient_id, MEDICATION)
+    written_at = time.monotonic()
+    waiting.join(20)
+    assert [i["payload"]["entry_id"] for i in answered["page"]["items"]] == [written]
+    assert answered["at"] - written_at < 5
