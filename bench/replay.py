@@ -1,0 +1,134 @@
+"""Benchmark A2: replaying one access from a 1,000-entry chart.
+
+Run from the project root::
+
+    .venv/bin/python -m bench.replay [--quick]
+
+A patient under care with a chart of 1,000 entries (a snapshot every 100 events, as
+the service keeps them) is written through the domain into a throwaway PostgreSQL
+database and projected. A clinician reads a timeline page of 50 (the first page) and a
+middle page; each read is an access record. Then an auditor replays each record
+``--repeats`` times through ``Replays.replay``, as ``POST
+/v1/audit/accesses/{id}/replay`` does: the chart and consent are rebuilt from the log at
+the recorded versions, decided again, rendered, hashed and compared, and the replay is
+itself recorded (group commit). Figure: p50 and p99 per replay. Goal: p99 <= 50 ms.
+
+Results: a markdown table on stdout, JSON in ``bench/results/replay-<time>.json``.
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+from rich.console import Console
+
+from api.bootstrap import build
+from application.context import Actor, RequestContext, Role
+from bench import report as bench_report
+from bench.projections import ORG, bench_database, bench_settings, server_version
+from domain.consent import Consent
+from domain.membership import Membership
+from domain.patient import Patient
+from domain.values import Coding, HumanName, Provenance, TextValue
+from domain.vocabulary import AdministrativeSex, EntryKind, Plan, Purpose
+
+stderr = Console(stderr=True)
+CLINICIAN = RequestContext(Actor("dr-bench", Role.CLINICIAN, ORG), Purpose.TREAT, "bench")
+AUDITOR = RequestContext(Actor("auditor-bench", Role.AUDITOR, ORG), Purpose.HOPERAT, "bench")
+
+
+def chart(container: Any, entries: int) -> UUID:
+    """A registered patient under care, with ``entries`` entries in saves of 100."""
+    by = Provenance("dr-bench", datetime.now(UTC))
+    patient = Patient.register(
+        patient_id=uuid4(), consent_id=uuid4(), organisation_id=ORG, mrn="MRN-A2",
+        name=HumanName("Ada", "Replay"), birth_date=date(1970, 5, 5),
+        sex=AdministrativeSex.FEMALE, contact=None, by=by,
+    )  # fmt: skip
+    today = datetime.now(UTC).date()
+    membership = Membership.enrol(
+        membership_id=uuid4(), patient_id=patient.id, organisation_id=ORG,
+        plan=Plan.INDIVIDUAL, sponsor_id=None, annual_fee_cents=0,
+        starts_on=today - timedelta(days=1), ends_on=today + timedelta(days=365), by=by,
+    )  # fmt: skip
+    consent = Consent.open(consent_id=patient.consent_id, patient_id=patient.id, by=by)
+    container.ledger.save(patient, consent, membership)
+    note = Coding("http://loinc.org", "11506-3", "Progress note")
+    for start in range(0, entries, 100):
+        for i in range(start, min(start + 100, entries)):
+            patient.record_entry(
+                entry_id=uuid4(), kind=EntryKind.NOTE, code=note,
+                value=TextValue(f"Seen today, plan reviewed ({i})."),
+                effective_at=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=i),
+                modality=None, labels=frozenset(), by=by,
+            )  # fmt: skip
+        container.ledger.save(patient)
+    return patient.id
+
+
+def run(entries: int, repeats: int, progress: Any) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp, bench_database() as url:
+        container = build(bench_settings(url, Path(tmp) / "var"))
+        try:
+            patient_id = chart(container, entries)
+            container.catch_up()
+            first = container.charts.timeline(CLINICIAN, patient_id, limit=50)
+            cursor = first.json()["next_cursor"]
+            for _ in range(entries // 100):  # to the middle of the chart
+                page = container.charts.timeline(CLINICIAN, patient_id, cursor=cursor)
+                cursor = page.json()["next_cursor"]
+            middle = container.charts.timeline(CLINICIAN, patient_id, cursor=cursor, limit=50)
+            results: dict[str, Any] = {"entries": entries, "repeats": repeats}
+            task = progress.add_task("A2: replays", total=2 * repeats)
+            for name, access in (("first_page", first), ("middle_page", middle)):
+                timings = []
+                for _ in range(repeats):
+                    began = time.perf_counter()
+                    replayed = container.replays.replay(AUDITOR, access.access_id).json()
+                    timings.append((time.perf_counter() - began) * 1000)
+                    assert replayed["matches"], "a replay must match its record"
+                    progress.advance(task)
+                ordered = sorted(timings)
+                results[name] = {
+                    "p50_ms": round(statistics.median(ordered), 2),
+                    "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
+                    "max_ms": round(ordered[-1], 2),
+                }
+            progress.remove_task(task)
+            results["postgres"] = server_version(container.ledger)
+            results["met"] = max(results[n]["p99_ms"] for n in ("first_page", "middle_page")) <= 50
+            return results
+        finally:
+            container.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--json-out", type=Path, default=None)
+    args = parser.parse_args()
+    started = datetime.now(UTC)
+    with bench_report.progress(stderr) as progress:
+        results = run(1000, 50 if args.quick else 200, progress)
+    info = bench_report.machine("eventsourcing", "psycopg")
+    report, out = bench_report.save("replay", started, args, info, results)
+    first, middle = results["first_page"], results["middle_page"]
+    print(f"Command: `{report['command']}`  ")
+    print(f"Machine: {info['cpu']} ({info['cpu_count']} CPUs), {results['postgres']}\n")
+    print("| id | scenario | figure | goal | met |")
+    print("|---|---|---|---|---|")
+    print(
+        f"| A2 | replay of a timeline page from a 1,000-entry chart | first page p50 "
+        f"{first['p50_ms']} ms, p99 {first['p99_ms']} ms; middle page p50 {middle['p50_ms']} "
+        f"ms, p99 {middle['p99_ms']} ms | p99 <= 50 ms | {bench_report.yes(results['met'])} |"
+    )
+    print(f"\nJSON: {out}")
+
+
+if __name__ == "__main__":
+    main()
