@@ -32,6 +32,7 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
     "replay": (["--quick"], []),
     "subscriptions": (["--quick"], []),
     "writes": (["--quick"], []),
+    "gap": (["--events", "20000"], ["--events", "1000000"]),
 }
 
 
@@ -118,6 +119,11 @@ def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, s
                   f"{w2['careledger_events_per_s']:,.0f} vs {w2['plain_events_per_s']:,.0f} "
                   f"events/s: {w2['ratio']}x", ">= 1.0x", _met(w2["ratio"] >= 1.0),
                   cmd))  # fmt: skip
+    gap = reports["gap"]["results"]
+    table.append(("G1", f"gap check: 16 writers, a live reader, {gap['events']:,} events",
+                  f"missed {gap['missed']}, seen twice {gap['seen_twice']}; "
+                  f"{gap['write_events_per_s']:,.0f} writes/s", "none missed or doubled",
+                  _met(gap["met"]), reports["gap"]["command"]))  # fmt: skip
     single, batched = l1["rows_per_s_1_per_txn"], l1["rows_per_s_100_per_txn"]
     table.append(("L1", "raw psycopg inserts, 16 writers, no lock",
                   f"{single:,.0f} rows/s (1 per txn), {batched:,.0f} (100 per txn); W1 is "
