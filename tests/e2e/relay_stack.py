@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psycopg
 
 from tests.conftest import APP_ROLE, create_database, drop_database, role_url
 from tests.e2e.server import BIN, running_server
@@ -61,16 +60,6 @@ class Stack:
     client: httpx.Client
     relay: RelayProcess
     nats_url: str
-    database_url: str  # a superuser URL of the test's database
-
-    def relay_position(self, subscriber_id: str) -> int:
-        with psycopg.connect(self.database_url) as conn:
-            row = conn.execute(
-                "SELECT max(notification_id) FROM notification_tracking "
-                "WHERE application_name = %s",
-                (f"relay:{subscriber_id}",),
-            ).fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
 
 
 @contextmanager
@@ -83,7 +72,7 @@ def relay_stack(postgres_server: str, nats_url: str, workdir: Path) -> Iterator[
             relay.start()
             try:
                 with httpx.Client(base_url=base, timeout=60) as client:
-                    yield Stack(client, relay, nats_url, admin_url)
+                    yield Stack(client, relay, nats_url)
             finally:
                 relay.stop()
     finally:
