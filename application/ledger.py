@@ -152,6 +152,14 @@ class CareLedger(Application[UUID]):
         assert isinstance(lookup, StreamLookup), "recorder lacks stream lookup"
         return lookup.existing_streams(stream_ids)
 
+    def events_at(self, stream_id: UUID, versions: Sequence[int]) -> list[Any]:
+        """These versions of one stream, decrypted, in version order: one query, however
+        far apart they lie in the stream."""
+        lookup = self.recorder
+        assert isinstance(lookup, StreamLookup), "recorder lacks stream lookup"
+        to_domain_event = self.mapper.to_domain_event
+        return [to_domain_event(s) for s in lookup.select_versions(stream_id, versions)]
+
     def forget(self, *stream_ids: UUID) -> None:
         """Drop decrypted aggregates from this process's cache (after crypto-shredding)."""
         cache = self.repository.cache

@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 from uuid import UUID
 
+from eventsourcing.persistence import StoredEvent
+
 Clock = Callable[[], datetime]
 """Returns the current time in UTC. Injected so that tests control time."""
 
@@ -42,6 +44,10 @@ class IdempotencyRecords(Protocol):
 class StreamLookup(Protocol):
     def existing_streams(self, stream_ids: Sequence[UUID]) -> set[UUID]:
         """Which of these streams have any record in the log."""
+        ...
+
+    def select_versions(self, stream_id: UUID, versions: Sequence[int]) -> list[StoredEvent]:
+        """These versions of one stream, in version order (missing ones are left out)."""
         ...
 
 

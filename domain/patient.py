@@ -18,6 +18,18 @@ class Patient(Aggregate):
     """One stream per patient. Corrections are new events; nothing is edited."""
 
     id: UUID  # ids are passed in (uuid4 from the caller), never minted here
+    # 2: entry records carry "effective_at" and "versions" (see __init__).
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A snapshot taken before entries kept where their content is. Those facts
+        cannot be recovered from the snapshot alone; the entries keep ``None`` for
+        them, and a replay of such a chart reads its whole log instead."""
+        state["entries"] = {
+            entry_hex: {"effective_at": None, "versions": None, **entry}
+            for entry_hex, entry in state["entries"].items()
+        }
 
     class Event(AttributedEvent):
         pass
@@ -126,9 +138,12 @@ class Patient(Aggregate):
         self.contact = contact
         self.deceased_at: datetime | None = None
         self.erased = False
-        # Just enough per entry to check invariants; content lives in the events. Each
-        # record is replaced, never changed in place (see __deepcopy__).
-        self.entries: dict[str, dict[str, str]] = {}
+        # Per entry, what its invariants need (kind, status) and where its content is:
+        # when it takes effect, which orders a chart without reading it, and the stream
+        # versions that recorded and changed it, so that a replay reads those events
+        # back and not the whole chart. The content itself lives only in the events.
+        # Each record is replaced, never changed in place (see __deepcopy__).
+        self.entries: dict[str, dict[str, Any]] = {}
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "Patient":
         """The copy of the cached chart a command works on (the library deep-copies it
@@ -229,7 +244,12 @@ class Patient(Aggregate):
         actor_id: str,
         timestamp: datetime,
     ) -> None:
-        self.entries[entry_id.hex] = {"kind": kind, "status": EntryStatus.ACTIVE}
+        self.entries[entry_id.hex] = {
+            "kind": kind,
+            "status": EntryStatus.ACTIVE,
+            "effective_at": effective_at,
+            "versions": [self._applying()],
+        }
 
     def amend_entry(
         self,
@@ -279,7 +299,7 @@ class Patient(Aggregate):
         actor_id: str,
         timestamp: datetime,
     ) -> None:
-        self._entry_status(entry_id, EntryStatus.AMENDED)
+        self._entry_changed(entry_id, EntryStatus.AMENDED, effective_at)
 
     def mark_entered_in_error(self, *, entry_id: UUID, reason: str, by: Provenance) -> None:
         self._check_chart_open()
@@ -293,11 +313,25 @@ class Patient(Aggregate):
     def _entry_entered_in_error(
         self, *, entry_id: UUID, reason: str, actor_id: str, timestamp: datetime
     ) -> None:
-        self._entry_status(entry_id, EntryStatus.ENTERED_IN_ERROR)
+        self._entry_changed(entry_id, EntryStatus.ENTERED_IN_ERROR, None)
 
-    def _entry_status(self, entry_id: UUID, status: EntryStatus) -> None:
+    def _entry_changed(
+        self, entry_id: UUID, status: EntryStatus, effective_at: datetime | None
+    ) -> None:
         # Replaced, never changed in place: copies of the chart share entry records.
-        self.entries[entry_id.hex] = {**self.entries[entry_id.hex], "status": status}
+        entry = self.entries[entry_id.hex]
+        versions = entry["versions"]  # None: not known (see upcast_v1_v2)
+        self.entries[entry_id.hex] = {
+            **entry,
+            "status": status,
+            "effective_at": effective_at or entry["effective_at"],
+            "versions": None if versions is None else [*versions, self._applying()],
+        }
+
+    def _applying(self) -> int:
+        """The version of the event being applied: the library sets ``version`` after
+        the event's method body has run, so the aggregate is still one behind."""
+        return self.version + 1
 
     # End of the chart --------------------------------------------------------------
 
@@ -336,7 +370,7 @@ class Patient(Aggregate):
         if self.deceased_at is not None:
             raise errors.PatientDeceased()
 
-    def _changeable_entry(self, entry_id: UUID) -> dict[str, str]:
+    def _changeable_entry(self, entry_id: UUID) -> dict[str, Any]:
         """An entry entered in error is final: it can be neither amended nor re-marked."""
         entry = self.entries.get(entry_id.hex)
         if entry is None:

@@ -179,6 +179,27 @@ class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, SQLiteProcessRecorder):
             )
             return {UUID(row["originator_id"]) for row in c.fetchall()}
 
+    def select_versions(self, stream_id: UUID, versions: Sequence[int]) -> list[StoredEvent]:
+        """These versions of one stream, in version order (one query, by primary key)."""
+        if not versions:
+            return []
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                self.select_events_statement
+                + f"AND originator_version IN ({', '.join('?' * len(versions))}) "
+                "ORDER BY originator_version",
+                [stream_id.hex, *versions],
+            )
+            return [
+                StoredEvent(
+                    self.convert_originator_id(row["originator_id"]),
+                    row["originator_version"],
+                    row["topic"],
+                    row["state"],
+                )
+                for row in c.fetchall()
+            ]
+
     def find_outcome(self, scope: str) -> IdempotentOutcome | None:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
@@ -271,6 +292,9 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
         self._select_existing = SQL(
             "SELECT DISTINCT originator_id FROM {schema}.{events} WHERE originator_id = ANY(%s)"
         ).format(schema=schema, events=Identifier(self.events_table_name))
+        self._select_versions = self.select_events_statement + SQL(
+            " AND originator_version = ANY(%s) ORDER BY originator_version"
+        )
         self._select_orphan = SQL(
             "SELECT min(position) AS p FROM {schema}.{chain} l WHERE NOT EXISTS "
             "(SELECT 1 FROM {schema}.{events} e WHERE e.notification_id = l.position)"
@@ -405,6 +429,19 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
         with self.datastore.get_connection() as conn:
             rows = conn.execute(self._select_existing, (list(stream_ids),)).fetchall()
         return {row["originator_id"] for row in rows}
+
+    def select_versions(self, stream_id: UUID, versions: Sequence[int]) -> list[StoredEvent]:
+        """These versions of one stream, in version order (one query, by primary key)."""
+        if not versions:
+            return []
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(self._select_versions, (stream_id, list(versions))).fetchall()
+        return [
+            StoredEvent(
+                row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"])
+            )
+            for row in rows
+        ]
 
     def find_outcome(self, scope: str) -> IdempotentOutcome | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
