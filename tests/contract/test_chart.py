@@ -186,3 +186,30 @@ def _kind() -> EntryKind:
 
 def _code() -> Coding:
     return Coding("http://loinc.org", "11506-3", "Progress note")
+
+
+def test_the_chart_knows_where_each_entry_is_in_its_log(container: Container) -> None:
+    # Given a chart whose first entry was recorded, then moved in time, then put in error
+    patient_id = register(container)
+    first = record_heart_rate(container, patient_id, bpm=60)
+    second = record_heart_rate(container, patient_id, bpm=61)
+    moved_to = datetime(2026, 11, 1, 7, 0, tzinfo=UTC)
+    container.patients.amend_entry(
+        CLINICIAN, patient_id, first, reason="wrong day", code=None, value=None,
+        effective_at=moved_to, modality=None, labels=None,
+    )  # fmt: skip
+    container.patients.mark_entered_in_error(CLINICIAN, patient_id, first, reason="duplicate")
+
+    # Then the chart keeps each entry's time and the versions that wrote it
+    chart = container.ledger.repository.get(patient_id)
+    assert chart.entries[first.hex]["effective_at"] == moved_to
+    assert chart.entries[first.hex]["versions"] == [2, 4, 5]
+    assert chart.entries[second.hex]["versions"] == [3]
+    # And exactly those events come back from the log, in order, however far apart
+    events = container.ledger.events_at(patient_id, [5, 2, 4, 99])
+    assert [(type(e).__name__, e.originator_version) for e in events] == [
+        ("EntryRecorded", 2),
+        ("EntryAmended", 4),
+        ("EntryEnteredInError", 5),
+    ]
+    assert container.ledger.events_at(patient_id, []) == []
