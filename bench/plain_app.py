@@ -2,10 +2,11 @@
 application behind FastAPI.
 
 The same ``Patient`` aggregate and the same request schema as CareLedger, on the
-library's stock PostgreSQL recorder with its default mapper: no encryption, no access
-records, no authorisation, no group commit, no idempotency claims, no hash chain. The
-same aggregate cache size as CareLedger. Run as
-``python -m bench.plain_app --port P`` with ``PLAIN_DATABASE_URL`` set.
+library's stock recorder for the store (``eventsourcing.postgres`` or
+``eventsourcing.sqlite``) with its default mapper: no encryption, no access records, no
+authorisation, no group commit, no idempotency claims, no hash chain. The same
+aggregate cache size as CareLedger. Run as ``python -m bench.plain_app --port P`` with
+``PLAIN_DATABASE_URL`` set (``postgresql://...`` or ``sqlite:///path``).
 """
 
 import argparse
@@ -35,13 +36,13 @@ class PlainLedger(Application[UUID]):
 
 
 def plain_env(url: str) -> dict[str, str]:
-    """The library's own PostgreSQL settings, stock recorder and mapper."""
+    """The library's own settings for the URL's store (PostgreSQL or SQLite): the same
+    connection settings as CareLedger's, but the stock recorder and mapper (ours are
+    chosen by ``PROCESS_RECORDER_TOPIC`` and ``MAPPER_TOPIC``, left out here)."""
     env = environment_for(url)
     return {
-        key: value
-        for key, value in env.items()
-        if key.startswith("POSTGRES_") or key == "PERSISTENCE_MODULE"
-    } | {"PERSISTENCE_MODULE": "eventsourcing.postgres", "CREATE_TABLE": "y"}
+        key: value for key, value in env.items() if key.startswith(("POSTGRES_", "SQLITE_"))
+    } | {"PERSISTENCE_MODULE": env["PERSISTENCE_MODULE"], "CREATE_TABLE": "y"}
 
 
 def create_plain_app(ledger: PlainLedger) -> FastAPI:

@@ -3,10 +3,14 @@
 Run from the project root::
 
     .venv/bin/python -m bench.projections [--events N] [--quick]
+                                          [--backend postgres|sqlite|both]
 
-PostgreSQL only. Everything runs in one throwaway database (``careledger_bench_*``,
-dropped afterwards) on one server, opened exactly as the service opens it
-(``api.bootstrap.build``: SealingMapper, key ring, chain key, the four projectors).
+P1 and P2 run on PostgreSQL only, R2 on PostgreSQL and on SQLite (``--backend``,
+default both; one row per backend). On each backend everything runs in one throwaway
+store (a PostgreSQL database ``careledger_bench_*``, dropped afterwards, or a SQLite
+file in a temporary directory), opened exactly as the service opens it
+(``api.bootstrap.build``: SealingMapper, key ring, chain key, the four projectors), and
+filled with the same log (P1's workload) first.
 
 P1  Full rebuild. The store is filled with ``--events`` events through the domain
     (registrations with their consent records, clinical entries, amendments, entries
@@ -20,7 +24,9 @@ P1  Full rebuild. The store is filled with ``--events`` events through the domai
     subclass whose ``process_event`` writes the same timeline row (the same
     ``TimelineProjection`` row code, batch of one) and its tracking record in one
     transaction per event: the stock pattern. Both read the same topics. Rates are log
-    positions covered per second. Figure: ours / stock. Goal: >= 10x.
+    positions covered per second. Figure: ours / stock. Goal: >= 10x. PostgreSQL only:
+    the stock runner follows the log through the application recorder's
+    ``subscribe()``, which the library's SQLite recorder does not implement.
 
 P2  Live lag. A ``careledger worker`` process (the service's own projection host,
     woken by NOTIFY) projects while this process records entries through
@@ -32,12 +38,14 @@ P2  Live lag. A ``careledger worker`` process (the service's own projection host
     come from ``--writers`` threads (one thread cannot keep 300 saves/s here). Goal:
     p99 <= 50 ms. If missed, a shorter run with the projections in this process times
     and profiles the timeline projector's steps (``diagnosis`` in the JSON).
+    PostgreSQL only: on SQLite there is no worker process and no NOTIFY to listen to
+    (``careledger serve`` projects in its own process, woken in-process).
 
 R2  Timeline page. A chart of ``--small-chart`` entries and one of ``--big-chart``
     entries are written and projected; ``ChartReads.timeline`` (a clinician of the
     organisation, page of 50) is timed on the first page and on a middle page (cursor
     at half the chart), ``--page-repeats`` times each, interleaved. Figure:
-    p99(big) / p99(small), per page. Goal: <= 1.5x.
+    p99(big) / p99(small), per page. Goal: <= 1.5x. On both backends.
 
 Results are printed as a markdown table and written as JSON to
 ``bench/results/projections-<timestamp>.json`` (or ``--json-out``). A goal that is not
@@ -53,6 +61,7 @@ import io
 import os
 import pstats
 import secrets
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -75,6 +84,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.projection import Projection, ProjectionRunner
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import EnvType
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
@@ -334,6 +344,18 @@ def bench_database() -> Iterator[str]:
             conn.execute(SQL("DROP DATABASE IF EXISTS {0} WITH (FORCE)").format(Identifier(name)))
 
 
+@contextmanager
+def bench_store(backend: str) -> Iterator[str]:
+    """A new, empty store on ``backend``: a throwaway PostgreSQL database, or a SQLite
+    file in a temporary directory. Either is removed afterwards."""
+    if backend == "postgres":
+        with bench_database() as url:
+            yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="cl-bench-sqlite-") as tmp:
+        yield f"sqlite:///{Path(tmp) / 'careledger.db'}"
+
+
 def bench_settings(url: str, var_dir: Path) -> Settings:
     return Settings(
         database_url=url,
@@ -347,6 +369,8 @@ def bench_settings(url: str, var_dir: Path) -> Settings:
 
 def server_version(ledger: CareLedger) -> str:
     recorder: Any = ledger.recorder
+    if isinstance(recorder, SQLiteApplicationRecorder):
+        return f"SQLite {sqlite3.sqlite_version}"
     with recorder.datastore.get_connection() as conn:
         row = conn.execute("SHOW server_version").fetchone()
     return f"PostgreSQL {next(iter(row.values()))}"
@@ -1091,31 +1115,37 @@ def profile_lines(profiler: cProfile.Profile, top: int = 25) -> list[str]:
     return [line.rstrip() for line in out.getvalue().splitlines() if line.strip()]
 
 
-def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
+def run(backend: str, args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
+    """P1, P2 and R2 on PostgreSQL; R2 alone on SQLite (see the module docstring)."""
+    on_postgres = backend == "postgres"
     with ExitStack() as stack:
-        url = stack.enter_context(bench_database())
+        url = stack.enter_context(bench_store(backend))
         var_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cl-bench-var-")))
         settings = bench_settings(url, var_dir)
         container = build(settings)  # as the API process: projectors wired, not running
         stack.callback(container.close)
         assert isinstance(container.ledger.mapper, SealingMapper)
         result: dict[str, Any] = {
+            "backend": backend,
             "server": server_version(container.ledger),
-            "database": urlsplit(url).path.lstrip("/"),
+            "database": urlsplit(url).path.lstrip("/") if on_postgres else "sqlite",
         }
+        # The same log on both backends, so that R2's views hold the same other charts.
         fill_info, patient_ids = fill(container.ledger, args.events, progress, Serial())
-        fill_info["event_mix"] = event_mix(container.ledger)
+        if on_postgres:
+            fill_info["event_mix"] = event_mix(container.ledger)
         result["workload"] = fill_info
-        result["P1"] = run_p1(container, url, args, progress, fill_info)
-        log_path = var_dir / "worker.log"
-        p2 = run_p2(
-            container, settings, args, progress, patient_ids, log_path,
-            mode=args.live, seconds=args.seconds,
-        )  # fmt: skip
-        del p2["window"]
-        if args.profile or not p2["met"]:
-            p2["diagnosis"] = diagnose_p2(container, settings, args, progress, patient_ids)
-        result["P2"] = p2
+        if on_postgres:
+            result["P1"] = run_p1(container, url, args, progress, fill_info)
+            log_path = var_dir / "worker.log"
+            p2 = run_p2(
+                container, settings, args, progress, patient_ids, log_path,
+                mode=args.live, seconds=args.seconds,
+            )  # fmt: skip
+            del p2["window"]
+            if args.profile or not p2["met"]:
+                p2["diagnosis"] = diagnose_p2(container, settings, args, progress, patient_ids)
+            result["P2"] = p2
         result["R2"] = run_r2(container, args, progress)
         return result
 
@@ -1132,36 +1162,50 @@ def yes(flag: bool) -> str:
     return bench_report.yes(flag)
 
 
-def table(r: dict[str, Any]) -> str:
-    p1, p2, r2 = r["P1"], r["P2"], r["R2"]
+def table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| id | scenario | figure | baseline | ratio / goal | met? |",
-        "|---|---|---|---|---|---|",
-        f"| P1 | full rebuild, timeline view, {p1['log_positions']:,} events | "
-        f"{p1['ours']['median_positions_per_s']:,.0f} events/s (engine.rebuild, median of "
-        f"{len(p1['ours']['rebuild_seconds'])}) | "
-        f"{p1['stock']['positions_per_s']:,.0f} events/s (stock ProjectionRunner, one txn "
-        f"per event) | {p1['ratio_ours_over_stock']:.1f}x / >= {P1_GOAL:g}x | "
-        f"{yes(p1['met'])} |",
+        "| id | backend | scenario | figure | baseline | ratio / goal | met? |",
+        "|---|---|---|---|---|---|---|",
     ]
-    lag = p2["lag_ms"]
-    lines.append(
-        f"| P2 | live lag, {p2['achieved_rate_events_per_s']:,.0f} events/s for "
-        f"{p2['seconds']:.0f} s ({p2['mode']}) | p50 {lag['p50']:.1f} ms, p99 "
-        f"{lag['p99']:.1f} ms, max {lag['max']:.1f} ms | - | p99 {lag['p99']:.1f} ms / "
-        f"<= {P2_GOAL_MS:g} ms | {yes(p2['met'])} |"
-    )
+    for r in results:
+        lines += table_rows(r)
+    return "\n".join(lines)
+
+
+def table_rows(r: dict[str, Any]) -> list[str]:
+    """One backend's rows: P1 and P2 where they ran (PostgreSQL), R2's two pages."""
+    backend, lines = r["backend"], []
+    if "P1" in r:
+        p1 = r["P1"]
+        lines.append(
+            f"| P1 | {backend} | full rebuild, timeline view, {p1['log_positions']:,} events | "
+            f"{p1['ours']['median_positions_per_s']:,.0f} events/s (engine.rebuild, median of "
+            f"{len(p1['ours']['rebuild_seconds'])}) | "
+            f"{p1['stock']['positions_per_s']:,.0f} events/s (stock ProjectionRunner, one txn "
+            f"per event) | {p1['ratio_ours_over_stock']:.1f}x / >= {P1_GOAL:g}x | "
+            f"{yes(p1['met'])} |"
+        )
+    if "P2" in r:
+        p2 = r["P2"]
+        lag = p2["lag_ms"]
+        lines.append(
+            f"| P2 | {backend} | live lag, {p2['achieved_rate_events_per_s']:,.0f} events/s "
+            f"for {p2['seconds']:.0f} s ({p2['mode']}) | p50 {lag['p50']:.1f} ms, p99 "
+            f"{lag['p99']:.1f} ms, max {lag['max']:.1f} ms | - | p99 {lag['p99']:.1f} ms / "
+            f"<= {P2_GOAL_MS:g} ms | {yes(p2['met'])} |"
+        )
+    r2 = r["R2"]
     for page in ("first", "middle"):
         big, small = r2["cases"][f"big_{page}"], r2["cases"][f"small_{page}"]
         lines.append(
-            f"| R2 | timeline {page} page of {r2['page']}, {r2['charts']['big']:,} vs "
-            f"{r2['charts']['small']:,} entries | {r2['charts']['big']:,}: p50 "
-            f"{big['p50_ms']:.2f} ms, p99 {big['p99_ms']:.2f} ms | "
+            f"| R2 | {backend} | timeline {page} page of {r2['page']}, "
+            f"{r2['charts']['big']:,} vs {r2['charts']['small']:,} entries | "
+            f"{r2['charts']['big']:,}: p50 {big['p50_ms']:.2f} ms, p99 {big['p99_ms']:.2f} ms | "
             f"{r2['charts']['small']:,}: p50 {small['p50_ms']:.2f} ms, p99 "
             f"{small['p99_ms']:.2f} ms | {r2[f'ratio_p99_{page}']:.2f}x / <= {R2_GOAL:g}x | "
             f"{yes(r2[f'ratio_p99_{page}'] <= R2_GOAL)} |"
         )
-    return "\n".join(lines)
+    return lines
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -1172,6 +1216,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--events", type=int, help="P1: events in the log (default 20,000)")
     parser.add_argument("--quick", action="store_true", help="a smaller, shorter run")
+    parser.add_argument(
+        "--backend",
+        choices=("postgres", "sqlite", "both"),
+        default="both",
+        help="P1, P2 and R2 on PostgreSQL; R2 on SQLite",
+    )
     parser.add_argument("--rebuild-repeats", type=int, help="P1: timed rebuilds (default 3)")
     parser.add_argument("--rate", type=float, default=300.0, help="P2: writes per second")
     parser.add_argument("--seconds", type=float, help="P2: measured seconds (default 20)")
@@ -1212,8 +1262,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = datetime.now(UTC)
+    backends = ["postgres", "sqlite"] if args.backend == "both" else [args.backend]
     with bench_report.progress(stderr) as progress:
-        results = run(args, progress)
+        results = [run(backend, args, progress) for backend in backends]
     report, out = bench_report.save("projections", started, args, machine(), results)
     elapsed = report["elapsed_seconds"]
 
@@ -1224,38 +1275,41 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Machine: {info['platform']}, {info['cpu']}, {info['cpu_count']} CPUs, "
         f"Python {info['python']}, eventsourcing {info['eventsourcing']}; "
-        f"{results['server']}. Elapsed {elapsed:.0f} s. JSON: {out}"
+        f"{', '.join(r['server'] for r in results)}. Elapsed {elapsed:.0f} s. JSON: {out}"
     )
-    p1 = results["P1"]
-    print(
-        f"P1: {p1['timeline_events_in_log']:,} of the {p1['log_positions']:,} events are "
-        f"timeline events; views identical: {p1['views_identical']}; all four views rebuilt "
-        f"in {sum(p1['ours']['all_four_rebuild_seconds'].values()):.2f} s "
-        f"({p1['ours']['all_four_rebuild_seconds']})"
-    )
-    p2 = results["P2"]
-    print(
-        f"P2: {p2['writes']:,} writes by {p2['writer_threads']} threads, "
-        f"{p2['late_writes']:,} late; record_entry p50 {p2['record_entry_ms']['p50']} ms, "
-        f"p99 {p2['record_entry_ms']['p99']} ms; {p2['events_per_commit']} events per "
-        f"timeline commit; load average {p2['load_average_1m_before_after']}"
-    )
+    for r in results:
+        print_details(r)
+    return 0
+
+
+def print_details(r: dict[str, Any]) -> None:
+    """What the table leaves out: P1's views and P2's writes, and any profiles."""
+    p1, p2 = r.get("P1"), r.get("P2", {})
+    if p1:
+        print(
+            f"P1: {p1['timeline_events_in_log']:,} of the {p1['log_positions']:,} events are "
+            f"timeline events; views identical: {p1['views_identical']}; all four views "
+            f"rebuilt in {sum(p1['ours']['all_four_rebuild_seconds'].values()):.2f} s "
+            f"({p1['ours']['all_four_rebuild_seconds']})"
+        )
+    if p2:
+        print(
+            f"P2: {p2['writes']:,} writes by {p2['writer_threads']} threads, "
+            f"{p2['late_writes']:,} late; record_entry p50 {p2['record_entry_ms']['p50']} ms, "
+            f"p99 {p2['record_entry_ms']['p99']} ms; {p2['events_per_commit']} events per "
+            f"timeline commit; load average {p2['load_average_1m_before_after']}"
+        )
     if "diagnosis" in p2:
         d = p2["diagnosis"]
         print(f"P2 diagnosis (in-process run): {d['in_process_run']}; {d['timeline_steps']}")
         for label, part in d["per_step_ms"].items():
             print(f"  timeline step, {label}: {part}")
-    sections = (
-        ("P1", results["P1"]),
-        ("P2", p2.get("diagnosis", {})),
-        ("R2", results["R2"]),
-    )
+    sections = (("P1", p1 or {}), ("P2", p2.get("diagnosis", {})), ("R2", r["R2"]))
     for section, found in sections:
         for key, lines in found.items():
             if key.startswith("profile_") and lines:
-                print(f"\n{section} {key}:")
+                print(f"\n{section} {r['backend']} {key}:")
                 print("\n".join(lines))
-    return 0
 
 
 if __name__ == "__main__":

@@ -2,11 +2,13 @@
 
 Run from the project root::
 
-    .venv/bin/python -m bench.replay [--quick]
+    .venv/bin/python -m bench.replay [--quick] [--backend postgres|sqlite|both]
 
-A patient under care with a chart of 1,000 entries (a snapshot every 100 events, as
-the service keeps them) is written through the domain into a throwaway PostgreSQL
-database and projected. A clinician reads a timeline page of 50 (the first page) and a
+On PostgreSQL and on SQLite (``--backend``, default both; one row per backend). A
+patient under care with a chart of 1,000 entries (a snapshot every 100 events, as the
+service keeps them) is written through the domain into a throwaway store (a PostgreSQL
+database ``careledger_bench_*``, dropped afterwards, or a SQLite file in a temporary
+directory) and projected. A clinician reads a timeline page of 50 (the first page) and a
 middle page; each read is an access record. Then an auditor replays each record
 ``--repeats`` times through ``Replays.replay``, as ``POST
 /v1/audit/accesses/{id}/replay`` does: the chart and consent are rebuilt from the log at
@@ -30,7 +32,7 @@ from rich.console import Console
 from api.bootstrap import build
 from application.context import Actor, RequestContext, Role
 from bench import report as bench_report
-from bench.projections import ORG, bench_database, bench_settings, server_version
+from bench.projections import ORG, bench_settings, bench_store, server_version
 from domain.consent import Consent
 from domain.membership import Membership
 from domain.patient import Patient
@@ -71,8 +73,8 @@ def chart(container: Any, entries: int) -> UUID:
     return patient.id
 
 
-def run(entries: int, repeats: int, progress: Any) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp, bench_database() as url:
+def run(backend: str, entries: int, repeats: int, progress: Any) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp, bench_store(backend) as url:
         container = build(bench_settings(url, Path(tmp) / "var"))
         try:
             patient_id = chart(container, entries)
@@ -83,8 +85,8 @@ def run(entries: int, repeats: int, progress: Any) -> dict[str, Any]:
                 page = container.charts.timeline(CLINICIAN, patient_id, cursor=cursor)
                 cursor = page.json()["next_cursor"]
             middle = container.charts.timeline(CLINICIAN, patient_id, cursor=cursor, limit=50)
-            results: dict[str, Any] = {"entries": entries, "repeats": repeats}
-            task = progress.add_task("A2: replays", total=2 * repeats)
+            results: dict[str, Any] = {"backend": backend, "entries": entries, "repeats": repeats}
+            task = progress.add_task(f"A2 {backend}: replays", total=2 * repeats)
             for name, access in (("first_page", first), ("middle_page", middle)):
                 timings = []
                 for _ in range(repeats):
@@ -100,7 +102,7 @@ def run(entries: int, repeats: int, progress: Any) -> dict[str, Any]:
                     "max_ms": round(ordered[-1], 2),
                 }
             progress.remove_task(task)
-            results["postgres"] = server_version(container.ledger)
+            results["server"] = server_version(container.ledger)
             results["met"] = max(results[n]["p99_ms"] for n in ("first_page", "middle_page")) <= 50
             return results
         finally:
@@ -110,23 +112,28 @@ def run(entries: int, repeats: int, progress: Any) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--backend", choices=("postgres", "sqlite", "both"), default="both")
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args()
     started = datetime.now(UTC)
+    backends = ["postgres", "sqlite"] if args.backend == "both" else [args.backend]
     with bench_report.progress(stderr) as progress:
-        results = run(1000, 50 if args.quick else 200, progress)
+        results = [run(b, 1000, 50 if args.quick else 200, progress) for b in backends]
     info = bench_report.machine("eventsourcing", "psycopg")
     report, out = bench_report.save("replay", started, args, info, results)
-    first, middle = results["first_page"], results["middle_page"]
     print(f"Command: `{report['command']}`  ")
-    print(f"Machine: {info['cpu']} ({info['cpu_count']} CPUs), {results['postgres']}\n")
+    servers = ", ".join(r["server"] for r in results)
+    print(f"Machine: {info['cpu']} ({info['cpu_count']} CPUs), {servers}\n")
     print("| id | scenario | figure | goal | met |")
     print("|---|---|---|---|---|")
-    print(
-        f"| A2 | replay of a timeline page from a 1,000-entry chart | first page p50 "
-        f"{first['p50_ms']} ms, p99 {first['p99_ms']} ms; middle page p50 {middle['p50_ms']} "
-        f"ms, p99 {middle['p99_ms']} ms | p99 <= 50 ms | {bench_report.yes(results['met'])} |"
-    )
+    for r in results:
+        first, middle = r["first_page"], r["middle_page"]
+        print(
+            f"| A2 | replay of a timeline page from a 1,000-entry chart, {r['backend']} | "
+            f"first page p50 {first['p50_ms']} ms, p99 {first['p99_ms']} ms; middle page p50 "
+            f"{middle['p50_ms']} ms, p99 {middle['p99_ms']} ms | p99 <= 50 ms | "
+            f"{bench_report.yes(r['met'])} |"
+        )
     print(f"\nJSON: {out}")
 
 

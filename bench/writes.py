@@ -2,28 +2,35 @@
 
 Run from the project root::
 
-    .venv/bin/python -m bench.writes [--quick]
+    .venv/bin/python -m bench.writes [--quick] [--backend postgres|sqlite|both]
 
-Each scenario uses throwaway PostgreSQL databases (``careledger_bench_*``, dropped
-afterwards); ratios are measured in the same run.
+W1 and W2 run on PostgreSQL and on SQLite (``--backend``, default both; one row per
+backend), L1 on PostgreSQL only. Each app writes to a throwaway store of its own on the
+backend (a PostgreSQL database ``careledger_bench_*``, dropped afterwards, or a SQLite
+file in a temporary directory); ratios compare the two apps on the same backend,
+measured in the same run.
 
 W1  ``POST /v1/patients/{id}/entries`` over real HTTP, 16 connections (``bench.load``
     in a process of its own, closed loop), 64 patients (each connection writes to its
     own four, so no two requests race for one chart). CareLedger: ``careledger serve``
     as shipped (JWT, policy, sealing, hash chain, an access record per write, group
-    commit), projections not running (a worker would run them). Baseline:
-    ``bench.plain_app``, the same aggregate and request schema in a plain FastAPI +
-    eventsourcing app (stock recorder, no encryption, no audit). Phases alternate A B A
-    B. Goal: throughput >= 1.5x the baseline's, p99 <= the baseline's.
+    commit); on PostgreSQL the projections are not running (a worker would run them),
+    on SQLite ``careledger serve`` runs them in its own process, as it ships (the
+    embedded store has no worker). Baseline: ``bench.plain_app``, the same aggregate and
+    request schema in a plain FastAPI + eventsourcing app (the library's stock recorder,
+    ``eventsourcing.postgres`` or ``eventsourcing.sqlite``, no encryption, no audit).
+    Phases alternate A B A B. Goal: throughput >= 1.5x the baseline's, p99 <= the
+    baseline's.
 
 W2  Bulk import in-process: each save is a new chart of 100 events (a registration and
     99 entries). CareLedger's ledger as the service opens it (sealed, chained) vs the
-    plain application on the stock recorder. Rounds alternate. Goal: >= 1.0x.
+    plain application on the stock recorder of the same backend. Rounds alternate.
+    Goal: >= 1.0x.
 
 L1  The physical reference: raw psycopg inserts of rows shaped like the event table's
     (uuid, version, topic, 700 bytes of state), no table lock, 16 writer threads, one row
-    per transaction (for W1) and 100 rows per transaction (for W2). W1 and W2 are
-    reported as a fraction of it.
+    per transaction (for W1) and 100 rows per transaction (for W2). W1 and W2 on
+    PostgreSQL are reported as a fraction of it. PostgreSQL only: it is raw psycopg.
 
 Results: a markdown table on stdout, JSON in ``bench/results/writes-<time>.json``.
 """
@@ -56,7 +63,7 @@ from application.context import Role
 from bench import report as bench_report
 from bench.audit import free_port, running_server
 from bench.plain_app import PlainLedger, plain_env
-from bench.projections import ORG, bench_database, bench_settings, server_version
+from bench.projections import ORG, bench_database, bench_settings, bench_store, server_version
 from domain.patient import Patient
 from domain.values import Coding, HumanName, Provenance, Quantity
 from domain.vocabulary import AdministrativeSex, EntryKind
@@ -65,6 +72,9 @@ ROOT = Path(__file__).resolve().parent.parent
 stderr = Console(stderr=True)
 CONNECTIONS = 16
 PATIENTS = 64
+# W1's measured seconds per phase, quick and full, on either backend (quick mode keeps
+# `make bench`, which runs W1 on both, within its few minutes).
+PHASE_SECONDS = (5.0, 20.0)
 ENTRY = {
     "kind": "observation",
     "code": {"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"},
@@ -144,9 +154,9 @@ def load(base: str, headers: dict[str, str], patients: list[str], seconds: float
     return result
 
 
-def run_w1(seconds: float, workdir: Path, progress: Any) -> dict[str, Any]:
-    task = progress.add_task("W1: HTTP writes, A B A B", total=4)
-    with bench_database() as ours_url, bench_database() as plain_url:
+def run_w1(backend: str, seconds: float, workdir: Path, progress: Any) -> dict[str, Any]:
+    task = progress.add_task(f"W1 {backend}: HTTP writes, A B A B", total=4)
+    with bench_store(backend) as ours_url, bench_store(backend) as plain_url:
         settings = bench_settings(ours_url, workdir / "var")
         secret = settings.jwt_secret.get_secret_value().encode()  # type: ignore[union-attr]
         now = int(time.time())
@@ -174,14 +184,15 @@ def run_w1(seconds: float, workdir: Path, progress: Any) -> dict[str, Any]:
     ours_p99 = max(p["p99_ms"] for p in phases["careledger"])
     plain_p99 = max(p["p99_ms"] for p in phases["plain"])
     return {
+        "seconds_per_phase": seconds,
         "phases": phases,
         "careledger_per_s": round(ours_rps, 1),
         "plain_per_s": round(plain_rps, 1),
         "ratio": round(ours_rps / plain_rps, 3),
         "careledger_p99_ms": ours_p99,
         "plain_p99_ms": plain_p99,
-        "careledger_p50_ms": statistics.median(p["p50_ms"] for p in phases["careledger"]),
-        "plain_p50_ms": statistics.median(p["p50_ms"] for p in phases["plain"]),
+        "careledger_p50_ms": round(statistics.median(p["p50_ms"] for p in phases["careledger"]), 2),
+        "plain_p50_ms": round(statistics.median(p["p50_ms"] for p in phases["plain"]), 2),
     }
 
 
@@ -214,9 +225,9 @@ def timed_saves(ledger: Any, charts: int, start: int) -> float:
     return time.perf_counter() - began
 
 
-def run_w2(charts: int, rounds: int, workdir: Path, progress: Any) -> dict[str, Any]:
-    task = progress.add_task("W2: bulk import, alternating", total=2 * rounds)
-    with bench_database() as ours_url, bench_database() as plain_url:
+def run_w2(backend: str, charts: int, rounds: int, workdir: Path, progress: Any) -> dict[str, Any]:
+    task = progress.add_task(f"W2 {backend}: bulk import, alternating", total=2 * rounds)
+    with bench_store(backend) as ours_url, bench_store(backend) as plain_url:
         ours, _keys = open_ledger(
             bench_settings(ours_url, workdir / "var2"), secrets.token_bytes(32)
         )
@@ -230,7 +241,7 @@ def run_w2(charts: int, rounds: int, workdir: Path, progress: Any) -> dict[str, 
                 progress.advance(task)
                 seconds["plain"].append(timed_saves(plain, charts, 1000 * (r + 1)))
                 progress.advance(task)
-            postgres = server_version(ours)
+            server = server_version(ours)
         finally:
             ours.close()
             plain.close()
@@ -244,7 +255,7 @@ def run_w2(charts: int, rounds: int, workdir: Path, progress: Any) -> dict[str, 
         "careledger_events_per_s": round(ours_eps, 1),
         "plain_events_per_s": round(plain_eps, 1),
         "ratio": round(ours_eps / plain_eps, 3),
-        "postgres": postgres,
+        "server": server,
     }
 
 
@@ -301,47 +312,69 @@ def raw_inserts(url: str, per_txn: int, seconds: float) -> float:
     return rows / elapsed
 
 
+def run_backend(
+    backend: str, args: argparse.Namespace, workdir: Path, progress: Any
+) -> dict[str, Any]:
+    """W1 and W2 on ``backend``; L1 too on PostgreSQL, as their reference."""
+    workdir = workdir / backend  # each backend's servers get a var dir of their own
+    workdir.mkdir()
+    quick, full = PHASE_SECONDS
+    result: dict[str, Any] = {
+        "backend": backend,
+        "W1": run_w1(backend, quick if args.quick else full, workdir, progress),
+        "W2": run_w2(backend, 10 if args.quick else 40, 3 if args.quick else 5, workdir, progress),
+    }
+    result["server"] = result["W2"]["server"]
+    if backend == "postgres":
+        result["L1"] = run_l1(5.0 if args.quick else 10.0, progress)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="shorter phases (under 2 min)")
+    parser.add_argument("--quick", action="store_true", help="shorter phases, fewer rounds")
+    parser.add_argument("--backend", choices=("postgres", "sqlite", "both"), default="both")
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args()
-    seconds = 8.0 if args.quick else 20.0
     started = datetime.now(UTC)
+    backends = ["postgres", "sqlite"] if args.backend == "both" else [args.backend]
     with bench_report.progress(stderr) as progress, tempfile.TemporaryDirectory() as tmp:
-        results = {
-            "W1": run_w1(seconds, Path(tmp), progress),
-            "W2": run_w2(10 if args.quick else 40, 3 if args.quick else 5, Path(tmp), progress),
-            "L1": run_l1(5.0 if args.quick else 10.0, progress),
-        }
+        results = [run_backend(b, args, Path(tmp), progress) for b in backends]
     info = bench_report.machine("eventsourcing", "psycopg", "fastapi", "uvicorn")
     report, out = bench_report.save("writes", started, args, info, results)
-    w1, w2, l1 = results["W1"], results["W2"], results["L1"]
-    single, batched = l1["rows_per_s_1_per_txn"], l1["rows_per_s_100_per_txn"]
-    w1_p99_met = w1["careledger_p99_ms"] <= w1["plain_p99_ms"]
     print(f"Command: `{report['command']}`  ")
-    print(f"Machine: {info['cpu']} ({info['cpu_count']} CPUs), {w2['postgres']}\n")
+    servers = ", ".join(r["server"] for r in results)
+    print(f"Machine: {info['cpu']} ({info['cpu_count']} CPUs), {servers}\n")
     print("| id | scenario | figure | goal | met |")
     print("|---|---|---|---|---|")
-    print(
-        f"| W1 | `POST /v1/patients/{{id}}/entries`, 16 connections, real HTTP | "
+    for r in results:
+        print("\n".join(table_rows(r)))
+    print(f"\nJSON: {out}")
+
+
+def table_rows(r: dict[str, Any]) -> list[str]:
+    """One backend's rows: W1, W2, and L1 where it ran (PostgreSQL)."""
+    backend, w1, w2 = r["backend"], r["W1"], r["W2"]
+    w1_p99_met = w1["careledger_p99_ms"] <= w1["plain_p99_ms"]
+    rows = [
+        f"| W1 | `POST /v1/patients/{{id}}/entries`, 16 connections, real HTTP, {backend} | "
         f"{w1['careledger_per_s']:,.0f} vs {w1['plain_per_s']:,.0f} req/s: "
         f"**{w1['ratio']}x**; p99 {w1['careledger_p99_ms']} vs {w1['plain_p99_ms']} ms "
         f"(p50 {w1['careledger_p50_ms']} vs {w1['plain_p50_ms']}) | ≥ 1.5x, p99 ≤ baseline | "
-        f"{bench_report.yes(w1['ratio'] >= 1.5 and w1_p99_met)} |"
-    )
-    print(
-        f"| W2 | bulk import, 100 events per save | {w2['careledger_events_per_s']:,.0f} vs "
-        f"{w2['plain_events_per_s']:,.0f} events/s: **{w2['ratio']}x** | ≥ 1.0x | "
-        f"{bench_report.yes(w2['ratio'] >= 1.0)} |"
-    )
-    print(
-        f"| L1 | raw psycopg, 16 writers, no lock | {single:,.0f} rows/s one per txn, "
-        f"{batched:,.0f} rows/s 100 per txn; W1 is {w1['careledger_per_s'] / single:.1%} "
-        f"of the first, W2 {w2['careledger_events_per_s'] / batched:.1%} of the second | "
-        "reference | — |"
-    )
-    print(f"\nJSON: {out}")
+        f"{bench_report.yes(w1['ratio'] >= 1.5 and w1_p99_met)} |",
+        f"| W2 | bulk import, 100 events per save, {backend} | "
+        f"{w2['careledger_events_per_s']:,.0f} vs {w2['plain_events_per_s']:,.0f} events/s: "
+        f"**{w2['ratio']}x** | ≥ 1.0x | {bench_report.yes(w2['ratio'] >= 1.0)} |",
+    ]
+    if "L1" in r:
+        single, batched = r["L1"]["rows_per_s_1_per_txn"], r["L1"]["rows_per_s_100_per_txn"]
+        rows.append(
+            f"| L1 | raw psycopg, 16 writers, no lock | {single:,.0f} rows/s one per txn, "
+            f"{batched:,.0f} rows/s 100 per txn; W1 is {w1['careledger_per_s'] / single:.1%} "
+            f"of the first, W2 {w2['careledger_events_per_s'] / batched:.1%} of the second | "
+            "reference | — |"
+        )
+    return rows
 
 
 if __name__ == "__main__":
