@@ -6,10 +6,9 @@ from uuid import UUID
 from starlette.responses import Response
 
 from api.responses import JSON, disclosed
-from application.access_log import Disclosures
+from application.access_log import WRITE_ADMITTED, Disclosed, Disclosures
 from application.context import RequestContext
 from application.ledger import WriteOutcome
-from application.policy import Decision
 
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "No token, or a bad one"},
@@ -33,17 +32,21 @@ def recorded_write(
     """A write of clinical data, answered with its access record (action ``write``).
 
     The chart's own rules admitted the write; its answer (ids, version, position) is
-    hashed into the record like any other response.
+    hashed into the record like any other response. The record was written in the
+    write's own transaction (``outcome.receipt``), except for an answer repeated from
+    an idempotency claim, which is a disclosure of its own.
     """
-    disclosure = disclosures.disclose(
-        ctx,
-        action="write",
-        body=outcome.body(),
-        decision=Decision(True, "a clinical write admitted by the chart's rules"),
-        patient_id=patient_id,
-        stream_versions={str(patient_id): int(outcome.result.get("version", 0))},
-        request={"view": "write"},
-    )
+    disclosure = outcome.receipt
+    if not isinstance(disclosure, Disclosed):
+        disclosure = disclosures.disclose(
+            ctx,
+            action="write",
+            body=outcome.body(),
+            decision=WRITE_ADMITTED,
+            patient_id=patient_id,
+            stream_versions={str(patient_id): int(outcome.result.get("version", 0))},
+            request={"view": "write"},
+        )
     return disclosed(disclosure, status_code, **_write_headers(outcome))
 
 

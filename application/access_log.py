@@ -25,11 +25,13 @@ from eventsourcing.persistence import Tracking
 
 from application.context import RequestContext
 from application.errors import Forbidden, StoreUnavailable
-from application.ledger import CareLedger
+from application.ledger import CareLedger, WriteOutcome
 from application.policy import Decision
 from application.ports import Clock, NewId
 from domain.access_record import AccessRecord
 from domain.values import Provenance
+
+WRITE_ADMITTED = Decision(True, "a clinical write admitted by the chart's rules")
 
 
 class AuditUnavailable(StoreUnavailable):
@@ -191,6 +193,24 @@ class Disclosures:
             )
         )  # fmt: skip
         return Disclosed(rendered, access_id, version)
+
+    def attest_write(
+        self, ctx: RequestContext, patient_id: UUID
+    ) -> Callable[[WriteOutcome], tuple[AccessRecord.Recorded, Disclosed]]:
+        """The access record of a clinical write, made by the ledger inside the write's
+        own transaction once its position is known (``CareLedger.commit``)."""
+
+        def attest(outcome: WriteOutcome) -> tuple[AccessRecord.Recorded, Disclosed]:
+            rendered = render(outcome.body())
+            access_id = self.new_id()
+            record = self._record(
+                access_id, ctx, "write", WRITE_ADMITTED, patient_id, (),
+                {str(patient_id): int(outcome.result.get("version", 0))}, {"view": "write"},
+                hashlib.sha256(rendered).hexdigest(),
+            )  # fmt: skip
+            return record, Disclosed(rendered, access_id)
+
+        return attest
 
     def prepare(
         self,

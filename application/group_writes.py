@@ -23,16 +23,58 @@ from eventsourcing.application import ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
-from application.ports import IdempotencyClaim
+from application.attested_writes import Attestation, Attestations
+from application.ports import FOLLOW_UP, IdempotencyClaim
 
 Recordings = list[Recording[UUID]]
 
 
 @dataclass
-class _Save:
+class PendingSave:
     events: ProcessingEvent[UUID]
     claim: IdempotencyClaim | None
+    attestation: Attestation | None = None  # its access record, made in its transaction
     done: Future[Recordings] = field(default_factory=Future)
+
+    @classmethod
+    def of(
+        cls,
+        aggregates: Sequence[Aggregate],
+        claim: IdempotencyClaim | None,
+        attestation: Attestation | None,
+    ) -> "PendingSave":
+        events: ProcessingEvent[UUID] = ProcessingEvent()
+        events.collect_events(*aggregates)
+        if attestation is not None and not events.events:
+            raise ValueError("an attested write must save at least one event")
+        return cls(events, claim, attestation)
+
+
+def record_saves(ledger: Any, group: Sequence[PendingSave]) -> Recordings:
+    """Write the saves in one transaction, with their claims and access records.
+
+    The library's own steps of ``Application.save``, for events already collected:
+    record them, snapshot where an interval is crossed, notify followers.
+    """
+    shared: ProcessingEvent[UUID] = ProcessingEvent()
+    pending: list[tuple[int, Attestation]] = []
+    for save in group:
+        shared.events += save.events.events
+        shared.aggregates.update(save.events.aggregates)
+        if save.attestation is not None:
+            pending.append((len(shared.events) - 1, save.attestation))
+    kwargs: dict[str, Any] = {}
+    claims = [save.claim for save in group if save.claim is not None]
+    if claims:
+        kwargs["idempotency"] = claims
+    attestations = Attestations(ledger.mapper, pending) if pending else None
+    if attestations is not None:
+        kwargs[FOLLOW_UP] = attestations
+    shared.saved_kwargs = kwargs
+    recordings: Recordings = ledger._record(shared)
+    ledger._take_snapshots(shared)
+    ledger._notify(recordings + (attestations.recordings() if attestations else []))
+    return recordings
 
 
 class GroupWrites:
@@ -40,7 +82,7 @@ class GroupWrites:
         self.ledger = ledger  # a CareLedger (not imported: the ledger imports this module)
         self.max_group = max_group
         self.timeout = timeout
-        self._queue: list[_Save] = []
+        self._queue: list[PendingSave] = []
         self._ready = threading.Condition()
         self._closed = False
         self.commits = 0
@@ -49,11 +91,15 @@ class GroupWrites:
         self._thread = threading.Thread(target=self._run, name="group-writes", daemon=True)
         self._thread.start()
 
-    def save(self, aggregates: Sequence[Aggregate], claim: IdempotencyClaim | None) -> Recordings:
-        """Durable when it returns; raises this save's own ``IntegrityError``."""
-        events: ProcessingEvent[UUID] = ProcessingEvent()
-        events.collect_events(*aggregates)
-        queued = _Save(events, claim)
+    def save(
+        self,
+        aggregates: Sequence[Aggregate],
+        claim: IdempotencyClaim | None,
+        attestation: Attestation | None = None,
+    ) -> Recordings:
+        """Durable when it returns, with its access record if attested; raises this
+        save's own ``IntegrityError``."""
+        queued = PendingSave.of(aggregates, claim, attestation)
         with self._ready:
             if self._closed:
                 raise RuntimeError("group writes are closed")
@@ -78,7 +124,7 @@ class GroupWrites:
                 del self._queue[: self.max_group]
             self._commit(group)
 
-    def _commit(self, group: Sequence[_Save]) -> None:
+    def _commit(self, group: Sequence[PendingSave]) -> None:
         if len(group) > 1:
             try:
                 recordings = self._write(group)
@@ -99,18 +145,8 @@ class GroupWrites:
             except Exception as error:
                 save.done.set_exception(error)
 
-    def _write(self, group: Sequence[_Save]) -> Recordings:
-        shared: ProcessingEvent[UUID] = ProcessingEvent()
-        for save in group:
-            shared.events += save.events.events
-            shared.aggregates.update(save.events.aggregates)
-        claims = [save.claim for save in group if save.claim is not None]
-        shared.saved_kwargs = {"idempotency": claims} if claims else {}
-        # The library's own steps of Application.save, for events already collected:
-        # record them, snapshot where an interval is crossed, notify followers.
-        recordings: Recordings = self.ledger._record(shared)
-        self.ledger._take_snapshots(shared)
-        self.ledger._notify(recordings)
+    def _write(self, group: Sequence[PendingSave]) -> Recordings:
+        recordings = record_saves(self.ledger, group)
         self.commits += 1
         self.saves += len(group)
         return recordings

@@ -21,6 +21,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import EnvType
 
+from application.attested_writes import Attestation
 from application.context import RequestContext
 from application.errors import (
     IdempotencyKeyReused,
@@ -29,7 +30,7 @@ from application.errors import (
     StoreUnavailable,
     VersionConflict,
 )
-from application.group_writes import GroupWrites
+from application.group_writes import GroupWrites, PendingSave, record_saves
 from application.ports import IdempotencyClaim, IdempotencyRecords, StreamLookup
 from application.transcodings import register_clinical_transcodings
 from domain.consent import Consent
@@ -51,6 +52,9 @@ class WriteOutcome:
     result: dict[str, Any]
     position: int
     replayed: bool = False
+    # What the write's access record was made for, in the write's transaction (the
+    # answer's exact bytes), if the write was attested.
+    receipt: Any = None
 
     def body(self) -> dict[str, Any]:
         return {**self.result, "position": self.position}
@@ -186,9 +190,17 @@ class CareLedger(Application[UUID]):
         return WriteOutcome(orjson.loads(prior.result), prior.position or 0, replayed=True)
 
     def commit(
-        self, ctx: RequestContext, aggregates: Sequence[Aggregate], result: dict[str, Any]
+        self,
+        ctx: RequestContext,
+        aggregates: Sequence[Aggregate],
+        result: dict[str, Any],
+        attest: Callable[[WriteOutcome], tuple[Any, Any]] | None = None,
     ) -> WriteOutcome:
-        """Save the aggregates atomically, with the idempotency claim if any."""
+        """Save the aggregates atomically, with the idempotency claim if any, and with
+        the access record ``attest`` makes of the outcome (see ``attested_writes``)."""
+        attestation = None
+        if attest is not None:
+            attestation = Attestation(lambda position: attest(WriteOutcome(result, position)))
         claim = None
         scope = self._idempotency_scope(ctx)
         if scope is not None:
@@ -201,9 +213,9 @@ class CareLedger(Application[UUID]):
             )
         try:
             if self.group_writes is not None:
-                recordings = self.group_writes.save(aggregates, claim)
+                recordings = self.group_writes.save(aggregates, claim, attestation)
             else:
-                recordings = self.save(*aggregates, idempotency=claim)
+                recordings = record_saves(self, [PendingSave.of(aggregates, claim, attestation)])
         except IntegrityError:
             # Either a concurrent writer won the race, or a retry of this very request
             # did. Only the second is answered from the claim.
@@ -213,7 +225,7 @@ class CareLedger(Application[UUID]):
         except (OperationalError, InterfaceError) as error:
             raise StoreUnavailable(type(error).__name__) from None
         position = max(r.notification.id for r in recordings)
-        return WriteOutcome(result, position)
+        return WriteOutcome(result, position, receipt=attestation.receipt if attestation else None)
 
     def change(
         self,
@@ -224,6 +236,7 @@ class CareLedger(Application[UUID]):
         decide: Callable[[A], tuple[Sequence[Aggregate], dict[str, Any]]],
         expected_version: int | None = None,
         admit: Callable[[A], None] | None = None,
+        attest: Callable[[WriteOutcome], tuple[Any, Any]] | None = None,
     ) -> WriteOutcome:
         """Load, decide, save; retry a lost race on fresh state unless If-Match pins it.
 
@@ -241,7 +254,7 @@ class CareLedger(Application[UUID]):
                 raise PreconditionFailed(expected_version, aggregate.version)
             to_save, result = decide(aggregate)
             try:
-                return self.commit(ctx, to_save, result)
+                return self.commit(ctx, to_save, result, attest)
             except IntegrityError:
                 if expected_version is not None:
                     latest = self.load(cls, stream_id, resource)

@@ -14,6 +14,7 @@ from application.errors import Gone
 from application.ledger import CareLedger, WriteOutcome
 from application.policy import Content
 from application.ports import Clock, NewId
+from domain.access_record import AccessRecord
 from domain.consent import Consent
 from domain.patient import Patient
 from domain.values import Coding, ContactDetails, EntryValue, HumanName, Provenance
@@ -28,6 +29,13 @@ class Patients:
         self.clock = clock
         self.new_id = new_id
         self.reads = reads
+
+    def _attest(
+        self, ctx: RequestContext, patient_id: UUID
+    ) -> Callable[[WriteOutcome], tuple[AccessRecord.Recorded, Disclosed]] | None:
+        """The write's access record, made in its transaction (none without a read side:
+        the caller then records the disclosure itself)."""
+        return self.reads.disclosures.attest_write(ctx, patient_id) if self.reads else None
 
     def _by(self, ctx: RequestContext) -> Provenance:
         return Provenance(ctx.actor.id, self.clock())
@@ -59,7 +67,7 @@ class Patients:
         )
         consent = Consent.open(consent_id=patient.consent_id, patient_id=patient.id, by=by)
         result = {"id": str(patient.id), "version": patient.version}
-        return self.ledger.commit(ctx, [patient, consent], result)
+        return self.ledger.commit(ctx, [patient, consent], result, self._attest(ctx, patient.id))
 
     def update_demographics(
         self,
@@ -189,8 +197,9 @@ class Patients:
             return [patient], {**result, "version": patient.version}
 
         return self.ledger.change(
-            ctx, Patient, patient_id, "patient", decide, expected_version, admit
-        )
+            ctx, Patient, patient_id, "patient", decide, expected_version, admit,
+            self._attest(ctx, patient_id),
+        )  # fmt: skip
 
     def demographics(self, ctx: RequestContext, patient_id: UUID) -> Disclosed:
         """The patient's demographics, as of the latest version of the stream."""

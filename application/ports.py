@@ -58,3 +58,22 @@ class PatientKeys(Protocol):
     def destroy(self, patient_id: UUID) -> bool:
         """Destroy the key; True if it existed. Idempotent."""
         ...
+
+
+FOLLOW_UP = "follow_up"
+"""The keyword a save passes its ``FollowUp`` to the recorder with."""
+
+
+class FollowUp(Protocol):
+    """Records that can only be made once a transaction's events have their positions,
+    written in that same transaction: the access record of a write, whose digest covers
+    the response that names the write's position. One transaction, one lock, one commit
+    for a write and its record, rather than two."""
+
+    def events(self, positions: Sequence[int]) -> Sequence[StoredEvent]:
+        """Given the positions of the transaction's events, in order: what to add."""
+        ...
+
+    def recorded(self, positions: Sequence[int]) -> None:
+        """The positions the added records were given (before the commit)."""
+        ...

@@ -17,13 +17,17 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import IntegrityError, StoredEvent
-from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresDatastore,
+    PostgresProcessRecorder,
+)
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from application.ports import IdempotencyClaim, IdempotentOutcome
+from application.ports import FOLLOW_UP, FollowUp, IdempotencyClaim, IdempotentOutcome
 from infrastructure.chain import GENESIS, ChainRow, Head, link, record_body
 from infrastructure.key_tables import (
     SQLITE_CREATE_KEYS,
@@ -130,10 +134,18 @@ class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, SQLiteProcessRecorder):
         ids = super()._insert_events(c, stored_events, **kwargs)
         if stored_events:
             assert ids is not None
+            chained, chained_ids = list(stored_events), list(ids)
+            follow_up: FollowUp | None = kwargs.get(FOLLOW_UP)
+            if follow_up is not None and (more := follow_up.events(ids)):
+                more_ids = super()._insert_events(c, more)  # no tracking, claims or keys
+                assert more_ids is not None
+                follow_up.recorded(more_ids)
+                chained += more
+                chained_ids += more_ids
             c.execute(f"SELECT link FROM {SQLITE_CHAIN_TABLE} ORDER BY position DESC LIMIT 1")  # noqa: S608
             row = c.fetchone()
             previous = bytes(row["link"]) if row else GENESIS
-            for position, sealed in self._links(previous, ids, stored_events):
+            for position, sealed in self._links(previous, chained_ids, chained):
                 c.execute(f"INSERT INTO {SQLITE_CHAIN_TABLE} VALUES (?, ?)", (position, sealed))  # noqa: S608
         return ids
 
@@ -357,8 +369,20 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
                 # Still inside the transaction and under the library's EXCLUSIVE lock on
                 # the events table, so links are written in log order and never left behind.
                 assert ids is not None
+                chained, chained_ids = list(stored_events), list(ids)
+                follow_up: FollowUp | None = kwargs.get(FOLLOW_UP)
+                if follow_up is not None and (more := follow_up.events(ids)):
+                    # The library's plain INSERT (the lock is held already), synced by the
+                    # nested pipeline's exit, then its ids.
+                    with curs.connection.pipeline():
+                        PostgresAggregateRecorder._insert_stored_events(self, curs, more)
+                    more_ids = super()._fetch_ids_after_insert_events(curs, more)
+                    assert more_ids is not None
+                    follow_up.recorded(more_ids)
+                    chained += more
+                    chained_ids += more_ids
                 previous = self._previous_link(curs, kwargs.get(NEW_KEYS))
-                links = list(self._links(previous, ids, stored_events))
+                links = list(self._links(previous, chained_ids, chained))
                 curs.execute(
                     self._insert_link, ([p for p, _ in links], [link for _, link in links])
                 )

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from typing import Any
 from urllib.parse import urlsplit
+from uuid import UUID
 
 import psycopg
 
@@ -68,9 +69,14 @@ class RawStore:
 
     # Tampering -----------------------------------------------------------------------
 
-    def positions(self) -> list[int]:
+    def positions(self, stream_id: UUID | None = None) -> list[int]:
+        """Every record's position in log order, or only those of one stream."""
+        where, params = "", ()
+        if stream_id is not None:
+            where = "WHERE originator_id = ? "
+            params = (str(stream_id) if self.postgres else stream_id.hex,)
         with self.as_superuser() as conn:
-            rows = self.run(conn, f"SELECT {self.id} FROM {self.events} ORDER BY 1")
+            rows = self.run(conn, f"SELECT {self.id} FROM {self.events} {where}ORDER BY 1", params)
         return [r[0] for r in rows]
 
     def flip_byte(self, position: int, offset: int = 40) -> None:

@@ -20,6 +20,7 @@ from application.context import Actor, RequestContext, Role
 from application.errors import DataKeyDestroyed
 from application.policy import Basis, Decision
 from domain.access_record import AccessRecord
+from domain.patient import Patient
 from domain.values import HumanName
 from domain.vocabulary import AdministrativeSex, Purpose
 from infrastructure.keys import AUDIT_KEY_ID
@@ -151,3 +152,45 @@ def test_when_the_record_cannot_be_written_nothing_is_disclosed(
     finally:
         writer.close()
     assert writer.records == 0
+
+
+def test_a_clinical_write_and_its_access_record_commit_together(
+    built: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a registered patient (registration is a write, recorded with its answer)
+    clinician = RequestContext(Actor("dr-audit", Role.CLINICIAN, ORG), Purpose.TREAT, "req-2")
+    registered = built.patients.register(
+        clinician, mrn="MRN-TXN", name=HumanName("Ada", "Example"),
+        birth_date=date(1984, 7, 12), sex=AdministrativeSex.FEMALE, contact=None,
+    )  # fmt: skip
+    # Then the answer's access record is the record right after the write's events, in
+    # the same transaction, and its digest covers the exact answer, position included
+    receipt = registered.receipt
+    assert receipt.body == render(registered.body())
+    notifications = built.ledger.recorder.select_notifications(start=1, limit=100)
+    assert notifications[-1].id == registered.position + 1
+    assert notifications[-1].originator_id == receipt.access_id
+    record = built.ledger.load(AccessRecord, receipt.access_id, "access record")
+    assert record.action == "write"
+    assert record.response_sha256 == hashlib.sha256(receipt.body).hexdigest()
+
+    # When the record cannot be made, inside the transaction
+    patient_id = uuid.UUID(registered.result["id"])
+    sealing = built.ledger.mapper.to_stored_event
+
+    def refusing(event: Any) -> Any:
+        if isinstance(event, AccessRecord.Event):
+            raise OSError("the audit key is unavailable")
+        return sealing(event)
+
+    monkeypatch.setattr(built.ledger.mapper, "to_stored_event", refusing)
+    with pytest.raises(OSError):
+        built.patients.update_demographics(
+            clinician, patient_id, name=HumanName("Ada", "Renamed"), birth_date=None,
+            sex=None, contact=None,
+        )  # fmt: skip
+    # Then the write is not durable either: the chart is as it was
+    monkeypatch.undo()
+    built.ledger.forget(patient_id)
+    assert built.ledger.load(Patient, patient_id, "patient").name == HumanName("Ada", "Example")
+    assert built.ledger.recorder.max_notification_id() == registered.position + 1

@@ -76,7 +76,7 @@ def test_a_ciphertext_moved_to_another_row_is_an_integrity_violation(
     client: TestClient, container: Container, chart: UUID, raw: RawStore
 ) -> None:
     # Given a chart whose second record's ciphertext is copied over its third
-    positions = raw.positions()
+    positions = raw.positions(chart)
     with raw.as_superuser() as conn:
         [(second,)] = raw.run(
             conn, f"SELECT state FROM {raw.events} WHERE {raw.id} = ?", (positions[1],)
