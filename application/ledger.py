@@ -3,6 +3,7 @@
 import contextlib
 import hashlib
 from collections.abc import Callable, Sequence
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
@@ -143,6 +144,34 @@ class CareLedger(Application[UUID]):
             raise NotFound(resource)
         return aggregate
 
+    def _for_command(self, cls: type[A], stream_id: UUID, resource: str) -> A:
+        """The aggregate a command works on: this process's cached copy as it last saved
+        or read it, without asking the store whether another process wrote since.
+
+        ``load`` asks (the library's fast-forward: a query, and a decryption of the
+        events found, per command). A command does not need to: its save is refused if
+        the stream moved on (the version is unique in the log), and ``change`` then
+        forgets the copy and works on the store's state.
+        """
+        cache = self.repository.cache
+        if cache is not None:
+            try:
+                cached = cache.get(stream_id)
+            except KeyError:
+                pass
+            else:
+                if isinstance(cached, cls):
+                    return deepcopy(cached)
+        return self.load(cls, stream_id, resource)
+
+    def _cache_saved(self, aggregates: Sequence[Aggregate]) -> None:
+        """Keep what a command saved as the cached copy (the library does so itself
+        only without fast-forward)."""
+        cache = self.repository.cache
+        if cache is not None and self.repository.fastforward:
+            for aggregate in aggregates:
+                cache.put(aggregate.id, aggregate)
+
     def save_tracked(self, events: Sequence[Any], tracking: Tracking | None) -> None:
         """Save, with a tracking record in the same transaction (the library's
         processing event, as its process applications use it)."""
@@ -224,6 +253,7 @@ class CareLedger(Application[UUID]):
             raise
         except (OperationalError, InterfaceError) as error:
             raise StoreUnavailable(type(error).__name__) from None
+        self._cache_saved(aggregates)
         position = max(r.notification.id for r in recordings)
         return WriteOutcome(result, position, receipt=attestation.receipt if attestation else None)
 
@@ -247,7 +277,9 @@ class CareLedger(Application[UUID]):
         application errors.
         """
         for _ in range(CONFLICT_RETRIES):
-            aggregate = self.load(cls, stream_id, resource)
+            aggregate = self._for_command(cls, stream_id, resource)
+            if expected_version is not None and aggregate.version != expected_version:
+                aggregate = self.load(cls, stream_id, resource)  # the copy may be behind
             if admit is not None:
                 admit(aggregate)
             if expected_version is not None and aggregate.version != expected_version:
@@ -256,6 +288,7 @@ class CareLedger(Application[UUID]):
             try:
                 return self.commit(ctx, to_save, result, attest)
             except IntegrityError:
+                self.forget(stream_id)  # stale here: the next attempt reads the store
                 if expected_version is not None:
                     latest = self.load(cls, stream_id, resource)
                     raise PreconditionFailed(expected_version, latest.version) from None

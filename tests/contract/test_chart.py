@@ -1,10 +1,12 @@
 """The chart's use cases, told as stories, on SQLite and on PostgreSQL."""
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from eventsourcing.utils import get_topic
 
+from api.bootstrap import build
 from api.container import Container
 from application.context import Role
 from application.errors import Gone, NotFound, PreconditionFailed
@@ -12,6 +14,7 @@ from domain.errors import EntryEnteredInError, EntryNotFound, PatientDeceased
 from domain.patient import Patient
 from domain.values import Coding, HumanName, Provenance, TextValue
 from domain.vocabulary import AdministrativeSex, EntryKind
+from tests.conftest import make_settings
 from tests.contract.stories import CLINICIAN, ctx, record_heart_rate, register
 
 
@@ -216,3 +219,41 @@ def test_the_chart_knows_where_each_entry_is_in_its_log(container: Container) ->
         ("EntryEnteredInError", 5),
     ]
     assert container.ledger.events_at(patient_id, []) == []
+
+
+def test_two_processes_writing_to_one_chart_lose_nothing(
+    container: Container, database_url: str, tmp_path: Path
+) -> None:
+    # Given a second service process on the same store, and a chart both have cached
+    other = build(make_settings(database_url, tmp_path / "other"))
+    try:
+        patient_id = register(container)
+        record_heart_rate(container, patient_id, bpm=60)
+        record_heart_rate(other, patient_id, bpm=61)
+        # When each writes again, its cached copy now behind the other's write
+        record_heart_rate(container, patient_id, bpm=62)
+        record_heart_rate(other, patient_id, bpm=63)
+        # Then every write is in the chart, in order, at consecutive versions
+        container.ledger.forget(patient_id)
+        chart = container.ledger.repository.get(patient_id)
+        assert chart.version == 5 and chart.entry_count == 4
+        # And If-Match with the store's version is honoured by a process whose copy is
+        # behind it, and refused with the store's version when it is not current
+        current = other.patients.update_demographics(
+            CLINICIAN, patient_id, name=HumanName("Ada", "Renamed"), birth_date=None,
+            sex=None, contact=None, expected_version=5,
+        )  # fmt: skip
+        assert current.result["version"] == 6
+        behind = container.patients.update_demographics(
+            CLINICIAN, patient_id, name=HumanName("Ada", "Again"), birth_date=None,
+            sex=None, contact=None, expected_version=6,
+        )  # fmt: skip
+        assert behind.result["version"] == 7
+        with pytest.raises(PreconditionFailed) as refused:
+            other.patients.update_demographics(
+                CLINICIAN, patient_id, name=HumanName("Ada", "Late"), birth_date=None,
+                sex=None, contact=None, expected_version=6,
+            )  # fmt: skip
+        assert refused.value.actual == 7
+    finally:
+        other.close()
