@@ -27,13 +27,13 @@ BEGIN, END = "<!-- bench:table -->", "<!-- /bench:table -->"
 
 # module: (quick flags, full flags)
 RUNS: dict[str, tuple[list[str], list[str]]] = {
-    "encryption": (["--events", "400", "--rounds", "5", "--verify-records", "100000"], []),
+    "encryption": (["--events", "300", "--rounds", "5", "--verify-records", "60000"], []),
     "projections": (["--quick"], []),
     "audit": (["--quick", "--backend", "postgres"], []),
     "replay": (["--quick"], []),
     "subscriptions": (["--quick"], []),
     "writes": (["--quick"], []),
-    "gap": (["--events", "20000"], ["--events", "1000000"]),
+    "gap": (["--events", "10000"], ["--events", "1000000"]),
 }
 
 
