@@ -890,7 +890,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--serve", choices=("audited", "unaudited"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=8000, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    defaults = {"seconds": 5.0 if args.quick else 15.0, "warmup": 1.5 if args.quick else 3.0}
+    defaults = {"seconds": 5.0 if args.quick else 15.0, "warmup": 1.0 if args.quick else 3.0}
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)

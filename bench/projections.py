@@ -1242,10 +1242,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     quick = args.quick
     defaults = {
-        "events": 5_000 if quick else 20_000,
+        "events": 3_000 if quick else 20_000,
         "rebuild_repeats": 2 if quick else 3,
-        "seconds": 10.0 if quick else 20.0,
-        "page_repeats": 300,
+        "seconds": 6.0 if quick else 20.0,
+        "page_repeats": 200 if quick else 300,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:

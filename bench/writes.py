@@ -326,7 +326,7 @@ def run_backend(
     }
     result["server"] = result["W2"]["server"]
     if backend == "postgres":
-        result["L1"] = run_l1(5.0 if args.quick else 10.0, progress)
+        result["L1"] = run_l1(3.0 if args.quick else 10.0, progress)
     return result
 
 
