@@ -4,7 +4,9 @@ The library serialises writers with a table lock, so one commit at a time: about
 thousand single-event saves a second here, however many requests wait. A committer
 thread takes every save queued while the previous commit ran and writes them as one
 transaction (one lock, one fsync); each caller waits for that commit, so nothing is
-acknowledged before it is durable.
+acknowledged before it is durable. A save that discloses PHI in its answer (a clinical
+write) brings its access record along, made in that same transaction once the save has
+its position (``attested_writes``): the writes and their records take the lock once.
 
 One caller's conflict must not fail the others. If the shared transaction is refused
 (a stale version, an Idempotency-Key claimed twice), the group is written again one

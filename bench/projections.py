@@ -1244,7 +1244,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = {
         "events": 3_000 if quick else 20_000,
         "rebuild_repeats": 2 if quick else 3,
-        "seconds": 6.0 if quick else 20.0,
+        "seconds": 10.0 if quick else 20.0,
         "page_repeats": 200 if quick else 300,
     }
     for name, value in defaults.items():
