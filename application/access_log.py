@@ -24,7 +24,7 @@ import orjson
 from eventsourcing.persistence import Tracking
 
 from application.context import RequestContext
-from application.errors import Forbidden, StoreUnavailable
+from application.errors import AuditUnavailable, Forbidden
 from application.ledger import CareLedger, WriteOutcome
 from application.policy import Decision
 from application.ports import Clock, NewId
@@ -32,11 +32,6 @@ from domain.access_record import AccessRecord
 from domain.values import Provenance
 
 WRITE_ADMITTED = Decision(True, "a clinical write admitted by the chart's rules")
-
-
-class AuditUnavailable(StoreUnavailable):
-    def __init__(self) -> None:
-        super().__init__("the access record could not be written; nothing was disclosed")
 
 
 def _default(value: Any) -> Any:

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Mapper, Notification, Recording, StoredEvent
 
+from application.errors import AuditUnavailable
 from domain.access_record import AccessRecord
 
 # Given the position a write reached: its access record, and what the caller answers
@@ -54,8 +55,13 @@ class Attestations:
         self._positions: list[int] = []
 
     def events(self, positions: Sequence[int]) -> Sequence[StoredEvent]:
-        records = [attestation.make(positions[last]) for last, attestation in self.pending]
-        self._made = [(record, self.mapper.to_stored_event(record)) for record in records]
+        try:
+            records = [attestation.make(positions[last]) for last, attestation in self.pending]
+            self._made = [(record, self.mapper.to_stored_event(record)) for record in records]
+        except Exception as error:
+            # The whole transaction rolls back: no write without its record, and the
+            # callers get 503 with nothing disclosed.
+            raise AuditUnavailable() from error
         self._positions = []
         return [stored for _, stored in self._made]
 

@@ -48,6 +48,13 @@ class StoreUnavailable(ApplicationError):
     """The event store cannot be reached."""
 
 
+class AuditUnavailable(StoreUnavailable):
+    """An access record could not be made durable: nothing is disclosed (503)."""
+
+    def __init__(self) -> None:
+        super().__init__("the access record could not be written; nothing was disclosed")
+
+
 class DataKeyDestroyed(Gone):
     """The stream belongs to a crypto-shredded patient: its key no longer exists."""
 

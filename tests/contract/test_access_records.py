@@ -184,12 +184,13 @@ def test_a_clinical_write_and_its_access_record_commit_together(
         return sealing(event)
 
     monkeypatch.setattr(built.ledger.mapper, "to_stored_event", refusing)
-    with pytest.raises(OSError):
+    with pytest.raises(AuditUnavailable):
         built.patients.update_demographics(
             clinician, patient_id, name=HumanName("Ada", "Renamed"), birth_date=None,
             sex=None, contact=None,
         )  # fmt: skip
-    # Then the write is not durable either: the chart is as it was
+    # Then the caller is told the audit is unavailable (503), and the write is not
+    # durable either: the chart is as it was
     monkeypatch.undo()
     built.ledger.forget(patient_id)
     assert built.ledger.load(Patient, patient_id, "patient").name == HumanName("Ada", "Example")
