@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from eventsourcing.application import project_aggregate
 
 from application import timeline_rows
 from application.access_log import Disclosed, Disclosures, render
@@ -113,19 +114,20 @@ class Replays:
         request = record.request
         facts = patient.entries
         if any(entry["versions"] is None for entry in facts.values()):
-            # Known only from a snapshot older than these facts: fold the whole chart.
-            facts = self._facts_from_log(patient.id, versions[str(patient.id)])
+            # Known only from a snapshot older than these facts: the chart folded from
+            # its whole log, by the aggregate itself, without the snapshot.
+            events = self.ledger.events.get(patient.id, lte=versions[str(patient.id)])
+            folded = project_aggregate(None, events)
+            assert isinstance(folded, Patient), "a chart's log folds into a chart"
+            facts = folded.entries
         candidates = sorted(
-            (sortable_time(entry["effective_at"]), entry_hex)
+            (at, entry_hex)
             for entry_hex, entry in facts.items()
             if request["kind"] is None or entry["kind"] == request["kind"]
+            for at in (sortable_time(entry["effective_at"]),)
+            if (request["since"] is None or at >= request["since"])
+            and (request["until"] is None or at < request["until"])
         )
-        candidates = [
-            c
-            for c in candidates
-            if (request["since"] is None or c[0] >= request["since"])
-            and (request["until"] is None or c[0] < request["until"])
-        ]
         if request["cursor"]:
             after = decode_cursor(request["cursor"])
             candidates = [c for c in candidates if c > after]
@@ -157,23 +159,6 @@ class Replays:
             "next_cursor": encode_cursor(last) if more and last else None,
         }
 
-    def _facts_from_log(self, patient_id: UUID, version: int) -> dict[str, dict[str, Any]]:
-        """Each entry's kind, time and versions, from every event of the chart."""
-        facts: dict[str, dict[str, Any]] = {}
-        for event in self.ledger.events.get(patient_id, lte=version):
-            if isinstance(event, Patient.EntryRecorded):
-                facts[event.entry_id.hex] = {
-                    "kind": event.kind,
-                    "effective_at": event.effective_at,
-                    "versions": [event.originator_version],
-                }
-            elif isinstance(event, (Patient.EntryAmended, Patient.EntryEnteredInError)):
-                entry = facts[event.entry_id.hex]
-                entry["versions"].append(event.originator_version)
-                if isinstance(event, Patient.EntryAmended) and event.effective_at is not None:
-                    entry["effective_at"] = event.effective_at
-        return facts
-
     def _rows(
         self, patient_id: UUID, entries: list[dict[str, Any]]
     ) -> dict[str, timeline_rows.Row]:
@@ -184,10 +169,8 @@ class Replays:
         for event in self.ledger.events_at(patient_id, wanted):
             if isinstance(event, Patient.EntryRecorded):
                 rows[event.entry_id.hex] = timeline_rows.recorded(event)
-            elif isinstance(event, Patient.EntryAmended):
-                timeline_rows.amended(rows[event.entry_id.hex], event)
-            elif isinstance(event, Patient.EntryEnteredInError):
-                timeline_rows.entered_in_error(rows[event.entry_id.hex])
+            elif isinstance(event, Patient.EntryAmended | Patient.EntryEnteredInError):
+                timeline_rows.changed(rows[event.entry_id.hex], event)
         if len(rows) != len(entries):
             raise IntegrityViolation(f"chart {patient_id}: entry events are missing from the log")
         return rows

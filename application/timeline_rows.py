@@ -68,6 +68,14 @@ def entered_in_error(row: Row) -> None:
     row["status"] = EntryStatus.ENTERED_IN_ERROR.value
 
 
+def changed(row: Row, event: Patient.EntryAmended | Patient.EntryEnteredInError) -> None:
+    """An amendment or an entry in error, applied to the entry's row."""
+    if isinstance(event, Patient.EntryEnteredInError):
+        entered_in_error(row)
+    else:
+        amended(row, event)
+
+
 def rendered(entry_hex: str, kind: str, status: str, effective_at: str, phi: dict[str, Any]) -> Row:
     """An entry as the API shows it; quantities go out as JSON numbers."""
     phi = dict(phi)

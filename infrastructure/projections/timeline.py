@@ -82,10 +82,7 @@ class TimelineProjection:
                 if row is None:
                     continue  # its recording was a tombstone; nothing to show
                 row["position"] = item.position
-                if isinstance(event, Patient.EntryEnteredInError):
-                    timeline_rows.entered_in_error(row)
-                else:
-                    timeline_rows.amended(row, event)
+                timeline_rows.changed(row, event)
                 pending[(patient_id, event.entry_id)] = row
         if pending:
             cursor.executemany(
