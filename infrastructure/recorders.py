@@ -11,7 +11,7 @@ already takes:
 
 import contextlib
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -80,6 +80,26 @@ class Sealing:
     def seal_with(self, chain_key: bytes) -> None:
         self.chain_key = chain_key
 
+    @staticmethod
+    def _followed_up(
+        stored_events: Sequence[StoredEvent],
+        ids: Sequence[int],
+        kwargs: dict[str, Any],
+        insert: Callable[[Sequence[StoredEvent]], Sequence[int] | None],
+    ) -> tuple[list[StoredEvent], list[int]]:
+        """The transaction's records and positions to chain: its events, then what a
+        ``FollowUp`` adds once it knows their positions, inserted by ``insert`` in the
+        same transaction."""
+        chained, chained_ids = list(stored_events), list(ids)
+        follow_up: FollowUp | None = kwargs.get(FOLLOW_UP)
+        if follow_up is not None and (more := follow_up.events(ids)):
+            more_ids = insert(more)
+            assert more_ids is not None
+            follow_up.recorded(more_ids)
+            chained += more
+            chained_ids += more_ids
+        return chained, chained_ids
+
     def _links(
         self, previous: bytes, ids: Sequence[int], stored_events: Sequence[StoredEvent]
     ) -> list[tuple[int, bytes]]:
@@ -134,20 +154,21 @@ class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, SQLiteProcessRecorder):
         ids = super()._insert_events(c, stored_events, **kwargs)
         if stored_events:
             assert ids is not None
-            chained, chained_ids = list(stored_events), list(ids)
-            follow_up: FollowUp | None = kwargs.get(FOLLOW_UP)
-            if follow_up is not None and (more := follow_up.events(ids)):
-                more_ids = super()._insert_events(c, more)  # no tracking, claims or keys
-                assert more_ids is not None
-                follow_up.recorded(more_ids)
-                chained += more
-                chained_ids += more_ids
+            chained, chained_ids = self._followed_up(
+                stored_events, ids, kwargs, lambda more: self._insert_more(c, more)
+            )
             c.execute(f"SELECT link FROM {SQLITE_CHAIN_TABLE} ORDER BY position DESC LIMIT 1")  # noqa: S608
             row = c.fetchone()
             previous = bytes(row["link"]) if row else GENESIS
-            for position, sealed in self._links(previous, chained_ids, chained):
-                c.execute(f"INSERT INTO {SQLITE_CHAIN_TABLE} VALUES (?, ?)", (position, sealed))  # noqa: S608
+            c.executemany(
+                f"INSERT INTO {SQLITE_CHAIN_TABLE} VALUES (?, ?)",  # noqa: S608
+                self._links(previous, chained_ids, chained),
+            )
         return ids
+
+    def _insert_more(self, c: SQLiteCursor, more: Sequence[StoredEvent]) -> Sequence[int] | None:
+        """The library's own insert: no tracking, claims or keys."""
+        return super()._insert_events(c, more)
 
     def chain_rows(self) -> Iterator[ChainRow]:
         """Every record in log order, with its signed body and its link (if any)."""
@@ -369,18 +390,9 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
                 # Still inside the transaction and under the library's EXCLUSIVE lock on
                 # the events table, so links are written in log order and never left behind.
                 assert ids is not None
-                chained, chained_ids = list(stored_events), list(ids)
-                follow_up: FollowUp | None = kwargs.get(FOLLOW_UP)
-                if follow_up is not None and (more := follow_up.events(ids)):
-                    # The library's plain INSERT (the lock is held already), synced by the
-                    # nested pipeline's exit, then its ids.
-                    with curs.connection.pipeline():
-                        PostgresAggregateRecorder._insert_stored_events(self, curs, more)
-                    more_ids = super()._fetch_ids_after_insert_events(curs, more)
-                    assert more_ids is not None
-                    follow_up.recorded(more_ids)
-                    chained += more
-                    chained_ids += more_ids
+                chained, chained_ids = self._followed_up(
+                    stored_events, ids, kwargs, lambda more: self._insert_more(curs, more)
+                )
                 previous = self._previous_link(curs, kwargs.get(NEW_KEYS))
                 links = list(self._links(previous, chained_ids, chained))
                 curs.execute(
@@ -389,6 +401,15 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
         except BaseException:
             self._abandon(curs)
             raise
+        return ids
+
+    def _insert_more(self, curs: Cursor[DictRow], more: Sequence[StoredEvent]) -> Sequence[int]:
+        """The library's plain INSERT (the lock is held already), synced by the nested
+        pipeline's exit, then the positions it gave."""
+        with curs.connection.pipeline():
+            PostgresAggregateRecorder._insert_stored_events(self, curs, more)
+        ids = super()._fetch_ids_after_insert_events(curs, more)
+        assert ids is not None
         return ids
 
     def _abandon(self, curs: Cursor[DictRow]) -> None:
