@@ -7,7 +7,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain import errors
+from domain import entry_records, errors
 from domain.chart_rules import check_birth_date, check_modality, check_mrn, check_reason
 from domain.events import AttributedEvent
 from domain.values import Coding, ContactDetails, EntryValue, HumanName, Provenance, require_utc
@@ -18,18 +18,12 @@ class Patient(Aggregate):
     """One stream per patient. Corrections are new events; nothing is edited."""
 
     id: UUID  # ids are passed in (uuid4 from the caller), never minted here
-    # 2: entry records carry "effective_at" and "versions" (see __init__).
+    # 2: entry records say where their content is (see domain.entry_records).
     class_version = 2
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
-        """A snapshot taken before entries kept where their content is. Those facts
-        cannot be recovered from the snapshot alone; the entries keep ``None`` for
-        them, and a replay of such a chart reads its whole log instead."""
-        state["entries"] = {
-            entry_hex: {"effective_at": None, "versions": None, **entry}
-            for entry_hex, entry in state["entries"].items()
-        }
+        state["entries"] = entry_records.from_version_1(state["entries"])
 
     class Event(AttributedEvent):
         pass
@@ -138,12 +132,8 @@ class Patient(Aggregate):
         self.contact = contact
         self.deceased_at: datetime | None = None
         self.erased = False
-        # Per entry, what its invariants need (kind, status) and where its content is:
-        # when it takes effect, which orders a chart without reading it, and the stream
-        # versions that recorded and changed it, so that a replay reads those events
-        # back and not the whole chart. The content itself lives only in the events.
-        # Each record is replaced, never changed in place (see __deepcopy__).
-        self.entries: dict[str, dict[str, Any]] = {}
+        # Per entry, its kind and status, and where its content is (entry_records).
+        self.entries: dict[str, entry_records.EntryRecord] = {}
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "Patient":
         """The copy of the cached chart a command works on (the library deep-copies it
@@ -244,12 +234,7 @@ class Patient(Aggregate):
         actor_id: str,
         timestamp: datetime,
     ) -> None:
-        self.entries[entry_id.hex] = {
-            "kind": kind,
-            "status": EntryStatus.ACTIVE,
-            "effective_at": effective_at,
-            "versions": [self._applying()],
-        }
+        self.entries[entry_id.hex] = entry_records.recorded(kind, effective_at, self._applying())
 
     def amend_entry(
         self,
@@ -318,15 +303,9 @@ class Patient(Aggregate):
     def _entry_changed(
         self, entry_id: UUID, status: EntryStatus, effective_at: datetime | None
     ) -> None:
-        # Replaced, never changed in place: copies of the chart share entry records.
-        entry = self.entries[entry_id.hex]
-        versions = entry["versions"]  # None: not known (see upcast_v1_v2)
-        self.entries[entry_id.hex] = {
-            **entry,
-            "status": status,
-            "effective_at": effective_at or entry["effective_at"],
-            "versions": None if versions is None else [*versions, self._applying()],
-        }
+        self.entries[entry_id.hex] = entry_records.changed(
+            self.entries[entry_id.hex], status, effective_at, self._applying()
+        )
 
     def _applying(self) -> int:
         """The version of the event being applied: the library sets ``version`` after
@@ -370,7 +349,7 @@ class Patient(Aggregate):
         if self.deceased_at is not None:
             raise errors.PatientDeceased()
 
-    def _changeable_entry(self, entry_id: UUID) -> dict[str, Any]:
+    def _changeable_entry(self, entry_id: UUID) -> entry_records.EntryRecord:
         """An entry entered in error is final: it can be neither amended nor re-marked."""
         entry = self.entries.get(entry_id.hex)
         if entry is None:
