@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from api.dependencies import Services
 from api.responses import JSON
-from infrastructure.projections.deliveries import measure_backlog
+from infrastructure.projections.delivery_reader import measure_backlog
 from infrastructure.projections.live import measure_lag
 
 log = logging.getLogger("careledger.api")

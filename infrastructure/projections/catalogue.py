@@ -9,7 +9,8 @@ from eventsourcing.persistence import Mapper
 from infrastructure.keys import KeyRing
 from infrastructure.projections.access_log import AccessLogProjection, AccessLogReader
 from infrastructure.projections.consent_state import ConsentStateProjection, ConsentStateReader
-from infrastructure.projections.deliveries import CURSORS, DeliveryProjection, DeliveryReader
+from infrastructure.projections.deliveries import CURSORS, DeliveryProjection
+from infrastructure.projections.delivery_reader import DeliveryReader
 from infrastructure.projections.directory import DirectoryProjection, DirectoryReader
 from infrastructure.projections.engine import Projection, Projector, view_tables
 from infrastructure.projections.roster import RosterProjection, RosterReader

@@ -23,38 +23,26 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import ProcessRecorder
 from eventsourcing.utils import get_topic
-from prometheus_client import Gauge
 
 from application.delivery_rule import (
     DELIVERED_EVENTS,
     EntryFacts,
-    Pending,
     Subject,
     SubscriberSpec,
     delivery_decision,
     entry_facts,
     message,
 )
-from application.errors import DataKeyDestroyed
 from application.policy import ConsentFacts, MembershipFact
-from application.relay import tracking_name
 from domain.consent import Consent
 from domain.membership import Membership
 from domain.patient import Patient
 from domain.subscriber import Subscriber
 from infrastructure.projections import consent_state, roster
-from infrastructure.projections.engine import Decoded, active_version, delete_patient_rows
+from infrastructure.projections.engine import Decoded, delete_patient_rows
 from infrastructure.projections.sealed_rows import RowSealer
 from infrastructure.projections.store import Cursor, ViewStore
-
-BACKLOG = Gauge(
-    "careledger_subscriber_backlog_items",
-    "Outbox items after the subscriber's acknowledged feed cursor, or after the relay's "
-    "tracking position: what it has yet to receive (or be refused at delivery time)",
-    ["subscriber", "channel"],
-)
 
 NAME = "deliveries"
 SUBSCRIBERS = "view_subscribers"
@@ -393,113 +381,3 @@ def subject_facts(subject: dict[str, Any]) -> Subject:
             if m["organisation_id"] == subject["org"]
         ],
     )
-
-
-# Reading ---------------------------------------------------------------------------
-
-
-class DeliveryReader:
-    def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
-        self.store = store
-        self.sealer = sealer
-        self.t = {n: store.table(n) for n in (SUBSCRIBERS, SUBJECTS, OUTBOX, CURSORS)}
-
-    def subscriber(self, subscriber_id: UUID) -> SubscriberSpec | None:
-        with self.store.reading() as cursor:
-            version = active_version(cursor, self.store, NAME)
-            found = cursor.execute(
-                f"SELECT spec FROM {self.t[SUBSCRIBERS]} WHERE version = ? AND subscriber_id = ?",
-                (version, subscriber_id.hex),
-            ).fetchone()
-        return None if found is None else SubscriberSpec.from_json(orjson.loads(found[0]))
-
-    def subscribers(self) -> list[SubscriberSpec]:
-        with self.store.reading() as cursor:
-            version = active_version(cursor, self.store, NAME)
-            rows = cursor.execute(
-                f"SELECT spec FROM {self.t[SUBSCRIBERS]} WHERE version = ? ORDER BY position",
-                (version,),
-            ).fetchall()
-        return [SubscriberSpec.from_json(orjson.loads(r[0])) for r in rows]
-
-    def pending(self, subscriber_id: UUID, after: int, limit: int) -> Pending:
-        with self.store.reading() as cursor:
-            version = active_version(cursor, self.store, NAME)
-            rows = cursor.execute(
-                f"SELECT position, patient_id, sealed FROM {self.t[OUTBOX]} "
-                "WHERE version = ? AND subscriber_id = ? AND position > ? "
-                "ORDER BY position LIMIT ?",
-                (version, subscriber_id.hex, after, limit),
-            ).fetchall()
-            patients = sorted({r[1] for r in rows})
-            subject_rows = []
-            if patients:  # at most ``limit`` of them
-                subject_rows = cursor.execute(
-                    f"SELECT patient_id, sealed FROM {self.t[SUBJECTS]} WHERE version = ? "
-                    f"AND patient_id IN ({', '.join('?' * len(patients))})",
-                    (version, *patients),
-                ).fetchall()
-        items = []
-        for position, patient_hex, sealed in rows:
-            patient_id = UUID(patient_hex)
-            try:
-                content = self.sealer.open(
-                    patient_id, outbox_label(subscriber_id, position), sealed
-                )
-            except DataKeyDestroyed:
-                continue  # erased since: never delivered
-            items.append((int(position), patient_id, content))
-        subjects = {}
-        for patient_hex, sealed in subject_rows:
-            patient_id = UUID(patient_hex)
-            try:
-                opened = self.sealer.open(patient_id, subject_label(patient_id), sealed)
-            except DataKeyDestroyed:
-                continue
-            subjects[patient_id] = subject_facts(opened)
-        scanned = int(rows[-1][0]) if rows else after
-        return Pending(items, subjects, scanned)
-
-    def backlog(self, subscriber_id: UUID, after: int) -> int:
-        with self.store.reading() as cursor:
-            version = active_version(cursor, self.store, NAME)
-            found = cursor.execute(
-                f"SELECT count(*) FROM {self.t[OUTBOX]} "
-                "WHERE version = ? AND subscriber_id = ? AND position > ?",
-                (version, subscriber_id.hex, after),
-            ).fetchone()
-        return int(found[0]) if found else 0
-
-    def cursor(self, subscriber_id: UUID) -> int:
-        with self.store.reading() as cursor:
-            found = cursor.execute(
-                f"SELECT position FROM {self.t[CURSORS]} WHERE subscriber_id = ?",
-                (subscriber_id.hex,),
-            ).fetchone()
-        return int(found[0]) if found else 0
-
-    def acknowledge(self, subscriber_id: UUID, after: int) -> None:
-        """Move the durable cursor forward to ``after`` (never back)."""
-        with self.store.transaction() as cursor:
-            cursor.execute(
-                f"INSERT INTO {self.t[CURSORS]} AS c (subscriber_id, position) VALUES (?, ?) "
-                "ON CONFLICT (subscriber_id) DO UPDATE SET position = excluded.position "
-                "WHERE excluded.position > c.position",
-                (subscriber_id.hex, after),
-            )
-
-
-def measure_backlog(
-    reader: DeliveryReader, recorder: ProcessRecorder, *, relay: bool
-) -> dict[tuple[str, str], int]:
-    """Each subscriber's backlog per channel, set on the gauge for /metrics."""
-    backlogs = {}
-    for spec in reader.subscribers():
-        channels = {"feed": reader.cursor(spec.id)}
-        if relay:
-            channels["nats"] = recorder.max_tracking_id(tracking_name(spec.id)) or 0
-        for channel, after in channels.items():
-            count = reader.backlog(spec.id, after)
-            BACKLOG.labels(str(spec.id), channel).set(count)
-            backlogs[(str(spec.id), channel)] = count
-    return backlogs
