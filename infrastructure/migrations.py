@@ -15,12 +15,13 @@ from psycopg.sql import SQL, Identifier
 
 from application.ledger import CareLedger
 from infrastructure.keys import CHAIN_KEY_ID, KeyEncryptionKey, KeyRing
+from infrastructure.postgres_recorder import PostgresLedgerRecorder
 from infrastructure.projections.catalogue import projections, table_names
 from infrastructure.projections.engine import create_tables
 from infrastructure.projections.sealed_rows import RowSealer
 from infrastructure.projections.store import ViewStore
-from infrastructure.recorders import SQLITE_CHAIN_TABLE, PostgresLedgerRecorder
 from infrastructure.sealing import SealingMapper
+from infrastructure.sqlite_recorder import SQLITE_CHAIN_TABLE
 
 
 def append_only_tables(ledger: CareLedger) -> list[str]:

@@ -5,8 +5,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from eventsourcing.utils import get_topic
 
-from infrastructure.recorders import PostgresLedgerRecorder, SQLiteLedgerRecorder
+from infrastructure.postgres_recorder import PostgresLedgerRecorder
 from infrastructure.sealing import SealingMapper
+from infrastructure.sqlite_recorder import SQLiteLedgerRecorder
 
 _SEALED = {"MAPPER_TOPIC": get_topic(SealingMapper)}
 

@@ -33,7 +33,8 @@ from eventsourcing.sqlite import SQLiteDatastore
 
 from application.ledger import CareLedger
 from infrastructure.chain import verify
-from infrastructure.recorders import PostgresLedgerRecorder, SQLiteLedgerRecorder
+from infrastructure.postgres_recorder import PostgresLedgerRecorder
+from infrastructure.sqlite_recorder import SQLiteLedgerRecorder
 from tests.conftest import IN_CI, PG_ADMIN_URL, _pg_available, create_database, drop_database
 
 

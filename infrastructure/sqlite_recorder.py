@@ -1,0 +1,153 @@
+"""CareLedger's SQLite recorder: the library's, with claims, new keys and chain links
+in the events' transaction (see ``recorders``)."""
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
+
+from application.ports import IdempotentOutcome
+from infrastructure.chain import GENESIS, ChainRow, Head, record_body
+from infrastructure.key_tables import (
+    SQLITE_CREATE_KEYS,
+    SQLiteKeyTable,
+)
+from infrastructure.keys import WrappedKey
+from infrastructure.recorders import NEW_KEYS, CarriesNewKeys, Sealing, claims_of
+
+SQLITE_CHAIN_TABLE = "chain_links"
+
+
+class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, SQLiteProcessRecorder):
+    def __init__(self, datastore: SQLiteDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.keys = SQLiteKeyTable(datastore)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            "CREATE TABLE IF NOT EXISTS idempotency_claims ("
+            "scope TEXT PRIMARY KEY, "
+            "fingerprint TEXT NOT NULL, "
+            "stream_id TEXT NOT NULL, "
+            "stream_version INTEGER NOT NULL, "
+            "result BLOB NOT NULL) WITHOUT ROWID",
+            f"CREATE TABLE IF NOT EXISTS {SQLITE_CHAIN_TABLE} ("
+            "position INTEGER PRIMARY KEY, link BLOB NOT NULL)",
+            SQLITE_CREATE_KEYS,
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        new_keys: list[WrappedKey] | None = kwargs.get(NEW_KEYS)
+        if new_keys:
+            self.keys.write_staged(c, new_keys)
+        for claim in claims_of(kwargs):
+            c.execute(
+                "INSERT INTO idempotency_claims VALUES (?,?,?,?,?)",
+                (
+                    claim.scope,
+                    claim.fingerprint,
+                    claim.stream_id.hex,
+                    claim.stream_version,
+                    claim.result,
+                ),
+            )
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        if stored_events:
+            assert ids is not None
+            chained, chained_ids = self._followed_up(
+                stored_events, ids, kwargs, lambda more: self._insert_more(c, more)
+            )
+            c.execute(f"SELECT link FROM {SQLITE_CHAIN_TABLE} ORDER BY position DESC LIMIT 1")  # noqa: S608
+            row = c.fetchone()
+            previous = bytes(row["link"]) if row else GENESIS
+            c.executemany(
+                f"INSERT INTO {SQLITE_CHAIN_TABLE} VALUES (?, ?)",  # noqa: S608
+                self._links(previous, chained_ids, chained),
+            )
+        return ids
+
+    def _insert_more(self, c: SQLiteCursor, more: Sequence[StoredEvent]) -> Sequence[int] | None:
+        """The library's own insert: no tracking, claims or keys."""
+        return super()._insert_events(c, more)
+
+    def chain_rows(self) -> Iterator[ChainRow]:
+        """Every record in log order, with its signed body and its link (if any)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, "  # noqa: S608
+                f"l.link FROM {self.events_table_name} e "
+                f"LEFT JOIN {SQLITE_CHAIN_TABLE} l ON l.position = e.rowid ORDER BY e.rowid"
+            )
+            for position, stream_id, version, topic, state, stored in c.sqlite_cursor:
+                yield position, record_body(position, stream_id, version, topic, state), stored
+
+    def first_orphan_link(self) -> int | None:
+        """The first link whose record is gone."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT min(position) AS p FROM {SQLITE_CHAIN_TABLE} l WHERE NOT EXISTS "  # noqa: S608
+                f"(SELECT 1 FROM {self.events_table_name} e WHERE e.rowid = l.position)"
+            )
+            row = c.fetchone()
+        return None if row is None or row["p"] is None else int(row["p"])
+
+    def chain_head(self) -> Head | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT position, link FROM {SQLITE_CHAIN_TABLE} ORDER BY position DESC LIMIT 1"  # noqa: S608
+            )
+            row = c.fetchone()
+        return Head(row["position"], bytes(row["link"])) if row else None
+
+    def existing_streams(self, stream_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these streams have any record (one query, no decryption)."""
+        if not stream_ids:
+            return set()
+        with self.datastore.transaction(commit=False) as c:
+            marks = ", ".join("?" * len(stream_ids))
+            c.execute(
+                f"SELECT DISTINCT originator_id FROM {self.events_table_name} "  # noqa: S608
+                f"WHERE originator_id IN ({marks})",
+                [s.hex for s in stream_ids],
+            )
+            return {UUID(row["originator_id"]) for row in c.fetchall()}
+
+    def select_versions(self, stream_id: UUID, versions: Sequence[int]) -> list[StoredEvent]:
+        """These versions of one stream, in version order (one query, by primary key)."""
+        if not versions:
+            return []
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                self.select_events_statement
+                + f"AND originator_version IN ({', '.join('?' * len(versions))}) "
+                "ORDER BY originator_version",
+                [stream_id.hex, *versions],
+            )
+            return [
+                StoredEvent(
+                    self.convert_originator_id(row["originator_id"]),
+                    row["originator_version"],
+                    row["topic"],
+                    row["state"],
+                )
+                for row in c.fetchall()
+            ]
+
+    def find_outcome(self, scope: str) -> IdempotentOutcome | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT i.fingerprint, i.result, e.rowid AS position "  # noqa: S608
+                f"FROM idempotency_claims i LEFT JOIN {self.events_table_name} e "
+                "ON e.originator_id = i.stream_id AND e.originator_version = i.stream_version "
+                "WHERE i.scope = ?",
+                (scope,),
+            )
+            row = c.fetchone()
+        if row is None:
+            return None
+        return IdempotentOutcome(row["fingerprint"], bytes(row["result"]), row["position"])
