@@ -80,9 +80,6 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
         self.sql_create_statements.append(
             postgres_create_keys(self.datastore.schema, self.keys_table_name)
         )
-        self._last_link = SQL(
-            "SELECT link FROM {schema}.{chain} ORDER BY position DESC LIMIT 1"
-        ).format(schema=schema, chain=chain)
         self._last_link_and = SQL(
             "SELECT (SELECT link FROM {schema}.{chain} ORDER BY position DESC LIMIT 1) AS link, "
         ).format(schema=schema, chain=chain)
@@ -214,7 +211,7 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
     def _previous_link(self, curs: Cursor[DictRow], new_keys: list[WrappedKey] | None) -> bytes:
         """The last link; with staged keys, the same read checks they are stored as ours."""
         if not new_keys:
-            curs.execute(self._last_link)
+            curs.execute(self._select_head)  # the head's link is the previous one
             row = curs.fetchone()
             return bytes(row["link"]) if row else GENESIS
         curs.execute(self._last_link_and_keys(len(new_keys)), self.keys.count_ours_params(new_keys))
