@@ -6,7 +6,7 @@ from uuid import UUID
 from starlette.responses import Response
 
 from api.responses import JSON, disclosed
-from application.access_log import WRITE_ADMITTED, Disclosed, Disclosures
+from application.access_log import Disclosed, Disclosures
 from application.context import RequestContext
 from application.ledger import WriteOutcome
 
@@ -38,15 +38,7 @@ def recorded_write(
     """
     disclosure = outcome.receipt
     if not isinstance(disclosure, Disclosed):
-        disclosure = disclosures.disclose(
-            ctx,
-            action="write",
-            body=outcome.body(),
-            decision=WRITE_ADMITTED,
-            patient_id=patient_id,
-            stream_versions={str(patient_id): int(outcome.result.get("version", 0))},
-            request={"view": "write"},
-        )
+        disclosure = disclosures.disclose_write(ctx, patient_id, outcome)
     return disclosed(disclosure, status_code, **_write_headers(outcome))
 
 

@@ -207,6 +207,15 @@ class Disclosures:
 
         return attest
 
+    def disclose_write(
+        self, ctx: RequestContext, patient_id: UUID, outcome: WriteOutcome
+    ) -> Disclosed:
+        """A write's answer recorded on its own: one repeated from an idempotency claim,
+        whose write committed earlier. The same record ``attest_write`` makes."""
+        record, disclosed = self.attest_write(ctx, patient_id)(outcome)
+        self.writer.write(record)
+        return disclosed
+
     def prepare(
         self,
         ctx: RequestContext,
