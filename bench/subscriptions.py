@@ -162,8 +162,11 @@ def stream_count(subject: str) -> tuple[int, int]:
             while True:
                 try:
                     batch = await sub.fetch(1000, timeout=1)
-                except nats.errors.TimeoutError:
-                    break
+                except TimeoutError:  # nats-py raises its own subclass, or the builtin
+                    # A slow fetch is not the end of the stream: only nothing pending is.
+                    if (await sub.consumer_info()).num_pending == 0:
+                        break
+                    continue
                 ids += [(m.headers or {}).get("Nats-Msg-Id", "") for m in batch]
                 for m in batch:
                     await m.ack()

@@ -52,6 +52,28 @@ INTEGRITY_VIOLATIONS = Counter(
 security_log = logging.getLogger("careledger.security")
 
 
+# How an event's class decides its key, worked out once per class (``_rule_for``).
+_OWN_STREAM = "own stream"  # a patient's stream: the key id is the stream id
+_NEW_PATIENT = "new patient"  # the same, and the key is made with the stream
+_ASK_EVENT = "ask the event"  # decided per event (snapshots, and the other streams)
+_RULES: dict[type, UUID | str] = {}
+
+
+def _rule_for(cls: type) -> UUID | str:
+    # The tombstone, sponsor programmes and subscribers carry no PHI and must stay
+    # readable.
+    if issubclass(cls, (Patient.Erased, SponsorProgramme.Event, Subscriber.Event)):
+        return SYSTEM_KEY_ID
+    # Access records outlive a patient's erasure: never the patient's key.
+    if issubclass(cls, AccessRecord.Event):
+        return AUDIT_KEY_ID
+    if issubclass(cls, Patient.Registered):
+        return _NEW_PATIENT
+    if issubclass(cls, Patient.Event):
+        return _OWN_STREAM
+    return _ASK_EVENT
+
+
 class SealingMapper(Mapper[UUID]):
     """Encrypts with the stream's key; the key ring is bound once the store is open."""
 
@@ -78,26 +100,28 @@ class SealingMapper(Mapper[UUID]):
     # Writing ---------------------------------------------------------------------
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
-        # On every save: kept to the few calls it needs (see bench.encryption, E1).
+        # On every save, so kept to few calls: each one costs far more in a save, with
+        # the CPU's caches cold after a commit, than in a tight loop (bench.encryption E1).
         plain = super().to_stored_event(domain_event)
-        key_id = self._key_for(domain_event)
-        aead = self._keys().aead(key_id, create=isinstance(domain_event, Patient.Registered))
+        rule = _RULES.get(type(domain_event))
+        if rule is None:
+            rule = _RULES.setdefault(type(domain_event), _rule_for(type(domain_event)))
+        if rule is _OWN_STREAM or rule is _NEW_PATIENT:
+            key_id = domain_event.originator_id
+        elif rule is _ASK_EVENT:
+            key_id = self._key_for(domain_event)
+        else:
+            key_id = rule  # type: ignore[assignment]
+        aead = self._keys().aead(key_id, create=rule is _NEW_PATIENT)
         nonce = os.urandom(12)
         header = _FORMAT_V1_BYTE + key_id.bytes + nonce
         sealed = header + aead.encrypt(nonce, plain.state, _associated_data(plain, header))
-        self._remember(plain.originator_id, key_id)
+        if rule is _ASK_EVENT:  # the only streams whose key is ever looked up
+            self._remember(plain.originator_id, key_id)
         return StoredEvent(plain.originator_id, plain.originator_version, plain.topic, sealed)
 
     def _key_for(self, event: DomainEventProtocol[UUID]) -> UUID:
-        # The tombstone, sponsor programmes and subscribers carry no PHI and must stay
-        # readable.
-        if isinstance(event, (Patient.Erased, SponsorProgramme.Event, Subscriber.Event)):
-            return SYSTEM_KEY_ID
-        # Access records outlive a patient's erasure: never the patient's key.
-        if isinstance(event, AccessRecord.Event):
-            return AUDIT_KEY_ID
-        if isinstance(event, Patient.Event):
-            return event.originator_id
+        """The key of an event whose class does not decide it (see ``_rule_for``)."""
         snapshot_of = getattr(event, "topic", None)  # a snapshot names its aggregate's class
         if snapshot_of == _PATIENT_TOPIC:
             return event.originator_id

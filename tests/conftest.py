@@ -95,6 +95,8 @@ def nats_server() -> str:
 def create_database(admin_url: str) -> str:
     """A new database owned by the owner role; its admin (superuser) URL."""
     name = f"careledger_test_{uuid.uuid4().hex[:12]}"
+    # The roles are cluster-wide; a benchmark may be the first thing run on a new server.
+    _ensure_roles(admin_url)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" OWNER "{OWNER_ROLE}"')
     return admin_url.rsplit("/", 1)[0] + "/" + name
