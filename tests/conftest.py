@@ -10,7 +10,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -173,8 +173,31 @@ def token(
     )
 
 
-def auth(role: str, **claims: object) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(role, **claims)}"}  # type: ignore[arg-type]
+class Auth(Mapping[str, str]):
+    """An ``Authorization`` header whose token is minted each time it is read.
+
+    Modules keep these as constants; a token minted at import would expire (600 s)
+    before the last tests of a slow run use it.
+    """
+
+    def __init__(self, role: str, claims: dict[str, object]) -> None:
+        self.role = role
+        self.claims = claims
+
+    def __getitem__(self, name: str) -> str:
+        if name != "Authorization":
+            raise KeyError(name)
+        return f"Bearer {token(self.role, **self.claims)}"  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("Authorization",))
+
+    def __len__(self) -> int:
+        return 1
+
+
+def auth(role: str, **claims: object) -> Auth:
+    return Auth(role, claims)
 
 
 REGISTER_BODY = {
