@@ -175,6 +175,8 @@ class SealingMapper(Mapper[UUID]):
     def _remember(self, stream_id: Any, key_id: UUID) -> None:
         if key_id == SYSTEM_KEY_ID:  # decided by event type, and a tombstone must not
             return  # make a patient's later records look like system records
+        if key_id == AUDIT_KEY_ID:  # decided by event type: an access record's stream
+            return  # key is never looked up, and there is one stream per record
         if key_id == stream_id:  # a patient's own stream: _key_for never looks it up
             return
         with self._lock:
