@@ -190,7 +190,7 @@ def rebuild_projections(
     Reads keep being served from the current version until the switch. An interrupted
     rebuild resumes where it stopped when run again.
     """
-    from infrastructure.projections.engine import rebuild
+    from infrastructure.projections.rebuild import rebuild
 
     with _opened() as container:
         chosen = [p for p in container.projectors if name in (None, p.name)]

@@ -16,7 +16,7 @@ P1  Full rebuild. The store is filled with ``--events`` events through the domai
     (registrations with their consent records, clinical entries, amendments, entries
     marked in error, consent directives, memberships; ``ledger.save`` of ~10 patients'
     aggregates at a time, sealed as in service). Then
-    ``infrastructure.projections.engine.rebuild(projector)`` of the timeline view is
+    ``infrastructure.projections.rebuild.rebuild(projector)`` of the timeline view is
     timed (median of ``--rebuild-repeats``), and each of the four views once. The
     baseline is the library's stock ``ProjectionRunner`` over the same log: its
     application is ``CareLedger`` constructed with the same environment, so it has our
@@ -124,13 +124,8 @@ from domain.vocabulary import (
     SigningMethod,
 )
 from infrastructure.keys import KeyRing
-from infrastructure.projections.engine import (
-    Decoded,
-    Projector,
-    RebuildProgress,
-    active_version,
-    rebuild,
-)
+from infrastructure.projections.engine import Decoded, Projector, active_version
+from infrastructure.projections.rebuild import RebuildProgress, rebuild
 from infrastructure.projections.sealed_rows import RowSealer
 from infrastructure.projections.store import ViewStore
 from infrastructure.projections.timeline import TABLE as TIMELINE_TABLE

@@ -10,14 +10,14 @@ same view cannot both apply a batch.
 Every view row carries the version of the view it belongs to. A rebuild fills a new
 version beside the live one, then flips which version is active in one transaction, so
 readers (who select the active version in the same snapshot as the rows) never see a
-half-built view.
+half-built view; that lifecycle is in ``rebuild``.
 """
 
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
@@ -90,7 +90,7 @@ def create_tables(store: ViewStore, projections: Sequence[Projection]) -> None:
                 "(name, version, state, position, updated_at) "
                 "SELECT ?, 1, 'active', 0, ? WHERE NOT EXISTS "
                 f"(SELECT 1 FROM {store.table(VERSIONS_TABLE)} WHERE name = ?)",
-                (projection.name, _now_us(), projection.name),
+                (projection.name, now_us(), projection.name),
             )
 
 
@@ -221,7 +221,7 @@ class Projector:
         batch = self._decode(notifications)
         try:
             with self.store.transaction() as cursor:
-                self._advance(cursor, durable, reached)
+                self.advance(cursor, durable, reached)
                 self._apply(cursor, durable.version, batch)
                 if durable.state == "active":
                     self.store.notify(
@@ -242,7 +242,7 @@ class Projector:
         """Store a position passed over in memory, so that lag is measured truly."""
         try:
             with self.store.transaction() as cursor:
-                self._advance(cursor, durable, reached)
+                self.advance(cursor, durable, reached)
                 self.store.notify(cursor, self.store.positions_channel, f"{self.name} {reached}")
         except BaseException:
             self._live = self._passed = None
@@ -288,13 +288,13 @@ class Projector:
                 start = i + 1
         self.projection.apply(cursor, version, batch[start:])
 
-    def _advance(self, cursor: Cursor, current: ViewVersion, reached: int) -> None:
+    def advance(self, cursor: Cursor, current: ViewVersion, reached: int) -> None:
         # The compare-and-set comes first, so it also takes the write lock (SQLite) or
         # the row lock (PostgreSQL) that serialises projectors of the same view.
         cursor.execute(
             f"UPDATE {self.store.table(VERSIONS_TABLE)} SET position = ?, updated_at = ? "
             "WHERE name = ? AND version = ? AND position = ? AND state = ?",
-            (reached, _now_us(), self.name, current.version, current.position, current.state),
+            (reached, now_us(), self.name, current.version, current.position, current.state),
         )
         if cursor.rowcount != 1:
             raise PositionMoved(self.name)
@@ -318,88 +318,6 @@ class Projector:
                 seconds = max(time.time() - event.timestamp.timestamp(), 0.0)
         return head - active.position, seconds
 
-    # Rebuilding ------------------------------------------------------------------
 
-    def start_rebuild(self) -> ViewVersion:
-        """A new building version, or the one an interrupted rebuild left (resumed)."""
-        versions = self.versions()
-        for version in versions:
-            if version.state == "building":
-                return version
-        number = max(v.version for v in versions) + 1
-        with self.store.transaction() as cursor:
-            cursor.execute(
-                f"INSERT INTO {self.store.table(VERSIONS_TABLE)} "
-                "(name, version, state, position, updated_at) VALUES (?, ?, 'building', 0, ?)",
-                (self.name, number, _now_us()),
-            )
-        return ViewVersion(self.name, number, "building", 0)
-
-    def activate(self, building: ViewVersion) -> ViewVersion:
-        """Flip the active version in one transaction; readers see old or new, never half."""
-        with self.store.transaction() as cursor:
-            self._advance(cursor, building, building.position)
-            cursor.execute(
-                f"UPDATE {self.store.table(VERSIONS_TABLE)} SET state = 'retired' "
-                "WHERE name = ? AND state = 'active'",
-                (self.name,),
-            )
-            cursor.execute(
-                f"UPDATE {self.store.table(VERSIONS_TABLE)} SET state = 'active' "
-                "WHERE name = ? AND version = ?",
-                (self.name, building.version),
-            )
-            self.store.notify(
-                cursor, self.store.positions_channel, f"{self.name} {building.position}"
-            )
-        return ViewVersion(self.name, building.version, "active", building.position)
-
-    def drop_retired(self, chunk: int = 5000) -> int:
-        """Delete the rows of retired versions, in chunks so no lock is held for long."""
-        dropped = 0
-        for version in self.versions():
-            if version.state != "retired":
-                continue
-            for table in self.projection.table_names():
-                with self.store.transaction() as cursor:
-                    cursor.execute(
-                        f"DELETE FROM {self.store.table(table)} WHERE version = ?",
-                        (version.version,),
-                    )
-                    dropped += max(cursor.rowcount, 0)
-            with self.store.transaction() as cursor:
-                cursor.execute(
-                    f"DELETE FROM {self.store.table(VERSIONS_TABLE)} "
-                    "WHERE name = ? AND version = ?",
-                    (self.name, version.version),
-                )
-        return dropped
-
-
-@dataclass(frozen=True)
-class RebuildProgress:
-    name: str
-    position: int
-    head: int
-    events: int  # log positions covered so far in this run
-
-
-def rebuild(projector: Projector, observe: Callable[[RebuildProgress], Any] | None = None) -> int:
-    """Build a new version from the start of the log, switch to it, drop the old one."""
-    building = projector.start_rebuild()
-    covered = 0
-    while True:
-        building, advanced = projector.step(building)
-        covered += advanced
-        head = projector.recorder.max_notification_id() or 0
-        if observe is not None:
-            observe(RebuildProgress(projector.name, building.position, head, covered))
-        if advanced == 0:
-            break
-    projector.activate(building)
-    projector.drop_retired()
-    return building.version
-
-
-def _now_us() -> int:
+def now_us() -> int:
     return int(time.time() * 1_000_000)

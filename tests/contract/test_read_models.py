@@ -22,7 +22,7 @@ from domain.patient import Patient
 from domain.subscriber import ContentLevel
 from domain.values import HumanName, TextValue
 from domain.vocabulary import EntryKind, MembershipStatus, Plan, Purpose, SensitivityLabel
-from infrastructure.projections.engine import rebuild
+from infrastructure.projections.rebuild import rebuild, start_rebuild
 from tests.conftest import ORG
 from tests.contract.raw_store import RawStore
 from tests.contract.read_model_support import (
@@ -521,7 +521,7 @@ def test_reads_use_the_active_version_while_a_rebuild_fills_the_next(
     # When a timeline rebuild has applied only its first small batch
     timeline_projector = projector(container, "timeline")
     timeline_projector.batch_size = 3
-    building = timeline_projector.start_rebuild()
+    building = start_rebuild(timeline_projector)
     building, advanced = timeline_projector.step(building)
     assert advanced > 0
     head = container.ledger.recorder.max_notification_id() or 0
@@ -565,7 +565,7 @@ def test_an_interrupted_rebuild_resumes_its_building_version(container: Containe
     before = view_digest(container, "directory")
     directory = projector(container, "directory")
     directory.batch_size = 2
-    directory.step(directory.start_rebuild())
+    directory.step(start_rebuild(directory))
 
     # When rebuild runs again, Then it finishes that version rather than starting another
     assert rebuild(directory) == 2
