@@ -196,14 +196,18 @@ class Disclosures:
         own transaction once its position is known (``CareLedger.commit``)."""
 
         def attest(outcome: WriteOutcome) -> tuple[AccessRecord.Recorded, Disclosed]:
-            rendered = render(outcome.body())
-            access_id = self.new_id()
-            record = self._record(
-                access_id, ctx, "write", WRITE_ADMITTED, patient_id, (),
-                {str(patient_id): int(outcome.result.get("version", 0))}, {"view": "write"},
-                hashlib.sha256(rendered).hexdigest(),
-            )  # fmt: skip
-            return record, Disclosed(rendered, access_id)
+            made = self.prepare(
+                ctx,
+                access_id=self.new_id(),
+                action="write",
+                body=outcome.body(),
+                decision=WRITE_ADMITTED,
+                patient_id=patient_id,
+                entry_ids=(),
+                stream_versions={str(patient_id): int(outcome.result.get("version", 0))},
+                request={"view": "write"},
+            )
+            return made.record, Disclosed(made.body, made.access_id)
 
         return attest
 

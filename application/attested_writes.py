@@ -33,12 +33,11 @@ class Attestation:
 
     def __init__(self, attest: Attest) -> None:
         self._attest = attest
-        self.record: AccessRecord.Recorded | None = None
-        self.receipt: Any = None
+        self.receipt: Any = None  # what the caller answers with, from the last attempt
 
     def make(self, position: int) -> AccessRecord.Recorded:
-        self.record, self.receipt = self._attest(position)
-        return self.record
+        record, self.receipt = self._attest(position)
+        return record
 
 
 class Attestations:

@@ -25,8 +25,8 @@ from eventsourcing.application import ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
-from application.attested_writes import Attestation, Attestations
-from application.ports import FOLLOW_UP, IdempotencyClaim
+from application.attested_writes import Attestation
+from application.ports import IdempotencyClaim
 
 Recordings = list[Recording[UUID]]
 
@@ -50,33 +50,6 @@ class PendingSave:
         if attestation is not None and not events.events:
             raise ValueError("an attested write must save at least one event")
         return cls(events, claim, attestation)
-
-
-def record_saves(ledger: Any, group: Sequence[PendingSave]) -> Recordings:
-    """Write the saves in one transaction, with their claims and access records.
-
-    The library's own steps of ``Application.save``, for events already collected:
-    record them, snapshot where an interval is crossed, notify followers.
-    """
-    shared: ProcessingEvent[UUID] = ProcessingEvent()
-    pending: list[tuple[int, Attestation]] = []
-    for save in group:
-        shared.events += save.events.events
-        shared.aggregates.update(save.events.aggregates)
-        if save.attestation is not None:
-            pending.append((len(shared.events) - 1, save.attestation))
-    kwargs: dict[str, Any] = {}
-    claims = [save.claim for save in group if save.claim is not None]
-    if claims:
-        kwargs["idempotency"] = claims
-    attestations = Attestations(ledger.mapper, pending) if pending else None
-    if attestations is not None:
-        kwargs[FOLLOW_UP] = attestations
-    shared.saved_kwargs = kwargs
-    recordings: Recordings = ledger._record(shared)
-    ledger._take_snapshots(shared)
-    ledger._notify(recordings + (attestations.recordings() if attestations else []))
-    return recordings
 
 
 class GroupWrites:
@@ -148,7 +121,7 @@ class GroupWrites:
                 save.done.set_exception(error)
 
     def _write(self, group: Sequence[PendingSave]) -> Recordings:
-        recordings = record_saves(self.ledger, group)
+        recordings: Recordings = self.ledger.record_saves(group)
         self.commits += 1
         self.saves += len(group)
         return recordings

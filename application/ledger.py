@@ -22,7 +22,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import EnvType
 
-from application.attested_writes import Attestation
+from application.attested_writes import Attestation, Attestations
 from application.context import RequestContext
 from application.errors import (
     IdempotencyKeyReused,
@@ -31,8 +31,8 @@ from application.errors import (
     StoreUnavailable,
     VersionConflict,
 )
-from application.group_writes import GroupWrites, PendingSave, record_saves
-from application.ports import IdempotencyClaim, IdempotencyRecords, StreamLookup
+from application.group_writes import GroupWrites, PendingSave, Recordings
+from application.ports import FOLLOW_UP, IdempotencyClaim, IdempotencyRecords, StreamLookup
 from application.transcodings import register_clinical_transcodings
 from domain.consent import Consent
 from domain.membership import Membership
@@ -151,7 +151,7 @@ class CareLedger(Application[UUID]):
         ``load`` asks (the library's fast-forward: a query, and a decryption of the
         events found, per command). A command does not need to: its save is refused if
         the stream moved on (the version is unique in the log), and ``change`` then
-        forgets the copy and works on the store's state.
+        brings the copy up to date through ``load``.
         """
         cache = self.repository.cache
         if cache is not None:
@@ -164,13 +164,42 @@ class CareLedger(Application[UUID]):
                     return deepcopy(cached)
         return self.load(cls, stream_id, resource)
 
-    def _cache_saved(self, aggregates: Sequence[Aggregate]) -> None:
-        """Keep what a command saved as the cached copy (the library does so itself
-        only without fast-forward)."""
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> Recordings:
+        """The library's step, and the saved aggregates kept as the cached copies (the
+        library does so itself only without fast-forward). Here, so that they are
+        cached in commit order, before any caller of the save is released."""
+        recordings = super()._record(processing_event)
         cache = self.repository.cache
         if cache is not None and self.repository.fastforward:
-            for aggregate in aggregates:
-                cache.put(aggregate.id, aggregate)
+            for aggregate_id, aggregate in processing_event.aggregates.items():
+                cache.put(aggregate_id, aggregate)
+        return recordings
+
+    def record_saves(self, group: Sequence[PendingSave]) -> Recordings:
+        """Write the saves in one transaction, with their claims and access records.
+
+        The library's own steps of ``Application.save``, for events already collected:
+        record them, snapshot where an interval is crossed, notify followers.
+        """
+        shared: ProcessingEvent[UUID] = ProcessingEvent()
+        pending: list[tuple[int, Attestation]] = []
+        for save in group:
+            shared.events += save.events.events
+            shared.aggregates.update(save.events.aggregates)
+            if save.attestation is not None:
+                pending.append((len(shared.events) - 1, save.attestation))
+        kwargs: dict[str, Any] = {}
+        claims = [save.claim for save in group if save.claim is not None]
+        if claims:
+            kwargs["idempotency"] = claims
+        attestations = Attestations(self.mapper, pending) if pending else None
+        if attestations is not None:
+            kwargs[FOLLOW_UP] = attestations
+        shared.saved_kwargs = kwargs
+        recordings = self._record(shared)
+        self._take_snapshots(shared)
+        self._notify(recordings + (attestations.recordings() if attestations else []))
+        return recordings
 
     def save_tracked(self, events: Sequence[Any], tracking: Tracking | None) -> None:
         """Save, with a tracking record in the same transaction (the library's
@@ -244,7 +273,7 @@ class CareLedger(Application[UUID]):
             if self.group_writes is not None:
                 recordings = self.group_writes.save(aggregates, claim, attestation)
             else:
-                recordings = record_saves(self, [PendingSave.of(aggregates, claim, attestation)])
+                recordings = self.record_saves([PendingSave.of(aggregates, claim, attestation)])
         except IntegrityError:
             # Either a concurrent writer won the race, or a retry of this very request
             # did. Only the second is answered from the claim.
@@ -253,7 +282,6 @@ class CareLedger(Application[UUID]):
             raise
         except (OperationalError, InterfaceError) as error:
             raise StoreUnavailable(type(error).__name__) from None
-        self._cache_saved(aggregates)
         position = max(r.notification.id for r in recordings)
         return WriteOutcome(result, position, receipt=attestation.receipt if attestation else None)
 
@@ -276,8 +304,12 @@ class CareLedger(Application[UUID]):
         and returns what to save and the result fields. It may raise domain or
         application errors.
         """
+        stale = False
         for _ in range(CONFLICT_RETRIES):
-            aggregate = self._for_command(cls, stream_id, resource)
+            if stale:  # the cached copy is behind the store: bring it up to date
+                aggregate = self.load(cls, stream_id, resource)
+            else:
+                aggregate = self._for_command(cls, stream_id, resource)
             if expected_version is not None and aggregate.version != expected_version:
                 aggregate = self.load(cls, stream_id, resource)  # the copy may be behind
             if admit is not None:
@@ -288,7 +320,9 @@ class CareLedger(Application[UUID]):
             try:
                 return self.commit(ctx, to_save, result, attest)
             except IntegrityError:
-                self.forget(stream_id)  # stale here: the next attempt reads the store
+                # The cached copy is an earlier state of the stream (a command works on
+                # a copy of it): the next attempt fast-forwards it from the store.
+                stale = True
                 if expected_version is not None:
                     latest = self.load(cls, stream_id, resource)
                     raise PreconditionFailed(expected_version, latest.version) from None

@@ -22,9 +22,7 @@ from domain.vocabulary import AdministrativeSex, EntryKind, Modality, Sensitivit
 
 
 class Patients:
-    def __init__(
-        self, ledger: CareLedger, clock: Clock, new_id: NewId, reads: ReadSide | None = None
-    ) -> None:
+    def __init__(self, ledger: CareLedger, clock: Clock, new_id: NewId, reads: ReadSide) -> None:
         self.ledger = ledger
         self.clock = clock
         self.new_id = new_id
@@ -32,10 +30,9 @@ class Patients:
 
     def _attest(
         self, ctx: RequestContext, patient_id: UUID
-    ) -> Callable[[WriteOutcome], tuple[AccessRecord.Recorded, Disclosed]] | None:
-        """The write's access record, made in its transaction (none without a read side:
-        the caller then records the disclosure itself)."""
-        return self.reads.disclosures.attest_write(ctx, patient_id) if self.reads else None
+    ) -> Callable[[WriteOutcome], tuple[AccessRecord.Recorded, Disclosed]]:
+        """The write's access record, made in its transaction."""
+        return self.reads.disclosures.attest_write(ctx, patient_id)
 
     def _by(self, ctx: RequestContext) -> Provenance:
         return Provenance(ctx.actor.id, self.clock())
@@ -207,7 +204,6 @@ class Patients:
         patient = self.ledger.load(Patient, patient_id, "patient")
         if patient.erased:
             raise Gone("the patient's record has been erased")
-        assert self.reads is not None, "reading a patient needs the read side"
         admission = self.reads.gate.admit(
             ctx, patient_id, Content.DEMOGRAPHICS, "read",
             care_organisation=patient.organisation_id,
