@@ -40,7 +40,6 @@ Results: a markdown table on stdout, JSON in ``bench/results/audit-<timestamp>.j
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import cProfile
 import io
@@ -49,7 +48,6 @@ import os
 import pstats
 import random
 import resource
-import secrets
 import socket
 import statistics
 import subprocess
@@ -81,9 +79,11 @@ from bench.projections import (
     HEART_RATE,
     NO_LABELS,
     ORG,
-    bench_database,
+    bench_settings,
+    bench_store,
     new_patient,
     percentile,
+    server_version,
 )
 from domain.values import Provenance, Quantity
 from domain.vocabulary import EntryKind, Plan, Purpose
@@ -341,17 +341,6 @@ def load_main(spec_json: str) -> None:
 # The store and the chart ------------------------------------------------------------------
 
 
-def bench_settings(url: str, var_dir: Path) -> Settings:
-    return Settings(
-        database_url=url,
-        master_key=base64.b64encode(secrets.token_bytes(32)).decode(),
-        jwt_secret=secrets.token_urlsafe(40),
-        var_dir=var_dir,
-        org=ORG,
-        log_level="WARNING",
-    )
-
-
 def write_chart(ledger: CareLedger, entries: int, progress: Progress) -> UUID:
     by = Provenance("clinician-7", datetime.now(UTC))
     patient, consent = new_patient(1, by)
@@ -407,22 +396,11 @@ def seed(settings: Settings, entries: int, progress: Progress) -> dict[str, Any]
             "cursors": cursors,
             "head": head,
             "events_table": recorder.events_table_name,
-            "server": server_version(container, settings.database_url),
+            "server": server_version(container.ledger),
         }
     finally:
         container.close()
     return info
-
-
-def server_version(container: Any, url: str) -> str:
-    recorder: Any = container.ledger.recorder
-    if not url.startswith("postgres"):
-        import sqlite3
-
-        return f"SQLite {sqlite3.sqlite_version}"
-    with recorder.datastore.get_connection() as conn:
-        row = conn.execute("SHOW server_version").fetchone()
-    return f"PostgreSQL {next(iter(row.values()))}"
 
 
 class AccessCounter:
@@ -735,10 +713,7 @@ def phase(
 def run_backend(backend: str, args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cl-bench-audit-")))
-        if backend == "postgres":
-            url = stack.enter_context(bench_database())
-        else:
-            url = f"sqlite:///{workdir / 'careledger.db'}"
+        url = stack.enter_context(bench_store(backend))
         settings = bench_settings(url, workdir / "var")
         seeded = seed(settings, args.entries, progress)
         assert settings.jwt_secret is not None
@@ -879,7 +854,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="shorter phases (5 s)")
-    parser.add_argument("--backend", choices=("postgres", "sqlite", "both"), default="both")
+    bench_report.add_backend_option(parser)
     parser.add_argument("--entries", type=int, default=1000, help="entries in the chart")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections")
     parser.add_argument("--seconds", type=float, help="measured seconds per phase (15)")
@@ -905,7 +880,7 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.serve, args.port)
         return 0
     started = datetime.now(UTC)
-    backends = ["postgres", "sqlite"] if args.backend == "both" else [args.backend]
+    backends = bench_report.backends(args)
     with bench_report.progress(stderr) as progress:
         results = [run_backend(backend, args, progress) for backend in backends]
     report, out = bench_report.save("audit", started, args, machine(), results)

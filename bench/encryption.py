@@ -60,6 +60,7 @@ from api.bootstrap import open_ledger
 from api.settings import Settings
 from application.ledger import CareLedger
 from bench import report as bench_report
+from bench.projections import server_version
 from domain.patient import Patient
 from domain.values import Coding, ContactDetails, HumanName, Provenance, Quantity
 from domain.vocabulary import AdministrativeSex, EntryKind, SensitivityLabel
@@ -122,7 +123,9 @@ def store_urls(backend: str) -> Iterator[Callable[[str], str]]:
         return
     with warnings.catch_warnings():  # the test helpers import the test client
         warnings.simplefilter("ignore")
-        from tests.conftest import PG_ADMIN_URL, create_database, drop_database
+        from tests.conftest import PG_ADMIN_URL, create_database, drop_database, ensure_roles
+
+    ensure_roles(PG_ADMIN_URL)  # a benchmark may be the first thing run on a new server
 
     created: list[str] = []
 
@@ -465,24 +468,13 @@ def bench_backend(args: argparse.Namespace, backend: str, progress: Progress) ->
         stack.callback(sealed.close)
         plain = open_plain(new_url("plain"))
         stack.callback(plain.close)
-        result: dict[str, Any] = {"server": server_version(sealed, backend)}
+        result: dict[str, Any] = {"server": server_version(sealed)}
         if not args.skip_e1:
             result["E1"] = run_e1(sealed, plain, args, progress, backend)
         plain.close()
         if not args.skip_a1:
             result["A1"] = run_a1(sealed, keys, args, progress, backend)
         return result
-
-
-def server_version(ledger: CareLedger, backend: str) -> str:
-    recorder: Any = ledger.recorder
-    if backend == "sqlite":
-        import sqlite3
-
-        return f"SQLite {sqlite3.sqlite_version}"
-    with recorder.datastore.get_connection() as conn:
-        row = conn.execute("SHOW server_version").fetchone()
-    return f"PostgreSQL {next(iter(row.values()))}"
 
 
 def machine() -> dict[str, Any]:
@@ -534,7 +526,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--entries-per-patient", type=int, default=4, help="E1: entries after each registration"
     )
-    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    bench_report.add_backend_option(parser)
     parser.add_argument(
         "--verify-records", type=int, default=200_000, help="A1: records in the log to verify"
     )
@@ -551,7 +543,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    backends = bench_report.backends(args)
     started = datetime.now(UTC)
     results: dict[str, Any] = {}
     with bench_report.progress(stderr) as progress:

@@ -1211,12 +1211,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--events", type=int, help="P1: events in the log (default 20,000)")
     parser.add_argument("--quick", action="store_true", help="a smaller, shorter run")
-    parser.add_argument(
-        "--backend",
-        choices=("postgres", "sqlite", "both"),
-        default="both",
-        help="P1, P2 and R2 on PostgreSQL; R2 on SQLite",
-    )
+    bench_report.add_backend_option(parser, "P1, P2 and R2 on PostgreSQL; R2 on SQLite")
     parser.add_argument("--rebuild-repeats", type=int, help="P1: timed rebuilds (default 3)")
     parser.add_argument("--rate", type=float, default=300.0, help="P2: writes per second")
     parser.add_argument("--seconds", type=float, help="P2: measured seconds (default 20)")
@@ -1257,7 +1252,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = datetime.now(UTC)
-    backends = ["postgres", "sqlite"] if args.backend == "both" else [args.backend]
+    backends = bench_report.backends(args)
     with bench_report.progress(stderr) as progress:
         results = [run(backend, args, progress) for backend in backends]
     report, out = bench_report.save("projections", started, args, machine(), results)

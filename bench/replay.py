@@ -112,11 +112,11 @@ def run(backend: str, entries: int, repeats: int, progress: Any) -> dict[str, An
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--backend", choices=("postgres", "sqlite", "both"), default="both")
+    bench_report.add_backend_option(parser)
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args()
     started = datetime.now(UTC)
-    backends = ["postgres", "sqlite"] if args.backend == "both" else [args.backend]
+    backends = bench_report.backends(args)
     with bench_report.progress(stderr) as progress:
         results = [run(b, 1000, 50 if args.quick else 200, progress) for b in backends]
     info = bench_report.machine("eventsourcing", "psycopg")

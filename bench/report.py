@@ -82,3 +82,15 @@ def save(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     return report, out
+
+
+BACKENDS = ("postgres", "sqlite")
+
+
+def add_backend_option(parser: argparse.ArgumentParser, note: str | None = None) -> None:
+    parser.add_argument("--backend", choices=(*BACKENDS, "both"), default="both", help=note)
+
+
+def backends(args: argparse.Namespace) -> list[str]:
+    """The backends ``--backend`` names, PostgreSQL first."""
+    return list(BACKENDS) if args.backend == "both" else [args.backend]

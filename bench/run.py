@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.report import RESULTS_DIR, command_line, machine
+from bench.report import RESULTS_DIR, command_line
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -47,12 +47,18 @@ def run(module: str, flags: list[str], stamp: str) -> dict[str, Any]:
     return report
 
 
-def newest(module: str) -> dict[str, Any]:
-    found = sorted(RESULTS_DIR.glob(f"{module}-*.json"))
-    if not found:
-        raise SystemExit(f"bench: no results of bench.{module} yet; run it first")
-    report: dict[str, Any] = json.loads(found[-1].read_text())
-    return report
+def newest_run() -> dict[str, dict[str, Any]]:
+    """Each module's report from the newest run of this command that wrote them all
+    (one stamp): modules run alone, perhaps on another machine, never mix in."""
+    stamps = [
+        {path.stem.removeprefix(f"{module}-") for path in RESULTS_DIR.glob(f"{module}-*.json")}
+        for module in RUNS
+    ]
+    common = set.intersection(*stamps)
+    if not common:
+        raise SystemExit("bench: no run wrote every module's results yet; run `make bench`")
+    stamp = max(common)
+    return {m: json.loads((RESULTS_DIR / f"{m}-{stamp}.json").read_text()) for m in RUNS}
 
 
 def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, str, str]]:
@@ -72,7 +78,7 @@ def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, s
     table.append(("A1", "`audit verify`", a1, ">= 200,000/s", _met(pg["A1"]["met"]),
                   enc["command"]))  # fmt: skip
     cmd = reports["projections"]["command"]
-    for pro in _per_backend(reports["projections"]["results"]):  # P1 and P2: PostgreSQL
+    for pro in reports["projections"]["results"]:  # P1 and P2: PostgreSQL
         backend = pro["backend"]
         if "P1" in pro:
             p1 = pro["P1"]
@@ -97,7 +103,7 @@ def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, s
             f"{result['ratio_audited_over_unaudited']}x",
             ">= 0.7x", _met(result["met"]), reports["audit"]["command"],
         ))  # fmt: skip
-    for a2 in _per_backend(reports["replay"]["results"]):
+    for a2 in reports["replay"]["results"]:
         table.append(("A2", f"replay of a timeline page from a 1,000-entry chart, "
                       f"{a2['backend']}", f"p99 {a2['first_page']['p99_ms']} ms (first page), "
                       f"{a2['middle_page']['p99_ms']} ms (middle)", "p99 <= 50 ms",
@@ -112,7 +118,7 @@ def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, s
     table.append(("S2", "feed long-poll wake after a write",
                   f"p50 {sub['S2']['p50_ms']} ms, p99 {sub['S2']['p99_ms']} ms", "p99 <= 50 ms",
                   _met(sub["S2"]["p99_ms"] <= 50), cmd))  # fmt: skip
-    writes = _per_backend(reports["writes"]["results"])
+    writes = reports["writes"]["results"]
     cmd = reports["writes"]["command"]
     for wr in writes:
         w1 = wr["W1"]
@@ -145,24 +151,15 @@ def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, s
     return table
 
 
-def _per_backend(results: Any) -> list[dict[str, Any]]:
-    """A module's results, one per backend. A report from before its SQLite runs holds
-    a single PostgreSQL result, so the newest such file still makes the table."""
-    if isinstance(results, list):
-        return results
-    return [{"backend": "postgres", **results}]
-
-
 def _met(flag: bool) -> str:
     return "yes" if flag else "**no**"
 
 
-def markdown(table: Sequence[tuple[str, ...]], mode: str, info: dict[str, Any]) -> str:
+def markdown(table: Sequence[tuple[str, ...]], mode: str, info: dict[str, Any], day: str) -> str:
     lines = [
         f"Mode: {mode}, `{command_line('bench.run')}`; machine: {info['cpu']}, "
         f"{info['cpu_count']} CPUs, Python {info['python']}, eventsourcing "
-        f"{info['eventsourcing']}, psycopg {info['psycopg']}; "
-        f"{datetime.now(UTC):%Y-%m-%d}.",
+        f"{info['eventsourcing']}, psycopg {info['psycopg']}; {day}.",
         "",
         "| id | scenario | figure | goal | met | command |",
         "|---|---|---|---|---|---|",
@@ -183,13 +180,15 @@ def main() -> None:
     args = parser.parse_args()
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     if args.table_only:
-        reports = {m: newest(m) for m in RUNS}
+        reports = newest_run()
     else:
         reports = {
             m: run(m, full if args.full else quick, stamp) for m, (quick, full) in RUNS.items()
         }
-    info = machine("eventsourcing", "psycopg")
-    text = markdown(rows(reports), "full" if args.full else "quick", info)
+    # The machine and day of the run itself (with --table-only, perhaps an earlier one).
+    first = next(iter(reports.values()))
+    info, day = first["machine"], first["started_at"][:10]
+    text = markdown(rows(reports), "full" if args.full else "quick", info, day)
     (RESULTS_DIR / f"summary-{stamp}.md").write_text(text)
     print(text)
     if not args.no_readme:

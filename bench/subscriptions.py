@@ -159,13 +159,17 @@ def stream_count(subject: str) -> tuple[int, int]:
             js = nc.jetstream()
             sub = await js.pull_subscribe(subject, stream=STREAM)
             ids: list[str] = []
+            deadline = time.monotonic() + 120
             while True:
                 try:
                     batch = await sub.fetch(1000, timeout=1)
                 except TimeoutError:  # nats-py raises its own subclass, or the builtin
-                    # A slow fetch is not the end of the stream: only nothing pending is.
-                    if (await sub.consumer_info()).num_pending == 0:
+                    # A slow fetch is not the end of the stream: only nothing left is.
+                    info = await sub.consumer_info()
+                    if info.num_pending == 0 and info.num_ack_pending == 0:
                         break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("S1: the stream could not be read back") from None
                     continue
                 ids += [(m.headers or {}).get("Nats-Msg-Id", "") for m in batch]
                 for m in batch:

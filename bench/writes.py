@@ -333,11 +333,11 @@ def run_backend(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter phases, fewer rounds")
-    parser.add_argument("--backend", choices=("postgres", "sqlite", "both"), default="both")
+    bench_report.add_backend_option(parser)
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args()
     started = datetime.now(UTC)
-    backends = ["postgres", "sqlite"] if args.backend == "both" else [args.backend]
+    backends = bench_report.backends(args)
     with bench_report.progress(stderr) as progress, tempfile.TemporaryDirectory() as tmp:
         results = [run_backend(b, args, Path(tmp), progress) for b in backends]
     info = bench_report.machine("eventsourcing", "psycopg", "fastapi", "uvicorn")

@@ -46,7 +46,7 @@ def role_url(url: str, role: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _ensure_roles(admin_url: str) -> None:
+def ensure_roles(admin_url: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         for role in (OWNER_ROLE, APP_ROLE):
             # It may exist from an earlier or a concurrent run.
@@ -73,7 +73,7 @@ def postgres_server() -> Iterator[str]:
         if IN_CI:
             pytest.fail(f"CI=true and {message}")
         pytest.skip(f"NOTICE: skipping PostgreSQL run - {message}")
-    _ensure_roles(PG_ADMIN_URL)
+    ensure_roles(PG_ADMIN_URL)
     yield PG_ADMIN_URL
 
 
@@ -95,8 +95,6 @@ def nats_server() -> str:
 def create_database(admin_url: str) -> str:
     """A new database owned by the owner role; its admin (superuser) URL."""
     name = f"careledger_test_{uuid.uuid4().hex[:12]}"
-    # The roles are cluster-wide; a benchmark may be the first thing run on a new server.
-    _ensure_roles(admin_url)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" OWNER "{OWNER_ROLE}"')
     return admin_url.rsplit("/", 1)[0] + "/" + name
