@@ -24,7 +24,8 @@ def record_body(
 ) -> bytes:
     """The signed bytes of one record, after the previous link.
 
-    PostgreSQL builds the same bytes in SQL for verification (``SIGNED_BODY_SQL``).
+    PostgreSQL builds the same bytes in SQL for verification (the recorder's
+    ``_select_chain``).
     """
     sid = (
         stream_id.bytes

@@ -165,19 +165,17 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         try:
+            # Called only for a non-empty batch. Still inside the transaction and under
+            # the library's EXCLUSIVE lock on the events table, so links are written in
+            # log order and never left behind.
             ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-            if stored_events:
-                # Still inside the transaction and under the library's EXCLUSIVE lock on
-                # the events table, so links are written in log order and never left behind.
-                assert ids is not None
-                chained, chained_ids = self._followed_up(
-                    stored_events, ids, kwargs, lambda more: self._insert_more(curs, more)
-                )
-                previous = self._previous_link(curs, kwargs.get(NEW_KEYS))
-                links = list(self._links(previous, chained_ids, chained))
-                curs.execute(
-                    self._insert_link, ([p for p, _ in links], [link for _, link in links])
-                )
+            assert ids is not None
+            chained, chained_ids = self._followed_up(
+                stored_events, ids, kwargs, lambda more: self._insert_more(curs, more)
+            )
+            previous = self._previous_link(curs, kwargs.get(NEW_KEYS))
+            links = self._links(previous, chained_ids, chained)
+            curs.execute(self._insert_link, ([p for p, _ in links], [link for _, link in links]))
         except BaseException:
             self._abandon(curs)
             raise

@@ -2,8 +2,9 @@
 
 In the same transaction as the events they concern, under the write lock the library
 already takes:
-- an idempotency claim (passed through ``Application.save(..., idempotency=claim)``),
-  so a retried request either finds the first outcome or writes nothing;
+- the idempotency claims of the saves (``idempotency=[claim, ...]``, from
+  ``CareLedger.record_saves``), so a retried request either finds the first outcome
+  or writes nothing;
 - the hash-chain link of every record, so no record is ever unsealed;
 - the new data keys the events are sealed under (staged by the key ring), so no event
   commits without its key, and a registration costs no commit of its own for its key.
@@ -25,11 +26,8 @@ NEW_KEYS = "careledger_new_data_keys"  # the keyword that carries them to _inser
 
 
 def claims_of(kwargs: dict[str, Any]) -> list[IdempotencyClaim]:
-    """The idempotency claims a save carries: none, one, or one per grouped command."""
-    claims = kwargs.get("idempotency")
-    if claims is None:
-        return []
-    return [claims] if isinstance(claims, IdempotencyClaim) else list(claims)
+    """The idempotency claims a save carries: one per grouped command that has one."""
+    return list(kwargs.get("idempotency") or ())
 
 
 class CarriesNewKeys:
@@ -67,13 +65,15 @@ class Sealing:
         ids: Sequence[int],
         kwargs: dict[str, Any],
         insert: Callable[[Sequence[StoredEvent]], Sequence[int] | None],
-    ) -> tuple[list[StoredEvent], list[int]]:
+    ) -> tuple[Sequence[StoredEvent], Sequence[int]]:
         """The transaction's records and positions to chain: its events, then what a
         ``FollowUp`` adds once it knows their positions, inserted by ``insert`` in the
         same transaction."""
-        chained, chained_ids = list(stored_events), list(ids)
         follow_up: FollowUp | None = kwargs.get(FOLLOW_UP)
-        if follow_up is not None and (more := follow_up.events(ids)):
+        if follow_up is None:
+            return stored_events, ids
+        chained, chained_ids = list(stored_events), list(ids)
+        if more := follow_up.events(ids):
             more_ids = insert(more)
             assert more_ids is not None
             follow_up.recorded(more_ids)

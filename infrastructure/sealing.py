@@ -9,6 +9,7 @@ and the associated data is the stream id, version and topic plus that header, so
 ciphertext copied to another row or stream fails authentication.
 """
 
+import functools
 import logging
 import os
 import struct
@@ -56,9 +57,9 @@ security_log = logging.getLogger("careledger.security")
 _OWN_STREAM = "own stream"  # a patient's stream: the key id is the stream id
 _NEW_PATIENT = "new patient"  # the same, and the key is made with the stream
 _ASK_EVENT = "ask the event"  # decided per event (snapshots, and the other streams)
-_RULES: dict[type, UUID | str] = {}
 
 
+@functools.cache
 def _rule_for(cls: type) -> UUID | str:
     # The tombstone, sponsor programmes and subscribers carry no PHI and must stay
     # readable.
@@ -103,9 +104,7 @@ class SealingMapper(Mapper[UUID]):
         # On every save, so kept to few calls: each one costs far more in a save, with
         # the CPU's caches cold after a commit, than in a tight loop (bench.encryption E1).
         plain = super().to_stored_event(domain_event)
-        rule = _RULES.get(type(domain_event))
-        if rule is None:
-            rule = _RULES.setdefault(type(domain_event), _rule_for(type(domain_event)))
+        rule = _rule_for(type(domain_event))
         if rule is _OWN_STREAM or rule is _NEW_PATIENT:
             key_id = domain_event.originator_id
         elif rule is _ASK_EVENT:
@@ -173,10 +172,8 @@ class SealingMapper(Mapper[UUID]):
         return self.keys
 
     def _remember(self, stream_id: Any, key_id: UUID) -> None:
-        if key_id == SYSTEM_KEY_ID:  # decided by event type, and a tombstone must not
-            return  # make a patient's later records look like system records
-        if key_id == AUDIT_KEY_ID:  # decided by event type: an access record's stream
-            return  # key is never looked up, and there is one stream per record
+        if key_id in (SYSTEM_KEY_ID, AUDIT_KEY_ID):  # decided by the event's class, so
+            return  # never looked up (and an access record is a stream of its own)
         if key_id == stream_id:  # a patient's own stream: _key_for never looks it up
             return
         with self._lock:

@@ -18,6 +18,7 @@ from infrastructure.keys import WrappedKey
 from infrastructure.recorders import NEW_KEYS, CarriesNewKeys, Sealing, claims_of
 
 SQLITE_CHAIN_TABLE = "chain_links"
+_SELECT_HEAD = f"SELECT position, link FROM {SQLITE_CHAIN_TABLE} ORDER BY position DESC LIMIT 1"  # noqa: S608
 
 
 class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, SQLiteProcessRecorder):
@@ -62,7 +63,7 @@ class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, SQLiteProcessRecorder):
             chained, chained_ids = self._followed_up(
                 stored_events, ids, kwargs, lambda more: self._insert_more(c, more)
             )
-            c.execute(f"SELECT link FROM {SQLITE_CHAIN_TABLE} ORDER BY position DESC LIMIT 1")  # noqa: S608
+            c.execute(_SELECT_HEAD)  # the head's link is the previous one
             row = c.fetchone()
             previous = bytes(row["link"]) if row else GENESIS
             c.executemany(
@@ -98,9 +99,7 @@ class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, SQLiteProcessRecorder):
 
     def chain_head(self) -> Head | None:
         with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT position, link FROM {SQLITE_CHAIN_TABLE} ORDER BY position DESC LIMIT 1"  # noqa: S608
-            )
+            c.execute(_SELECT_HEAD)
             row = c.fetchone()
         return Head(row["position"], bytes(row["link"])) if row else None
 

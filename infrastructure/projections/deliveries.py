@@ -135,7 +135,7 @@ class DeliveryProjection:
     def apply(self, cursor: Cursor, version: int, batch: Sequence[Decoded]) -> None:
         if not batch:
             return
-        subscribers = self._subscribers_of(cursor, version)
+        subscribers = subscribers_of(cursor, self.t[SUBSCRIBERS], version)
         work = _Batch({}, set(), {}, {}, {}, set(), [])
         for item in batch:
             event = item.event
@@ -251,13 +251,6 @@ class DeliveryProjection:
                 work.outbox.append((spec.id.hex, item.position, patient_id.hex, sealed))
 
     # Loading and writing ------------------------------------------------------------
-
-    def _subscribers_of(self, cursor: Cursor, version: int) -> list[SubscriberSpec]:
-        rows = cursor.execute(
-            f"SELECT spec FROM {self.t[SUBSCRIBERS]} WHERE version = ? ORDER BY position",
-            (version,),
-        ).fetchall()
-        return [SubscriberSpec.from_json(orjson.loads(r[0])) for r in rows]
 
     def _patient_of(
         self, cursor: Cursor, version: int, work: _Batch, stream_id: UUID
@@ -381,3 +374,11 @@ def subject_facts(subject: dict[str, Any]) -> Subject:
             if m["organisation_id"] == subject["org"]
         ],
     )
+
+
+def subscribers_of(cursor: Cursor, table: str, version: int) -> list[SubscriberSpec]:
+    """The view's subscribers, in the order they were registered."""
+    rows = cursor.execute(
+        f"SELECT spec FROM {table} WHERE version = ? ORDER BY position", (version,)
+    ).fetchall()
+    return [SubscriberSpec.from_json(orjson.loads(r[0])) for r in rows]

@@ -25,6 +25,7 @@ from infrastructure.projections.deliveries import (
     outbox_label,
     subject_facts,
     subject_label,
+    subscribers_of,
 )
 from infrastructure.projections.engine import active_version
 from infrastructure.projections.sealed_rows import RowSealer
@@ -56,11 +57,7 @@ class DeliveryReader:
     def subscribers(self) -> list[SubscriberSpec]:
         with self.store.reading() as cursor:
             version = active_version(cursor, self.store, NAME)
-            rows = cursor.execute(
-                f"SELECT spec FROM {self.t[SUBSCRIBERS]} WHERE version = ? ORDER BY position",
-                (version,),
-            ).fetchall()
-        return [SubscriberSpec.from_json(orjson.loads(r[0])) for r in rows]
+            return subscribers_of(cursor, self.t[SUBSCRIBERS], version)
 
     def pending(self, subscriber_id: UUID, after: int, limit: int) -> Pending:
         with self.store.reading() as cursor:
