@@ -27,6 +27,7 @@ from application.subscriptions import DELIVERY_VIEW
 from infrastructure.projections.live import Positions
 
 log = logging.getLogger("careledger.relay")
+_CONNECTION_LOST = (OSError, nats.errors.UnexpectedEOF, nats.errors.StaleConnectionError)
 
 STREAM = "CARELEDGER"
 # How long JetStream remembers a Nats-Msg-Id: a relay restarted within it never
@@ -47,6 +48,12 @@ class NatsBroker:
         self._nc: Any = None
         self._js: Any = None
         self.reconnects = 0
+        # Set once the connection is seen lost. nats-py reconnects by itself, but its
+        # callbacks were seen to come late or never (nats-py 2.15: disconnected only
+        # after publishing had resumed, reconnected not at all), so a loss is also
+        # known from a connection error, and the reconnect from the first publish
+        # acknowledged after it.
+        self._disconnected = False
 
     def connect(self) -> None:
         self._run(self._connected(), self.timeout + 5)
@@ -77,6 +84,7 @@ class NatsBroker:
                 connect_timeout=2,
                 error_cb=self._error,
                 reconnected_cb=self._reconnected,
+                disconnected_cb=self._lost,
             )
             self._js = self._nc.jetstream(
                 timeout=self.timeout, publish_async_max_pending=self.max_pending
@@ -100,14 +108,23 @@ class NatsBroker:
                 )
             )
         stored = await asyncio.wait_for(asyncio.gather(*acks), self.timeout)
+        await self._reconnected()
         return sum(1 for ack in stored if not ack.duplicate)
 
     async def _error(self, error: Exception) -> None:
+        if isinstance(error, _CONNECTION_LOST):
+            self._disconnected = True
         log.warning("nats error", extra={"error": type(error).__name__})
 
+    async def _lost(self) -> None:
+        self._disconnected = True
+
     async def _reconnected(self) -> None:
-        self.reconnects += 1
-        log.info("nats reconnected")
+        """Once per loss of the connection, whichever tells first."""
+        if self._disconnected:
+            self._disconnected = False
+            self.reconnects += 1
+            log.info("nats reconnected")
 
 
 async def ensure_stream(js: Any) -> None:
