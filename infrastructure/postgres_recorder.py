@@ -18,15 +18,14 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from application.ports import IdempotentOutcome
-from infrastructure.chain import GENESIS, ChainRow, Head
+from infrastructure.chain import GENESIS, ChainRow
 from infrastructure.key_tables import (
     PostgresKeyTable,
     postgres_create_keys,
     postgres_keys_table,
 )
 from infrastructure.keys import WrappedKey
-from infrastructure.recorders import NEW_KEYS, CarriesNewKeys, Sealing, claims_of
+from infrastructure.recorders import NEW_KEYS, CarriesNewKeys, LedgerReads, Sealing, claims_of
 
 _ABANDON = b"DO $$BEGIN RAISE EXCEPTION 'careledger: transaction abandoned'; END$$"
 
@@ -44,7 +43,7 @@ def _binary_insert(statement: Composed | SQL) -> Composed | SQL:
     return SQL(text.replace("unnest(%s::", "unnest(%b::"))  # type: ignore[arg-type]
 
 
-class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
+class PostgresLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, PostgresProcessRecorder):
     def __init__(
         self,
         datastore: PostgresDatastore,
@@ -234,16 +233,10 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
             copy.set_types(("int8", "bytea", "bytea"))
             yield from copy.rows()  # type: ignore[misc]
 
-    def first_orphan_link(self) -> int | None:
-        """The first link whose record is gone."""
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(self._select_orphan).fetchone()
-        return None if row is None or row["p"] is None else int(row["p"])
-
-    def chain_head(self) -> Head | None:
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(self._select_head).fetchone()
-        return Head(row["position"], bytes(row["link"])) if row else None
+    def _one_row(self, statement: Any, params: Sequence[Any] = ()) -> DictRow | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, params)
+            return curs.fetchone()
 
     def existing_streams(self, stream_ids: Sequence[UUID]) -> set[UUID]:
         """Which of these streams have any record (one query, no decryption)."""
@@ -265,11 +258,3 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, PostgresProcessRecorder):
             )
             for row in rows
         ]
-
-    def find_outcome(self, scope: str) -> IdempotentOutcome | None:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._select_claim, (scope,))
-            row = curs.fetchone()
-        if row is None:
-            return None
-        return IdempotentOutcome(row["fingerprint"], bytes(row["result"]), row["position"])

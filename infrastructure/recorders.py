@@ -10,13 +10,13 @@ already takes:
   commits without its key, and a registration costs no commit of its own for its key.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
-from application.ports import FOLLOW_UP, FollowUp, IdempotencyClaim
-from infrastructure.chain import link
+from application.ports import FOLLOW_UP, FollowUp, IdempotencyClaim, IdempotentOutcome
+from infrastructure.chain import Head, link
 from infrastructure.key_tables import (
     PostgresKeyTable,
     SQLiteKeyTable,
@@ -94,3 +94,30 @@ class Sealing:
             )  # fmt: skip
             links.append((position, previous))
         return links
+
+
+class LedgerReads:
+    """The one-row reads both recorders answer alike: each backend gives its SQL (with
+    the same column names) and how to run it in a read transaction (``_one_row``)."""
+
+    _select_head: Any  # position, link of the last link
+    _select_orphan: Any  # p: the first link whose record is gone
+    _select_claim: Any  # fingerprint, result, position of a claim's event
+
+    def _one_row(self, statement: Any, params: Sequence[Any] = ()) -> Mapping[str, Any] | None:
+        raise NotImplementedError
+
+    def chain_head(self) -> Head | None:
+        row = self._one_row(self._select_head)
+        return Head(row["position"], bytes(row["link"])) if row else None
+
+    def first_orphan_link(self) -> int | None:
+        """The first link whose record is gone."""
+        row = self._one_row(self._select_orphan)
+        return None if row is None or row["p"] is None else int(row["p"])
+
+    def find_outcome(self, scope: str) -> IdempotentOutcome | None:
+        row = self._one_row(self._select_claim, (scope,))
+        if row is None:
+            return None
+        return IdempotentOutcome(row["fingerprint"], bytes(row["result"]), row["position"])

@@ -8,23 +8,33 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
 
-from application.ports import IdempotentOutcome
-from infrastructure.chain import GENESIS, ChainRow, Head, record_body
+from infrastructure.chain import GENESIS, ChainRow, record_body
 from infrastructure.key_tables import (
     SQLITE_CREATE_KEYS,
     SQLiteKeyTable,
 )
 from infrastructure.keys import WrappedKey
-from infrastructure.recorders import NEW_KEYS, CarriesNewKeys, Sealing, claims_of
+from infrastructure.recorders import NEW_KEYS, CarriesNewKeys, LedgerReads, Sealing, claims_of
 
 SQLITE_CHAIN_TABLE = "chain_links"
 _SELECT_HEAD = f"SELECT position, link FROM {SQLITE_CHAIN_TABLE} ORDER BY position DESC LIMIT 1"  # noqa: S608
 
 
-class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, SQLiteProcessRecorder):
+class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, SQLiteProcessRecorder):
     def __init__(self, datastore: SQLiteDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         self.keys = SQLiteKeyTable(datastore)
+        self._select_head = _SELECT_HEAD
+        self._select_orphan = (
+            f"SELECT min(position) AS p FROM {SQLITE_CHAIN_TABLE} l WHERE NOT EXISTS "  # noqa: S608
+            f"(SELECT 1 FROM {self.events_table_name} e WHERE e.rowid = l.position)"
+        )
+        self._select_claim = (
+            "SELECT i.fingerprint, i.result, e.rowid AS position "  # noqa: S608
+            f"FROM idempotency_claims i LEFT JOIN {self.events_table_name} e "
+            "ON e.originator_id = i.stream_id AND e.originator_version = i.stream_version "
+            "WHERE i.scope = ?"
+        )
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -87,21 +97,10 @@ class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, SQLiteProcessRecorder):
             for position, stream_id, version, topic, state, stored in c.sqlite_cursor:
                 yield position, record_body(position, stream_id, version, topic, state), stored
 
-    def first_orphan_link(self) -> int | None:
-        """The first link whose record is gone."""
+    def _one_row(self, statement: Any, params: Sequence[Any] = ()) -> Any:
         with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT min(position) AS p FROM {SQLITE_CHAIN_TABLE} l WHERE NOT EXISTS "  # noqa: S608
-                f"(SELECT 1 FROM {self.events_table_name} e WHERE e.rowid = l.position)"
-            )
-            row = c.fetchone()
-        return None if row is None or row["p"] is None else int(row["p"])
-
-    def chain_head(self) -> Head | None:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(_SELECT_HEAD)
-            row = c.fetchone()
-        return Head(row["position"], bytes(row["link"])) if row else None
+            c.execute(statement, params)
+            return c.fetchone()
 
     def existing_streams(self, stream_ids: Sequence[UUID]) -> set[UUID]:
         """Which of these streams have any record (one query, no decryption)."""
@@ -136,17 +135,3 @@ class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, SQLiteProcessRecorder):
                 )
                 for row in c.fetchall()
             ]
-
-    def find_outcome(self, scope: str) -> IdempotentOutcome | None:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT i.fingerprint, i.result, e.rowid AS position "  # noqa: S608
-                f"FROM idempotency_claims i LEFT JOIN {self.events_table_name} e "
-                "ON e.originator_id = i.stream_id AND e.originator_version = i.stream_version "
-                "WHERE i.scope = ?",
-                (scope,),
-            )
-            row = c.fetchone()
-        if row is None:
-            return None
-        return IdempotentOutcome(row["fingerprint"], bytes(row["result"]), row["position"])
