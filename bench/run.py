@@ -155,9 +155,11 @@ def _met(flag: bool) -> str:
     return "yes" if flag else "**no**"
 
 
-def markdown(table: Sequence[tuple[str, ...]], mode: str, info: dict[str, Any], day: str) -> str:
+def markdown(
+    table: Sequence[tuple[str, ...]], mode: str, info: dict[str, Any], day: str, command: str
+) -> str:
     lines = [
-        f"Mode: {mode}, `{command_line('bench.run')}`; machine: {info['cpu']}, "
+        f"Mode: {mode}, `{command}`; machine: {info['cpu']}, "
         f"{info['cpu_count']} CPUs, Python {info['python']}, eventsourcing "
         f"{info['eventsourcing']}, psycopg {info['psycopg']}; {day}.",
         "",
@@ -188,8 +190,12 @@ def main() -> None:
     # The machine and day of the run itself (with --table-only, perhaps an earlier one).
     first = next(iter(reports.values()))
     info, day = first["machine"], first["started_at"][:10]
-    text = markdown(rows(reports), "full" if args.full else "quick", info, day)
-    (RESULTS_DIR / f"summary-{stamp}.md").write_text(text)
+    # The command that produced the figures: a re-rendered table names the run, not
+    # itself, and adds no summary file of its own.
+    command = command_line("bench.run").replace(" --table-only", "")
+    text = markdown(rows(reports), "full" if args.full else "quick", info, day, command)
+    if not args.table_only:
+        (RESULTS_DIR / f"summary-{stamp}.md").write_text(text)
     print(text)
     if not args.no_readme:
         readme = README.read_text()
