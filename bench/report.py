@@ -7,6 +7,7 @@ import os
 import platform
 import shlex
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -34,12 +35,14 @@ def machine(*packages: str) -> dict[str, Any]:
     }
 
 
-def command_line(module: str) -> str:
-    """The command that reproduces this run, relative to the project root."""
+def command_line(module: str, arguments: Sequence[str] | None = None) -> str:
+    """The command that reproduces this run (with these arguments, or this process's
+    own), relative to the project root."""
     python = Path(sys.executable)
     with contextlib.suppress(ValueError):
         python = python.relative_to(Path.cwd())
-    return shlex.join([str(python), "-m", module, *sys.argv[1:]])
+    given = sys.argv[1:] if arguments is None else arguments
+    return shlex.join([str(python), "-m", module, *given])
 
 
 def yes(flag: bool) -> str:

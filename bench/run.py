@@ -177,7 +177,7 @@ def main() -> None:
     parser.add_argument(
         "--table-only",
         action="store_true",
-        help="run nothing: build the table from each module's newest JSON in bench/results",
+        help="run nothing: rebuild the table from the newest run that wrote every module",
     )
     args = parser.parse_args()
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
@@ -190,10 +190,11 @@ def main() -> None:
     # The machine and day of the run itself (with --table-only, perhaps an earlier one).
     first = next(iter(reports.values()))
     info, day = first["machine"], first["started_at"][:10]
-    # The command that produced the figures: a re-rendered table names the run, not
-    # itself, and adds no summary file of its own.
-    command = command_line("bench.run").replace(" --table-only", "")
-    text = markdown(rows(reports), "full" if args.full else "quick", info, day, command)
+    # The mode and command of the run that produced the figures, read from its own
+    # reports: a re-rendered table names that run, not itself, and adds no summary.
+    full = not reports["subscriptions"]["arguments"]["quick"]
+    command = command_line("bench.run", ["--full"] if full else [])
+    text = markdown(rows(reports), "full" if full else "quick", info, day, command)
     if not args.table_only:
         (RESULTS_DIR / f"summary-{stamp}.md").write_text(text)
     print(text)
