@@ -146,7 +146,7 @@ def build(
         settings=settings,
         ledger=ledger,
         verifier=TokenVerifier(secrets.jwt_secret, settings.jwt_jwks_url, settings.jwt_issuer),
-        patients=Patients(ledger, clock, new_id, reads),
+        patients=Patients(ledger, clock, new_id, reads, keys.new_patient_id),
         memberships=Memberships(ledger, clock, new_id, views),
         consents=Consents(ledger, clock, new_id, reads),
         erasure=Erasure(ledger, keys, clock),

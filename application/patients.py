@@ -13,7 +13,7 @@ from application.context import RequestContext
 from application.errors import Gone
 from application.ledger import CareLedger, WriteOutcome
 from application.policy import Content
-from application.ports import Clock, NewId
+from application.ports import Clock, NewId, NewPatientId
 from domain.access_record import AccessRecord
 from domain.consent import Consent
 from domain.patient import Patient
@@ -22,11 +22,19 @@ from domain.vocabulary import AdministrativeSex, EntryKind, Modality, Sensitivit
 
 
 class Patients:
-    def __init__(self, ledger: CareLedger, clock: Clock, new_id: NewId, reads: ReadSide) -> None:
+    def __init__(
+        self,
+        ledger: CareLedger,
+        clock: Clock,
+        new_id: NewId,
+        reads: ReadSide,
+        new_patient_id: NewPatientId,
+    ) -> None:
         self.ledger = ledger
         self.clock = clock
         self.new_id = new_id
         self.reads = reads
+        self.new_patient_id = new_patient_id
 
     def _attest(
         self, ctx: RequestContext, patient_id: UUID
@@ -52,7 +60,7 @@ class Patients:
             return prior
         by = self._by(ctx)
         patient = Patient.register(
-            patient_id=self.new_id(),
+            patient_id=self.new_patient_id(),
             consent_id=self.new_id(),
             organisation_id=ctx.actor.org,
             mrn=mrn,

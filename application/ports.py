@@ -14,6 +14,10 @@ Clock = Callable[[], datetime]
 NewId = Callable[[], UUID]
 """Returns a fresh random id (uuid4 in production)."""
 
+NewPatientId = Callable[[], UUID]
+"""Returns a fresh random id for a new patient, whose data key the store may already
+hold (``KeyRing.new_patient_id`` in production)."""
+
 
 @dataclass(frozen=True)
 class IdempotencyClaim:

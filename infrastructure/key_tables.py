@@ -136,6 +136,13 @@ class SQLiteKeyTable:
             )
             return bool(c.sqlite_cursor.rowcount)
 
+    def insert_all(self, keys: Sequence[WrappedKey]) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.executemany(
+                f"INSERT INTO {SQLITE_KEYS_TABLE} VALUES (?, ?, ?, NULL)",  # noqa: S608
+                [(key.key_id.hex, key.kek_id, key.wrapped) for key in keys],
+            )
+
     def destroy(self, key_id: UUID) -> bool:
         self.staging.discard(key_id)
         with self.datastore.transaction(commit=True) as c:
@@ -265,6 +272,20 @@ class PostgresKeyTable:
                 (key.key_id, key.kek_id, key.wrapped),
             )
             return bool(cursor.rowcount)
+
+    def insert_all(self, keys: Sequence[WrappedKey]) -> None:
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as c:
+            c.execute(
+                self._sql(
+                    "INSERT INTO {table} (key_id, kek_id, wrapped) "
+                    "SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bytea[])"
+                ),
+                (
+                    [key.key_id for key in keys],
+                    [key.kek_id for key in keys],
+                    [key.wrapped for key in keys],
+                ),
+            )
 
     def destroy(self, key_id: UUID) -> bool:
         self.staging.discard(key_id)

@@ -1,6 +1,11 @@
-"""A new patient's data key is written in the same transaction as the first events
-sealed under it, on SQLite and PostgreSQL: never before them (a commit of its own),
-never after them (events nobody can decrypt), and never lost to a failed attempt."""
+"""A new patient's data key is stored before or with the first events sealed under it,
+on SQLite and PostgreSQL, never after them (events nobody can decrypt), and never lost
+to a failed attempt.
+
+The service takes a new patient's id from the key ring, with its key stored already, a
+batch of keys per transaction (``KeyRing.new_patient_id``). Any other new id's key is
+written in the same transaction as the first events sealed under it (staged keys).
+"""
 
 import os
 from collections.abc import Iterator
@@ -17,7 +22,8 @@ from api.container import Container
 from domain.patient import Patient
 from domain.values import ContactDetails, HumanName, Provenance
 from domain.vocabulary import AdministrativeSex
-from infrastructure.keys import WrappedKey
+from infrastructure import keys as keys_module
+from infrastructure.keys import RESERVE_BATCH, WrappedKey
 from tests.conftest import make_settings
 from tests.contract.raw_store import RawStore
 from tests.contract.stories import record_heart_rate, register
@@ -60,19 +66,23 @@ def _event_rows(raw: RawStore, stream_id: UUID) -> list[tuple[Any, ...]]:
         )
 
 
-def _sealed_registration(container: Container) -> tuple[Patient, list[StoredEvent]]:
-    """A new patient's events, sealed as a save seals them (which stages the new key)."""
-    patient = Patient.register(
-        patient_id=uuid4(),
+def _registration(patient_id: UUID) -> Patient:
+    return Patient.register(
+        patient_id=patient_id,
         consent_id=uuid4(),
         organisation_id="org-main",
-        mrn="MRN-STAGED",
+        mrn="MRN-NEW",
         name=HumanName(given="Ada", family="Example"),
         birth_date=date(1984, 7, 12),
         sex=AdministrativeSex.FEMALE,
         contact=ContactDetails(phone="+1-555-0100"),
         by=Provenance("registrar-1", datetime(2026, 3, 2, tzinfo=UTC)),
     )
+
+
+def _sealed_registration(container: Container) -> tuple[Patient, list[StoredEvent]]:
+    """A new patient's events, sealed as a save seals them (which stages the new key)."""
+    patient = _registration(uuid4())
     stored = [container.ledger.mapper.to_stored_event(e) for e in patient.collect_events()]
     return patient, stored
 
@@ -96,15 +106,76 @@ def _fail_once_after_the_key(
     return attempts
 
 
-def test_a_registration_writes_its_key_with_its_events(
+def _all_key_ids(raw: RawStore) -> set[str]:
+    with raw.as_superuser() as conn:
+        return {str(row[0]) for row in raw.run(conn, f"SELECT key_id FROM {raw.keys}", ())}
+
+
+def test_a_registration_through_the_service_seals_under_a_key_stored_before_it(
     container: Container, raw: RawStore, other_process: Container
 ) -> None:
     # When a patient is registered through the service
     patient_id = register(container)
-    # Then the key is stored, nothing stays staged, and another process can read them
+    # Then their key is stored once, nothing stays staged, and another process (which
+    # never held the key in memory) reads the chart
     assert len(_key_rows(raw, patient_id)) == 1
     assert container.ledger.recorder.keys.staged(patient_id) is None  # type: ignore[attr-defined]
     assert other_process.ledger.repository.get(patient_id).id == patient_id
+
+
+def test_new_patients_keys_are_stored_a_batch_at_a_time_ahead_of_their_events(
+    container: Container, raw: RawStore
+) -> None:
+    before = _all_key_ids(raw)
+    # When the first new patient's id is taken
+    first = container.keys.new_patient_id()
+    # Then a batch of keys was stored at once, this id's among them, with no event yet
+    stored = _all_key_ids(raw) - before
+    assert len(stored) == RESERVE_BATCH and _id(raw, first) in stored
+    assert _event_rows(raw, first) == []
+    # And the rest of the batch is handed out without storing more, each id distinct
+    rest = [container.keys.new_patient_id() for _ in range(RESERVE_BATCH - 1)]
+    assert _all_key_ids(raw) - before == stored
+    assert {_id(raw, i) for i in [first, *rest]} == stored
+    # And the next id starts a new batch
+    container.keys.new_patient_id()
+    assert len(_all_key_ids(raw) - before) == 2 * RESERVE_BATCH
+
+
+def _id(raw: RawStore, key_id: UUID) -> str:
+    return str(key_id) if raw.postgres else key_id.hex
+
+
+def test_a_registration_saved_after_its_key_left_the_cache_seals_under_the_stored_key(
+    container: Container, raw: RawStore, other_process: Container
+) -> None:
+    # Given a reserved id whose unwrapped key has since left the cache (a retry after
+    # the time bound, or after many other patients)
+    patient_id = container.keys.new_patient_id()
+    container.keys._cache.clear()
+    # When the registration is saved
+    container.ledger.save(_registration(patient_id))
+    # Then it is sealed under the key stored for that id, not a fresh one: nothing was
+    # staged, one key row, and another process decrypts it
+    assert container.ledger.recorder.keys.staged(patient_id) is None  # type: ignore[attr-defined]
+    assert len(_key_rows(raw, patient_id)) == 1
+    assert other_process.ledger.repository.get(patient_id).id == patient_id
+
+
+def test_a_forked_process_hands_out_none_of_the_ids_its_parent_reserved(
+    container: Container, raw: RawStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a parent with ids reserved in its pool
+    container.keys.new_patient_id()
+    parents_pool = {key_id for key_id, _ in container.keys._pool}
+    assert parents_pool
+    # When a forked copy of it (another process id) takes a new patient's id
+    monkeypatch.setattr(keys_module.os, "getpid", lambda: -1)
+    child_id = container.keys.new_patient_id()
+    # Then it is from a batch of its own, stored for it, and none of the parent's
+    assert child_id not in parents_pool
+    assert not parents_pool & {key_id for key_id, _ in container.keys._pool}
+    assert len(_key_rows(raw, child_id)) == 1
 
 
 def test_a_failure_after_the_key_leaves_neither_key_nor_events_and_a_later_save_writes_both(
