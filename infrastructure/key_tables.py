@@ -278,7 +278,7 @@ class PostgresKeyTable:
             c.execute(
                 self._sql(
                     "INSERT INTO {table} (key_id, kek_id, wrapped) "
-                    "SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bytea[])"
+                    "SELECT * FROM unnest(%b::uuid[], %b::text[], %b::bytea[])"
                 ),
                 (
                     [key.key_id for key in keys],
