@@ -20,8 +20,8 @@ S1  NATS relay throughput with consent filtering. Two subscribers are registered
                its outbox is empty, so it costs the relay a query per round.
 
     Then the relay (``application.relay.Relay``: delivery-time decision, one access
-    record per delivery, group-committed, published with ``publish_async`` and every
-    JetStream ack awaited, tracking committed) runs until the outbox is drained.
+    record per delivery, group-committed, published with a reply subject each and
+    every JetStream ack awaited, tracking committed) runs until the outbox is drained.
     Figure: deliveries per second. Goal: >= 5,000. The stream is then read back to
     check exactly once: as many messages on the subject as deliveries, no Nats-Msg-Id
     twice, and their ids exactly the event ids of the outbox (none missing, none

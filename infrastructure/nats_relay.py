@@ -1,9 +1,10 @@
 """NATS JetStream for the relay: the broker adapter, its tracking, and its supervisor.
 
 The broker runs nats-py's asyncio client on a thread of its own and offers a blocking
-``publish`` to the relay. It publishes a batch in order with ``publish_async`` and
-returns once JetStream has acknowledged every message, so tracking moves only past
-messages the stream has stored. nats-py reconnects by itself with backoff; a batch
+``publish`` to the relay. It publishes a batch in order, each message with a reply
+subject under one inbox that collects JetStream's acknowledgements, and returns once
+every message is acknowledged, so tracking moves only past messages the stream has
+stored. nats-py reconnects by itself with backoff; a batch
 caught by a disconnect times out, and the supervisor retries it (JetStream drops the
 copies it already holds, by ``Nats-Msg-Id``).
 """
@@ -17,6 +18,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import nats
+import orjson
 from eventsourcing.persistence import ProcessRecorder, Tracking
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -38,15 +40,15 @@ T = TypeVar("T")
 
 
 class NatsBroker:
-    def __init__(self, url: str, *, timeout: float = 10.0, max_pending: int = 4000) -> None:
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
         self.url = url
         self.timeout = timeout
-        self.max_pending = max_pending
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="nats", daemon=True)
         self._thread.start()
         self._nc: Any = None
         self._js: Any = None
+        self._stream_ready = False
         self.reconnects = 0
         # Set once the connection is seen lost. nats-py reconnects by itself, but its
         # callbacks were seen to come late or never (nats-py 2.15: disconnected only
@@ -86,30 +88,49 @@ class NatsBroker:
                 reconnected_cb=self._reconnected,
                 disconnected_cb=self._lost,
             )
-            self._js = self._nc.jetstream(
-                timeout=self.timeout, publish_async_max_pending=self.max_pending
-            )
+            self._js = self._nc.jetstream(timeout=self.timeout)
+            self._stream_ready = False
+        if not self._stream_ready:
             await ensure_stream(self._js)
+            self._stream_ready = True
         return self._js
 
     async def _publish(self, messages: Sequence[Message]) -> int:
-        js = await self._connected()
-        acks = []
-        for m in messages:
-            acks.append(
-                await js.publish_async(
+        """Publish in order, each with a reply subject of its own under one inbox, and
+        return once JetStream has acknowledged all of them.
+
+        The acknowledgements are collected by one subscription per batch, not by
+        ``publish_async``'s future, semaphore and ``wait_for`` task per message: those
+        cost the relay as much of its one process's CPU as deciding the messages did.
+        """
+        await self._connected()
+        nc = self._nc
+        if not messages:
+            return 0
+        batch = _Acks(len(messages), self._loop.create_future())
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox + ".*", cb=batch.received)
+        try:
+            for i, m in enumerate(messages):
+                await nc.publish(
                     m.subject,
                     m.body,
+                    reply=f"{inbox}.{i}",
                     headers={
                         "Nats-Msg-Id": m.msg_id,
                         "Careledger-Access-Id": str(m.access_id),
                         "Careledger-Position": str(m.position),
                     },
                 )
-            )
-        stored = await asyncio.wait_for(asyncio.gather(*acks), self.timeout)
+            stored = await asyncio.wait_for(batch.done, self.timeout)
+        except PublishRefused:
+            self._stream_ready = False  # deleted, say: made again before the retry
+            raise
+        finally:
+            with contextlib.suppress(Exception):  # a lost connection drops it anyway
+                await sub.unsubscribe()
         await self._reconnected()
-        return sum(1 for ack in stored if not ack.duplicate)
+        return stored
 
     async def _error(self, error: Exception) -> None:
         if isinstance(error, _CONNECTION_LOST):
@@ -125,6 +146,37 @@ class NatsBroker:
             self._disconnected = False
             self.reconnects += 1
             log.info("nats reconnected")
+
+
+class _Acks:
+    """A batch's JetStream acknowledgements, by the index in each reply subject."""
+
+    def __init__(self, n: int, done: "asyncio.Future[int]") -> None:
+        self.waiting = set(range(n))
+        self.stored = 0
+        self.done = done
+
+    async def received(self, msg: Any) -> None:
+        if self.done.done():
+            return
+        index = int(msg.subject.rpartition(".")[2])
+        if index not in self.waiting:
+            return  # a repeated answer
+        # An empty answer with a status header is the server's "no responders" (no
+        # stream takes the subject); JetStream's refusals carry an "error" object.
+        ack = orjson.loads(msg.data) if msg.data else {"error": {"description": msg.header}}
+        if "error" in ack:
+            self.done.set_exception(PublishRefused(str(ack["error"].get("description"))))
+            return
+        self.waiting.discard(index)
+        if not ack.get("duplicate"):
+            self.stored += 1
+        if not self.waiting:
+            self.done.set_result(self.stored)
+
+
+class PublishRefused(Exception):
+    """JetStream did not store a message (no stream, or it refused it)."""
 
 
 async def ensure_stream(js: Any) -> None:
