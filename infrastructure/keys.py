@@ -115,8 +115,8 @@ class KeyTable(Protocol):
 
 
 # New patients' ids are handed out with their keys already stored, this many at a time
-# (``KeyRing.new_patient_id``); an id reserved but never used is forgotten after this
-# many newer ones.
+# (``KeyRing.new_patient_id``); an id handed out is remembered for sealing its
+# registration until this many newer ones, or the cache's time bound, push it out.
 RESERVE_BATCH = 128
 RESERVED_MAX = 10_000
 
@@ -150,7 +150,7 @@ class KeyRing:
         self._pool: list[tuple[UUID, bytes]] = []
         self._pool_pid = os.getpid()
         self._pool_lock = threading.Lock()
-        self._reserved: OrderedDict[UUID, bytes] = OrderedDict()
+        self._reserved: OrderedDict[UUID, tuple[float, bytes]] = OrderedDict()
 
     def open(self) -> None:
         """Create the service keys on a new store; refuse a KEK that is not this store's."""
@@ -191,9 +191,15 @@ class KeyRing:
             if not self._pool:
                 self._pool = self._store_new_keys(RESERVE_BATCH)
             patient_id, data_key = self._pool.pop()
+        now = self._clock()
         with self._lock:
-            self._reserved[patient_id] = data_key
-            while len(self._reserved) > RESERVED_MAX:
+            self._reserved[patient_id] = (now, data_key)
+            # Under the cache's own bounds: a key handed out is not kept in memory
+            # longer than a cached one (an erasure elsewhere cannot reach it here).
+            while self._reserved and (
+                len(self._reserved) > RESERVED_MAX
+                or now - next(iter(self._reserved.values()))[0] >= self.cache_seconds
+            ):
                 self._reserved.popitem(last=False)
         return patient_id
 
@@ -222,8 +228,8 @@ class KeyRing:
             # Kept after use (bounded), so that a registration retried after its key
             # left the cache still seals under the stored key, not a fresh one.
             reserved = self._reserved.get(key_id) if create else None
-        if reserved is not None:  # handed out by new_patient_id: stored already
-            return self._cached(key_id, reserved, now)
+        if reserved is not None and now - reserved[0] < self.cache_seconds:
+            return self._cached(key_id, reserved[1], now)  # new_patient_id stored it
         staged = self.table.staged(key_id)
         if staged is None and create:
             # A new patient's key is not written here, in a transaction (and a commit)

@@ -4,9 +4,9 @@ The broker runs nats-py's asyncio client on a thread of its own and offers a blo
 ``publish`` to the relay. It publishes a batch in order, each message with a reply
 subject under one inbox that collects JetStream's acknowledgements, and returns once
 every message is acknowledged, so tracking moves only past messages the stream has
-stored. nats-py reconnects by itself with backoff; a batch
-caught by a disconnect times out, and the supervisor retries it (JetStream drops the
-copies it already holds, by ``Nats-Msg-Id``).
+stored. nats-py reconnects by itself with backoff; a batch caught by a disconnect
+times out, and the supervisor retries it (JetStream drops the copies it already
+holds, by ``Nats-Msg-Id``).
 """
 
 import asyncio

@@ -260,3 +260,19 @@ def test_a_key_stored_by_an_unconfirmed_commit_is_not_a_clash(
     # Then the identical stored key is accepted: one row, and nothing left staged
     assert len(_key_rows(raw, patient.id)) == 1 and len(_event_rows(raw, patient.id)) == 2
     assert recorder.keys.staged(patient.id) is None
+
+
+def test_a_key_handed_out_is_not_held_in_memory_past_the_caches_time_bound(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an id handed out, its registration never saved
+    ring = container.keys
+    now = [1_000.0]
+    monkeypatch.setattr(ring, "_clock", lambda: now[0])
+    forgotten = ring.new_patient_id()
+    assert forgotten in ring._reserved
+    # When more time than the cache's bound has passed and another id is handed out
+    now[0] += ring.cache_seconds
+    kept = ring.new_patient_id()
+    # Then the first one's unwrapped key is no longer held, and the new one's is
+    assert forgotten not in ring._reserved and kept in ring._reserved
