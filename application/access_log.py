@@ -143,11 +143,7 @@ class GroupCommit:
     def _commit(self, batch: Sequence[Submission]) -> None:
         records = [record for submitted, _, _ in batch for record in submitted]
         try:
-            tracking = batch[0][2]
-            if tracking is None:
-                self.ledger.save(*records)
-            else:
-                self.ledger.save_tracked(records, tracking)
+            self.ledger.save_tracked(records, tracking=batch[0][2])
         except Exception as error:  # every waiter fails closed: 503, no body
             for _, done, _ in batch:
                 done.set_exception(error)

@@ -202,10 +202,13 @@ class CareLedger(Application[UUID]):
         return recordings
 
     def save_tracked(self, events: Sequence[Any], tracking: Tracking | None) -> None:
-        """Save, with a tracking record in the same transaction (the library's
-        processing event, as its process applications use it)."""
+        """Save new events (not aggregates: nothing to snapshot or cache), with a
+        tracking record, if any, in the same transaction (the library's processing
+        event, as its process applications use it)."""
         processing_event: ProcessingEvent[UUID] = ProcessingEvent(tracking)
-        processing_event.collect_events(*events)
+        # Appended as collect_events() would, without its two runtime Protocol checks
+        # per event: about a tenth of the group commit's CPU in S1 (py-spy).
+        processing_event.events.extend(events)
         self._notify(self._record(processing_event))
 
     def existing(self, stream_ids: Sequence[UUID]) -> set[UUID]:

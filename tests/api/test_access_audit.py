@@ -195,12 +195,12 @@ def test_when_the_access_record_cannot_be_written_no_phi_is_sent(
         raise OSError("the audit write failed")
 
     # Given the audit write fails
-    original = container.ledger.save
-    container.ledger.save = broken
+    recorder = container.ledger.recorder
+    recorder.insert_events = broken
     try:
         response = client.get(f"/v1/patients/{patient_id}/timeline", params=seen, headers=CLINICIAN)
     finally:
-        container.ledger.save = original
+        del recorder.insert_events  # the class's method again
     # Then the client gets 503 and no PHI
     assert_problem(response, 503)
     assert "X-Access-Id" not in response.headers

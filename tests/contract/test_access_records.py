@@ -142,7 +142,7 @@ def test_when_the_record_cannot_be_written_nothing_is_disclosed(
         raise OSError("disk full")
 
     # Given the store refuses the audit write
-    monkeypatch.setattr(built.ledger, "save", broken)
+    monkeypatch.setattr(built.ledger.recorder, "insert_events", broken)
     try:
         # Then the caller gets AuditUnavailable instead of a body
         with pytest.raises(AuditUnavailable):
