@@ -22,7 +22,6 @@ from api.container import Container
 from domain.patient import Patient
 from domain.values import ContactDetails, HumanName, Provenance
 from domain.vocabulary import AdministrativeSex
-from infrastructure import keys as keys_module
 from infrastructure.keys import RESERVE_BATCH, WrappedKey
 from tests.conftest import make_settings
 from tests.contract.raw_store import RawStore
@@ -163,14 +162,15 @@ def test_a_registration_saved_after_its_key_left_the_cache_seals_under_the_store
 
 
 def test_a_forked_process_hands_out_none_of_the_ids_its_parent_reserved(
-    container: Container, raw: RawStore, monkeypatch: pytest.MonkeyPatch
+    container: Container, raw: RawStore
 ) -> None:
-    # Given a parent with ids reserved in its pool
+    # Given a pool of reserved ids filled by the parent process, as a forked child
+    # inherits it (the pool records the process that filled it)
     container.keys.new_patient_id()
     parents_pool = {key_id for key_id, _ in container.keys._pool}
     assert parents_pool
-    # When a forked copy of it (another process id) takes a new patient's id
-    monkeypatch.setattr(keys_module.os, "getpid", lambda: -1)
+    container.keys._pool_pid = os.getpid() + 1
+    # When the child takes a new patient's id
     child_id = container.keys.new_patient_id()
     # Then it is from a batch of its own, stored for it, and none of the parent's
     assert child_id not in parents_pool
