@@ -3,8 +3,10 @@
 This is the one table rows of which change: destroying a key (crypto-shredding)
 overwrites its wrapping with NULL, and rotation re-wraps it. Event rows never change.
 
-A new patient's key is not inserted on its own: it is staged here, and the recorder
-writes it in the transaction of the first events sealed under it (see ``StagedKeys``).
+New patients' keys are stored ahead, a batch per transaction (``insert_all``, for
+``KeyRing.new_patient_id``). The key of any other new patient id is not inserted on its
+own: it is staged here, and the recorder writes it in the transaction of the first
+events sealed under it (see ``StagedKeys``).
 """
 
 import functools

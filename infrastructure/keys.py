@@ -115,10 +115,8 @@ class KeyTable(Protocol):
 
 
 # New patients' ids are handed out with their keys already stored, this many at a time
-# (``KeyRing.new_patient_id``); an id handed out is remembered for sealing its
-# registration until this many newer ones, or the cache's time bound, push it out.
+# (``KeyRing.new_patient_id``).
 RESERVE_BATCH = 128
-RESERVED_MAX = 10_000
 
 
 class KeyRing:
@@ -197,7 +195,7 @@ class KeyRing:
             # Under the cache's own bounds: a key handed out is not kept in memory
             # longer than a cached one (an erasure elsewhere cannot reach it here).
             while self._reserved and (
-                len(self._reserved) > RESERVED_MAX
+                len(self._reserved) > self.cache_size
                 or now - next(iter(self._reserved.values()))[0] >= self.cache_seconds
             ):
                 self._reserved.popitem(last=False)
