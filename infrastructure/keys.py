@@ -169,6 +169,11 @@ class KeyRing:
     # Use -------------------------------------------------------------------------
 
     def aead(self, key_id: UUID, *, create: bool = False) -> AESGCM:
+        # Every stored event asks for its key, so a hit takes no lock: a dict read is
+        # atomic under the GIL, and a hit does not reorder the cache (see ``_load``).
+        cached = self._cache.get(key_id)
+        if cached is not None and self._clock() - cached[0] < self.cache_seconds:
+            return cached[1]
         return self._load(key_id, create=create)[0]
 
     def raw(self, key_id: UUID) -> bytes:
@@ -221,7 +226,9 @@ class KeyRing:
         with self._lock:
             cached = self._cache.get(key_id)
             if cached is not None and now - cached[0] < self.cache_seconds:
-                self._cache.move_to_end(key_id)
+                # Evicted in the order loaded, not used: every key is reloaded when
+                # its time is up anyway, so recency would only matter for more than
+                # ``cache_size`` patients' keys within ``cache_seconds``.
                 return cached[1], cached[2]
             # Kept after use (bounded), so that a registration retried after its key
             # left the cache still seals under the stored key, not a fresh one.
