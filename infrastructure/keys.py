@@ -25,6 +25,8 @@ SYSTEM_KEY_ID = UUID(int=1)
 AUDIT_KEY_ID = UUID(int=2)
 CHAIN_KEY_ID = UUID(int=3)
 _SERVICE_KEYS = (SYSTEM_KEY_ID, AUDIT_KEY_ID, CHAIN_KEY_ID)
+# An unwrapped data key in memory: when it was loaded, its cipher, its bytes.
+_Loaded = tuple[float, AESGCM, bytes]
 _WRAP_CONTEXT = b"careledger-data-key\x00"
 
 
@@ -140,15 +142,15 @@ class KeyRing:
         self.cache_size = cache_size
         self.cache_seconds = cache_seconds
         self._clock = clock
-        self._cache: OrderedDict[UUID, tuple[float, AESGCM, bytes]] = OrderedDict()
+        self._cache: OrderedDict[UUID, _Loaded] = OrderedDict()
         self._lock = threading.Lock()
         # Keys stored ahead of the patients they are for: the pool not handed out yet
         # (valid in the process that filled it: a forked copy must not hand out the
         # same ids), and the ids handed out whose registration has not sealed yet.
-        self._pool: list[tuple[UUID, bytes]] = []
+        self._pool: list[tuple[UUID, AESGCM, bytes]] = []
         self._pool_pid = os.getpid()
         self._pool_lock = threading.Lock()
-        self._reserved: OrderedDict[UUID, tuple[float, bytes]] = OrderedDict()
+        self._reserved: OrderedDict[UUID, _Loaded] = OrderedDict()
 
     def open(self) -> None:
         """Create the service keys on a new store; refuse a KEK that is not this store's."""
@@ -193,10 +195,12 @@ class KeyRing:
                 self._pool, self._pool_pid = [], os.getpid()
             if not self._pool:
                 self._pool = self._store_new_keys(RESERVE_BATCH)
-            patient_id, data_key = self._pool.pop()
+            patient_id, aead, data_key = self._pool.pop()
         now = self._clock()
+        loaded = (now, aead, data_key)
         with self._lock:
-            self._reserved[patient_id] = (now, data_key)
+            self._keep(patient_id, loaded)  # its registration finds it in the cache
+            self._reserved[patient_id] = loaded
             # Under the cache's own bounds: a key handed out is not kept in memory
             # longer than a cached one (an erasure elsewhere cannot reach it here).
             while self._reserved and (
@@ -206,10 +210,12 @@ class KeyRing:
                 self._reserved.popitem(last=False)
         return patient_id
 
-    def _store_new_keys(self, n: int) -> list[tuple[UUID, bytes]]:
+    def _store_new_keys(self, n: int) -> list[tuple[UUID, AESGCM, bytes]]:
+        # Each key's cipher is made here, in a loop, rather than one by one in the
+        # registrations' saves, where it cost several times more (bench.encryption E1).
         fresh = [(uuid4(), AESGCM.generate_key(256)) for _ in range(n)]
         self.table.insert_all([self._wrap(key_id, data_key) for key_id, data_key in fresh])
-        return fresh
+        return [(key_id, AESGCM(data_key), data_key) for key_id, data_key in fresh]
 
     def destroy(self, patient_id: UUID) -> bool:
         """Crypto-shred: the wrapped key is overwritten in the store and forgotten here."""
@@ -234,7 +240,9 @@ class KeyRing:
             # left the cache still seals under the stored key, not a fresh one.
             reserved = self._reserved.get(key_id) if create else None
         if reserved is not None and now - reserved[0] < self.cache_seconds:
-            return self._cached(key_id, reserved[1], now)  # new_patient_id stored it
+            with self._lock:  # new_patient_id stored it; it has left the cache since
+                self._keep(key_id, reserved)
+            return reserved[1], reserved[2]
         staged = self.table.staged(key_id)
         if staged is None and create:
             # A new patient's key is not written here, in a transaction (and a commit)
@@ -263,11 +271,15 @@ class KeyRing:
     def _cached(self, key_id: UUID, data_key: bytes, now: float) -> tuple[AESGCM, bytes]:
         aead = AESGCM(data_key)
         with self._lock:
-            self._cache[key_id] = (now, aead, data_key)
-            self._cache.move_to_end(key_id)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            self._keep(key_id, (now, aead, data_key))
         return aead, data_key
+
+    def _keep(self, key_id: UUID, loaded: _Loaded) -> None:
+        """Cache a key, the oldest out first; the caller holds ``_lock``."""
+        self._cache[key_id] = loaded
+        self._cache.move_to_end(key_id)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
 
 
 @dataclass(frozen=True)

@@ -167,14 +167,14 @@ def test_a_forked_process_hands_out_none_of_the_ids_its_parent_reserved(
     # Given a pool of reserved ids filled by the parent process, as a forked child
     # inherits it (the pool records the process that filled it)
     container.keys.new_patient_id()
-    parents_pool = {key_id for key_id, _ in container.keys._pool}
+    parents_pool = {pooled[0] for pooled in container.keys._pool}
     assert parents_pool
     container.keys._pool_pid = os.getpid() + 1
     # When the child takes a new patient's id
     child_id = container.keys.new_patient_id()
     # Then it is from a batch of its own, stored for it, and none of the parent's
     assert child_id not in parents_pool
-    assert not parents_pool & {key_id for key_id, _ in container.keys._pool}
+    assert not parents_pool & {pooled[0] for pooled in container.keys._pool}
     assert len(_key_rows(raw, child_id)) == 1
 
 
