@@ -171,15 +171,10 @@ class KeyRing:
     # Use -------------------------------------------------------------------------
 
     def aead(self, key_id: UUID, *, create: bool = False) -> AESGCM:
-        # Every stored event asks for its key, so a hit takes no lock: a dict read is
-        # atomic under the GIL, and a hit does not reorder the cache (see ``_load``).
-        cached = self._cache.get(key_id)
-        if cached is not None and self._clock() - cached[0] < self.cache_seconds:
-            return cached[1]
-        return self._load(key_id, create=create)[0]
+        return self._load(key_id, create=create)[1]
 
     def raw(self, key_id: UUID) -> bytes:
-        return self._load(key_id, create=False)[1]
+        return self._load(key_id, create=False)[2]
 
     def new_patient_id(self) -> UUID:
         """A random id for a new patient, whose data key is stored already.
@@ -227,22 +222,22 @@ class KeyRing:
             self._reserved.pop(patient_id, None)
         return destroyed
 
-    def _load(self, key_id: UUID, *, create: bool) -> tuple[AESGCM, bytes]:
+    def _load(self, key_id: UUID, *, create: bool) -> _Loaded:
+        # Every stored event asks for its key, so a hit takes no lock (a dict read is
+        # atomic under the GIL) and does not reorder the cache: keys are evicted in
+        # the order loaded, not used. Each is reloaded when its time is up anyway, so
+        # recency would only matter for more than ``cache_size`` keys in that time.
         now = self._clock()
-        with self._lock:
-            cached = self._cache.get(key_id)
-            if cached is not None and now - cached[0] < self.cache_seconds:
-                # Evicted in the order loaded, not used: every key is reloaded when
-                # its time is up anyway, so recency would only matter for more than
-                # ``cache_size`` patients' keys within ``cache_seconds``.
-                return cached[1], cached[2]
-            # Kept after use (bounded), so that a registration retried after its key
-            # left the cache still seals under the stored key, not a fresh one.
-            reserved = self._reserved.get(key_id) if create else None
+        cached = self._cache.get(key_id)
+        if cached is not None and now - cached[0] < self.cache_seconds:
+            return cached
+        # Kept after use (bounded), so that a registration retried after its key
+        # left the cache still seals under the stored key, not a fresh one.
+        reserved = self._reserved.get(key_id) if create else None
         if reserved is not None and now - reserved[0] < self.cache_seconds:
             with self._lock:  # new_patient_id stored it; it has left the cache since
                 self._keep(key_id, reserved)
-            return reserved[1], reserved[2]
+            return reserved
         staged = self.table.staged(key_id)
         if staged is None and create:
             # A new patient's key is not written here, in a transaction (and a commit)
@@ -268,11 +263,11 @@ class KeyRing:
     def _wrap(self, key_id: UUID, data_key: bytes) -> WrappedKey:
         return WrappedKey(key_id, self.kek.kek_id, self.kek.wrap(key_id, data_key))
 
-    def _cached(self, key_id: UUID, data_key: bytes, now: float) -> tuple[AESGCM, bytes]:
-        aead = AESGCM(data_key)
+    def _cached(self, key_id: UUID, data_key: bytes, now: float) -> _Loaded:
+        loaded = (now, AESGCM(data_key), data_key)
         with self._lock:
-            self._keep(key_id, (now, aead, data_key))
-        return aead, data_key
+            self._keep(key_id, loaded)
+        return loaded
 
     def _keep(self, key_id: UUID, loaded: _Loaded) -> None:
         """Cache a key, the oldest out first; the caller holds ``_lock``."""

@@ -280,6 +280,29 @@ def test_erasure_shreds_every_stream_and_the_chain_still_verifies(
     assert _verify(container)["ok"] is True
 
 
+def test_another_process_stops_using_an_erased_patients_key_within_its_cache_bound(
+    container: Container, chart: UUID, database_url: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # Given a second service on the same store that has read the patient (key cached)
+    other = build(make_settings(database_url, tmp_path / "var-other"))
+    try:
+        now = [1_000.0]
+        monkeypatch.setattr(other.keys, "_clock", lambda: now[0])
+        sealed = other.ledger.recorder.select_events(chart)[0]
+        other.ledger.mapper.to_domain_event(sealed)
+        # When this process erases the patient
+        container.keys.destroy(chart)
+        # Then the other still holds the key until the cache's time bound (a stated
+        # limit), and once that has passed it refuses, without a restart
+        other.ledger.mapper.to_domain_event(sealed)
+        now[0] += other.keys.cache_seconds
+        with pytest.raises(DataKeyDestroyed):
+            other.ledger.mapper.to_domain_event(sealed)
+    finally:
+        other.close()
+
+
 def test_erasure_is_for_admins_of_the_patients_organisation(
     client: TestClient, chart: UUID
 ) -> None:
