@@ -66,11 +66,12 @@ class Nonces:
     _BATCH = 1024 * 12
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._drop()
         os.register_at_fork(after_in_child=self._drop)
 
     def _drop(self) -> None:
+        # A new lock too: another thread may have held the parent's at the fork.
+        self._lock = threading.Lock()
         self._buffer = b""
         self._next = 0
 
