@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from application.errors import DataKeyDestroyed, IntegrityViolation
+from infrastructure.forks import call_in_forked_child
 
 SYSTEM_KEY_ID = UUID(int=1)
 AUDIT_KEY_ID = UUID(int=2)
@@ -143,14 +144,18 @@ class KeyRing:
         self.cache_seconds = cache_seconds
         self._clock = clock
         self._cache: OrderedDict[UUID, _Loaded] = OrderedDict()
-        self._lock = threading.Lock()
-        # Keys stored ahead of the patients they are for: the pool not handed out yet
-        # (valid in the process that filled it: a forked copy must not hand out the
-        # same ids), and the ids handed out whose registration has not sealed yet.
-        self._pool: list[tuple[UUID, AESGCM, bytes]] = []
-        self._pool_pid = os.getpid()
-        self._pool_lock = threading.Lock()
+        # Keys stored ahead of the patients they are for: the pool not handed out yet,
+        # and the ids handed out whose registration has not sealed yet.
         self._reserved: OrderedDict[UUID, _Loaded] = OrderedDict()
+        self._forked()
+        call_in_forked_child(self._forked)
+
+    def _forked(self) -> None:
+        """A new process's locks and pool: a forked copy must not hand out its parent's
+        ids, nor wait on a lock another thread held at the fork."""
+        self._lock = threading.Lock()
+        self._pool: list[tuple[UUID, AESGCM, bytes]] = []
+        self._pool_lock = threading.Lock()
 
     def open(self) -> None:
         """Create the service keys on a new store; refuse a KEK that is not this store's."""
@@ -186,8 +191,6 @@ class KeyRing:
         never used leaves a key of nobody in the store, which decrypts nothing.
         """
         with self._pool_lock:
-            if self._pool_pid != os.getpid():
-                self._pool, self._pool_pid = [], os.getpid()
             if not self._pool:
                 self._pool = self._store_new_keys(RESERVE_BATCH)
             patient_id, aead, data_key = self._pool.pop()

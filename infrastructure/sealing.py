@@ -36,6 +36,7 @@ from domain.access_record import AccessRecord
 from domain.patient import Patient
 from domain.sponsor import SponsorProgramme
 from domain.subscriber import Subscriber
+from infrastructure.forks import call_in_forked_child
 from infrastructure.keys import AUDIT_KEY_ID, SYSTEM_KEY_ID, KeyRing
 
 FORMAT_V1 = 1
@@ -67,7 +68,7 @@ class Nonces:
 
     def __init__(self) -> None:
         self._drop()
-        os.register_at_fork(after_in_child=self._drop)
+        call_in_forked_child(self._drop)
 
     def _drop(self) -> None:
         # A new lock too: another thread may have held the parent's at the fork.

@@ -164,13 +164,24 @@ def test_a_registration_saved_after_its_key_left_the_cache_seals_under_the_store
 def test_a_forked_process_hands_out_none_of_the_ids_its_parent_reserved(
     container: Container, raw: RawStore
 ) -> None:
-    # Given a pool of reserved ids filled by the parent process, as a forked child
-    # inherits it (the pool records the process that filled it)
+    # Given a pool of reserved ids filled by the parent process
     container.keys.new_patient_id()
     parents_pool = {pooled[0] for pooled in container.keys._pool}
     assert parents_pool
-    container.keys._pool_pid = os.getpid() + 1
-    # When the child takes a new patient's id
+    # When the process forks, the child starts with no pool
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: report its pool's size, then leave at once
+        os.write(write_end, str(len(container.keys._pool)).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        left_in_child = pipe.read()
+    os.waitpid(child, 0)
+    assert left_in_child == "0"
+    # And when a child takes a new patient's id (its fork hook run here, because a
+    # forked child cannot share this process's database connections)
+    container.keys._forked()
     child_id = container.keys.new_patient_id()
     # Then it is from a batch of its own, stored for it, and none of the parent's
     assert child_id not in parents_pool
