@@ -24,6 +24,7 @@ from domain.values import ContactDetails, HumanName, Provenance
 from domain.vocabulary import AdministrativeSex
 from infrastructure.keys import RESERVE_BATCH, WrappedKey
 from tests.conftest import make_settings
+from tests.contract.forking import report_from_forked_child
 from tests.contract.raw_store import RawStore
 from tests.contract.stories import record_heart_rate, register
 
@@ -169,16 +170,8 @@ def test_a_forked_process_hands_out_none_of_the_ids_its_parent_reserved(
     parents_pool = {pooled[0] for pooled in container.keys._pool}
     assert parents_pool
     # When the process forks, the child starts with no pool
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:  # the child: report its pool's size, then leave at once
-        os.write(write_end, str(len(container.keys._pool)).encode())
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        left_in_child = pipe.read()
-    os.waitpid(child, 0)
-    assert left_in_child == "0"
+    left_in_child = report_from_forked_child(lambda: bytes([len(container.keys._pool)]))
+    assert left_in_child == bytes([0])
     # And when a child takes a new patient's id (its fork hook run here, because a
     # forked child cannot share this process's database connections)
     container.keys._forked()
