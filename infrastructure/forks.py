@@ -3,10 +3,10 @@ ahead (nonces, reserved patient ids) and locks another thread may hold at the fo
 
 import os
 import weakref
-from types import MethodType
+from collections.abc import Callable
 
 
-def call_in_forked_child(reset: MethodType) -> None:
+def call_in_forked_child(reset: Callable[[], None]) -> None:
     """Call ``reset`` (a bound method) first thing in every child forked from now on,
     for as long as its object lives (the hook holds it weakly)."""
     ref = weakref.WeakMethod(reset)
