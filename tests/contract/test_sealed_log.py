@@ -10,6 +10,8 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
+from eventsourcing.domain import Snapshot
+from eventsourcing.persistence import Mapper
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -70,6 +72,39 @@ def test_each_stored_record_carries_format_and_the_patients_key_id(
     assert stored and all(s.state[0] == 1 for s in stored)
     assert {UUID(bytes=s.state[1:17]) for s in stored} == {chart}
     assert all(CANARY_MRN.encode() not in s.state for s in stored)
+
+
+def test_what_is_sealed_is_exactly_what_the_librarys_own_mapper_would_store(
+    container: Container, chart: UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the chart's events and a snapshot of it, and the library's plain Mapper
+    mapper = container.ledger.mapper
+    library = Mapper(mapper.transcoder)
+    events = [mapper.to_domain_event(s) for s in container.ledger.recorder.select_events(chart)]
+    events.append(Snapshot.take(container.ledger.repository.get(chart)))
+    sealed_plaintexts: list[bytes] = []
+    ring_aead = container.keys.aead
+
+    class Watched:  # the data key's cipher, noting what it is given to seal
+        def __init__(self, key_id: UUID, create: bool = False) -> None:
+            self.aead = ring_aead(key_id, create=create)
+
+        def encrypt(self, nonce: bytes, data: bytes, associated: bytes) -> bytes:
+            sealed_plaintexts.append(data)
+            return self.aead.encrypt(nonce, data, associated)
+
+    monkeypatch.setattr(container.keys, "aead", Watched)
+    for event in events:
+        # When our mapper seals each one
+        ours = mapper.to_stored_event(event)
+        # Then it sealed the library's stored state, under the library's id, version
+        # and topic (the mapping is ours only so that a save makes one StoredEvent)
+        theirs = library.to_stored_event(event)
+        assert sealed_plaintexts[-1] == theirs.state
+        assert (ours.originator_id, ours.originator_version, ours.topic) == (
+            theirs.originator_id, theirs.originator_version, theirs.topic,
+        )  # fmt: skip
+    assert len(sealed_plaintexts) == len(events) > 4
 
 
 def test_a_ciphertext_moved_to_another_row_is_an_integrity_violation(
