@@ -1,5 +1,6 @@
-"""State a forked child must not share with its parent: random material handed out
-ahead (nonces, reserved patient ids) and locks another thread may hold at the fork."""
+"""State a forked child must not share with its parent: random material drawn ahead
+(nonces, the key ring's pool of new patients' ids) and locks another thread may hold
+at the fork."""
 
 import os
 import weakref
@@ -8,7 +9,8 @@ from collections.abc import Callable
 
 def call_in_forked_child(reset: Callable[[], None]) -> None:
     """Call ``reset`` (a bound method) first thing in every child forked from now on,
-    for as long as its object lives (the hook holds it weakly)."""
+    for as long as its object lives. The hook holds it weakly; hooks cannot be removed,
+    so one stays behind, doing nothing, for every object that is gone."""
     ref = weakref.WeakMethod(reset)
 
     def after_fork() -> None:

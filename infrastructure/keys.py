@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from uuid import UUID, uuid4
 
 from cryptography.exceptions import InvalidTag
@@ -26,8 +26,16 @@ SYSTEM_KEY_ID = UUID(int=1)
 AUDIT_KEY_ID = UUID(int=2)
 CHAIN_KEY_ID = UUID(int=3)
 _SERVICE_KEYS = (SYSTEM_KEY_ID, AUDIT_KEY_ID, CHAIN_KEY_ID)
-# An unwrapped data key in memory: when it was loaded, its cipher, its bytes.
-_Loaded = tuple[float, AESGCM, bytes]
+
+
+class _Loaded(NamedTuple):
+    """An unwrapped data key in memory."""
+
+    at: float  # when it was loaded (the cache's time bound counts from here)
+    aead: AESGCM
+    key: bytes
+
+
 _WRAP_CONTEXT = b"careledger-data-key\x00"
 
 
@@ -144,15 +152,16 @@ class KeyRing:
         self.cache_seconds = cache_seconds
         self._clock = clock
         self._cache: OrderedDict[UUID, _Loaded] = OrderedDict()
-        # Keys stored ahead of the patients they are for: the pool not handed out yet,
-        # and the ids handed out whose registration has not sealed yet.
+        # The ids handed out by ``new_patient_id`` whose registration has not sealed yet.
         self._reserved: OrderedDict[UUID, _Loaded] = OrderedDict()
-        self._forked()
-        call_in_forked_child(self._forked)
+        self._start_in_this_process()
+        call_in_forked_child(self._start_in_this_process)
 
-    def _forked(self) -> None:
-        """A new process's locks and pool: a forked copy must not hand out its parent's
-        ids, nor wait on a lock another thread held at the fork."""
+    def _start_in_this_process(self) -> None:
+        """Locks, and a pool of keys stored ahead of the patients they are for (not
+        handed out yet). Renewed in a forked child: it must not hand out its parent's
+        ids, nor wait on a lock another thread held at the fork. Keys already handed
+        out (``_reserved``) stay: the child may seal its parent's registration."""
         self._lock = threading.Lock()
         self._pool: list[tuple[UUID, AESGCM, bytes]] = []
         self._pool_lock = threading.Lock()
@@ -176,10 +185,10 @@ class KeyRing:
     # Use -------------------------------------------------------------------------
 
     def aead(self, key_id: UUID, *, create: bool = False) -> AESGCM:
-        return self._load(key_id, create=create)[1]
+        return self._load(key_id, create=create).aead
 
     def raw(self, key_id: UUID) -> bytes:
-        return self._load(key_id, create=False)[2]
+        return self._load(key_id, create=False).key
 
     def new_patient_id(self) -> UUID:
         """A random id for a new patient, whose data key is stored already.
@@ -195,7 +204,7 @@ class KeyRing:
                 self._pool = self._store_new_keys(RESERVE_BATCH)
             patient_id, aead, data_key = self._pool.pop()
         now = self._clock()
-        loaded = (now, aead, data_key)
+        loaded = _Loaded(now, aead, data_key)
         with self._lock:
             self._keep(patient_id, loaded)  # its registration finds it in the cache
             self._reserved[patient_id] = loaded
@@ -203,7 +212,7 @@ class KeyRing:
             # longer than a cached one (an erasure elsewhere cannot reach it here).
             while self._reserved and (
                 len(self._reserved) > self.cache_size
-                or now - next(iter(self._reserved.values()))[0] >= self.cache_seconds
+                or now - next(iter(self._reserved.values())).at >= self.cache_seconds
             ):
                 self._reserved.popitem(last=False)
         return patient_id
@@ -232,12 +241,12 @@ class KeyRing:
         # recency would only matter for more than ``cache_size`` keys in that time.
         now = self._clock()
         cached = self._cache.get(key_id)
-        if cached is not None and now - cached[0] < self.cache_seconds:
+        if cached is not None and now - cached.at < self.cache_seconds:
             return cached
         # Kept after use (bounded), so that a registration retried after its key
         # left the cache still seals under the stored key, not a fresh one.
         reserved = self._reserved.get(key_id) if create else None
-        if reserved is not None and now - reserved[0] < self.cache_seconds:
+        if reserved is not None and now - reserved.at < self.cache_seconds:
             with self._lock:  # new_patient_id stored it; it has left the cache since
                 self._keep(key_id, reserved)
             return reserved
@@ -267,7 +276,7 @@ class KeyRing:
         return WrappedKey(key_id, self.kek.kek_id, self.kek.wrap(key_id, data_key))
 
     def _cached(self, key_id: UUID, data_key: bytes, now: float) -> _Loaded:
-        loaded = (now, AESGCM(data_key), data_key)
+        loaded = _Loaded(now, AESGCM(data_key), data_key)
         with self._lock:
             self._keep(key_id, loaded)
         return loaded

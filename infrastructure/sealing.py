@@ -55,7 +55,7 @@ security_log = logging.getLogger("careledger.security")
 
 
 class Nonces:
-    """Random 96-bit GCM nonces, drawn from the OS a thousand at a time.
+    """Random 96-bit GCM nonces, drawn from the OS 1,024 at a time.
 
     One ``os.urandom`` call per event cost a save about as much as the encryption
     itself (bench.encryption E1). The nonces are as random as before, and public
@@ -79,7 +79,7 @@ class Nonces:
     def take(self) -> bytes:
         with self._lock:
             at = self._next
-            if at >= len(self._buffer):
+            if at + 12 > len(self._buffer):
                 self._buffer, at = os.urandom(self._BATCH), 0
             self._next = at + 12
             return self._buffer[at : at + 12]
@@ -127,6 +127,11 @@ class SealingMapper(Mapper[UUID]):
         # Which key a stream is sealed with, learnt when it is read or written.
         self._stream_keys: OrderedDict[UUID, UUID] = OrderedDict()
         self._stream_keys_max = 100_000
+        self._new_lock()
+        call_in_forked_child(self._new_lock)
+
+    def _new_lock(self) -> None:
+        # Renewed in a forked child: another thread may have held the parent's.
         self._lock = threading.Lock()
 
     def bind(self, keys: KeyRing, recorder: AggregateRecorder) -> None:

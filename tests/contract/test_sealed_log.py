@@ -5,6 +5,7 @@ import base64
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -29,6 +30,7 @@ from tests.contract.stories import enrol, record_heart_rate, register
 
 AUDITOR = auth("auditor", sub="auditor-1")
 CANARY_MRN = "MRN-CANARY-7Q2"
+T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
 def _settings(database_url: str, tmp_path: Path, master_key: bytes | None = None) -> Settings:
@@ -74,6 +76,13 @@ def test_each_stored_record_carries_format_and_the_patients_key_id(
     assert all(CANARY_MRN.encode() not in s.state for s in stored)
 
 
+class _NoteAmended(Patient.Event):
+    """An event class at its second version: the library stores its class version."""
+
+    class_version = 2
+    note: str
+
+
 def test_what_is_sealed_is_exactly_what_the_librarys_own_mapper_would_store(
     container: Container, chart: UUID, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -82,6 +91,8 @@ def test_what_is_sealed_is_exactly_what_the_librarys_own_mapper_would_store(
     library = Mapper(mapper.transcoder)
     events = [mapper.to_domain_event(s) for s in container.ledger.recorder.select_events(chart)]
     events.append(Snapshot.take(container.ledger.repository.get(chart)))
+    events.append(_NoteAmended(originator_id=chart, originator_version=len(events) + 1,
+                               timestamp=T0, actor_id="clinician-7", note="revised"))  # fmt: skip
     sealed_plaintexts: list[bytes] = []
     ring_aead = container.keys.aead
 
@@ -104,7 +115,8 @@ def test_what_is_sealed_is_exactly_what_the_librarys_own_mapper_would_store(
         assert (ours.originator_id, ours.originator_version, ours.topic) == (
             theirs.originator_id, theirs.originator_version, theirs.topic,
         )  # fmt: skip
-    assert len(sealed_plaintexts) == len(events) > 4
+    assert len(sealed_plaintexts) == len(events) > 5
+    assert b'"class_version":2' in sealed_plaintexts[-1].replace(b" ", b"")
 
 
 def test_a_ciphertext_moved_to_another_row_is_an_integrity_violation(

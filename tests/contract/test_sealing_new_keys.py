@@ -170,11 +170,11 @@ def test_a_forked_process_hands_out_none_of_the_ids_its_parent_reserved(
     parents_pool = {pooled[0] for pooled in container.keys._pool}
     assert parents_pool
     # When the process forks, the child starts with no pool
-    left_in_child = report_from_forked_child(lambda: bytes([len(container.keys._pool)]))
-    assert left_in_child == bytes([0])
+    left_in_child = report_from_forked_child(lambda: str(len(container.keys._pool)).encode())
+    assert left_in_child == b"0"
     # And when a child takes a new patient's id (its fork hook run here, because a
     # forked child cannot share this process's database connections)
-    container.keys._forked()
+    container.keys._start_in_this_process()
     child_id = container.keys.new_patient_id()
     # Then it is from a batch of its own, stored for it, and none of the parent's
     assert child_id not in parents_pool
