@@ -67,6 +67,11 @@ class RawStore:
         cursor = conn.execute(sql, params)
         return list(cursor.fetchall()) if cursor.description else []
 
+    def stored_id(self, id_: UUID) -> str:
+        """An id as this store's columns hold it in text: a UUID's text on PostgreSQL,
+        its hex on SQLite (for parameters, and for comparing with what is read)."""
+        return str(id_) if self.postgres else id_.hex
+
     # Tampering -----------------------------------------------------------------------
 
     def positions(self, stream_id: UUID | None = None) -> list[int]:
@@ -74,7 +79,7 @@ class RawStore:
         where, params = "", ()
         if stream_id is not None:
             where = "WHERE originator_id = ? "
-            params = (str(stream_id) if self.postgres else stream_id.hex,)
+            params = (self.stored_id(stream_id),)
         with self.as_superuser() as conn:
             rows = self.run(conn, f"SELECT {self.id} FROM {self.events} {where}ORDER BY 1", params)
         return [r[0] for r in rows]

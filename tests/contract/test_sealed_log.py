@@ -321,7 +321,7 @@ def test_erasure_shreds_every_stream_and_the_chain_still_verifies(
         [(wrapped,)] = raw.run(
             conn,
             f"SELECT wrapped FROM {raw.keys} WHERE key_id = ?",
-            (chart if raw.postgres else chart.hex,),
+            (raw.stored_id(chart),),
         )
     assert wrapped is None
     assert _verify(container)["ok"] is True

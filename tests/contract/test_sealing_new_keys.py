@@ -53,7 +53,7 @@ def _key_rows(raw: RawStore, key_id: UUID) -> list[tuple[Any, ...]]:
         return raw.run(
             conn,
             f"SELECT wrapped FROM {raw.keys} WHERE key_id = ?",
-            (key_id if raw.postgres else key_id.hex,),
+            (raw.stored_id(key_id),),
         )
 
 
@@ -62,7 +62,7 @@ def _event_rows(raw: RawStore, stream_id: UUID) -> list[tuple[Any, ...]]:
         return raw.run(
             conn,
             f"SELECT originator_version FROM {raw.events} WHERE originator_id = ?",
-            (stream_id if raw.postgres else stream_id.hex,),
+            (raw.stored_id(stream_id),),
         )
 
 
@@ -131,19 +131,15 @@ def test_new_patients_keys_are_stored_a_batch_at_a_time_ahead_of_their_events(
     first = container.keys.new_patient_id()
     # Then a batch of keys was stored at once, this id's among them, with no event yet
     stored = _all_key_ids(raw) - before
-    assert len(stored) == RESERVE_BATCH and _id(raw, first) in stored
+    assert len(stored) == RESERVE_BATCH and raw.stored_id(first) in stored
     assert _event_rows(raw, first) == []
     # And the rest of the batch is handed out without storing more, each id distinct
     rest = [container.keys.new_patient_id() for _ in range(RESERVE_BATCH - 1)]
     assert _all_key_ids(raw) - before == stored
-    assert {_id(raw, i) for i in [first, *rest]} == stored
+    assert {raw.stored_id(i) for i in [first, *rest]} == stored
     # And the next id starts a new batch
     container.keys.new_patient_id()
     assert len(_all_key_ids(raw) - before) == 2 * RESERVE_BATCH
-
-
-def _id(raw: RawStore, key_id: UUID) -> str:
-    return str(key_id) if raw.postgres else key_id.hex
 
 
 def test_a_registration_saved_after_its_key_left_the_cache_seals_under_the_stored_key(
@@ -256,7 +252,7 @@ def test_a_key_stored_by_an_unconfirmed_commit_is_not_a_clash(
         [(kek_id, wrapped)] = raw.run(
             conn,
             f"SELECT kek_id, wrapped FROM {raw.keys} WHERE key_id = ?",
-            (patient.id if raw.postgres else patient.id.hex,),
+            (raw.stored_id(patient.id),),
         )
     recorder.keys.stage(WrappedKey(patient.id, kek_id, bytes(wrapped)))
     # When the patient's next event is saved, writing the key again
