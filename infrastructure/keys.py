@@ -206,15 +206,9 @@ class KeyRing:
         now = self._clock()
         loaded = _Loaded(now, aead, data_key)
         with self._lock:
-            self._keep(patient_id, loaded)  # its registration finds it in the cache
+            self._keep(patient_id, loaded, now)  # its registration finds it in the cache
             self._reserved[patient_id] = loaded
-            # Under the cache's own bounds: a key handed out is not kept in memory
-            # longer than a cached one (an erasure elsewhere cannot reach it here).
-            while self._reserved and (
-                len(self._reserved) > self.cache_size
-                or now - next(iter(self._reserved.values())).at >= self.cache_seconds
-            ):
-                self._reserved.popitem(last=False)
+            self._trim(self._reserved, now)  # under the cache's own bounds
         return patient_id
 
     def _store_new_keys(self, n: int) -> list[tuple[UUID, AESGCM, bytes]]:
@@ -248,7 +242,7 @@ class KeyRing:
         reserved = self._reserved.get(key_id) if create else None
         if reserved is not None and now - reserved.at < self.cache_seconds:
             with self._lock:  # new_patient_id stored it; it has left the cache since
-                self._keep(key_id, reserved)
+                self._keep(key_id, reserved, now)
             return reserved
         staged = self.table.staged(key_id)
         if staged is None and create:
@@ -278,15 +272,23 @@ class KeyRing:
     def _cached(self, key_id: UUID, data_key: bytes, now: float) -> _Loaded:
         loaded = _Loaded(now, AESGCM(data_key), data_key)
         with self._lock:
-            self._keep(key_id, loaded)
+            self._keep(key_id, loaded, now)
         return loaded
 
-    def _keep(self, key_id: UUID, loaded: _Loaded) -> None:
-        """Cache a key, the oldest out first; the caller holds ``_lock``."""
+    def _keep(self, key_id: UUID, loaded: _Loaded, now: float) -> None:
+        """Cache a key; the caller holds ``_lock``."""
         self._cache[key_id] = loaded
         self._cache.move_to_end(key_id)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        self._trim(self._cache, now)
+
+    def _trim(self, keys: "OrderedDict[UUID, _Loaded]", now: float) -> None:
+        """Drop the oldest keys beyond the cache's size, and those past its time bound:
+        a key an erasure elsewhere may have destroyed is not kept in memory, used or
+        not. Keys are in the order loaded, so those are at the front."""
+        while keys and (
+            len(keys) > self.cache_size or now - next(iter(keys.values())).at >= self.cache_seconds
+        ):
+            keys.popitem(last=False)
 
 
 @dataclass(frozen=True)

@@ -267,12 +267,13 @@ def test_a_key_handed_out_is_not_held_in_memory_past_the_caches_time_bound(
 ) -> None:
     # Given an id handed out, its registration never saved
     ring = container.keys
-    now = [1_000.0]
+    now = [ring._clock()]  # on from the clock the service keys were loaded by
     monkeypatch.setattr(ring, "_clock", lambda: now[0])
     forgotten = ring.new_patient_id()
-    assert forgotten in ring._reserved
+    assert forgotten in ring._reserved and forgotten in ring._cache
     # When more time than the cache's bound has passed and another id is handed out
     now[0] += ring.cache_seconds
     kept = ring.new_patient_id()
     # Then the first one's unwrapped key is no longer held, and the new one's is
     assert forgotten not in ring._reserved and kept in ring._reserved
+    assert forgotten not in ring._cache and kept in ring._cache
