@@ -103,10 +103,10 @@ class NatsBroker:
         ``publish_async``'s future, semaphore and ``wait_for`` task per message: those
         cost the relay as much of its one process's CPU as deciding the messages did.
         """
-        await self._connected()
-        nc = self._nc
         if not messages:
             return 0
+        await self._connected()
+        nc = self._nc
         batch = _Acks(len(messages), self._loop.create_future())
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox + ".*", cb=batch.received)
