@@ -109,7 +109,7 @@ def test_what_is_sealed_is_exactly_what_the_librarys_own_mapper_would_store(
         # When our mapper seals each one
         ours = mapper.to_stored_event(event)
         # Then it sealed the library's stored state, under the library's id, version
-        # and topic (the mapping is ours only so that a save makes one StoredEvent)
+        # and topic: sealing changes nothing of the mapping it is given
         theirs = library.to_stored_event(event)
         assert sealed_plaintexts[-1] == theirs.state
         assert (ours.originator_id, ours.originator_version, ours.topic) == (
