@@ -79,7 +79,8 @@ from domain.vocabulary import AdministrativeSex, EntryKind, SensitivityLabel
 from infrastructure.chain import ChainVerifier, verify
 from infrastructure.keys import CHAIN_KEY_ID, KeyRing
 from infrastructure.migrations import migrate
-from infrastructure.sealing import Nonces, SealingMapper
+from infrastructure.nonces import Nonces
+from infrastructure.sealing import SealingMapper
 from infrastructure.stores import environment_for
 
 E1_GOAL = 0.95

@@ -11,7 +11,6 @@ ciphertext copied to another row or stream fails authentication.
 
 import functools
 import logging
-import os
 import struct
 import threading
 from collections import OrderedDict
@@ -38,6 +37,7 @@ from domain.sponsor import SponsorProgramme
 from domain.subscriber import Subscriber
 from infrastructure.forks import call_in_forked_child
 from infrastructure.keys import AUDIT_KEY_ID, SYSTEM_KEY_ID, KeyRing
+from infrastructure.nonces import Nonces
 
 FORMAT_V1 = 1
 _PATIENT_TOPIC = get_topic(Patient)
@@ -52,37 +52,6 @@ INTEGRITY_VIOLATIONS = Counter(
     "Stored records that failed authentication (altered, moved or forged)",
 )
 security_log = logging.getLogger("careledger.security")
-
-
-class Nonces:
-    """Random 96-bit GCM nonces, drawn from the OS 1,024 at a time.
-
-    One ``os.urandom`` call per event cost a save about as much as the encryption
-    itself (bench.encryption E1). The nonces are as random as before, and public
-    anyway (each is stored in its record's header). A forked child must never hand out
-    its parent's remaining nonces (a repeated nonce under one key breaks GCM), so it
-    drops them.
-    """
-
-    _BATCH = 1024 * 12
-
-    def __init__(self) -> None:
-        self._drop()
-        call_in_forked_child(self._drop)
-
-    def _drop(self) -> None:
-        # A new lock too: another thread may have held the parent's at the fork.
-        self._lock = threading.Lock()
-        self._buffer = b""
-        self._next = 0
-
-    def take(self) -> bytes:
-        with self._lock:
-            at = self._next
-            if at + 12 > len(self._buffer):
-                self._buffer, at = os.urandom(self._BATCH), 0
-            self._next = at + 12
-            return self._buffer[at : at + 12]
 
 
 _nonces = Nonces()

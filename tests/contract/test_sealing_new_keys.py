@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import RFC_4122, UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
@@ -140,6 +140,21 @@ def test_new_patients_keys_are_stored_a_batch_at_a_time_ahead_of_their_events(
     # And the next id starts a new batch
     container.keys.new_patient_id()
     assert len(_all_key_ids(raw) - before) == 2 * RESERVE_BATCH
+
+
+def test_new_patients_ids_and_keys_are_random_and_independent(container: Container) -> None:
+    # When a batch and more of new patients' ids are taken (one draw from the OS makes
+    # a batch's ids and keys)
+    ids = [container.keys.new_patient_id() for _ in range(RESERVE_BATCH + 3)]
+    keys = [container.keys.raw(patient_id) for patient_id in ids]
+    # Then each id is a random (version 4) UUID and each key 256 bits, all distinct
+    assert len(set(ids)) == len(ids) and {i.version for i in ids} == {4}
+    assert {i.variant for i in ids} == {RFC_4122}
+    assert len(set(keys)) == len(keys) and {len(k) for k in keys} == {32}
+    # And no key holds six bytes of any id (those the version bits leave alone): neither
+    # is cut from the other
+    runs = {run for i in ids for run in (i.bytes[:6], i.bytes[10:])}
+    assert not any(k[at : at + 6] in runs for k in keys for at in range(27))
 
 
 def test_a_registration_saved_after_its_key_left_the_cache_seals_under_the_stored_key(

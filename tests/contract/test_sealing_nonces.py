@@ -1,8 +1,8 @@
-"""GCM nonces are drawn from the OS a batch at a time (``infrastructure.sealing``): a
+"""GCM nonces are drawn from the OS a batch at a time (``infrastructure.nonces``): a
 repeated nonce under one key would break AES-GCM, so none may repeat, within a batch,
 across batches, or between a process and its forked child."""
 
-from infrastructure.sealing import Nonces
+from infrastructure.nonces import Nonces
 from tests.contract.forking import report_from_forked_child
 
 
