@@ -12,6 +12,7 @@ import hmac
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
@@ -170,9 +171,11 @@ def _walk(key: bytes, rows: Iterable[ChainRow], anchored: Head | None, orphan: i
 def _conclude(walk: _Walk, anchored: Head | None, orphan: int | None) -> Verification:
     """The verdict on a walk, given the first link whose record is gone.
 
-    A walk that did not know of that link ran past it and stopped at the next record,
-    whose link was made over the deleted one's. The state it stopped in is the state at
-    the deleted record, so the deletion is named there, as a walk that knew would.
+    A walk that did not know of a deleted record's link ran past it and stopped at the
+    next record, whose link was made over the deleted one's. The state it stopped in is
+    the state at the deleted record, so the deletion is named there, as a walk that
+    knew would. (A link that was never in the chain is no such stop: the caller walks
+    again, knowing, if the walk went past it.)
     """
     checked, previous, last = walk.checked, walk.previous, walk.last
     if walk.failed_at is not None and (orphan is None or walk.failed_at < orphan):
@@ -197,7 +200,12 @@ def _bad(checked: int, previous: bytes, last: int, position: int, problem: str) 
 
 
 class ChainSource(Protocol):
-    def chain_rows(self) -> Iterable[ChainRow]: ...
+    # Whether the search for leftover links may run on a second connection while the
+    # rows stream on the first: not with one connection to go round, nor on SQLite,
+    # where the search is cheap and an in-memory store is one connection's own.
+    reads_side_by_side: bool
+
+    def chain_rows(self) -> Iterator[ChainRow]: ...
 
     def first_orphan_link(self) -> int | None: ...
 
@@ -220,17 +228,36 @@ class ChainVerifier:
         """The whole check; ``observe(position)`` is called every 10,000 positions.
 
         The search for a deleted record's leftover link is a query of its own, over both
-        tables. It runs beside the walk, on a connection of its own: the walk is bound
-        by this process's CPU, so the database has the time (A1 in bench.encryption).
+        tables. Where the store allows, it runs beside the walk, on a connection of its
+        own: the walk is bound by this process's CPU, so the database has the time (A1
+        in bench.encryption).
         """
-        with ThreadPoolExecutor(1, thread_name_prefix="orphan-links") as pool:
+        if not self.source.reads_side_by_side:
+            orphan = self.source.first_orphan_link()
+            return _conclude(self._walk(anchored, orphan, observe), anchored, orphan)
+        pool = ThreadPoolExecutor(1, thread_name_prefix="orphan-links")
+        try:
             orphan_search = pool.submit(self.source.first_orphan_link)
-            rows = self.source.chain_rows()
-            if observe is not None:
-                rows = _observed(rows, observe)
-            walk = _walk(self.key, rows, anchored, None)
+            walk = self._walk(anchored, None, observe)
             orphan = orphan_search.result()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # on an error, do not wait
+        if orphan is not None and orphan < walk.last:
+            # A link where no record ever was (a forged one, before the first record or
+            # in a gap), not in the chain, so the walk went on past it: walk again,
+            # knowing, for the count and head a walk that knew would give. Only a
+            # tampered log gets here.
+            walk = self._walk(anchored, orphan, observe)
         return _conclude(walk, anchored, orphan)
+
+    def _walk(
+        self, anchored: Head | None, orphan: int | None, observe: Callable[[int], None] | None
+    ) -> _Walk:
+        # Closed when the walk stops, early or not: its connection (and on PostgreSQL,
+        # its COPY) is given back before the search's result is waited for.
+        with closing(self.source.chain_rows()) as stream:
+            rows = stream if observe is None else _observed(stream, observe)
+            return _walk(self.key, rows, anchored, orphan)
 
     def head(self) -> dict[str, Any] | None:
         head = self.source.chain_head()

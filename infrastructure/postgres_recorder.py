@@ -217,6 +217,12 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, PostgresProce
         self.keys.refuse_unless_ours(new_keys, row["ours"])
         return GENESIS if row["link"] is None else bytes(row["link"])
 
+    @property
+    def reads_side_by_side(self) -> bool:
+        """Whether audit verify's search for leftover links may take a second
+        connection while the walk holds one (ChainSource)."""
+        return bool(self.datastore.pool.max_size >= 2)
+
     def chain_rows(self) -> Iterator[ChainRow]:
         """Every record in log order, with its signed body and its link (if any).
 

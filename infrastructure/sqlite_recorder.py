@@ -21,6 +21,9 @@ _SELECT_HEAD = f"SELECT position, link FROM {SQLITE_CHAIN_TABLE} ORDER BY positi
 
 
 class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, SQLiteProcessRecorder):
+    # audit verify's search for leftover links runs before the walk (ChainSource).
+    reads_side_by_side = False
+
     def __init__(self, datastore: SQLiteDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         self.keys = SQLiteKeyTable(datastore)

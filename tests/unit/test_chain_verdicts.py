@@ -5,12 +5,24 @@ would give: the same position, problem, count and head, whatever else was done t
 log."""
 
 import secrets
+from collections.abc import Iterator
 from uuid import uuid4
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infrastructure.chain import GENESIS, ChainRow, Head, _conclude, _walk, link, record_body
+from infrastructure.chain import (
+    GENESIS,
+    ChainRow,
+    ChainVerifier,
+    Head,
+    _conclude,
+    _walk,
+    link,
+    record_body,
+    verify,
+)
 
 KEY = secrets.token_bytes(32)
 TOPIC = "domain.patient:Patient.EntryRecorded"
@@ -65,3 +77,36 @@ def test_a_walk_that_finds_a_deleted_record_later_gives_the_same_verdict(
     assert learnt == knew
     if orphan is not None and (altered is None or altered >= n) and (unlinked is None):
         assert knew.first_bad_position == orphan and "deleted" in str(knew.problem)
+
+
+class _Store:
+    """A ChainSource over rows in memory, with a leftover link at ``orphan``."""
+
+    def __init__(self, rows: list[ChainRow], orphan: int | None, side_by_side: bool) -> None:
+        self.rows, self.orphan, self.reads_side_by_side = rows, orphan, side_by_side
+
+    def chain_rows(self) -> Iterator[ChainRow]:
+        yield from self.rows
+
+    def first_orphan_link(self) -> int | None:
+        return self.orphan
+
+    def chain_head(self) -> Head | None:
+        return None
+
+
+@pytest.mark.parametrize("side_by_side", [True, False])
+@pytest.mark.parametrize("stray", [0, 4, 6, 99])
+def test_a_link_forged_where_no_record_ever_was_is_named_as_a_walk_that_knew_would(
+    stray: int, side_by_side: bool
+) -> None:
+    # Given an intact log at positions 1, 3, 5, 7 and a link forged at a position that
+    # was never in the chain (before it, in a gap, or after it)
+    rows, _ = _log(4)
+    store = _Store(rows, stray, side_by_side)
+    # When audit verify checks it
+    verdict = ChainVerifier(store, KEY).check()
+    # Then the verdict, count and head are those of a walk that knew of the link
+    assert verdict == verify(KEY, rows, None, stray)
+    assert verdict.first_bad_position == stray and not verdict.ok
+    assert verdict.records_checked == sum(1 for position, _, _ in rows if position < stray)
