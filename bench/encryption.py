@@ -61,7 +61,7 @@ from uuid import UUID, uuid4
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import Cipher, Compressor, Mapper, StoredEvent, Transcoder
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic
 from rich.console import Console
 from rich.progress import (
@@ -80,7 +80,7 @@ from infrastructure.chain import ChainVerifier, verify
 from infrastructure.keys import CHAIN_KEY_ID, KeyRing
 from infrastructure.migrations import migrate
 from infrastructure.nonces import Nonces
-from infrastructure.sealing import SealingMapper
+from infrastructure.sealing import FORMAT_V1, HEADER_LENGTH, SealingMapper
 from infrastructure.stores import environment_for
 
 E1_GOAL = 0.95
@@ -175,27 +175,20 @@ class CipherOnlyMapper(Mapper[UUID]):
     Unfit for any store; it measures what the mandated cipher alone costs a save.
     """
 
-    _HEADER = 1 + 16 + 12
-
-    def __init__(
-        self,
-        transcoder: Transcoder,
-        compressor: Compressor | None = None,
-        cipher: Cipher | None = None,
-    ) -> None:
-        super().__init__(transcoder)
+    def __init__(self, transcoder: Transcoder, **library_options: Any) -> None:
+        super().__init__(transcoder, **library_options)  # no compressor or cipher is set
         self._aead = AESGCM(AESGCM.generate_key(256))
         self._nonces = Nonces()
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         plain = super().to_stored_event(domain_event)
         nonce = self._nonces.take()
-        header = b"\x01" + bytes(16) + nonce  # as long as the sealing mapper's
+        header = bytes([FORMAT_V1]) + bytes(16) + nonce  # the sealing mapper's layout
         sealed = header + self._aead.encrypt(nonce, plain.state, header)
         return StoredEvent(plain.originator_id, plain.originator_version, plain.topic, sealed)
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
-        state, at = stored_event.state, self._HEADER
+        state, at = stored_event.state, HEADER_LENGTH
         opened = self._aead.decrypt(state[at - 12 : at], state[at:], state[:at])
         return super().to_domain_event(
             StoredEvent(

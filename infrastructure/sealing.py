@@ -42,7 +42,7 @@ from infrastructure.nonces import Nonces
 FORMAT_V1 = 1
 _PATIENT_TOPIC = get_topic(Patient)
 _SPONSOR_TOPIC = get_topic(SponsorProgramme)
-_HEADER = 1 + 16 + 12
+HEADER_LENGTH = 1 + 16 + 12
 _FORMAT_V1_BYTE = bytes([FORMAT_V1])
 _VERSION = struct.Struct(">q")
 _TOPICS: dict[str, bytes] = {}
@@ -155,7 +155,7 @@ class SealingMapper(Mapper[UUID]):
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         state = stored_event.state
-        if len(state) < _HEADER + 16 or state[0] != FORMAT_V1:
+        if len(state) < HEADER_LENGTH + 16 or state[0] != FORMAT_V1:
             raise self._violation(stored_event, "unknown format")
         key_id = _header_key(stored_event)
         aead = self._keys().aead(key_id)
@@ -164,9 +164,9 @@ class SealingMapper(Mapper[UUID]):
                 _stream_bytes(stored_event.originator_id),
                 stored_event.originator_version,
                 stored_event.topic,
-                state[:_HEADER],
+                state[:HEADER_LENGTH],
             )
-            plain = aead.decrypt(state[17:_HEADER], state[_HEADER:], associated)
+            plain = aead.decrypt(state[17:HEADER_LENGTH], state[HEADER_LENGTH:], associated)
         except InvalidTag:
             raise self._violation(stored_event, "authentication failed") from None
         self._remember(stored_event.originator_id, key_id)
@@ -219,7 +219,7 @@ def _header_key(stored_event: StoredEvent) -> UUID:
 
 def sealing_key_id(state: bytes) -> bytes | None:
     """The raw 16-byte id of the key a stored record is sealed under, if it is sealed."""
-    if len(state) < _HEADER + 16 or state[0] != FORMAT_V1:
+    if len(state) < HEADER_LENGTH + 16 or state[0] != FORMAT_V1:
         return None
     return bytes(state[1:17])
 
