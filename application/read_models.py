@@ -3,7 +3,8 @@
 The views are eventually consistent. A query that passes ``min_position`` (the
 position a command returned) waits until every view it reads has reached it, woken by
 the projection's commit; past ``wait_seconds`` it gives up with ``ViewsBehind`` (503
-with Retry-After) rather than answer from a view that does not yet show the write.
+with Retry-After) rather than answer from a view that does not yet show the write. A
+``min_position`` past the log's head is refused (422): no write returned it.
 """
 
 from collections.abc import Callable, Sequence
@@ -84,6 +85,8 @@ class MembershipRoster(Protocol):
 
 
 class ViewPositions(Protocol):
+    def within_log(self, position: int) -> bool: ...
+
     def wait_for(self, names: Sequence[str], position: int, timeout: float) -> bool: ...
 
 
@@ -116,7 +119,13 @@ class ReadModels:
         self.wait_seconds = wait_seconds
 
     def caught_up(self, names: Sequence[str], min_position: int | None) -> None:
+        """Wait until the views show ``min_position``; a position the log has not reached
+        is a client error (422), not something to wait for."""
         if min_position is None or min_position <= 0:
             return
+        if not self.positions.within_log(min_position):
+            raise InvalidValue(
+                "min_position", "is past the log's head; pass a position a write returned"
+            )
         if not self.positions.wait_for(names, min_position, self.wait_seconds):
             raise ViewsBehind()

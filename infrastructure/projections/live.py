@@ -57,6 +57,7 @@ class Positions:
         self.store = store
         self.refresh_every = refresh_every
         self._known: dict[str, int] = {}
+        self._head_seen = 0  # the highest log head read so far
         self._changed = threading.Condition()
         self._projectors: dict[str, Projector] = {}
 
@@ -81,17 +82,23 @@ class Positions:
         with self._changed:
             return dict(self._known)
 
-    def _settle(self, names: Sequence[str], position: int) -> None:
-        """A view whose topics do not occur up to ``position`` has reached it already.
+    def _settle(self, names: Sequence[str], position: int) -> set[str]:
+        """The views whose topics do not occur between their position and ``position``.
 
         Projectors pass over such stretches without writing their position, so the
-        stored position alone would keep a reader waiting for nothing.
+        stored position alone would keep a reader waiting for nothing. The answer holds
+        for this wait only and never moves a known position: only a projector's commit
+        does, or a position past the head would count as reached for every later write.
         """
+        if not self.within_log(position):
+            return set()  # later writes may yet land in the stretch
+        settled = set()
         for name in names:
             known = self.known(name)
             projector = self._projectors.get(name)
-            if known < position and projector is not None and projector.covers(known, position):
-                self.advanced(name, position)
+            if known >= position or (projector is not None and projector.covers(known, position)):
+                settled.add(name)
+        return settled
 
     def known(self, name: str) -> int:
         with self._changed:
@@ -107,17 +114,31 @@ class Positions:
         if self._reached(names, position):
             return True
         self.refresh()
-        self._settle(names, position)
-        while not self._reached(names, position):
+        settled = self._settle(names, position)
+        while not self._reached(names, position, settled):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
             with self._changed:
                 self._changed.wait(min(remaining, self.refresh_every))
-            if not self._reached(names, position) and time.monotonic() < deadline:
+            if not self._reached(names, position, settled) and time.monotonic() < deadline:
                 self.refresh()
-                self._settle(names, position)
+                settled = self._settle(names, position)
         return True
+
+    def within_log(self, position: int) -> bool:
+        """True if ``position`` is at or below the log's head.
+
+        A view can only commit what the log holds, so a position at or below any known
+        one needs no query; otherwise the head is read once (an indexed max).
+        """
+        with self._changed:
+            if position <= max(self._head_seen, *self._known.values(), 0):
+                return True
+        head = self.head()
+        with self._changed:
+            self._head_seen = max(self._head_seen, head)
+        return position <= head
 
     def head(self) -> int:
         """The log's last position now."""
@@ -139,9 +160,11 @@ class Positions:
             if self.known(name) <= position:
                 self.refresh()
 
-    def _reached(self, names: Sequence[str], position: int) -> bool:
+    def _reached(
+        self, names: Sequence[str], position: int, settled: set[str] | frozenset[str] = frozenset()
+    ) -> bool:
         with self._changed:
-            return all(self._known.get(n, 0) >= position for n in names)
+            return all(n in settled or self._known.get(n, 0) >= position for n in names)
 
 
 class Doorbell:
