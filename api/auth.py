@@ -1,15 +1,23 @@
 """Bearer JWT authentication: HS256 with a shared secret, or an issuer's JWKS."""
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
 import jwt
 
+from api.settings import ConfigError
 from application.context import Actor, Role
+from domain.vocabulary import Purpose
 
 
 class Unauthenticated(Exception):
     """No token, or one that cannot be trusted. Always a 401."""
+
+
+# Clock skew tolerated between the issuer's clock and ours, for iat and the lifetime.
+LEEWAY_SECONDS = 60
 
 
 @dataclass
@@ -17,8 +25,13 @@ class TokenVerifier:
     secret: bytes
     jwks_url: str | None = None
     issuer: str | None = None
+    audience: str | None = None
+    max_lifetime_seconds: int = 43200
+    clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
+        if self.jwks_url and not (self.issuer and self.audience):
+            raise ConfigError("a JWKS verifier needs both an issuer and an audience")
         self._jwks = jwt.PyJWKClient(self.jwks_url) if self.jwks_url else None
 
     def actor(self, authorization: str | None) -> Actor:
@@ -28,10 +41,13 @@ class TokenVerifier:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
         claims = self._decode(token.strip())
+        self._check_lifetime(claims)
         try:
-            role = Role(claims["role"])
-        except (KeyError, ValueError):
-            raise Unauthenticated("the token's role claim is missing or unknown") from None
+            role = Role(str(claims["role"])) if isinstance(claims.get("role"), str) else None
+        except ValueError:
+            role = None
+        if role is None:
+            raise Unauthenticated("the token's role claim is missing or unknown")
         sub, org = claims.get("sub"), claims.get("org")
         if not isinstance(sub, str) or not sub or not isinstance(org, str) or not org:
             raise Unauthenticated("the token must carry sub and org claims")
@@ -41,10 +57,13 @@ class TokenVerifier:
                 patient_id = UUID(str(claims["patient"]))
             except (KeyError, ValueError):
                 raise Unauthenticated("a patient token must carry a patient claim") from None
-        return Actor(id=sub, role=role, org=org, patient_id=patient_id)
+        purposes = purposes_of_use(claims.get("purpose_of_use"))
+        return Actor(id=sub, role=role, org=org, patient_id=patient_id, purposes=purposes)
 
     def _decode(self, token: str) -> dict[str, object]:
-        options = {"require": ["exp", "sub", "role", "org"]}
+        required = ["exp", "sub", "role", "org"]
+        if self.audience:
+            required.append("aud")
         try:
             if self._jwks is not None:
                 key = self._jwks.get_signing_key_from_jwt(token).key
@@ -53,13 +72,66 @@ class TokenVerifier:
                     key,
                     algorithms=["RS256", "ES256", "EdDSA"],
                     issuer=self.issuer,
-                    options={**options, "verify_aud": False},
+                    audience=self.audience,
+                    options={"require": [*required, "iss"], "verify_iat": False},
                 )
-            return jwt.decode(token, self.secret, algorithms=["HS256"], options=options)
+            return jwt.decode(
+                token,
+                self.secret,
+                algorithms=["HS256"],
+                audience=self.audience,
+                options={"require": required, "verify_iat": False},
+            )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("the token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise Unauthenticated("the token is not valid yet (nbf in the future)") from None
+        except (jwt.InvalidAudienceError, jwt.InvalidIssuerError) as error:
+            claim = "audience" if isinstance(error, jwt.InvalidAudienceError) else "issuer"
+            raise Unauthenticated(f"the token is not for this service (wrong {claim})") from None
+        except jwt.MissingRequiredClaimError as error:
+            raise Unauthenticated(f"the token lacks the {error.claim} claim") from None
         except jwt.PyJWTError:
             raise Unauthenticated("the token is malformed or wrongly signed") from None
+
+    def _check_lifetime(self, claims: dict[str, object]) -> None:
+        """A stolen token must not outlive the maximum, whatever expiry its issuer chose."""
+        now, limit = self.clock(), self.max_lifetime_seconds
+        exp, iat = _numeric_date(claims, "exp"), _numeric_date(claims, "iat")
+        if iat is not None and iat > now + LEEWAY_SECONDS:
+            raise Unauthenticated("the token is not valid yet (iat in the future)")
+        if exp is None:
+            raise Unauthenticated("the token lacks the exp claim")
+        if exp - now > limit + LEEWAY_SECONDS or (iat is not None and exp - iat > limit):
+            raise Unauthenticated(f"the token's lifetime exceeds the maximum of {limit} seconds")
+
+
+def _numeric_date(claims: dict[str, object], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Unauthenticated(f"the token's {name} claim must be a number of seconds")
+    return float(value)
+
+
+def purposes_of_use(claim: object) -> frozenset[Purpose] | None:
+    """The ``purpose_of_use`` claim (a list, or a space-separated string, of HL7 codes).
+
+    A claim we cannot read is refused rather than ignored: ignoring it would grant the
+    role's defaults, which may be wider than what the identity provider allowed.
+    """
+    if claim is None:
+        return None
+    codes = claim.split() if isinstance(claim, str) else claim
+    if not isinstance(codes, list) or not codes or not all(isinstance(c, str) for c in codes):
+        raise Unauthenticated("the token's purpose_of_use claim must list HL7 purpose codes")
+    try:
+        return frozenset(Purpose(code) for code in codes)
+    except ValueError:
+        raise Unauthenticated(
+            "the token's purpose_of_use claim names an unknown purpose of use"
+        ) from None
 
 
 def mint_token(
@@ -71,6 +143,7 @@ def mint_token(
     patient: UUID | None,
     ttl_seconds: int,
     now: int,
+    audience: str | None = None,
 ) -> str:
     """A development token signed with the configured HS256 secret."""
     claims: dict[str, object] = {
@@ -82,4 +155,6 @@ def mint_token(
     }
     if patient is not None:
         claims["patient"] = str(patient)
+    if audience:
+        claims["aud"] = audience
     return jwt.encode(claims, secret, algorithm="HS256")

@@ -145,7 +145,13 @@ def build(
     container = Container(
         settings=settings,
         ledger=ledger,
-        verifier=TokenVerifier(secrets.jwt_secret, settings.jwt_jwks_url, settings.jwt_issuer),
+        verifier=TokenVerifier(
+            secrets.jwt_secret,
+            settings.jwt_jwks_url,
+            settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            max_lifetime_seconds=settings.jwt_max_lifetime_seconds,
+        ),
         patients=Patients(ledger, clock, new_id, reads, keys.new_patient_id),
         memberships=Memberships(ledger, clock, new_id, views),
         consents=Consents(ledger, clock, new_id, reads),

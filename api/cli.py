@@ -137,6 +137,7 @@ def token(
             patient=patient_id,
             ttl_seconds=ttl,
             now=int(time.time()),
+            audience=settings.jwt_audience,
         )
     )
 

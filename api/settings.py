@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = None
     jwt_jwks_url: str | None = None
     jwt_issuer: str | None = None
+    # Checked whenever set; required with a JWKS, as is the issuer.
+    jwt_audience: str | None = None
+    # The longest a token may live (exp - iat, or exp - now): 12 h.
+    jwt_max_lifetime_seconds: int = Field(default=43200, gt=0)
     master_key: SecretStr | None = None
     master_key_file: Path | None = None
     nats_url: str | None = None
@@ -60,6 +64,7 @@ def load_settings() -> Settings:
 
 def resolve_secrets(settings: Settings) -> Secrets:
     """The JWT secret and master key, generating development ones into var/ once."""
+    check_token_settings(settings)
     if settings.jwt_secret is not None:
         jwt_secret = settings.jwt_secret.get_secret_value().encode()
         if len(jwt_secret) < 32:
@@ -69,6 +74,16 @@ def resolve_secrets(settings: Settings) -> Secrets:
     else:
         jwt_secret = _generated(settings.var_dir / "jwt-secret", lambda: secrets.token_urlsafe(48))
     return Secrets(jwt_secret=jwt_secret, master_key=_master_key(settings))
+
+
+def check_token_settings(settings: Settings) -> None:
+    """A JWKS trusts a whole identity provider, so its tokens must be pinned to one
+    issuer and to this service's audience, or a token minted for another client works."""
+    if not settings.jwt_jwks_url:
+        return
+    for value, name in ((settings.jwt_issuer, "ISSUER"), (settings.jwt_audience, "AUDIENCE")):
+        if not value:
+            raise ConfigError(f"CARELEDGER_JWT_{name}: required with CARELEDGER_JWT_JWKS_URL")
 
 
 def _master_key(settings: Settings) -> bytes:

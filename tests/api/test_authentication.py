@@ -6,6 +6,8 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
+from api.auth import TokenVerifier
+from domain.vocabulary import Purpose
 from tests.api.support import CLINICIAN, assert_unauthenticated, register
 from tests.conftest import JWT_SECRET, ORG, REGISTER_BODY, token
 
@@ -100,3 +102,49 @@ def test_a_patient_token_without_a_patient_claim_is_401(client: TestClient) -> N
 def test_a_valid_token_is_accepted(client: TestClient) -> None:
     response = client.post("/v1/patients", json=REGISTER_BODY, headers=CLINICIAN)
     assert response.status_code == 201
+
+
+# purpose_of_use (IHE IUA): the purposes the identity provider lets the actor assert.
+
+
+def _actor_purposes(claims: dict[str, object]) -> frozenset[Purpose] | None:
+    verifier = TokenVerifier(JWT_SECRET.encode())
+    encoded = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+    return verifier.actor(f"Bearer {encoded}").purposes
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [["TREAT", "PUBHLTH"], "TREAT PUBHLTH", " TREAT  PUBHLTH "],
+    ids=["list", "space-separated", "extra-spaces"],
+)
+def test_the_purpose_of_use_claim_is_read_as_a_list_or_a_space_separated_string(
+    claim: object,
+) -> None:
+    assert _actor_purposes(_claims(purpose_of_use=claim)) == {Purpose.TREAT, Purpose.PUBHLTH}
+
+
+def test_without_a_purpose_of_use_claim_the_role_defaults_apply() -> None:
+    assert _actor_purposes(_claims()) is None
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [["TREAT", "SHOPPING"], "TREAT treat", [], "", 7, ["TREAT", 7]],
+    ids=["unknown-code", "lower-case", "empty-list", "empty-string", "number", "mixed-types"],
+)
+def test_a_purpose_of_use_claim_naming_an_unknown_purpose_is_401(
+    client: TestClient, claim: object
+) -> None:
+    # Given a correctly signed token whose purpose_of_use cannot be read as HL7 codes
+    headers = _signed(_claims(purpose_of_use=claim))
+    # When it is used, Then it is not trusted
+    response = client.post("/v1/patients", json=REGISTER_BODY, headers=headers)
+    assert_unauthenticated(response)
+    assert "purpose_of_use" in response.json()["detail"]
+
+
+def test_a_token_allowing_treatment_registers_a_patient(client: TestClient) -> None:
+    headers = _signed(_claims(purpose_of_use=["TREAT"]))
+    response = client.post("/v1/patients", json=REGISTER_BODY, headers=headers)
+    assert response.status_code == 201, response.text
