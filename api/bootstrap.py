@@ -142,6 +142,7 @@ def build(
     disclosures = Disclosures(writer, clock, new_id)
     gate = ChartGate(ledger, views, disclosures, clock)
     reads = ReadSide(views, gate, disclosures)
+    audit = AuditTrail(ledger, views, found.access_log, clock, gate)
     container = Container(
         settings=settings,
         ledger=ledger,
@@ -153,17 +154,17 @@ def build(
             max_lifetime_seconds=settings.jwt_max_lifetime_seconds,
         ),
         patients=Patients(ledger, clock, new_id, reads, keys.new_patient_id),
-        memberships=Memberships(ledger, clock, new_id, views),
+        memberships=Memberships(ledger, clock, new_id, views, gate),
         consents=Consents(ledger, clock, new_id, reads),
-        erasure=Erasure(ledger, keys, clock),
+        erasure=Erasure(ledger, keys, clock, gate),
         integrity=Integrity(chain),
         chain=chain,
         keys=keys,
         charts=ChartReads(views, gate, disclosures, clock),
         group_commit=writer,
         disclosures=disclosures,
-        audit=AuditTrail(ledger, views, found.access_log, clock),
-        replays=Replays(ledger, disclosures),
+        audit=audit,
+        replays=Replays(ledger, disclosures, audit),
         subscriptions=Subscriptions(
             ledger,
             found.deliveries,

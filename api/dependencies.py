@@ -8,20 +8,14 @@ from fastapi import Depends, Header, Query, Request
 
 from api.auth import Unauthenticated
 from api.container import Container
-from application.context import Actor, RequestContext, Role
+from application.context import Actor, RequestContext
+from application.policy import BREAK_GLASS_MIN_CHARS, BREAK_GLASS_MIN_WORDS, substantive
+from application.purposes import admit_purpose, default_purpose
 from domain.errors import InvalidValue
 from domain.vocabulary import Purpose
 
-_DEFAULT_PURPOSE = {
-    Role.CLINICIAN: Purpose.TREAT,
-    Role.PATIENT: Purpose.PATRQT,
-    Role.ADMIN: Purpose.HOPERAT,
-    Role.AUDITOR: Purpose.HOPERAT,
-    Role.SERVICE: Purpose.TREAT,
-}
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _ETAG = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
-BREAK_GLASS_MIN = 20
 
 
 def container(request: Request) -> Container:
@@ -51,16 +45,18 @@ async def request_context(
     x_break_glass: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> RequestContext:
-    purpose = _DEFAULT_PURPOSE[actor.role]
+    purpose = default_purpose(actor)
     if x_purpose_of_use is not None:
         try:
             purpose = Purpose(x_purpose_of_use.strip().upper())
         except ValueError:
             raise InvalidValue("X-Purpose-Of-Use", "is not a known purpose of use") from None
     if x_break_glass is not None:
-        if len(x_break_glass.strip()) < BREAK_GLASS_MIN:
+        if not substantive(x_break_glass):
             raise InvalidValue(
-                "X-Break-Glass", f"the justification needs at least {BREAK_GLASS_MIN} characters"
+                "X-Break-Glass",
+                f"the justification needs {BREAK_GLASS_MIN_CHARS}+ characters and at least "
+                f"{BREAK_GLASS_MIN_WORDS} different words",
             )
         purpose = Purpose.ETREAT
     fingerprint = ""
@@ -82,6 +78,7 @@ async def request_context(
         request_fingerprint=fingerprint,
     )
     request.state.context = ctx  # so that a 403 raised later can be audited
+    admit_purpose(ctx)
     return ctx
 
 

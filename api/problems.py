@@ -5,6 +5,7 @@ validation, where input values are deliberately left out.
 """
 
 import logging
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -74,20 +75,38 @@ async def _forbidden(request: Request, error: Exception) -> Problem:
     assert isinstance(error, app_errors.Forbidden)
     ctx = getattr(request.state, "context", None)
     if not error.recorded and ctx is not None:
-        disclosures = request.app.state.container.disclosures
+        container = request.app.state.container
         patient = request.path_params.get("patient_id")
+        patient_id = UUID(patient) if patient else None
         try:
             await run_in_threadpool(
-                disclosures.refuse,
-                ctx,
-                action="read" if request.method in ("GET", "HEAD") else "write",
-                decision=Decision(False, str(error)),
-                patient_id=UUID(patient) if patient else None,
-                request={"route": _route(request)},
+                _refuse, container, ctx, request, Decision(False, str(error)), patient_id
             )
         except app_errors.StoreUnavailable:
             return _application(request, app_errors.StoreUnavailable("audit"))
     return _application(request, error)
+
+
+def _refuse(
+    container: Any,
+    ctx: Any,
+    request: Request,
+    decision: Decision,
+    patient_id: UUID | None,
+) -> None:
+    """A refusal addressed to a patient is recorded where their organisation's
+    auditors see it, whoever attempted it."""
+    if patient_id is not None:
+        decision = replace(
+            decision, care_organisation=container.charts.gate.organisation_of(patient_id)
+        )
+    container.disclosures.refuse(
+        ctx,
+        action="read" if request.method in ("GET", "HEAD") else "write",
+        decision=decision,
+        patient_id=patient_id,
+        request={"route": _route(request)},
+    )
 
 
 def _route(request: Request) -> str:

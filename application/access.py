@@ -1,16 +1,14 @@
-"""Who may do what to a chart.
+"""Which roles may ever ask for what: a 403 before anything is looked up.
 
-These are the role and organisation rules of the foundation. The consent- and
-membership-aware policy decision point replaces ``authorise`` without changing
-its callers.
+Whether this actor may act on this chart (its organisation, the patient, consent,
+memberships) is the policy decision point's, through ``ChartGate``, for reads and
+writes alike.
 """
 
 from enum import StrEnum
 
 from application.context import RequestContext, Role
-from application.errors import Forbidden, Gone, NotFound
-from domain.patient import Patient
-from domain.vocabulary import Purpose
+from application.errors import Forbidden
 
 
 class ChartAction(StrEnum):
@@ -44,29 +42,3 @@ def require_role(ctx: RequestContext, action: ChartAction) -> None:
     """403 for a role that may never do this, before anything is looked up."""
     if ctx.actor.role not in _ROLES[action]:
         raise Forbidden(f"the {ctx.actor.role} role may not {action.replace('_', ' ')}")
-
-
-TREATMENT = frozenset({Purpose.TREAT, Purpose.ETREAT})
-
-
-def require_treatment(ctx: RequestContext) -> None:
-    """Clinical data is written in the course of treatment, never for another purpose."""
-    if ctx.purpose not in TREATMENT:
-        raise Forbidden(f"clinical data is written for treatment, not {ctx.purpose}")
-
-
-def authorise(ctx: RequestContext, action: ChartAction, patient: Patient) -> None:
-    """Raise unless the actor may do ``action`` on this patient's chart.
-
-    A chart outside the actor's reach is reported as not found, so that its
-    existence does not leak (404, not 403).
-    """
-    require_role(ctx, action)
-    actor = ctx.actor
-    if actor.role is Role.PATIENT:
-        if actor.patient_id != patient.id:
-            raise NotFound("patient")
-    elif actor.org != patient.organisation_id:
-        raise NotFound("patient")
-    if patient.erased:
-        raise Gone("the patient's record has been erased")

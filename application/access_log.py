@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -185,6 +185,33 @@ class Disclosures:
         )  # fmt: skip
         return Disclosed(rendered, access_id, version)
 
+    def disclose_each(
+        self,
+        ctx: RequestContext,
+        *,
+        action: str,
+        body: Any,
+        decision: Decision,
+        patient_ids: Sequence[UUID],
+        stream_versions: dict[str, int],
+        request: dict[str, Any],
+    ) -> Disclosed:
+        """A response that discloses several patients: one access record for each of
+        them (one, naming no patient, if it discloses none), all naming the same bytes,
+        written together. The response names the first."""
+        rendered = render(body)
+        sha256 = hashlib.sha256(rendered).hexdigest()
+        each: list[UUID | None] = list(patient_ids) or [None]
+        records = [
+            self._record(
+                self.new_id(), ctx, action, decision, patient_id, (), stream_versions, request,
+                sha256,
+            )
+            for patient_id in each
+        ]  # fmt: skip
+        self.writer.write(*records)
+        return Disclosed(rendered, records[0].originator_id)
+
     def attest_write(
         self, ctx: RequestContext, patient_id: UUID
     ) -> Callable[[WriteOutcome], tuple[AccessRecord.Recorded, Disclosed]]:
@@ -197,7 +224,8 @@ class Disclosures:
                 access_id=self.new_id(),
                 action="write",
                 body=outcome.body(),
-                decision=WRITE_ADMITTED,
+                # Writes are admitted only within the actor's own organisation.
+                decision=replace(WRITE_ADMITTED, care_organisation=ctx.actor.org),
                 patient_id=patient_id,
                 entry_ids=(),
                 stream_versions={str(patient_id): int(outcome.result.get("version", 0))},
@@ -293,4 +321,5 @@ class Disclosures:
             request=request or {},
             request_id=ctx.request_id,
             source=ctx.source,
+            care_org=decision.care_organisation,
         )

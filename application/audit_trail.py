@@ -1,8 +1,12 @@
 """What auditors and patients may ask of the access log.
 
-- auditors: every record, filtered by patient, actor, time, decision, purpose and
-  action; one record; the break-glass review queue, and reviewing an entry of it;
-- a patient: their own access log (every access to their record, exempt or not);
+- auditors, each for their own organisation: every record of an access to its
+  patients (outsiders' attempts included; a record whose patient's organisation is
+  unknown, only if its actor is theirs), filtered by patient, actor, time, decision,
+  purpose and action; one record; the break-glass review queue, and reviewing an
+  entry of it, once, and never one's own;
+- a patient: their own access log (every access to their record, exempt or not),
+  without the staff's network addresses and request ids;
 - both: a patient's accounting of disclosures (HIPAA 164.528), which leaves out what
   the rule exempts: treatment, payment and operations (and break-glass treatment),
   disclosures to the patient themself, and disclosures made under their directive.
@@ -14,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
+from application.chart_gate import ChartGate
 from application.chart_reads import decode_cursor, encode_cursor
 from application.context import RequestContext, Role
 from application.errors import Forbidden, NotFound
@@ -30,6 +35,7 @@ EXEMPT_PURPOSES = frozenset(
     {Purpose.TREAT, Purpose.ETREAT, Purpose.HPAYMT, Purpose.HOPERAT, Purpose.PATRQT}
 )
 DISCLOSING_ACTIONS = frozenset({"read", "search", "export", "deliver"})
+STAFF_ONLY_FIELDS = ("source", "request_id")  # the staff's network, not the patient's
 
 
 class AccessLogView(Protocol):
@@ -42,17 +48,24 @@ class AccessLogView(Protocol):
         break_glass: bool | None,
         after: Key | None,
         limit: int,
+        organisation: str | None = None,
     ) -> tuple[list[dict[str, Any]], Key | None]: ...
 
 
 class AuditTrail:
     def __init__(
-        self, ledger: CareLedger, views: ReadModels, log: AccessLogView, clock: Clock
+        self,
+        ledger: CareLedger,
+        views: ReadModels,
+        log: AccessLogView,
+        clock: Clock,
+        gate: ChartGate,
     ) -> None:
         self.ledger = ledger
         self.views = views
         self.log = log
         self.clock = clock
+        self.gate = gate
 
     def accesses(
         self,
@@ -69,9 +82,13 @@ class AuditTrail:
         actor = ctx.actor
         if actor.role is Role.PATIENT:
             wanted["patient_id"] = str(actor.patient_id)  # their own rows only
-        elif actor.role is not Role.AUDITOR:
-            raise Forbidden("only auditors (and patients, for their own record) read the log")
-        return self._page(wanted, since, until, None, cursor, limit, min_position)
+            return _for_patient(self._page(wanted, since, until, None, cursor, limit, min_position))
+        self._require_auditor(ctx)
+        if "patient_id" in wanted:
+            self.gate.within_reach(ctx, UUID(wanted["patient_id"]), "read")
+        return self._page(
+            wanted, since, until, None, cursor, limit, min_position, organisation=actor.org
+        )
 
     def my_access_log(
         self,
@@ -85,17 +102,28 @@ class AuditTrail:
         if ctx.actor.role is not Role.PATIENT or ctx.actor.patient_id is None:
             raise Forbidden("the access log of a record is its patient's")
         own = {"patient_id": str(ctx.actor.patient_id)}
-        return self._page(own, None, None, None, cursor, limit, min_position)
+        return _for_patient(self._page(own, None, None, None, cursor, limit, min_position))
 
     def access(self, ctx: RequestContext, access_id: UUID) -> dict[str, Any]:
         actor = ctx.actor
         if actor.role not in (Role.AUDITOR, Role.PATIENT):
             raise Forbidden("only auditors (and patients, for their own record) read the log")
+        if actor.role is Role.PATIENT:
+            record = self._record(access_id)
+            if record.patient_id != str(actor.patient_id):
+                raise NotFound("access record")
+            return _without_staff_fields(record.log_entry())
+        return self.visible_record(ctx, access_id, "read").log_entry()
+
+    def visible_record(self, ctx: RequestContext, access_id: UUID, action: str) -> AccessRecord:
+        """A record this auditor's organisation may see; else the attempt is recorded
+        where the record's own organisation sees it, and 404."""
         record = self._record(access_id)
-        own = actor.role is Role.PATIENT and record.patient_id == str(actor.patient_id)
-        if actor.role is Role.PATIENT and not own:
-            raise NotFound("access record")
-        return record.log_entry()
+        organisation = record.care_org or record.actor["org"]
+        if organisation != ctx.actor.org:
+            patient = UUID(record.patient_id) if record.patient_id else None
+            self.gate.refuse_outside(ctx, patient, organisation, action)
+        return record
 
     def break_glass_queue(
         self,
@@ -107,7 +135,9 @@ class AuditTrail:
     ) -> dict[str, Any]:
         if ctx.actor.role is not Role.AUDITOR:
             raise Forbidden("only auditors review break-glass accesses")
-        page = self._page({}, None, None, True, cursor, limit, min_position)
+        page = self._page(
+            {}, None, None, True, cursor, limit, min_position, organisation=ctx.actor.org
+        )
         page["pending"] = sum(1 for item in page["items"] if item["review"] is None)
         return page
 
@@ -116,10 +146,14 @@ class AuditTrail:
     ) -> dict[str, Any]:
         if ctx.actor.role is not Role.AUDITOR:
             raise Forbidden("only auditors review break-glass accesses")
+        self.visible_record(ctx, access_id, "write")
 
         def decide(record: AccessRecord) -> tuple[list[AccessRecord], dict[str, Any]]:
             record.review_break_glass(
-                outcome=outcome, note=note, by=Provenance(ctx.actor.id, self.clock())
+                outcome=outcome,
+                note=note,
+                by=Provenance(ctx.actor.id, self.clock()),
+                reviewer_org=ctx.actor.org,
             )
             return [record], {"access_id": str(access_id), "version": record.version}
 
@@ -134,6 +168,8 @@ class AuditTrail:
                 raise NotFound("patient")
         elif actor.role is not Role.AUDITOR:
             raise Forbidden("the accounting of disclosures is for auditors and the patient")
+        else:
+            self.gate.within_reach(ctx, patient_id, "read")
         self.views.caught_up(ACCESS_VIEWS, min_position)
         since = self.clock() - RETENTION
         items: list[dict[str, Any]] = []
@@ -158,6 +194,7 @@ class AuditTrail:
         cursor: str | None,
         limit: int,
         min_position: int | None,
+        organisation: str | None = None,
     ) -> dict[str, Any]:
         self.views.caught_up(ACCESS_VIEWS, min_position)
         items, after = self.log.search(
@@ -167,11 +204,26 @@ class AuditTrail:
             break_glass=break_glass,
             after=decode_cursor(cursor) if cursor else None,
             limit=limit,
+            organisation=organisation,
         )
         return {"items": items, "next_cursor": encode_cursor(after) if after else None}
 
     def _record(self, access_id: UUID) -> AccessRecord:
         return self.ledger.load(AccessRecord, access_id, "access record")
+
+    @staticmethod
+    def _require_auditor(ctx: RequestContext) -> None:
+        if ctx.actor.role is not Role.AUDITOR:
+            raise Forbidden("only auditors (and patients, for their own record) read the log")
+
+
+def _for_patient(page: dict[str, Any]) -> dict[str, Any]:
+    page["items"] = [_without_staff_fields(item) for item in page["items"]]
+    return page
+
+
+def _without_staff_fields(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in STAFF_ONLY_FIELDS}
 
 
 def _accountable(record: dict[str, Any]) -> bool:

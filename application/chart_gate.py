@@ -1,15 +1,17 @@
-"""The gate every PHI read passes: facts in, a policy decision out, denials recorded.
+"""The gate every access to a chart passes, reads and writes alike: facts in, a policy
+decision out, denials recorded.
 
-It gathers what the policy decision point needs from the read models (the patient's
-care organisation from the directory, consent state, the memberships), as of known
-stream versions, and asks ``policy.decide``. A denial is written as an access record
-(decision ``deny``) before the caller answers: 404 when the chart is outside the
-actor's reach (its existence must not leak), 403 otherwise.
+For a read it gathers what the policy decision point needs from the read models (the
+patient's care organisation from the directory, consent state, the memberships), as
+of known stream versions; a write brings the chart it loaded. Both ask
+``policy.decide``, and a denial is written as an access record (decision ``deny``)
+before the caller answers: 404 when the chart is outside the actor's reach (its
+existence, or its erasure, must not leak), 403 otherwise.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 from application.access_log import Disclosures
@@ -23,6 +25,7 @@ from application.policy import (
     Decision,
     MembershipFact,
     decide,
+    deny,
 )
 from application.ports import Clock
 from application.read_models import ReadModels
@@ -56,10 +59,70 @@ class ChartGate:
         *,
         care_organisation: str | None = None,
     ) -> Admission:
-        organisation = care_organisation or self._care_organisation(patient_id)
+        organisation = care_organisation or self._care_organisation(ctx, patient_id, action)
         consent, consent_versions = self._consent(patient_id)
         memberships = self._memberships(organisation, patient_id)
-        request = AccessRequest(
+        request = self._request(ctx, patient_id, organisation, content, write=False)
+        decision = self._decided(ctx, request, action, consent, memberships)
+        versions = {**consent_versions, **{m.membership_id: m.version for m in memberships}}
+        return Admission(decision, organisation, versions)
+
+    def admit_write(
+        self,
+        ctx: RequestContext,
+        content: Content,
+        patient_id: UUID,
+        care_organisation: str,
+        *,
+        erased: bool = False,
+    ) -> Decision:
+        """A change to a chart, its consent or its memberships, decided by the same
+        policy and recorded the same way as a read; 410 only to those within reach."""
+        request = self._request(ctx, patient_id, care_organisation, content, write=True)
+        decision = self._decided(ctx, request, "write", ConsentFacts(0, {}), [])
+        if erased:
+            raise Gone("the patient's record has been erased")
+        return decision
+
+    def within_reach(self, ctx: RequestContext, patient_id: UUID, action: str) -> str:
+        """The organisation of a chart the actor may address at all (a patient's own,
+        a staff member's organisation's); else a denial is recorded and 404 raised."""
+        organisation = self.organisation_of(patient_id)
+        if organisation is None:
+            raise NotFound("patient")
+        if _outside_reach(ctx, patient_id, organisation):
+            self.refuse_outside(ctx, patient_id, organisation, action)
+        return organisation
+
+    def refuse_outside(
+        self, ctx: RequestContext, patient_id: UUID | None, organisation: str | None, action: str
+    ) -> NoReturn:
+        """Record the attempt where the chart's auditors see it, then answer 404."""
+        decision = replace(deny("outside the actor's organisation"), care_organisation=organisation)
+        self.disclosures.refuse(ctx, action=action, decision=decision, patient_id=patient_id)
+        raise NotFound("patient" if patient_id is not None else "record")
+
+    def organisation_of(self, patient_id: UUID) -> str | None:
+        """The patient's care organisation, erased or not; None for an unknown id."""
+        organisation = self.views.directory.organisation_of(patient_id)
+        if organisation is not None:
+            return organisation
+        try:  # not projected yet, or erased (purged from the views): the log answers
+            patient = self.ledger.load(Patient, patient_id, "patient")
+        except NotFound:
+            return None
+        return str(patient.organisation_id)
+
+    def _request(
+        self,
+        ctx: RequestContext,
+        patient_id: UUID,
+        organisation: str,
+        content: Content,
+        *,
+        write: bool,
+    ) -> AccessRequest:
+        return AccessRequest(
             actor=ctx.actor,
             purpose=ctx.purpose,
             patient_id=str(patient_id),
@@ -67,25 +130,38 @@ class ChartGate:
             content=content,
             day=self.clock().date(),
             break_glass=ctx.break_glass,
+            write=write,
         )
+
+    def _decided(
+        self,
+        ctx: RequestContext,
+        request: AccessRequest,
+        action: str,
+        consent: ConsentFacts,
+        memberships: list[MembershipFact],
+    ) -> Decision:
         decision = decide(request, consent, memberships)
         if not decision.permit:
+            patient_id = UUID(request.patient_id)
             refusal = self.disclosures.refuse(
                 ctx, action=action, decision=decision, patient_id=patient_id
             )
-            if _outside_reach(ctx, patient_id, organisation):
+            if _outside_reach(ctx, patient_id, request.care_organisation):
                 raise NotFound("patient")
             raise refusal
-        versions = {**consent_versions, **{m.membership_id: m.version for m in memberships}}
-        return Admission(decision, organisation, versions)
+        return decision
 
-    def _care_organisation(self, patient_id: UUID) -> str:
+    def _care_organisation(self, ctx: RequestContext, patient_id: UUID, action: str) -> str:
         organisation = self.views.directory.organisation_of(patient_id)
         if organisation is not None:
             return organisation
-        # Not projected yet, or erased: the log answers (404, or 410 after erasure).
+        # Not projected yet, or erased: the log answers (404; 410 after erasure, but
+        # only to those within reach, or erasure would tell outsiders the id existed).
         patient = self.ledger.load(Patient, patient_id, "patient")
         if patient.erased:
+            if _outside_reach(ctx, patient_id, patient.organisation_id):
+                self.refuse_outside(ctx, patient_id, patient.organisation_id, action)
             raise Gone("the patient's record has been erased")
         return str(patient.organisation_id)
 

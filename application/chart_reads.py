@@ -118,12 +118,13 @@ class ChartReads:
         else:
             assert family is not None and birth_date is not None
             items = self.views.directory.by_name(org, family, birth_date, limit)
-        return self.disclosures.disclose(
+        # One access record for each patient the hits disclose, in their logs alike.
+        return self.disclosures.disclose_each(
             ctx,
             action="search",
             body={"items": items},
             decision=decision,
-            patient_id=UUID(items[0]["id"]) if len(items) == 1 else None,
+            patient_ids=[UUID(item["id"]) for item in items],
             # the ids disclosed, each at the version of its stream the hit reflects
             stream_versions={item["id"]: item.pop("_version") for item in items},
             request={"view": "directory", "by": "mrn" if mrn is not None else "name"},

@@ -1,31 +1,30 @@
 """Use cases of the consent record: grant and revoke directives, request restrictions."""
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import date
 from typing import Any
 from uuid import UUID
 
 import orjson
 
-from application.access import ChartAction, authorise, require_role
+from application.access import ChartAction, require_role
 from application.access_log import Disclosed
 from application.chart_gate import ReadSide
 from application.chart_reads import CONSENT_VIEWS
-from application.context import RequestContext
+from application.context import RequestContext, Role
 from application.ledger import CareLedger, WriteOutcome
-from application.policy import Content
+from application.policy import Content, deny, identities
 from application.ports import Clock, NewId
 from domain.consent import Consent
+from domain.grantee import Grantee
 from domain.patient import Patient
 from domain.values import ConsentEvidence, Period, Provenance
 from domain.vocabulary import Purpose, SensitivityLabel, SigningMethod
 
 
 class Consents:
-    def __init__(
-        self, ledger: CareLedger, clock: Clock, new_id: NewId, reads: ReadSide | None = None
-    ) -> None:
+    def __init__(self, ledger: CareLedger, clock: Clock, new_id: NewId, reads: ReadSide) -> None:
         self.ledger = ledger
         self.clock = clock
         self.new_id = new_id
@@ -47,6 +46,7 @@ class Consents:
         expected_version: int | None = None,
     ) -> WriteOutcome:
         directive_id = self.new_id()
+        reference = Grantee.parse(grantee)
 
         def command(consent: Consent, by: Provenance) -> dict[str, Any]:
             evidence = ConsentEvidence(
@@ -67,7 +67,7 @@ class Consents:
             )
             return {"directive_id": str(directive_id)}
 
-        return self._change(ctx, patient_id, expected_version, command)
+        return self._change(ctx, patient_id, expected_version, command, reference)
 
     def revoke_directive(
         self,
@@ -113,12 +113,27 @@ class Consents:
         patient_id: UUID,
         expected_version: int | None,
         command: Callable[[Consent, Provenance], dict[str, Any]],
+        grantee: Grantee | None = None,
     ) -> WriteOutcome:
         require_role(ctx, ChartAction.MANAGE_CONSENT)
+        patient = self.ledger.load(Patient, patient_id, "patient")
+        organisation = patient.organisation_id
+        self.reads.gate.admit_write(
+            ctx, Content.CONSENT, patient_id, organisation, erased=patient.erased
+        )
+        # Staff record a patient's signed or witnessed directive, never one that would
+        # widen their own access (their own name, or their organisation's).
+        staff = ctx.actor.role is not Role.PATIENT
+        if grantee is not None and staff and str(grantee) in identities(ctx.actor):
+            decision = replace(
+                deny("staff never record a directive that names themselves"),
+                care_organisation=organisation,
+            )
+            raise self.reads.disclosures.refuse(
+                ctx, action="write", decision=decision, patient_id=patient_id
+            )
         if (prior := self.ledger.repeated(ctx)) is not None:
             return prior
-        patient = self.ledger.load(Patient, patient_id, "patient")
-        authorise(ctx, ChartAction.MANAGE_CONSENT, patient)
 
         def decide(consent: Consent) -> tuple[list[Consent], dict[str, Any]]:
             result = command(consent, Provenance(ctx.actor.id, self.clock()))
@@ -137,7 +152,7 @@ class Consents:
         read from the log instead.
         """
         require_role(ctx, ChartAction.READ_CONSENT)
-        reads = self._reads()
+        reads = self.reads
         reads.views.caught_up(CONSENT_VIEWS, min_position)
         admission = reads.gate.admit(ctx, patient_id, Content.CONSENT, "read")
         state = reads.views.consents.of_patient(patient_id)
@@ -158,10 +173,6 @@ class Consents:
             request={"view": "consents", "consent_id": state["consent_id"]},
             version=state["consent_version"],
         )
-
-    def _reads(self) -> ReadSide:
-        assert self.reads is not None, "reading consents needs the read side"
-        return self.reads
 
 
 def render_consents(patient_id: UUID, state: dict[str, Any], day: date) -> dict[str, Any]:

@@ -17,10 +17,15 @@ class Role(StrEnum):
 
 @dataclass(frozen=True)
 class Actor:
+    """A person or service, qualified: (organisation, role, subject) together name them."""
+
     id: str
     role: Role
     org: str
     patient_id: UUID | None = None
+    # The purposes of use the identity provider allows (the token's ``purpose_of_use``);
+    # None: the role's defaults (``application.purposes``).
+    purposes: frozenset[Purpose] | None = None
 
 
 @dataclass(frozen=True)

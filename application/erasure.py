@@ -9,30 +9,37 @@ from typing import Any
 from uuid import UUID
 
 from application.access import ChartAction, require_role
+from application.chart_gate import ChartGate
 from application.context import RequestContext
-from application.errors import Gone, NotFound
+from application.errors import Gone
 from application.ledger import CareLedger, WriteOutcome
+from application.policy import Content
 from application.ports import Clock, PatientKeys
 from domain.patient import Patient
 from domain.values import Provenance
 
 
 class Erasure:
-    def __init__(self, ledger: CareLedger, keys: PatientKeys, clock: Clock) -> None:
+    def __init__(
+        self, ledger: CareLedger, keys: PatientKeys, clock: Clock, gate: ChartGate
+    ) -> None:
         self.ledger = ledger
         self.keys = keys
         self.clock = clock
+        self.gate = gate
 
     def erase(self, ctx: RequestContext, patient_id: UUID, *, legal_basis: str) -> WriteOutcome:
         require_role(ctx, ChartAction.ERASE)
-        if (prior := self.ledger.repeated(ctx)) is not None:
-            return prior
 
-        def admit(patient: Patient) -> None:
-            if patient.organisation_id != ctx.actor.org:
-                raise NotFound("patient")
+        patient = self.ledger.for_check(Patient, patient_id, "patient")
+        self.gate.admit_write(ctx, Content.ERASURE, patient_id, patient.organisation_id)
+
+        def admit(patient: Patient) -> None:  # its organisation never changes: checked
             if patient.erased:
                 raise Gone("the patient's record has already been erased")
+
+        if (prior := self.ledger.repeated(ctx)) is not None:
+            return prior
 
         streams = [patient_id]
 

@@ -144,6 +144,12 @@ class CareLedger(Application[UUID]):
             raise NotFound(resource)
         return aggregate
 
+    def for_check(self, cls: type[A], stream_id: UUID, resource: str) -> A:
+        """The aggregate as this process last saw it, for an authorisation check made
+        before a command runs: what it checks (the organisation, erasure) is re-checked
+        on the fresh copy the command itself works on."""
+        return self._for_command(cls, stream_id, resource)
+
     def _for_command(self, cls: type[A], stream_id: UUID, resource: str) -> A:
         """The aggregate a command works on: this process's cached copy as it last saved
         or read it, without asking the store whether another process wrote since.
@@ -335,5 +341,8 @@ class CareLedger(Application[UUID]):
     def _idempotency_scope(ctx: RequestContext) -> str | None:
         if not ctx.idempotency_key:
             return None
-        material = f"{ctx.actor.id}\x00{ctx.idempotency_key}".encode()
+        # Per (organisation, subject): the same subject in another organisation is
+        # another person, and must never be answered from this one's claims.
+        actor = ctx.actor
+        material = f"{actor.org}\x00{actor.id}\x00{ctx.idempotency_key}".encode()
         return hashlib.sha256(material).hexdigest()

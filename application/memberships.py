@@ -7,10 +7,12 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from application.access import ChartAction, authorise, require_role
+from application.access import ChartAction, require_role
+from application.chart_gate import ChartGate
 from application.context import RequestContext
 from application.errors import NotFound, VersionConflict
 from application.ledger import CONFLICT_RETRIES, CareLedger, WriteOutcome
+from application.policy import Content
 from application.ports import Clock, NewId
 from application.read_models import ReadModels
 from domain.membership import Membership, membership_active_on
@@ -24,12 +26,13 @@ ROSTER_VIEWS = ("roster",)
 
 class Memberships:
     def __init__(
-        self, ledger: CareLedger, clock: Clock, new_id: NewId, views: ReadModels | None = None
+        self, ledger: CareLedger, clock: Clock, new_id: NewId, views: ReadModels, gate: ChartGate
     ) -> None:
         self.ledger = ledger
         self.clock = clock
         self.new_id = new_id
         self.views = views
+        self.gate = gate
 
     def _by(self, ctx: RequestContext) -> Provenance:
         return Provenance(ctx.actor.id, self.clock())
@@ -46,10 +49,12 @@ class Memberships:
         ends_on: date,
     ) -> WriteOutcome:
         require_role(ctx, ChartAction.MANAGE_MEMBERSHIP)
+        patient = self.ledger.load(Patient, patient_id, "patient")
+        self.gate.admit_write(
+            ctx, Content.MEMBERSHIP, patient_id, patient.organisation_id, erased=patient.erased
+        )
         if (prior := self.ledger.repeated(ctx)) is not None:
             return prior
-        patient = self.ledger.load(Patient, patient_id, "patient")
-        authorise(ctx, ChartAction.MANAGE_MEMBERSHIP, patient)
         membership_id = self.new_id()
         # Only the sponsor's programme can be contended, so retrying is always safe.
         for _ in range(CONFLICT_RETRIES):
@@ -112,12 +117,15 @@ class Memberships:
         command: Any,
     ) -> WriteOutcome:
         require_role(ctx, ChartAction.MANAGE_MEMBERSHIP)
-        if (prior := self.ledger.repeated(ctx)) is not None:
-            return prior
 
         def admit(membership: Membership) -> None:
-            if membership.organisation_id != ctx.actor.org:
-                raise NotFound("membership")
+            self.gate.admit_write(
+                ctx, Content.MEMBERSHIP, membership.patient_id, membership.organisation_id
+            )
+
+        admit(self.ledger.for_check(Membership, membership_id, "membership"))
+        if (prior := self.ledger.repeated(ctx)) is not None:
+            return prior
 
         def decide(membership: Membership) -> tuple[list[Membership], dict[str, Any]]:
             command(membership)
@@ -169,7 +177,6 @@ class Memberships:
     ) -> list[dict[str, Any]]:
         """Memberships of the actor's organisation, filtered, from the roster view."""
         require_role(ctx, ChartAction.MANAGE_MEMBERSHIP)
-        assert self.views is not None, "the roster needs the read models"
         self.views.caught_up(ROSTER_VIEWS, min_position)
         today = self.clock().date()
         items = self.views.roster.memberships(

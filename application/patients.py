@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from application.access import ChartAction, authorise, require_role, require_treatment
+from application.access import ChartAction, require_role
 from application.access_log import Disclosed
 from application.chart_gate import ReadSide
 from application.context import RequestContext
@@ -190,12 +190,18 @@ class Patients:
     ) -> WriteOutcome:
         """Run a clinical command on a chart the actor may write to."""
         require_role(ctx, ChartAction.WRITE_CLINICAL)
-        require_treatment(ctx)
-        if (prior := self.ledger.repeated(ctx)) is not None:
-            return prior
+        gate = self.reads.gate
 
         def admit(patient: Patient) -> None:
-            authorise(ctx, ChartAction.WRITE_CLINICAL, patient)
+            gate.admit_write(
+                ctx, Content.CLINICAL, patient.id, patient.organisation_id, erased=patient.erased
+            )
+
+        # Authorised before an idempotency claim is looked up, so that a key can never
+        # fetch an answer the actor may not see.
+        admit(self.ledger.for_check(Patient, patient_id, "patient"))
+        if (prior := self.ledger.repeated(ctx)) is not None:
+            return prior
 
         def decide(patient: Patient) -> tuple[list[Patient], dict[str, Any]]:
             result = command(patient, self._by(ctx))
@@ -211,6 +217,7 @@ class Patients:
         require_role(ctx, ChartAction.READ_DEMOGRAPHICS)
         patient = self.ledger.load(Patient, patient_id, "patient")
         if patient.erased:
+            self.reads.gate.within_reach(ctx, patient_id, "read")  # else 404, recorded
             raise Gone("the patient's record has been erased")
         admission = self.reads.gate.admit(
             ctx, patient_id, Content.DEMOGRAPHICS, "read",
@@ -223,14 +230,19 @@ class Patients:
             decision=admission.decision,
             patient_id=patient_id,
             stream_versions={str(patient_id): patient.version, **admission.stream_versions},
-            request={"view": "demographics"},
+            request={"view": "demographics", "render": DEMOGRAPHICS_RENDER},
             version=patient.version,
         )
 
 
-def render_demographics(patient: Patient) -> dict[str, Any]:
+# 2: no ``entry_count``, which counted entries the reader may not see (their existence
+# is not disclosed); replay renders a record without a render version as 1.
+DEMOGRAPHICS_RENDER = 2
+
+
+def render_demographics(patient: Patient, render: int = DEMOGRAPHICS_RENDER) -> dict[str, Any]:
     """The demographics body; replay renders the patient at the recorded version."""
-    return {
+    body = {
         "id": str(patient.id),
         "version": patient.version,
         "mrn": patient.mrn,
@@ -239,5 +251,7 @@ def render_demographics(patient: Patient) -> dict[str, Any]:
         "sex": patient.sex,
         "contact": asdict(patient.contact) if patient.contact else None,
         "deceased_at": patient.deceased_at,
-        "entry_count": patient.entry_count,
     }
+    if render == 1:
+        body["entry_count"] = patient.entry_count
+    return body

@@ -11,6 +11,7 @@ A crypto-shredded patient's record cannot be rebuilt: 410, with the reason.
 """
 
 import hashlib
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +20,7 @@ from eventsourcing.application import project_aggregate
 
 from application import timeline_rows
 from application.access_log import Disclosed, Disclosures, render
+from application.audit_trail import AuditTrail
 from application.chart_reads import decode_cursor, encode_cursor
 from application.consents import consent_state, render_consents
 from application.context import Actor, RequestContext, Role
@@ -52,14 +54,16 @@ _HIDDEN_MARGIN = 8
 
 
 class Replays:
-    def __init__(self, ledger: CareLedger, disclosures: Disclosures) -> None:
+    def __init__(self, ledger: CareLedger, disclosures: Disclosures, trail: AuditTrail) -> None:
         self.ledger = ledger
         self.disclosures = disclosures
+        self.trail = trail
 
     def replay(self, ctx: RequestContext, access_id: UUID) -> Disclosed:
         if ctx.actor.role is not Role.AUDITOR:
             raise Forbidden("only auditors replay accesses")
-        record = self.ledger.load(AccessRecord, access_id, "access record")
+        # Only of an access to the auditor's own organisation's patients (else 404).
+        record = self.trail.visible_record(ctx, access_id, "replay")
         if record.decision != "permit" or record.response_sha256 is None:
             raise Forbidden("a denied access disclosed nothing to replay")
         try:
@@ -81,7 +85,11 @@ class Replays:
                 "replayed_sha256": replayed,
                 "matches": replayed == record.response_sha256,
             },
-            decision=Decision(True, "an auditor's replay of a recorded access"),
+            decision=Decision(
+                True,
+                "an auditor's replay of a recorded access",
+                care_organisation=record.care_org or ctx.actor.org,
+            ),
             patient_id=patient_id,
             stream_versions=dict(record.stream_versions),
             request={"view": "replay", "access_id": str(access_id)},
@@ -91,7 +99,8 @@ class Replays:
         view = record.request.get("view")
         versions = record.stream_versions
         if view == "demographics":
-            return render_demographics(self._at(Patient, record.patient_id, versions))
+            patient = self._at(Patient, record.patient_id, versions)
+            return render_demographics(patient, int(record.request.get("render", 1)))
         if view == "consents":
             consent = self._at(Consent, record.request["consent_id"], versions)
             state = {"consent_id": str(consent.id), **consent_state(consent)}
@@ -215,7 +224,10 @@ class Replays:
             day=record.occurred_at.date(),
             break_glass=record.basis.get("break_glass"),
         )
-        return decide(request, facts, memberships)
+        decision = decide(request, facts, memberships)
+        if not decision.permit:  # the policy has since changed: show no labelled entry
+            return replace(decision, allowed_labels=frozenset())
+        return decision
 
     def _hit(self, patient_id: UUID, version: int) -> dict[str, Any]:
         patient: Patient = self._at(Patient, str(patient_id), {str(patient_id): version})

@@ -3,8 +3,12 @@
 The record is PHI-free metadata: who, when, why, which streams at which versions, and
 the SHA-256 of the exact response body. It is sealed with the audit key, not the
 patient's, so it outlives the patient's crypto-shredding, and it is covered by the
-hash chain like every other record. A break-glass access is later reviewed by an
-auditor, as an event on the same stream.
+hash chain like every other record. A break-glass access is later reviewed, once,
+by an auditor other than the one who accessed, as an event on the same stream.
+
+``care_org`` is the patient's care organisation, whose auditors see the record.
+Records written before it was kept upcast to ``None``: their care organisation is
+unknown, so only the auditors of the actor's own organisation see them.
 """
 
 from datetime import datetime
@@ -14,7 +18,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.utils import get_topic
 
-from domain.errors import InvalidValue
+from domain.errors import AlreadyReviewed, InvalidValue, OwnAccessReview
 from domain.events import AttributedEvent
 from domain.values import Provenance
 
@@ -30,6 +34,12 @@ class AccessRecord(Aggregate):
         pass
 
     class Recorded(Event, Aggregate.Created):
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["care_org"] = None
+
         actor_role: str
         actor_org: str
         purpose: str
@@ -44,6 +54,7 @@ class AccessRecord(Aggregate):
         request: dict[str, Any]  # what replay needs to rebuild the response
         request_id: str
         source: str
+        care_org: str | None
 
     class Reviewed(Event):
         outcome: str
@@ -68,6 +79,7 @@ class AccessRecord(Aggregate):
         request: dict[str, Any],
         request_id: str,
         source: str,
+        care_org: str | None = None,
     ) -> "AccessRecord.Recorded":
         """The new record, as its one event: a record is written once and read back
         through the aggregate (``event.mutate(None)``). Made directly rather than
@@ -97,6 +109,7 @@ class AccessRecord(Aggregate):
             request=request,
             request_id=request_id,
             source=source,
+            care_org=care_org,
         )
 
     @event(Recorded)
@@ -119,6 +132,7 @@ class AccessRecord(Aggregate):
         request: dict[str, Any],
         request_id: str,
         source: str,
+        care_org: str | None,
     ) -> None:
         self.occurred_at = timestamp
         self.actor = {"id": actor_id, "role": actor_role, "org": actor_org}
@@ -134,17 +148,24 @@ class AccessRecord(Aggregate):
         self.request = request
         self.request_id = request_id
         self.source = source
+        self.care_org = care_org
         self.review: dict[str, Any] | None = None
 
     @property
     def is_break_glass(self) -> bool:
         return "break_glass" in self.basis
 
-    def review_break_glass(self, *, outcome: str, note: str, by: Provenance) -> None:
+    def review_break_glass(
+        self, *, outcome: str, note: str, by: Provenance, reviewer_org: str
+    ) -> None:
         if not self.is_break_glass:
             raise InvalidValue("access_id", "is not a break-glass access")
         if outcome not in REVIEW_OUTCOMES:
             raise InvalidValue("outcome", f"must be one of {sorted(REVIEW_OUTCOMES)}")
+        if self.review is not None:
+            raise AlreadyReviewed()
+        if (by.actor_id, reviewer_org) == (self.actor["id"], self.actor["org"]):
+            raise OwnAccessReview()
         self._reviewed(outcome=outcome, note=note, actor_id=by.actor_id, timestamp=by.occurred_at)
 
     @event(Reviewed)
@@ -176,6 +197,7 @@ class AccessRecord(Aggregate):
             "response_sha256": self.response_sha256,
             "request_id": self.request_id,
             "source": self.source,
+            "care_org": self.care_org,
         }
 
 

@@ -12,6 +12,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import DirectiveNotActive, DirectiveNotFound, InvalidValue
 from domain.events import AttributedEvent
+from domain.grantee import Grantee
 from domain.values import ConsentEvidence, Period, Provenance
 from domain.vocabulary import Purpose, SensitivityLabel
 
@@ -20,6 +21,14 @@ class Consent(Aggregate):
     """One stream per patient: directives granted and revoked, and restrictions asked for."""
 
     id: UUID  # ids are passed in (uuid4 from the caller), never minted here
+    class_version = 2  # directives carry their typed grantee (``grantee_ref``)
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A snapshot from before typed grantees: each directive's reference, by the
+        rule ``DirectiveGranted.upcast_v1_v2`` states."""
+        for directive in state["directives"].values():
+            directive.setdefault("grantee_ref", _reference(directive["grantee"]))
 
     class Event(AttributedEvent):
         pass
@@ -28,8 +37,20 @@ class Consent(Aggregate):
         patient_id: UUID
 
     class DirectiveGranted(Event):
+        """``grantee`` is the text as granted; ``grantee_ref`` the typed reference it
+        names (``domain.grantee``), which is what access is decided on."""
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Granted before typed grantees: the bare text is read as an organisation
+            id, and a text that names no valid reference names nobody ("")."""
+            state["grantee_ref"] = _reference(state["grantee"])
+
         directive_id: UUID
         grantee: str
+        grantee_ref: str
         purposes: list[str]
         labels: list[str]
         period: Period
@@ -76,6 +97,7 @@ class Consent(Aggregate):
     ) -> None:
         if not grantee.strip() or len(grantee) > 200:
             raise InvalidValue("grantee", "must be 1 to 200 characters")
+        reference = Grantee.parse(grantee)
         if not purposes:
             raise InvalidValue("purposes", "must name at least one purpose of use")
         if Purpose.ETREAT in purposes:
@@ -85,6 +107,7 @@ class Consent(Aggregate):
         self._directive_granted(
             directive_id=directive_id,
             grantee=grantee,
+            grantee_ref=str(reference),
             purposes=sorted(p.value for p in purposes),
             labels=sorted(label.value for label in labels),
             period=period,
@@ -99,6 +122,7 @@ class Consent(Aggregate):
         *,
         directive_id: UUID,
         grantee: str,
+        grantee_ref: str,
         purposes: list[str],
         labels: list[str],
         period: Period,
@@ -108,6 +132,7 @@ class Consent(Aggregate):
     ) -> None:
         self.directives[directive_id.hex] = {
             "grantee": grantee,
+            "grantee_ref": grantee_ref,
             "purposes": purposes,
             "labels": labels,
             "period": period,
@@ -201,3 +226,8 @@ class Consent(Aggregate):
             return False
         period: Period = directive["period"]
         return period.includes(at.date())
+
+
+def _reference(text: str) -> str:
+    found = Grantee.read(text)
+    return str(found) if found is not None else ""

@@ -58,3 +58,13 @@ class DirectiveNotActive(DomainError):
 class SponsorProgrammeDiscontinued(DomainError):
     def __init__(self) -> None:
         super().__init__("the sponsor's programme has been discontinued")
+
+
+class AlreadyReviewed(DomainError):
+    def __init__(self) -> None:
+        super().__init__("the access has been reviewed; a review is never replaced")
+
+
+class OwnAccessReview(DomainError):
+    def __init__(self) -> None:
+        super().__init__("nobody reviews their own access")

@@ -31,6 +31,9 @@ class AccessLogProjection:
     def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
         self.sealer = sealer
         self.table = store.table(TABLE)
+        # Whose auditors see a row: the patient's care organisation (None before it
+        # was recorded: then the actor's organisation's).
+        self.added_columns = ((self.table, "care_org", "TEXT"),)
 
     def table_names(self) -> list[str]:
         return [TABLE]
@@ -43,7 +46,7 @@ class AccessLogProjection:
             "actor_role TEXT NOT NULL, actor_org TEXT NOT NULL, purpose TEXT NOT NULL, "
             "action TEXT NOT NULL, patient_id TEXT, decision TEXT NOT NULL, "
             "break_glass INTEGER NOT NULL, review_outcome TEXT, position BIGINT NOT NULL, "
-            "sealed BLOB NOT NULL, PRIMARY KEY (version, access_id))",
+            "sealed BLOB NOT NULL, care_org TEXT, PRIMARY KEY (version, access_id))",
             f"CREATE INDEX IF NOT EXISTS {TABLE}_by_time ON {t} (version, occurred_at, access_id)",
             f"CREATE INDEX IF NOT EXISTS {TABLE}_by_patient ON {t} "
             "(version, patient_id, occurred_at, access_id)",
@@ -72,7 +75,7 @@ class AccessLogProjection:
         cursor.executemany(
             f"INSERT INTO {self.table} (version, access_id, occurred_at, actor_id, actor_role, "
             "actor_org, purpose, action, patient_id, decision, break_glass, review_outcome, "
-            "position, sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "position, sealed, care_org) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (version, access_id) DO UPDATE SET "
             "review_outcome = excluded.review_outcome, position = excluded.position, "
             "sealed = excluded.sealed",
@@ -92,6 +95,7 @@ class AccessLogProjection:
                     row["review_outcome"],
                     row["position"],
                     self.sealer.seal(AUDIT_KEY_ID, f"{TABLE}/{access_id.hex}", row["record"]),
+                    row["record"].get("care_org"),
                 )
                 for access_id, row in rows.items()
             ],
@@ -144,10 +148,17 @@ class AccessLogReader:
         break_glass: bool | None,
         after: Key | None,
         limit: int,
+        organisation: str | None = None,
     ) -> tuple[list[dict[str, Any]], Key | None]:
-        """Newest first; ``after`` is the (time, id) key of the last item of a page."""
+        """Newest first; ``after`` is the (time, id) key of the last item of a page.
+
+        With ``organisation``, only the rows its auditors see: accesses to its
+        patients, and (care organisation unknown) its own staff's."""
         sql = f"SELECT occurred_at, access_id, sealed FROM {self.table} WHERE version = ?"
         params: list[Any] = []
+        if organisation is not None:
+            sql += " AND (care_org = ? OR (care_org IS NULL AND actor_org = ?))"
+            params += [organisation, organisation]
         for column in FILTERS:
             if filters.get(column) is not None:
                 sql += f" AND {column} = ?"

@@ -111,6 +111,7 @@ def _apply(state: dict[str, Any], event: Any) -> None:
     if isinstance(event, Consent.DirectiveGranted):
         state["directives"][event.directive_id.hex] = {
             "grantee": event.grantee,
+            "grantee_ref": event.grantee_ref,
             "purposes": list(event.purposes),
             "labels": list(event.labels),
             "period": {

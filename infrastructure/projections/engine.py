@@ -85,6 +85,7 @@ def create_tables(store: ViewStore, projections: Sequence[Projection]) -> None:
         for projection in projections:
             for statement in projection.tables():
                 cursor.execute(store.ddl(statement))
+            _add_columns(store, cursor, projection)
             cursor.execute(
                 f"INSERT INTO {store.table(VERSIONS_TABLE)} "
                 "(name, version, state, position, updated_at) "
@@ -92,6 +93,18 @@ def create_tables(store: ViewStore, projections: Sequence[Projection]) -> None:
                 f"(SELECT 1 FROM {store.table(VERSIONS_TABLE)} WHERE name = ?)",
                 (projection.name, now_us(), projection.name),
             )
+
+
+def _add_columns(store: ViewStore, cursor: Cursor, projection: Projection) -> None:
+    """Columns a view gained after its table was first created (``added_columns``:
+    table, column, type), added to a store made before them; new rows fill them."""
+    for table, column, kind in getattr(projection, "added_columns", ()):
+        if store.is_postgres:
+            cursor.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
+            continue
+        present = cursor.execute(f"PRAGMA table_info({table})").fetchall()
+        if all(row[1] != column for row in present):
+            cursor.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 def active_version(cursor: Cursor, store: ViewStore, name: str) -> int:

@@ -2,18 +2,26 @@
 purpose (the default one, break-glass, marketing) has one expected status. Zero
 deviations are allowed, and every 403 leaves a denial in the access log.
 
+A purpose the actor's token does not allow (marketing for anyone here; break-glass for
+anyone but a clinician) is refused before anything is looked up: 403, never 404.
+
 The chart is a patient of org-main under an active membership, with one entry and
 no consent directive. Break-glass switches any caller's purpose to ETREAT.
 """
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.support import AUDITOR, GRANT_BODY, settled, under_care
-from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
+from application.context import Role
+from application.purposes import ROLE_DEFAULTS
+from domain.vocabulary import Purpose
+from tests.api.support import GRANT_BODY, settled, under_care
+from tests.conftest import ENTRY_BODY, JWT_SECRET, REGISTER_BODY, auth
 
 GLASS = "unconscious on arrival, no history available"
 ACTORS = {
@@ -41,21 +49,21 @@ PURPOSES = {
 # fmt: off
 MATRIX: dict[str, dict[str, tuple[int, int, int]]] = {
     "GET patient": {
-        "clinician": (200, 200, 403), "clinician, other org": (404, 404, 404),
+        "clinician": (200, 200, 403), "clinician, other org": (404, 404, 403),
         "admin": (403, 403, 403), "auditor": (403, 403, 403),
-        "patient, self": (200, 200, 200), "patient, other": (404, 404, 404),
+        "patient, self": (200, 403, 403), "patient, other": (404, 403, 403),
         "service, other org": (403, 403, 403),
     },
     "GET timeline": {
-        "clinician": (200, 200, 403), "clinician, other org": (404, 404, 404),
+        "clinician": (200, 200, 403), "clinician, other org": (404, 404, 403),
         "admin": (403, 403, 403), "auditor": (403, 403, 403),
-        "patient, self": (200, 200, 200), "patient, other": (404, 404, 404),
+        "patient, self": (200, 403, 403), "patient, other": (404, 403, 403),
         "service, other org": (403, 403, 403),
     },
     "GET consents": {
-        "clinician": (200, 200, 403), "clinician, other org": (404, 404, 404),
+        "clinician": (200, 200, 403), "clinician, other org": (404, 404, 403),
         "admin": (403, 403, 403), "auditor": (403, 403, 403),
-        "patient, self": (200, 200, 200), "patient, other": (404, 404, 404),
+        "patient, self": (200, 403, 403), "patient, other": (404, 403, 403),
         "service, other org": (403, 403, 403),
     },
     "GET search": {  # another organisation searches its own directory: found nothing
@@ -72,25 +80,25 @@ MATRIX: dict[str, dict[str, tuple[int, int, int]]] = {
     },
     "GET memberships": {
         "clinician": (403, 403, 403), "clinician, other org": (403, 403, 403),
-        "admin": (200, 200, 200), "auditor": (403, 403, 403),
+        "admin": (200, 403, 403), "auditor": (403, 403, 403),
         "patient, self": (403, 403, 403), "patient, other": (403, 403, 403),
         "service, other org": (403, 403, 403),
     },
     "GET disclosures": {
         "clinician": (403, 403, 403), "clinician, other org": (403, 403, 403),
-        "admin": (403, 403, 403), "auditor": (200, 200, 200),
-        "patient, self": (200, 200, 200), "patient, other": (404, 404, 404),
+        "admin": (403, 403, 403), "auditor": (200, 403, 403),
+        "patient, self": (200, 403, 403), "patient, other": (404, 403, 403),
         "service, other org": (403, 403, 403),
     },
     "GET access log": {  # a patient sees their own rows only
         "clinician": (403, 403, 403), "clinician, other org": (403, 403, 403),
-        "admin": (403, 403, 403), "auditor": (200, 200, 200),
-        "patient, self": (200, 200, 200), "patient, other": (200, 200, 200),
+        "admin": (403, 403, 403), "auditor": (200, 403, 403),
+        "patient, self": (200, 403, 403), "patient, other": (200, 403, 403),
         "service, other org": (403, 403, 403),
     },
     "GET verify": {
         "clinician": (403, 403, 403), "clinician, other org": (403, 403, 403),
-        "admin": (200, 200, 200), "auditor": (200, 200, 200),
+        "admin": (200, 403, 403), "auditor": (200, 403, 403),
         "patient, self": (403, 403, 403), "patient, other": (403, 403, 403),
         "service, other org": (403, 403, 403),
     },
@@ -143,12 +151,15 @@ def test_the_matrix_has_no_deviation_and_every_403_is_audited(
                     deviations.append((endpoint, actor, purpose, status, got.status_code))
                 forbidden += got.status_code == 403
     assert deviations == []
-    # Every 403 left a denial in the access log
-    denials = client.get(
-        "/v1/audit/accesses",
-        params={"decision": "deny", "limit": 500, **settled(client)},
-        headers=AUDITOR,
-    ).json()["items"]
+    # Every 403 left a denial in the access log, seen by the auditors of the patient's
+    # organisation, or (no patient addressed) of the actor's own.
+    denials = []
+    for org in ("org-main", "org-other", "org-ads"):
+        denials += client.get(
+            "/v1/audit/accesses",
+            params={"decision": "deny", "limit": 500, **settled(client)},
+            headers=auth("auditor", sub="auditor", org=org),
+        ).json()["items"]
     assert len(denials) >= forbidden
 
 
@@ -156,10 +167,10 @@ def test_the_matrix_has_no_deviation_and_every_403_is_audited(
 # erasure, entered in error, revocation, cancellation, renewal, discontinuation, a new
 # membership) get a fresh target for every call.
 # fmt: off
-ONLY_ADMIN = {a: ((200, 200, 200) if a == "admin" else (403, 403, 403)) for a in ACTORS}
+ONLY_ADMIN = {a: ((200, 403, 403) if a == "admin" else (403, 403, 403)) for a in ACTORS}
 MATRIX_REST: dict[str, dict[str, tuple[int, int, int]]] = {
     "POST patient": {
-        "clinician": (201, 201, 201), "clinician, other org": (201, 201, 201),
+        "clinician": (201, 201, 403), "clinician, other org": (201, 201, 403),
         "admin": (403, 403, 403), "auditor": (403, 403, 403),
         "patient, self": (403, 403, 403), "patient, other": (403, 403, 403),
         "service, other org": (403, 403, 403),
@@ -178,33 +189,33 @@ MATRIX_REST: dict[str, dict[str, tuple[int, int, int]]] = {
     },
     **{
         endpoint: {
-            "clinician": (ok, ok, ok), "clinician, other org": (404, 404, 404),
+            "clinician": (ok, ok, 403), "clinician, other org": (404, 404, 403),
             "admin": (403, 403, 403), "auditor": (403, 403, 403),
-            "patient, self": (ok, ok, ok), "patient, other": (404, 404, 404),
+            "patient, self": (ok, 403, 403), "patient, other": (404, 403, 403),
             "service, other org": (403, 403, 403),
         }
         for endpoint, ok in (("POST consent", 201), ("POST revoke", 200), ("POST restriction", 201))
     },
-    "POST erase": {a: ((202, 202, 202) if a == "admin" else (403, 403, 403)) for a in ACTORS},
-    "POST membership": {a: ((201, 201, 201) if a == "admin" else (403, 403, 403)) for a in ACTORS},
+    "POST erase": {a: ((202, 403, 403) if a == "admin" else (403, 403, 403)) for a in ACTORS},
+    "POST membership": {a: ((201, 403, 403) if a == "admin" else (403, 403, 403)) for a in ACTORS},
     "POST renew": ONLY_ADMIN,
     "POST cancel": ONLY_ADMIN,
-    "POST discontinue": {a: ((202, 202, 202) if a == "admin" else (403, 403, 403)) for a in ACTORS},
-    "GET head": {a: ((200, 200, 200) if a in ("admin", "auditor") else (403, 403, 403)) for a in ACTORS},
+    "POST discontinue": {a: ((202, 403, 403) if a == "admin" else (403, 403, 403)) for a in ACTORS},
+    "GET head": {a: ((200, 403, 403) if a in ("admin", "auditor") else (403, 403, 403)) for a in ACTORS},
     "GET access record": {
         "clinician": (403, 403, 403), "clinician, other org": (403, 403, 403),
-        "admin": (403, 403, 403), "auditor": (200, 200, 200),
-        "patient, self": (200, 200, 200), "patient, other": (404, 404, 404),
+        "admin": (403, 403, 403), "auditor": (200, 403, 403),
+        "patient, self": (200, 403, 403), "patient, other": (404, 403, 403),
         "service, other org": (403, 403, 403),
     },
     **{
-        endpoint: {a: ((200, 200, 200) if a == "auditor" else (403, 403, 403)) for a in ACTORS}
+        endpoint: {a: ((200, 403, 403) if a == "auditor" else (403, 403, 403)) for a in ACTORS}
         for endpoint in ("POST replay", "GET break-glass", "POST review")
     },
     "GET my access log": {
-        a: ((200, 200, 200) if a.startswith("patient") else (403, 403, 403)) for a in ACTORS
+        a: ((200, 403, 403) if a.startswith("patient") else (403, 403, 403)) for a in ACTORS
     },
-    "POST subscriber": {a: ((201, 201, 201) if a == "admin" else (403, 403, 403)) for a in ACTORS},
+    "POST subscriber": {a: ((201, 403, 403) if a == "admin" else (403, 403, 403)) for a in ACTORS},
     "GET subscribers": ONLY_ADMIN,
     # Only the subscriber's own service token reads its feed (in test_subscriptions).
     "GET feed": dict.fromkeys(ACTORS, (403, 403, 403)),
@@ -368,3 +379,69 @@ def test_the_rest_of_the_matrix_has_no_deviation(client: TestClient, chart: str)
                 if got.status_code != status:
                     deviations.append((endpoint, actor, purpose, status, got.status_code))
     assert deviations == []
+
+
+def test_every_purpose_the_token_does_not_allow_is_403_and_recorded(
+    client: TestClient, chart: str
+) -> None:
+    # Every endpoint of the first matrix, every caller, every purpose of use that the
+    # caller's token does not allow (no purpose_of_use claim: the role's defaults).
+    actors = {**ACTORS, "patient, self": auth("patient", sub="patient-self", patient=chart)}
+    roles = {name: name.split(",")[0] for name in actors}
+    seen = settled(client)
+    refused, deviations = 0, []
+    for endpoint in MATRIX:
+        method, path, body = _request(endpoint, chart, seen)
+        for actor, headers in actors.items():
+            for purpose in Purpose:
+                if purpose in ROLE_DEFAULTS[Role(roles[actor])]:
+                    continue
+                got = client.request(
+                    method, path, params=seen, json=body,
+                    headers={**(headers or {}), "X-Purpose-Of-Use": purpose.value},
+                )  # fmt: skip
+                refused += 1
+                if got.status_code != 403:
+                    deviations.append((endpoint, actor, purpose.value, got.status_code))
+    assert deviations == []
+    denials = []
+    for org in ("org-main", "org-other", "org-ads"):
+        denials += [
+            item
+            for item in client.get(
+                "/v1/audit/accesses",
+                params={"decision": "deny", "limit": 500, **settled(client)},
+                headers=auth("auditor", sub="auditor", org=org),
+            ).json()["items"]
+            if "purpose of use" in item["reason"]
+        ]
+    assert len(denials) == refused
+
+
+def test_a_purpose_the_token_allows_still_needs_the_care_relationship(
+    client: TestClient, chart: str
+) -> None:
+    # Given a clinician whose identity provider allows payment and operations
+    claims = {"purpose_of_use": ["TREAT", "HPAYMT", "HOPERAT"]}
+    billing = purpose_token("clinician", sub="dr-billing", **claims)
+    stranger = client.post(
+        "/v1/patients", json={**REGISTER_BODY, "mrn": "MRN-NO-CARE"}, headers=ACTORS["clinician"]
+    ).json()["id"]
+    seen = settled(client)
+    for purpose in ("HPAYMT", "HOPERAT", "TREAT"):
+        headers = {**billing, "X-Purpose-Of-Use": purpose}
+        # Then a chart under care is served, and one without a membership is not
+        cared = client.get(f"/v1/patients/{chart}/timeline", params=seen, headers=headers)
+        assert cared.status_code == 200, (purpose, cared.text)
+        refused = client.get(f"/v1/patients/{stranger}/timeline", params=seen, headers=headers)
+        assert refused.status_code == 403, (purpose, refused.text)
+        assert "care relationship" in refused.json()["detail"]
+    # And a purpose outside the claim is refused, whatever the role's defaults
+    public_health = {**billing, "X-Purpose-Of-Use": "PUBHLTH"}
+    assert client.get(f"/v1/patients/{chart}", headers=public_health).status_code == 403
+
+
+def purpose_token(role: str, *, sub: str, org: str = "org-main", **claims: Any) -> dict[str, str]:
+    now = int(time.time())
+    body = {"sub": sub, "role": role, "org": org, "iat": now, "exp": now + 600, **claims}
+    return {"Authorization": f"Bearer {jwt.encode(body, JWT_SECRET, algorithm='HS256')}"}

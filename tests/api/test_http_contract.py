@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.support import records_written, settled
+from tests.api.support import chart, records_written, settled
 from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth, token
 
 CLINICIAN = auth("clinician", sub="dr-1")
@@ -145,8 +145,8 @@ def test_twenty_concurrent_entries_are_each_201_or_409_and_none_is_lost(
 
     created = statuses.count(201)
     assert set(statuses) <= {201, 409} and len(statuses) == 20
-    chart = client.get(f"/v1/patients/{patient_id}", headers=CLINICIAN).json()
-    assert chart["entry_count"] == created and chart["version"] == 1 + created
+    found = chart(client, patient_id)
+    assert found["entry_count"] == created and found["version"] == 1 + created
 
 
 def test_request_ids_are_echoed_or_generated(client: TestClient) -> None:

@@ -19,6 +19,7 @@ from tests.api.support import (
     ENCOUNTER_BODY,
     GRANT_BODY,
     assert_problem,
+    patient_token,
     record_entry,
     register,
     settled,
@@ -36,7 +37,8 @@ LABELLED = {
     "effective_at": "2026-11-21T09:00:00Z",
     "labels": ["substance_use"],
 }
-OWN_ORG_SUD = {**GRANT_BODY, "grantee": "org-main"}
+# The patient's own directive: staff never record one that widens their own access.
+OWN_ORG_SUD = {**GRANT_BODY, "grantee": "org:org-main"}
 
 
 def replay(client: TestClient, access_id: str) -> dict[str, Any]:
@@ -91,7 +93,7 @@ def test_every_kind_of_read_replays_byte_for_byte_after_everything_changed(
     entry_id = record_entry(client, patient_id)
     record_entry(client, patient_id, LABELLED)
     granted = client.post(
-        f"/v1/patients/{patient_id}/consents", json=OWN_ORG_SUD, headers=CLINICIAN
+        f"/v1/patients/{patient_id}/consents", json=OWN_ORG_SUD, headers=patient_token(patient_id)
     )
     assert granted.status_code == 201, granted.text
     seen = settled(client)
@@ -133,7 +135,10 @@ def test_the_second_page_of_a_labelled_timeline_replays_with_the_consent_then(
     under_care(client, patient_id)
     record_entry(client, patient_id)
     record_entry(client, patient_id, LABELLED)
-    client.post(f"/v1/patients/{patient_id}/consents", json=OWN_ORG_SUD, headers=CLINICIAN)
+    granted = client.post(
+        f"/v1/patients/{patient_id}/consents", json=OWN_ORG_SUD, headers=patient_token(patient_id)
+    )
+    assert granted.status_code == 201, granted.text
     first = client.get(
         f"/v1/patients/{patient_id}/timeline",
         params={**settled(client), "limit": 1},

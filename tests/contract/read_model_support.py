@@ -255,8 +255,9 @@ def grant(
     labels: frozenset[SensitivityLabel] = frozenset(),
     start: date = date(2020, 1, 1),
 ) -> UUID:
+    # The patient's own grant: staff never record one that widens their own access.
     outcome = container.consents.grant_directive(
-        clinician(),
+        actor(Role.PATIENT, "pat-1", patient=patient_id),
         patient_id,
         grantee=grantee,
         purposes=frozenset({Purpose.TREAT}),

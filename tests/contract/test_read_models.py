@@ -467,10 +467,10 @@ def test_the_roster_lists_by_patient_sponsor_and_status(container: Container) ->
 def test_erasing_a_patient_purges_their_rows_and_rebuilds_skip_their_events(
     container: Container,
 ) -> None:
-    # Given a subscriber for operations (it needs no membership), and three patients
+    # Given a public-health registry (it needs no membership), and three patients
     # projected into every view, its outbox included
     container.subscriptions.register(
-        admin(), name="Operations", recipient_org=ORG, purpose=Purpose.HOPERAT,
+        admin(), name="Registry", recipient_org=ORG, purpose=Purpose.PUBHLTH,
         kinds=list(EntryKind), labels=[], content=ContentLevel.FULL,
     )  # fmt: skip
     erased = populated(container, "MRN-E1", sponsor="acme")

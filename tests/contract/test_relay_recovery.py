@@ -48,8 +48,9 @@ class Stream:
 
 
 def operations_feed(container: Container) -> UUID:
+    # Public health, which needs no membership (operations would, for clinical content).
     outcome = container.subscriptions.register(
-        admin(), name="Operations", recipient_org=ORG, purpose=Purpose.HOPERAT,
+        admin(), name="Registry", recipient_org=ORG, purpose=Purpose.PUBHLTH,
         kinds=[EntryKind.NOTE], labels=[], content=ContentLevel.ID_ONLY,
     )  # fmt: skip
     return UUID(outcome.result["id"])

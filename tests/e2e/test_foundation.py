@@ -72,7 +72,15 @@ def test_register_record_enrol_consent_and_discontinue(database_url: str, tmp_pa
         assert statuses == ["terminated"]
 
         read = http.get(f"/v1/patients/{patient_id}", headers=clinician)
-        assert read.status_code == 200 and read.json()["entry_count"] == 1
+        assert read.status_code == 200, read.text
+        # The membership has ended, so the patient (not a clinician) sees the chart.
+        own = auth("patient", sub="p-e2e", patient=patient_id)
+        timeline = http.get(
+            f"/v1/patients/{patient_id}/timeline",
+            headers=own,
+            params={"min_position": entry.json()["position"]},
+        )
+        assert timeline.status_code == 200 and len(timeline.json()["entries"]) == 1
 
     log = log_path.read_text()
     assert '"route":"/v1/patients/{patient_id}/entries"' in log

@@ -183,10 +183,10 @@ def test_a_worker_killed_at_random_converges_to_a_rebuild(pg_url: str, tmp_path:
     worker = Worker(env, tmp_path)
     written = Written()
     try:
-        # And a subscriber (operations: no membership needed), and a backlog written
+        # And a subscriber (public health: no membership needed), and a backlog written
         # before any worker runs
         container.subscriptions.register(
-            admin(), name="Operations feed", recipient_org="org-main", purpose=Purpose.HOPERAT,
+            admin(), name="Registry feed", recipient_org="org-main", purpose=Purpose.PUBHLTH,
             kinds=[EntryKind.OBSERVATION, EntryKind.NOTE], labels=[], content=ContentLevel.FULL,
         )  # fmt: skip
         write_patients(container, 70, "A", written)

@@ -36,7 +36,7 @@ def directive(grantee: str, purposes: list[str], labels: list[str], **changes: o
 
 NO_CONSENT = ConsentFacts(1, {})
 SUD_FOR_MAIN = ConsentFacts(3, {"d-sud": directive("org-main", ["TREAT"], ["substance_use"])})
-MARKETING = ConsentFacts(4, {"d-mkt": directive("org-ads", ["HMARKT"], [])})
+MARKETING = ConsentFacts(4, {"d-mkt": directive("org:org-ads", ["HMARKT"], [])})
 REVOKED_MARKETING = ConsentFacts(
     5, {"d-mkt": directive("org-ads", ["HMARKT"], [], revoked_at="2026-05-01T00:00:00+00:00")}
 )
@@ -68,11 +68,14 @@ CASES = [
     ("treating, no membership", CLINICIAN, Purpose.TREAT, NO_CONSENT, [], None, False, False, None, set()),
     ("treating, membership ended", CLINICIAN, Purpose.TREAT, NO_CONSENT, [CANCELLED], None, False, False, None, set()),
     ("treating, SUD directive shows the label", CLINICIAN, Purpose.TREAT, SUD_FOR_MAIN, [ACTIVE], None, False, True, frozenset({"substance_use"}), {"consent_version", "membership_id", "directive_id"}),
-    ("payment by own organisation (TPO)", CLINICIAN, Purpose.HPAYMT, NO_CONSENT, [], None, False, True, frozenset(), {"consent_version"}),
+    ("payment by own organisation, member (TPO)", CLINICIAN, Purpose.HPAYMT, NO_CONSENT, [ACTIVE], None, False, True, frozenset(), {"consent_version", "membership_id"}),
+    ("payment by own organisation, no care relationship", CLINICIAN, Purpose.HPAYMT, NO_CONSENT, [], None, False, False, None, set()),
+    ("operations by own organisation, no care relationship", CLINICIAN, Purpose.HOPERAT, NO_CONSENT, [], None, False, False, None, set()),
     ("public-health report by own organisation", CLINICIAN, Purpose.PUBHLTH, NO_CONSENT, [], None, False, True, frozenset(), {"consent_version"}),
     ("public-health report by another organisation", OUTSIDER, Purpose.PUBHLTH, NO_CONSENT, [], None, False, False, None, set()),
     ("break-glass, no membership", CLINICIAN, Purpose.ETREAT, NO_CONSENT, [], GLASS, False, True, None, {"break_glass"}),
     ("break-glass, justification too short", CLINICIAN, Purpose.ETREAT, NO_CONSENT, [], "urgent", False, False, None, set()),
+    ("break-glass, justification without substance", CLINICIAN, Purpose.ETREAT, NO_CONSENT, [], "a" * 40, False, False, None, set()),
     ("break-glass by another organisation", OUTSIDER, Purpose.ETREAT, NO_CONSENT, [], GLASS, False, False, None, set()),
     ("other organisation treating", OUTSIDER, Purpose.TREAT, NO_CONSENT, [ACTIVE], None, False, False, None, set()),
     ("marketing without directive", MARKETER, Purpose.HMARKT, NO_CONSENT, [ACTIVE], None, False, False, None, set()),
@@ -148,8 +151,9 @@ def test_deliveries_to_subscribers(
     basis: set[str],
 ) -> None:
     request = AccessRequest(
-        actor, purpose, str(PATIENT), "org-main", Content.CLINICAL, TODAY, delivery=True
-    )
+        actor, purpose, str(PATIENT), "org-main", Content.CLINICAL, TODAY, delivery=True,
+        discloser="org-main",
+    )  # fmt: skip
     decision = decide(request, consent, memberships)
     assert decision.permit is permit, decision.reason
     if permit:
@@ -196,3 +200,42 @@ def test_a_decision_is_a_function_of_its_inputs() -> None:
     assert decide(request, SUD_FOR_MAIN, [ACTIVE, CANCELLED]) == decide(
         request, SUD_FOR_MAIN, [CANCELLED, ACTIVE]
     )
+
+
+def test_a_subscriber_discloses_only_its_registering_organisations_patients() -> None:
+    # An admin of org-other registered a subscriber for org-main's own pharmacy: it is
+    # org-other disclosing, and org-main's patient is not org-other's to disclose.
+    for purpose in (Purpose.TREAT, Purpose.PUBHLTH):
+        request = AccessRequest(
+            PHARMACY, purpose, str(PATIENT), "org-main", Content.CLINICAL, TODAY,
+            delivery=True, discloser="org-other",
+        )  # fmt: skip
+        assert not decide(request, NO_CONSENT, [ACTIVE]).permit
+
+
+GREY_MAIN = Actor("dr-grey", Role.CLINICIAN, "org-main")
+GREY_OTHER = Actor("dr-grey", Role.CLINICIAN, "org-other")
+
+
+@pytest.mark.parametrize(
+    ("grantee", "admits"),
+    [
+        ("practitioner:org-other/dr-grey", {GREY_OTHER}),
+        ("org:org-other", {GREY_OTHER, OUTSIDER}),
+        ("org-other", {GREY_OTHER, OUTSIDER}),  # a bare text is an organisation id
+        ("dr-grey", set()),  # a bare subject names an organisation nobody belongs to
+        ("clinician", set()),  # never a role
+        ("practitioner:org-main/dr-grey", set()),  # org-main's dr-grey, not org-other's
+        ("not a grantee!", set()),
+    ],
+)
+def test_a_grantee_names_a_qualified_identity(grantee: str, admits: set[Actor]) -> None:
+    consent = ConsentFacts(7, {"d": directive(grantee, ["TREAT"], ["mental_health"])})
+    for actor in (GREY_OTHER, OUTSIDER):
+        request = AccessRequest(
+            actor, Purpose.TREAT, str(PATIENT), "org-main", Content.CLINICAL, TODAY
+        )
+        decision = decide(request, consent, [ACTIVE])
+        assert decision.permit is (actor in admits), (grantee, actor)
+        if decision.permit:
+            assert decision.shows(["mental_health"])
