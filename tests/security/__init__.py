@@ -1,0 +1,1 @@
+"""Adversarial tests of organisation isolation, consent, purposes and the access audit."""
