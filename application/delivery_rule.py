@@ -4,13 +4,19 @@ Pure, so the delivery projection (deciding as of the event's position), the deli
 (deciding again as of now) and replay (rebuilding a delivered message) share it. An
 event reaches a subscriber only if all of these hold:
 
+- the patient's care organisation is the one that registered the subscriber (a
+  subscriber discloses its own organisation's patients only, whoever the recipient);
 - its kind is one the subscriber was registered for;
 - every sensitivity label on it is one the subscriber was registered for;
 - the policy decision point permits the subscriber's purpose for its recipient
   organisation, with the consent and memberships given, and leaves no label hidden.
+
+At delivery time the entry is judged as it stands then (``labels_at_delivery``): a
+relabelled entry is decided on its labels then as well as those its event carried, and
+an entry since entered in error has only that correction delivered.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid5
@@ -39,6 +45,9 @@ class SubscriberSpec:
 
     id: UUID
     name: str
+    # The organisation whose administrator registered it: the discloser, whose
+    # patients alone it may receive. "" for a version 1 registration: nobody's.
+    registering_org: str
     recipient_org: str
     purpose: Purpose
     kinds: frozenset[str]
@@ -53,6 +62,7 @@ class SubscriberSpec:
         return {
             "id": str(self.id),
             "name": self.name,
+            "registering_org": self.registering_org,
             "recipient_org": self.recipient_org,
             "purpose": self.purpose.value,
             "kinds": sorted(self.kinds),
@@ -66,6 +76,7 @@ class SubscriberSpec:
         return SubscriberSpec(
             id=subscriber_id,
             name=registration.name,
+            registering_org=registration.registering_org,
             recipient_org=registration.recipient_org,
             purpose=Purpose(registration.purpose),
             kinds=frozenset(registration.kinds),
@@ -78,6 +89,8 @@ class SubscriberSpec:
         return SubscriberSpec(
             id=UUID(data["id"]),
             name=data["name"],
+            # Rows projected before registrations named it: nobody's, until rebuilt.
+            registering_org=data.get("registering_org", ""),
             recipient_org=data["recipient_org"],
             purpose=Purpose(data["purpose"]),
             kinds=frozenset(data["kinds"]),
@@ -93,6 +106,8 @@ class Pending:
     items: list[tuple[int, UUID, dict[str, Any]]]  # (position, patient_id, sealed content)
     subjects: dict[UUID, "Subject"]
     scanned_to: int  # the last outbox position looked at, where the cursor may move
+    # Each item's entry as it stands at the projection's position (by entry id).
+    entries: dict[UUID, "EntryFacts"] = field(default_factory=dict)
 
 
 @dataclass
@@ -113,6 +128,8 @@ def delivery_decision(
     day: date,
 ) -> Decision | None:
     """The permit a delivery rests on, or None if the event must not reach them."""
+    if not spec.registering_org or subject.care_organisation != spec.registering_org:
+        return None  # another organisation's patient (the policy denies it too)
     if kind not in spec.kinds or not labels <= spec.labels:
         return None
     request = AccessRequest(
@@ -123,6 +140,7 @@ def delivery_decision(
         content=Content.CLINICAL,
         day=day,
         delivery=True,
+        discloser=spec.registering_org,
     )
     decision = decide(request, subject.consent, subject.memberships)
     if not decision.permit or not decision.shows(labels):
@@ -141,10 +159,12 @@ def delivery_event_id(subscriber_id: UUID, originator_id: UUID, version: int) ->
 
 @dataclass(frozen=True)
 class EntryFacts:
-    """The kind and labels an entry has as of a chart event (amendments may relabel)."""
+    """The kind, labels and status an entry has as of a chart event (amendments may
+    relabel; a correction marks it entered in error)."""
 
     kind: str
     labels: frozenset[str]
+    status: str = EntryStatus.ACTIVE.value
 
 
 def entry_facts(event: Any, before: EntryFacts | None) -> EntryFacts | None:
@@ -153,9 +173,30 @@ def entry_facts(event: Any, before: EntryFacts | None) -> EntryFacts | None:
         return EntryFacts(event.kind, frozenset(event.labels))
     if before is None:
         return None  # an entry recorded under a destroyed key, or never seen
-    if isinstance(event, Patient.EntryAmended) and event.labels is not None:
-        return EntryFacts(before.kind, frozenset(event.labels))
+    if isinstance(event, Patient.EntryAmended):
+        labels = before.labels if event.labels is None else frozenset(event.labels)
+        return EntryFacts(before.kind, labels, EntryStatus.AMENDED.value)
+    if isinstance(event, Patient.EntryEnteredInError):
+        return replace(before, status=EntryStatus.ENTERED_IN_ERROR.value)
     return before
+
+
+def labels_at_delivery(
+    event_type: str, labels: frozenset[str], now: EntryFacts | None
+) -> frozenset[str] | None:
+    """The labels a pending item is decided on at delivery, or None if the entry as it
+    stands (``now``) must not be delivered from this item at all.
+
+    Both the labels its event carried and the entry's labels now count: a relabel
+    either way makes the content no less sensitive than it was or is. An entry since
+    entered in error has only its correction delivered, never its earlier content.
+    """
+    if now is None:
+        return None  # its entry is unknown to the view (projected before it kept them)
+    corrected = now.status == EntryStatus.ENTERED_IN_ERROR.value
+    if corrected and event_type != Patient.EntryEnteredInError.__name__:
+        return None
+    return labels | now.labels
 
 
 def message(spec: SubscriberSpec, event: Any, position: int, facts: EntryFacts) -> dict[str, Any]:

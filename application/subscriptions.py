@@ -2,8 +2,13 @@
 
 The delivery projection has already decided, as of each event's position, which
 subscribers may receive it. Here each delivery is decided once more as of now, with
-the state that projection has reached, and written as an access record (action
+the state that projection has reached (the patient's consent and memberships, and the
+entry's labels and status as they now stand), and written as an access record (action
 ``deliver``) before a byte of it leaves: over the HTTP feed or the NATS relay.
+
+A subscriber belongs to the organisation whose administrator registered it: only that
+organisation's administrators list it, and only a service token of that organisation
+with the subscriber's id as its subject reads its feed.
 """
 
 import threading
@@ -15,10 +20,15 @@ from uuid import UUID, uuid5
 
 from application.access_log import Delivery, Disclosures, render
 from application.context import RequestContext, Role
-from application.delivery_rule import Pending, SubscriberSpec, delivery_decision
+from application.delivery_rule import (
+    Pending,
+    SubscriberSpec,
+    delivery_decision,
+    labels_at_delivery,
+)
 from application.errors import Forbidden, NotFound
 from application.ledger import CareLedger, WriteOutcome
-from application.policy import Decision
+from application.policy import Decision, deny
 from application.ports import Clock, NewId
 from application.read_models import ViewsBehind
 from domain.subscriber import ContentLevel, Subscriber
@@ -106,6 +116,7 @@ class Subscriptions:
         subscriber = Subscriber.register(
             subscriber_id=self.new_id(),
             name=name,
+            registering_org=ctx.actor.org,  # it discloses this organisation's patients only
             recipient_org=recipient_org,
             purpose=purpose,
             kinds=kinds,
@@ -119,7 +130,8 @@ class Subscriptions:
         if ctx.actor.role is not Role.ADMIN:
             raise Forbidden("only administrators list subscribers")
         self.wait_until_current()
-        return {"items": [spec.as_json() for spec in self.view.subscribers()]}
+        own = [s for s in self.view.subscribers() if s.registering_org == ctx.actor.org]
+        return {"items": [spec.as_json() for spec in own]}
 
     # The HTTP feed -------------------------------------------------------------------
 
@@ -145,6 +157,17 @@ class Subscriptions:
         self.wait_until_current()
         spec = self.view.subscriber(subscriber_id)
         if spec is None:
+            raise NotFound("subscriber")
+        if spec.registering_org != ctx.actor.org:
+            # The same subject in another organisation is another actor, who may not
+            # know this subscriber exists: a deny on record, answered like an unknown id.
+            self.disclosures.refuse(
+                ctx,
+                action="read",
+                decision=deny("a feed is read only by its registering organisation"),
+                patient_id=None,
+                request={"view": "feed", "subscriber_id": str(subscriber_id)},
+            )
             raise NotFound("subscriber")
         if after is None:
             after = self.view.cursor(subscriber_id)
@@ -217,7 +240,15 @@ class Subscriptions:
             subject = pending.subjects.get(patient_id)
             if subject is None:
                 continue  # erased since the event: never delivered
-            key = (patient_id, content["kind"], tuple(content["labels"]))
+            message = content["message"]
+            labels = labels_at_delivery(
+                message["type"],
+                frozenset(content["labels"]),
+                pending.entries.get(UUID(message["payload"]["entry_id"])),
+            )
+            if labels is None:
+                continue  # entered in error since, or unknown: its content is not sent
+            key = (patient_id, content["kind"], tuple(sorted(labels)))
             if key not in decided:
                 decided[key] = delivery_decision(
                     spec, subject, patient_id, key[1], frozenset(key[2]), day
@@ -225,7 +256,6 @@ class Subscriptions:
             decision = decided[key]
             if decision is None:
                 continue  # revoked, ended or relabelled since: nothing more reaches them
-            message = content["message"]
             delivery = self.disclosures.prepare(
                 ctx,
                 access_id=access_id(message["event_id"]),

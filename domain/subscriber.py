@@ -1,12 +1,15 @@
 """A downstream subscriber: who receives which events, for what purpose, in how much detail.
 
-Registered by an administrator. The registration is the ceiling of what the subscriber
-may ever receive: the patient's consent and the policy then narrow it per event. It
-holds no PHI, so its stream is sealed with the system key.
+Registered by an administrator, for their own organisation: a subscriber discloses only
+the patients of the organisation that registered it, whoever the recipient is. The
+registration is the ceiling of what the subscriber may ever receive: the patient's
+consent and the policy then narrow it per event. It holds no PHI, so its stream is
+sealed with the system key.
 """
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -32,18 +35,36 @@ class Subscriber(Aggregate):
         pass
 
     class Registered(Event, Aggregate.Created):
+        """Version 2 adds ``registering_org``, the registering administrator's organisation."""
+
+        class_version = 2
+
         name: str
+        registering_org: str
         recipient_org: str
         purpose: str
         kinds: list[str]
         labels: list[str]
         content: str
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """A version 1 registration did not say which organisation registered it.
+
+            Its registering organisation becomes "" (no organisation): such a subscriber
+            discloses nothing, and its feed answers 404, until an administrator
+            registers it again. Guessing the recipient organisation instead would let
+            a foreign administrator's old registration go on disclosing another
+            organisation's patients.
+            """
+            state["registering_org"] = ""
+
     @staticmethod
     def register(
         *,
         subscriber_id: UUID,
         name: str,
+        registering_org: str,
         recipient_org: str,
         purpose: Purpose,
         kinds: list[EntryKind],
@@ -53,6 +74,8 @@ class Subscriber(Aggregate):
     ) -> "Subscriber":
         if not name.strip():
             raise InvalidValue("name", "must not be blank")
+        if not registering_org.strip():
+            raise InvalidValue("registering_org", "must not be blank")
         if not recipient_org.strip():
             raise InvalidValue("recipient_org", "must not be blank")
         if purpose is Purpose.ETREAT:
@@ -64,6 +87,7 @@ class Subscriber(Aggregate):
         return Subscriber(  # type: ignore[call-arg]
             id=subscriber_id,
             name=name.strip(),
+            registering_org=registering_org.strip(),
             recipient_org=recipient_org.strip(),
             purpose=purpose.value,
             kinds=sorted({k.value for k in kinds}),
@@ -78,6 +102,7 @@ class Subscriber(Aggregate):
         self,
         *,
         name: str,
+        registering_org: str,
         recipient_org: str,
         purpose: str,
         kinds: list[str],
@@ -87,6 +112,7 @@ class Subscriber(Aggregate):
         timestamp: datetime,
     ) -> None:
         self.name = name
+        self.registering_org = registering_org
         self.recipient_org = recipient_org
         self.purpose = purpose
         self.kinds = kinds

@@ -11,7 +11,8 @@ Tables (every row carries its view version; PHI is sealed under the patient's ke
 - subscribers: the registrations (no PHI, plain JSON);
 - subjects: per patient, the care organisation, consent and memberships (sealed);
 - streams: which patient a consent or membership stream belongs to (random ids);
-- entries: each entry's kind and labels, for amendments (sealed);
+- entries: each entry's kind, labels and status, for amendments and for the delivery
+  to judge the entry as it now stands (sealed);
 - outbox: per subscriber and position, the minimised message (sealed).
 An erased patient's rows go from all of them, so nothing of theirs is delivered.
 """
@@ -25,6 +26,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.utils import get_topic
 
+from application.access_log import render
 from application.delivery_rule import (
     DELIVERED_EVENTS,
     EntryFacts,
@@ -38,7 +40,7 @@ from application.policy import ConsentFacts, MembershipFact
 from domain.consent import Consent
 from domain.membership import Membership
 from domain.patient import Patient
-from domain.subscriber import Subscriber
+from domain.subscriber import ContentLevel, Subscriber
 from infrastructure.projections import consent_state, roster
 from infrastructure.projections.engine import Decoded, delete_patient_rows
 from infrastructure.projections.sealed_rows import RowSealer
@@ -48,7 +50,10 @@ NAME = "deliveries"
 SUBSCRIBERS = "view_subscribers"
 SUBJECTS = "view_delivery_subjects"
 STREAMS = "view_delivery_streams"
-ENTRIES = "view_delivery_entries"
+# Renamed from view_delivery_entries when rows gained the entry's status: a store
+# projected before starts this table empty, so rebuild the view (its items of entries
+# it does not know are held back, never sent unjudged, until then).
+ENTRIES = "view_delivery_entry_facts"
 OUTBOX = "view_outbox"
 # Each subscriber's acknowledged feed position: the consumer's state, not derived from
 # the log, so it belongs to no view version and survives a rebuild.
@@ -238,11 +243,16 @@ class DeliveryProjection:
         as_of_event = subject_facts(subject)
         for spec in subscribers:
             if delivery_decision(spec, as_of_event, patient_id, facts.kind, facts.labels, day):
+                body = message(spec, event, item.position, facts)
+                if spec.content is ContentLevel.FULL:
+                    # A full entry's quantity is a Decimal, which a sealed row cannot
+                    # hold: kept as the feed renders it, so its bytes are the same.
+                    body = orjson.loads(render(body))
                 sealed = self.sealer.seal(
                     patient_id,
                     outbox_label(spec.id, item.position),
                     {
-                        "message": message(spec, event, item.position, facts),
+                        "message": body,
                         "kind": facts.kind,
                         "labels": sorted(facts.labels),
                         "stream_version": event.originator_version,
@@ -292,8 +302,7 @@ class DeliveryProjection:
         if found is None:
             return None
         patient_id = UUID(found[0])
-        kind, labels = self.sealer.open(patient_id, f"{ENTRIES}/{entry_id.hex}", found[1])
-        return patient_id, EntryFacts(kind, frozenset(labels))
+        return patient_id, open_entry(self.sealer, patient_id, entry_id, found[1])
 
     def _write(self, cursor: Cursor, version: int, work: _Batch) -> None:
         cursor.executemany(
@@ -323,11 +332,7 @@ class DeliveryProjection:
                     version,
                     e.hex,
                     work.entries[e][0].hex,
-                    self.sealer.seal(
-                        work.entries[e][0],
-                        f"{ENTRIES}/{e.hex}",
-                        [work.entries[e][1].kind, sorted(work.entries[e][1].labels)],
-                    ),
+                    seal_entry(self.sealer, work.entries[e][0], e, work.entries[e][1]),
                 )
                 for e in work.changed_entries
             ],
@@ -350,6 +355,17 @@ class DeliveryProjection:
 
 def subject_label(patient_id: UUID) -> str:
     return f"{SUBJECTS}/{patient_id.hex}"
+
+
+def seal_entry(sealer: RowSealer, patient_id: UUID, entry_id: UUID, facts: EntryFacts) -> bytes:
+    return sealer.seal(
+        patient_id, f"{ENTRIES}/{entry_id.hex}", [facts.kind, sorted(facts.labels), facts.status]
+    )
+
+
+def open_entry(sealer: RowSealer, patient_id: UUID, entry_id: UUID, sealed: bytes) -> EntryFacts:
+    kind, labels, status = sealer.open(patient_id, f"{ENTRIES}/{entry_id.hex}", sealed)
+    return EntryFacts(kind, frozenset(labels), status)
 
 
 def outbox_label(subscriber_id: UUID, position: int) -> str:

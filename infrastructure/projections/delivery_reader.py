@@ -2,26 +2,29 @@
 
 The feed and the relay read here what ``deliveries.DeliveryProjection`` wrote: each
 subscriber's pending outbox items (opened under their patient's key; an erased
-patient's are passed over, never delivered), the subjects to decide them against at
-delivery time, and the feed's durable cursor. ``measure_backlog`` puts each
-subscriber's backlog on /metrics.
+patient's are passed over, never delivered), the subjects and the entries as they now
+stand to decide them against at delivery time, and the feed's durable cursor.
+``measure_backlog`` puts each subscriber's backlog on /metrics.
 """
 
+from typing import Any
 from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import ProcessRecorder
 from prometheus_client import Gauge
 
-from application.delivery_rule import Pending, SubscriberSpec
+from application.delivery_rule import EntryFacts, Pending, SubscriberSpec
 from application.errors import DataKeyDestroyed
 from application.relay import tracking_name
 from infrastructure.projections.deliveries import (
     CURSORS,
+    ENTRIES,
     NAME,
     OUTBOX,
     SUBJECTS,
     SUBSCRIBERS,
+    open_entry,
     outbox_label,
     subject_facts,
     subject_label,
@@ -29,7 +32,7 @@ from infrastructure.projections.deliveries import (
 )
 from infrastructure.projections.engine import active_version
 from infrastructure.projections.sealed_rows import RowSealer
-from infrastructure.projections.store import ViewStore
+from infrastructure.projections.store import Cursor, ViewStore
 
 BACKLOG = Gauge(
     "careledger_subscriber_backlog_items",
@@ -43,7 +46,8 @@ class DeliveryReader:
     def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
         self.store = store
         self.sealer = sealer
-        self.t = {n: store.table(n) for n in (SUBSCRIBERS, SUBJECTS, OUTBOX, CURSORS)}
+        names = (SUBSCRIBERS, SUBJECTS, ENTRIES, OUTBOX, CURSORS)
+        self.t = {n: store.table(n) for n in names}
 
     def subscriber(self, subscriber_id: UUID) -> SubscriberSpec | None:
         with self.store.reading() as cursor:
@@ -76,16 +80,19 @@ class DeliveryReader:
                     f"AND patient_id IN ({', '.join('?' * len(patients))})",
                     (version, *patients),
                 ).fetchall()
-        items = []
-        for position, patient_hex, sealed in rows:
-            patient_id = UUID(patient_hex)
-            try:
-                content = self.sealer.open(
-                    patient_id, outbox_label(subscriber_id, position), sealed
-                )
-            except DataKeyDestroyed:
-                continue  # erased since: never delivered
-            items.append((int(position), patient_id, content))
+            items = []
+            for position, patient_hex, sealed in rows:
+                patient_id = UUID(patient_hex)
+                try:
+                    content = self.sealer.open(
+                        patient_id, outbox_label(subscriber_id, position), sealed
+                    )
+                except DataKeyDestroyed:
+                    continue  # erased since: never delivered
+                items.append((int(position), patient_id, content))
+            # The same snapshot as the items (so the outbox is opened within it): each
+            # item's entry as it stands at the projection's position.
+            entries = self._entries(cursor, version, items)
         subjects = {}
         for patient_hex, sealed in subject_rows:
             patient_id = UUID(patient_hex)
@@ -95,7 +102,27 @@ class DeliveryReader:
                 continue
             subjects[patient_id] = subject_facts(opened)
         scanned = int(rows[-1][0]) if rows else after
-        return Pending(items, subjects, scanned)
+        return Pending(items, subjects, scanned, entries)
+
+    def _entries(
+        self, cursor: Cursor, version: int, items: list[tuple[int, UUID, dict[str, Any]]]
+    ) -> dict[UUID, EntryFacts]:
+        wanted = sorted({UUID(c["message"]["payload"]["entry_id"]).hex for _, _, c in items})
+        if not wanted:  # at most ``limit`` of them
+            return {}
+        rows = cursor.execute(
+            f"SELECT entry_id, patient_id, sealed FROM {self.t[ENTRIES]} WHERE version = ? "
+            f"AND entry_id IN ({', '.join('?' * len(wanted))})",
+            (version, *wanted),
+        ).fetchall()
+        entries = {}
+        for entry_hex, patient_hex, sealed in rows:
+            entry_id = UUID(entry_hex)
+            try:
+                entries[entry_id] = open_entry(self.sealer, UUID(patient_hex), entry_id, sealed)
+            except DataKeyDestroyed:
+                continue  # erased since: its items are passed over too
+        return entries
 
     def backlog(self, subscriber_id: UUID, after: int) -> int:
         with self.store.reading() as cursor:

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from fastapi.testclient import TestClient
 
+from tests.api import support
 from tests.api.support import (
     ADMIN,
     AUDITOR,
@@ -25,10 +26,16 @@ from tests.api.support import (
     patient,
     revoke,
     settled,
-    subscribe,
     under_care,
 )
 from tests.conftest import auth
+
+
+def subscribe(client: TestClient, **spec: Any) -> tuple[str, dict[str, str]]:
+    """org-main's admin registers a subscriber; its feed token is of org-main, the
+    registering organisation, whatever the recipient organisation."""
+    subscriber_id, _ = support.subscribe(client, **spec)
+    return subscriber_id, auth("service", sub=subscriber_id, org="org-main")
 
 
 def test_the_pharmacy_gets_medication_entries_of_patients_under_care_and_nothing_else(
@@ -131,7 +138,7 @@ def test_a_sensitive_label_reaches_only_a_subscriber_whose_directive_names_it(
     plain, consented = patient(client, "MRN-F"), patient(client, "MRN-G")
     for patient_id in (plain, consented):
         under_care(client, patient_id)
-    directive(client, consented, pharmacy, ["TREAT"], ["substance_use"])
+    directive(client, consented, f"subscriber:{pharmacy}", ["TREAT"], ["substance_use"])
     hidden = entry(client, plain, MEDICATION, labels=["substance_use"])
     shown = entry(client, consented, MEDICATION, labels=["substance_use"])
     ids = entry_ids(feed(client, pharmacy, token, after=0))
@@ -150,7 +157,7 @@ def test_another_line_of_business_receives_no_phi_at_all(client: TestClient) -> 
     patient_id = patient(client, "MRN-H")
     under_care(client, patient_id)
     entry(client, patient_id, MEDICATION)
-    directive(client, patient_id, "org-main", ["TREAT"])  # for the care team, not for ads
+    directive(client, patient_id, "org:org-pharmacy", ["TREAT"])  # for a pharmacy, not for ads
     entry(client, patient_id, OBSERVATION)
     response = feed(client, ads, token, after=0)
     assert response.json()["items"] == []
@@ -215,7 +222,7 @@ def test_a_delivery_replays_byte_for_byte_after_the_chart_and_consent_change(
         headers=CLINICIAN,
     )
     assert amended.status_code in (200, 201), amended.text
-    directive(client, patient_id, pharmacy, ["TREAT"], ["substance_use"])
+    directive(client, patient_id, f"subscriber:{pharmacy}", ["TREAT"], ["substance_use"])
     # Then the auditor's replay rebuilds the delivered message exactly
     replay = client.post(f"/v1/audit/accesses/{access_id}/replay", headers=AUDITOR)
     assert replay.status_code == 200, replay.text
@@ -291,3 +298,22 @@ def test_a_long_poll_wakes_on_a_new_delivery_and_long_polls_never_take_every_thr
     waiting.join(20)
     assert [i["payload"]["entry_id"] for i in answered["page"]["items"]] == [written]
     assert answered["at"] - written_at < 5
+
+
+def test_a_full_feed_carries_a_measured_value_and_replays_it_byte_for_byte(
+    client: TestClient,
+) -> None:
+    # A quantity once stopped the delivery projection: it could not seal a Decimal
+    monitor, token = subscribe(client, kinds=["observation"], content="full")
+    patient_id = patient(client, "MRN-O")
+    under_care(client, patient_id)
+    measured = entry(client, patient_id, OBSERVATION)
+    response = feed(client, monitor, token, after=0)
+    (item,) = response.json()["items"]
+    assert item["payload"]["entry_id"] == measured
+    assert item["payload"]["value"] == {"quantity": 72.0, "unit": "/min"}
+    replay = client.post(
+        f"/v1/audit/accesses/{response.json()['access_ids'][0]}/replay", headers=AUDITOR
+    )
+    assert replay.status_code == 200, replay.text
+    assert replay.json()["matches"] is True

@@ -8,9 +8,12 @@ arrives, a control message published after it proves the relay got that far.
 
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 
+from tests.api import support
 from tests.api.support import (
     ADMIN,
     AUDITOR,
@@ -21,13 +24,20 @@ from tests.api.support import (
     feed,
     patient,
     revoke,
-    subscribe,
     under_care,
 )
+from tests.conftest import auth
 from tests.e2e.nats_consumer import Received, collect, purge
 from tests.e2e.relay_stack import Stack, relay_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.nats]
+
+
+def subscribe(client: httpx.Client, **spec: Any) -> tuple[str, dict[str, str]]:
+    """org-main's admin registers a subscriber; its feed token is of org-main, the
+    registering organisation, whatever the recipient organisation."""
+    subscriber_id, _ = support.subscribe(client, **spec)
+    return subscriber_id, auth("service", sub=subscriber_id, org="org-main")
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +152,7 @@ def test_a_label_reaches_only_a_subscriber_whose_directive_names_it(
     plain, consented = patient(client, "E2E-F"), patient(client, "E2E-G")
     for patient_id in (plain, consented):
         under_care(client, patient_id)
-    directive(client, consented, pharmacy, ["TREAT"], ["substance_use"])
+    directive(client, consented, f"subscriber:{pharmacy}", ["TREAT"], ["substance_use"])
     hidden = entry(client, plain, MEDICATION, labels=["substance_use"])
     shown = entry(client, consented, MEDICATION, labels=["substance_use"])
     unlabelled = entry(client, plain, MEDICATION)
@@ -162,7 +172,7 @@ def test_another_line_of_business_receives_no_phi_at_all(stack: Stack, subjects:
     patient_id = patient(client, "E2E-H")
     under_care(client, patient_id)
     entry(client, patient_id, OBSERVATION)
-    directive(client, patient_id, "org-main", ["TREAT"])  # for the care team, not for ads
+    directive(client, patient_id, "org:org-pharmacy", ["TREAT"])  # for a pharmacy, not for ads
     last = entry(client, patient_id, MEDICATION)
 
     assert delivered_entries(received(stack, subjects, control, expect=1)) == [last]
