@@ -122,7 +122,7 @@ class AuditTrail:
         organisation = record.care_org or record.actor["org"]
         if organisation != ctx.actor.org:
             patient = UUID(record.patient_id) if record.patient_id else None
-            self.gate.refuse_outside(ctx, patient, organisation, action)
+            self.gate.refuse_outside(ctx, patient, organisation, action, "access record")
         return record
 
     def break_glass_queue(
@@ -163,13 +163,9 @@ class AuditTrail:
         self, ctx: RequestContext, patient_id: UUID, min_position: int | None = None
     ) -> dict[str, Any]:
         actor = ctx.actor
-        if actor.role is Role.PATIENT:
-            if actor.patient_id != patient_id:
-                raise NotFound("patient")
-        elif actor.role is not Role.AUDITOR:
+        if actor.role not in (Role.PATIENT, Role.AUDITOR):
             raise Forbidden("the accounting of disclosures is for auditors and the patient")
-        else:
-            self.gate.within_reach(ctx, patient_id, "read")
+        self.gate.within_reach(ctx, patient_id, "read")  # the patient's own, or theirs
         self.views.caught_up(ACCESS_VIEWS, min_position)
         since = self.clock() - RETENTION
         items: list[dict[str, Any]] = []

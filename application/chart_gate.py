@@ -16,7 +16,7 @@ from uuid import UUID
 
 from application.access_log import Disclosures
 from application.context import RequestContext, Role
-from application.errors import Gone, NotFound
+from application.errors import DataKeyDestroyed, Gone, NotFound
 from application.ledger import CareLedger
 from application.policy import (
     AccessRequest,
@@ -75,11 +75,13 @@ class ChartGate:
         care_organisation: str,
         *,
         erased: bool = False,
+        resource: str = "patient",
     ) -> Decision:
         """A change to a chart, its consent or its memberships, decided by the same
-        policy and recorded the same way as a read; 410 only to those within reach."""
+        policy and recorded the same way as a read; 410 only to those within reach.
+        Outside reach, 404 names the ``resource`` addressed, as for an unknown id."""
         request = self._request(ctx, patient_id, care_organisation, content, write=True)
-        decision = self._decided(ctx, request, "write", ConsentFacts(0, {}), [])
+        decision = self._decided(ctx, request, "write", ConsentFacts(0, {}), [], resource)
         if erased:
             raise Gone("the patient's record has been erased")
         return decision
@@ -95,15 +97,22 @@ class ChartGate:
         return organisation
 
     def refuse_outside(
-        self, ctx: RequestContext, patient_id: UUID | None, organisation: str | None, action: str
+        self,
+        ctx: RequestContext,
+        patient_id: UUID | None,
+        organisation: str | None,
+        action: str,
+        resource: str = "patient",
     ) -> NoReturn:
-        """Record the attempt where the chart's auditors see it, then answer 404."""
+        """Record the attempt where the chart's auditors see it, then answer 404 as for
+        an unknown ``resource``."""
         decision = replace(deny("outside the actor's organisation"), care_organisation=organisation)
         self.disclosures.refuse(ctx, action=action, decision=decision, patient_id=patient_id)
-        raise NotFound("patient" if patient_id is not None else "record")
+        raise NotFound(resource)
 
     def organisation_of(self, patient_id: UUID) -> str | None:
-        """The patient's care organisation, erased or not; None for an unknown id."""
+        """The patient's care organisation, erased or not; None for an unknown id (or
+        one erased before the tombstone named its organisation)."""
         organisation = self.views.directory.organisation_of(patient_id)
         if organisation is not None:
             return organisation
@@ -111,7 +120,18 @@ class ChartGate:
             patient = self.ledger.load(Patient, patient_id, "patient")
         except NotFound:
             return None
+        except DataKeyDestroyed:
+            return self.ledger.erased_organisation(patient_id)
         return str(patient.organisation_id)
+
+    def chart(self, ctx: RequestContext, patient_id: UUID, action: str) -> Patient:
+        """The chart a command is about to check, as this process last saw it. An erased
+        chart cannot be read: 410 within reach, else 404 (recorded)."""
+        try:
+            return self.ledger.for_check(Patient, patient_id, "patient")
+        except DataKeyDestroyed:
+            self.within_reach(ctx, patient_id, action)
+            raise
 
     def _request(
         self,
@@ -140,6 +160,7 @@ class ChartGate:
         action: str,
         consent: ConsentFacts,
         memberships: list[MembershipFact],
+        resource: str = "patient",
     ) -> Decision:
         decision = decide(request, consent, memberships)
         if not decision.permit:
@@ -148,7 +169,7 @@ class ChartGate:
                 ctx, action=action, decision=decision, patient_id=patient_id
             )
             if _outside_reach(ctx, patient_id, request.care_organisation):
-                raise NotFound("patient")
+                raise NotFound(resource)
             raise refusal
         return decision
 
@@ -158,10 +179,13 @@ class ChartGate:
             return organisation
         # Not projected yet, or erased: the log answers (404; 410 after erasure, but
         # only to those within reach, or erasure would tell outsiders the id existed).
-        patient = self.ledger.load(Patient, patient_id, "patient")
-        if patient.erased:
-            if _outside_reach(ctx, patient_id, patient.organisation_id):
-                self.refuse_outside(ctx, patient_id, patient.organisation_id, action)
+        try:
+            patient = self.ledger.load(Patient, patient_id, "patient")
+        except DataKeyDestroyed:
+            self.within_reach(ctx, patient_id, action)
+            raise
+        if patient.erased:  # its key outlived a crash during erasure
+            self.within_reach(ctx, patient_id, action)
             raise Gone("the patient's record has been erased")
         return str(patient.organisation_id)
 

@@ -116,7 +116,7 @@ class Consents:
         grantee: Grantee | None = None,
     ) -> WriteOutcome:
         require_role(ctx, ChartAction.MANAGE_CONSENT)
-        patient = self.ledger.load(Patient, patient_id, "patient")
+        patient = self.reads.gate.chart(ctx, patient_id, "write")
         organisation = patient.organisation_id
         self.reads.gate.admit_write(
             ctx, Content.CONSENT, patient_id, organisation, erased=patient.erased

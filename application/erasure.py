@@ -31,7 +31,7 @@ class Erasure:
     def erase(self, ctx: RequestContext, patient_id: UUID, *, legal_basis: str) -> WriteOutcome:
         require_role(ctx, ChartAction.ERASE)
 
-        patient = self.ledger.for_check(Patient, patient_id, "patient")
+        patient = self.gate.chart(ctx, patient_id, "write")
         self.gate.admit_write(ctx, Content.ERASURE, patient_id, patient.organisation_id)
 
         def admit(patient: Patient) -> None:  # its organisation never changes: checked

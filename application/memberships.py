@@ -16,7 +16,6 @@ from application.policy import Content
 from application.ports import Clock, NewId
 from application.read_models import ReadModels
 from domain.membership import Membership, membership_active_on
-from domain.patient import Patient
 from domain.sponsor import SponsorProgramme
 from domain.values import Provenance
 from domain.vocabulary import MembershipStatus, Plan
@@ -49,7 +48,7 @@ class Memberships:
         ends_on: date,
     ) -> WriteOutcome:
         require_role(ctx, ChartAction.MANAGE_MEMBERSHIP)
-        patient = self.ledger.load(Patient, patient_id, "patient")
+        patient = self.gate.chart(ctx, patient_id, "write")
         self.gate.admit_write(
             ctx, Content.MEMBERSHIP, patient_id, patient.organisation_id, erased=patient.erased
         )
@@ -120,8 +119,9 @@ class Memberships:
 
         def admit(membership: Membership) -> None:
             self.gate.admit_write(
-                ctx, Content.MEMBERSHIP, membership.patient_id, membership.organisation_id
-            )
+                ctx, Content.MEMBERSHIP, membership.patient_id, membership.organisation_id,
+                resource="membership",
+            )  # fmt: skip
 
         admit(self.ledger.for_check(Membership, membership_id, "membership"))
         if (prior := self.ledger.repeated(ctx)) is not None:

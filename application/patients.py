@@ -199,7 +199,7 @@ class Patients:
 
         # Authorised before an idempotency claim is looked up, so that a key can never
         # fetch an answer the actor may not see.
-        admit(self.ledger.for_check(Patient, patient_id, "patient"))
+        admit(gate.chart(ctx, patient_id, "write"))
         if (prior := self.ledger.repeated(ctx)) is not None:
             return prior
 
@@ -215,7 +215,11 @@ class Patients:
     def demographics(self, ctx: RequestContext, patient_id: UUID) -> Disclosed:
         """The patient's demographics, as of the latest version of the stream."""
         require_role(ctx, ChartAction.READ_DEMOGRAPHICS)
-        patient = self.ledger.load(Patient, patient_id, "patient")
+        try:
+            patient = self.ledger.load(Patient, patient_id, "patient")
+        except Gone:  # the key is destroyed: 410 within reach only
+            self.reads.gate.within_reach(ctx, patient_id, "read")
+            raise
         if patient.erased:
             self.reads.gate.within_reach(ctx, patient_id, "read")  # else 404, recorded
             raise Gone("the patient's record has been erased")

@@ -75,9 +75,18 @@ class Patient(Aggregate):
         deceased_at: datetime
 
     class Erased(Event):
-        """Written when the patient's key is shredded. It carries no PHI."""
+        """Written when the patient's key is shredded. It carries no PHI: the care
+        organisation (a random id) stays readable, so that the erasure is told only
+        to those within its reach (v1 upcast: None, unknown, told to nobody)."""
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["organisation_id"] = None
 
         legal_basis: str
+        organisation_id: str | None
 
     @staticmethod
     def register(
@@ -330,10 +339,22 @@ class Patient(Aggregate):
         self._check_not_erased()
         if not legal_basis.strip():
             raise errors.InvalidValue("legal_basis", "must not be blank")
-        self._erased(legal_basis=legal_basis, actor_id=by.actor_id, timestamp=by.occurred_at)
+        self._erased(
+            legal_basis=legal_basis,
+            organisation_id=self.organisation_id,
+            actor_id=by.actor_id,
+            timestamp=by.occurred_at,
+        )
 
     @event(Erased)
-    def _erased(self, *, legal_basis: str, actor_id: str, timestamp: datetime) -> None:
+    def _erased(
+        self,
+        *,
+        legal_basis: str,
+        organisation_id: str | None,
+        actor_id: str,
+        timestamp: datetime,
+    ) -> None:
         self.erased = True
         self.mrn = self.name = self.birth_date = self.sex = None
         self.contact = None

@@ -191,13 +191,14 @@ OBSERVATION = {
 
 
 def subscribe(client: httpx.Client, **spec: Any) -> tuple[str, dict[str, str]]:
-    """An admin registers a subscriber; returns its id and its service token."""
+    """org-main's admin registers a subscriber; returns its id and its service token,
+    which is of the registering organisation, whatever the recipient organisation."""
     body = {"name": "Main St pharmacy", "recipient_org": "org-main", "purpose": "TREAT",
             "kinds": ["medication"], "labels": [], "content": "summary", **spec}  # fmt: skip
     response = client.post("/v1/subscribers", json=body, headers=ADMIN)
     assert response.status_code == 201, response.text
     subscriber_id = response.json()["id"]
-    return subscriber_id, auth("service", sub=subscriber_id, org=body["recipient_org"])
+    return subscriber_id, auth("service", sub=subscriber_id, org="org-main")
 
 
 def entry(client: httpx.Client, patient_id: str, body: dict[str, Any], **extra: Any) -> str:

@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 from fastapi.testclient import TestClient
 
-from tests.api import support
 from tests.api.support import (
     ADMIN,
     AUDITOR,
@@ -26,16 +25,10 @@ from tests.api.support import (
     patient,
     revoke,
     settled,
+    subscribe,
     under_care,
 )
 from tests.conftest import auth
-
-
-def subscribe(client: TestClient, **spec: Any) -> tuple[str, dict[str, str]]:
-    """org-main's admin registers a subscriber; its feed token is of org-main, the
-    registering organisation, whatever the recipient organisation."""
-    subscriber_id, _ = support.subscribe(client, **spec)
-    return subscriber_id, auth("service", sub=subscriber_id, org="org-main")
 
 
 def test_the_pharmacy_gets_medication_entries_of_patients_under_care_and_nothing_else(

@@ -127,7 +127,12 @@ def test_a_position_a_view_has_committed_costs_no_head_query(
     container.positions.refresh()
     heads: list[int] = []
     real_head = container.positions.head
-    monkeypatch.setattr(container.positions, "head", lambda: heads.append(1) or real_head())
+
+    def counted_head() -> int:
+        heads.append(1)
+        return real_head()
+
+    monkeypatch.setattr(container.positions, "head", counted_head)
     views = container.charts.views
 
     # When a read asks for that position, Then the log's head is not read

@@ -142,7 +142,9 @@ def test_erasure_records_erased_without_phi_and_forgets_the_demographics() -> No
         "timestamp",
         "actor_id",
         "legal_basis",
+        "organisation_id",  # a random id, so that erasure is told only within reach
     }
+    assert erased.organisation_id == patient.organisation_id
     assert (patient.mrn, patient.name, patient.birth_date, patient.contact) == (
         None,
         None,
