@@ -9,6 +9,7 @@ import jwt
 
 from api.settings import ConfigError
 from application.context import Actor, Role
+from domain.grantee import ORGANISATION_ID, SUBJECT
 from domain.vocabulary import Purpose
 
 
@@ -51,6 +52,10 @@ class TokenVerifier:
         sub, org = claims.get("sub"), claims.get("org")
         if not isinstance(sub, str) or not sub or not isinstance(org, str) or not org:
             raise Unauthenticated("the token must carry sub and org claims")
+        # Qualified identities are written org/sub: an org that could hold a "/" (or a
+        # sub with blanks) would make two identities read alike.
+        if not ORGANISATION_ID.match(org) or not SUBJECT.match(sub):
+            raise Unauthenticated("the token's org or sub claim has characters not allowed")
         patient_id = None
         if role is Role.PATIENT:
             try:

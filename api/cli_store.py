@@ -139,14 +139,19 @@ def audit_verify(
 @audit_cli.command("replay")
 def audit_replay(
     access_id: Annotated[str, typer.Argument(help="The access record's id (X-Access-Id)")],
+    org: Annotated[
+        str | None, typer.Option(help="The auditor's organisation (default CARELEDGER_ORG)")
+    ] = None,
 ) -> None:
-    """Rebuild a disclosed response from the log; exit 0 if its digest matches, else 1."""
+    """Rebuild a disclosed response from the log; exit 0 if its digest matches, else 1.
+
+    As an auditor of one organisation: an access to another's patients is not found."""
     try:
         target = uuid.UUID(access_id)
     except ValueError:
         raise _fail("ACCESS_ID must be a UUID") from None
     with _opened() as container:
-        auditor = Actor(f"cli:{getpass.getuser()}", Role.AUDITOR, container.settings.org)
+        auditor = Actor(f"cli:{getpass.getuser()}", Role.AUDITOR, org or container.settings.org)
         ctx = RequestContext(auditor, Purpose.HOPERAT, request_id=uuid.uuid4().hex, source="cli")
         try:
             replayed = container.replays.replay(ctx, target).json()

@@ -5,7 +5,6 @@ validation, where input values are deliberately left out.
 """
 
 import logging
-from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -18,7 +17,6 @@ from starlette.exceptions import HTTPException
 from api.auth import Unauthenticated
 from api.responses import Problem, problem
 from application import errors as app_errors
-from application.policy import Decision
 from application.read_models import ViewsBehind
 from domain import errors as domain_errors
 
@@ -75,38 +73,28 @@ async def _forbidden(request: Request, error: Exception) -> Problem:
     assert isinstance(error, app_errors.Forbidden)
     ctx = getattr(request.state, "context", None)
     if not error.recorded and ctx is not None:
-        container = request.app.state.container
-        patient = request.path_params.get("patient_id")
-        patient_id = UUID(patient) if patient else None
+        gate = request.app.state.container.charts.gate
         try:
             await run_in_threadpool(
-                _refuse, container, ctx, request, Decision(False, str(error)), patient_id
+                gate.refuse_addressed,
+                ctx,
+                str(error),
+                _patient_addressed(request),
+                "read" if request.method in ("GET", "HEAD") else "write",
+                {"route": _route(request)},
             )
         except app_errors.StoreUnavailable:
             return _application(request, app_errors.StoreUnavailable("audit"))
     return _application(request, error)
 
 
-def _refuse(
-    container: Any,
-    ctx: Any,
-    request: Request,
-    decision: Decision,
-    patient_id: UUID | None,
-) -> None:
-    """A refusal addressed to a patient is recorded where their organisation's
-    auditors see it, whoever attempted it."""
-    if patient_id is not None:
-        decision = replace(
-            decision, care_organisation=container.charts.gate.organisation_of(patient_id)
-        )
-    container.disclosures.refuse(
-        ctx,
-        action="read" if request.method in ("GET", "HEAD") else "write",
-        decision=decision,
-        patient_id=patient_id,
-        request={"route": _route(request)},
-    )
+def _patient_addressed(request: Request) -> UUID | None:
+    """The patient a refused request's path names, if it names a valid id (a purpose
+    is refused before the path's parameters are validated)."""
+    try:
+        return UUID(request.path_params["patient_id"])
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 def _route(request: Request) -> str:

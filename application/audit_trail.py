@@ -81,11 +81,14 @@ class AuditTrail:
         wanted = {k: v for k, v in filters.items() if v is not None}
         actor = ctx.actor
         if actor.role is Role.PATIENT:
-            wanted["patient_id"] = str(actor.patient_id)  # their own rows only
+            wanted["patient_id"] = str(self._own_record(ctx))  # their own rows only
             return _for_patient(self._page(wanted, since, until, None, cursor, limit, min_position))
         self._require_auditor(ctx)
         if "patient_id" in wanted:
+            # Every record of one of the organisation's patients is theirs to see,
+            # records written before care_org was kept included.
             self.gate.within_reach(ctx, UUID(wanted["patient_id"]), "read")
+            return self._page(wanted, since, until, None, cursor, limit, min_position)
         return self._page(
             wanted, since, until, None, cursor, limit, min_position, organisation=actor.org
         )
@@ -101,7 +104,7 @@ class AuditTrail:
         """Every access to the patient's record, exempt from the accounting or not."""
         if ctx.actor.role is not Role.PATIENT or ctx.actor.patient_id is None:
             raise Forbidden("the access log of a record is its patient's")
-        own = {"patient_id": str(ctx.actor.patient_id)}
+        own = {"patient_id": str(self._own_record(ctx))}
         return _for_patient(self._page(own, None, None, None, cursor, limit, min_position))
 
     def access(self, ctx: RequestContext, access_id: UUID) -> dict[str, Any]:
@@ -110,7 +113,7 @@ class AuditTrail:
             raise Forbidden("only auditors (and patients, for their own record) read the log")
         if actor.role is Role.PATIENT:
             record = self._record(access_id)
-            if record.patient_id != str(actor.patient_id):
+            if record.patient_id != str(self._own_record(ctx)):
                 raise NotFound("access record")
             return _without_staff_fields(record.log_entry())
         return self.visible_record(ctx, access_id, "read").log_entry()
@@ -119,9 +122,11 @@ class AuditTrail:
         """A record this auditor's organisation may see; else the attempt is recorded
         where the record's own organisation sees it, and 404."""
         record = self._record(access_id)
-        organisation = record.care_org or record.actor["org"]
+        patient = UUID(record.patient_id) if record.patient_id else None
+        organisation = record.care_org
+        if organisation is None:  # written before care_org was kept: the patient's
+            organisation = self.gate.organisation_of(patient) if patient else record.actor["org"]
         if organisation != ctx.actor.org:
-            patient = UUID(record.patient_id) if record.patient_id else None
             self.gate.refuse_outside(ctx, patient, organisation, action, "access record")
         return record
 
@@ -207,6 +212,14 @@ class AuditTrail:
     def _record(self, access_id: UUID) -> AccessRecord:
         return self.ledger.load(AccessRecord, access_id, "access record")
 
+    def _own_record(self, ctx: RequestContext) -> UUID:
+        """The patient a patient token speaks for, within its organisation (else 404)."""
+        patient_id = ctx.actor.patient_id
+        if patient_id is None:
+            raise Forbidden("a patient token must name its patient")
+        self.gate.within_reach(ctx, patient_id, "read")
+        return patient_id
+
     @staticmethod
     def _require_auditor(ctx: RequestContext) -> None:
         if ctx.actor.role is not Role.AUDITOR:
@@ -219,7 +232,13 @@ def _for_patient(page: dict[str, Any]) -> dict[str, Any]:
 
 
 def _without_staff_fields(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if k not in STAFF_ONLY_FIELDS}
+    """The record as its patient sees it: no staff network address or request id, and
+    of a search's streams only their own (a hit list names other patients)."""
+    seen = {k: v for k, v in record.items() if k not in STAFF_ONLY_FIELDS}
+    if record["action"] == "search":
+        own = record["patient_id"]
+        seen["stream_versions"] = {k: v for k, v in record["stream_versions"].items() if k == own}
+    return seen
 
 
 def _accountable(record: dict[str, Any]) -> bool:

@@ -90,8 +90,8 @@ class ChartGate:
         """The organisation of a chart the actor may address at all (a patient's own,
         a staff member's organisation's); else a denial is recorded and 404 raised."""
         organisation = self.organisation_of(patient_id)
-        if organisation is None:
-            raise NotFound("patient")
+        if organisation is None:  # a probe of an unknown id: the prober's auditors see it
+            self.refuse_outside(ctx, patient_id, ctx.actor.org, action)
         if _outside_reach(ctx, patient_id, organisation):
             self.refuse_outside(ctx, patient_id, organisation, action)
         return organisation
@@ -109,6 +109,22 @@ class ChartGate:
         decision = replace(deny("outside the actor's organisation"), care_organisation=organisation)
         self.disclosures.refuse(ctx, action=action, decision=decision, patient_id=patient_id)
         raise NotFound(resource)
+
+    def refuse_addressed(
+        self,
+        ctx: RequestContext,
+        reason: str,
+        patient_id: UUID | None,
+        action: str,
+        request: dict[str, Any],
+    ) -> None:
+        """Record a refusal decided before the gate (a role, a purpose): where the
+        addressed patient's organisation's auditors see it, whoever attempted it."""
+        organisation = self.organisation_of(patient_id) if patient_id is not None else None
+        decision = replace(deny(reason), care_organisation=organisation)
+        self.disclosures.refuse(
+            ctx, action=action, decision=decision, patient_id=patient_id, request=request
+        )
 
     def organisation_of(self, patient_id: UUID) -> str | None:
         """The patient's care organisation, erased or not; None for an unknown id (or
@@ -129,6 +145,8 @@ class ChartGate:
         chart cannot be read: 410 within reach, else 404 (recorded)."""
         try:
             return self.ledger.for_check(Patient, patient_id, "patient")
+        except NotFound:  # recorded, so that an unknown id costs what a foreign one does
+            self.refuse_outside(ctx, patient_id, ctx.actor.org, action)
         except DataKeyDestroyed:
             self.within_reach(ctx, patient_id, action)
             raise
@@ -181,6 +199,8 @@ class ChartGate:
         # only to those within reach, or erasure would tell outsiders the id existed).
         try:
             patient = self.ledger.load(Patient, patient_id, "patient")
+        except NotFound:  # recorded as an attempt, as an outsider's on a known id is
+            self.refuse_outside(ctx, patient_id, ctx.actor.org, action)
         except DataKeyDestroyed:
             self.within_reach(ctx, patient_id, action)
             raise
@@ -215,8 +235,8 @@ class ChartGate:
 
 def _outside_reach(ctx: RequestContext, patient_id: UUID, organisation: str) -> bool:
     actor = ctx.actor
-    if actor.role is Role.PATIENT:
-        return actor.patient_id != patient_id
+    if actor.role is Role.PATIENT and actor.patient_id != patient_id:
+        return True
     return actor.org != organisation
 
 

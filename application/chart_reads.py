@@ -14,7 +14,7 @@ from application.access import ChartAction, require_role
 from application.access_log import Disclosed, Disclosures
 from application.chart_gate import ChartGate
 from application.context import RequestContext
-from application.policy import AccessRequest, ConsentFacts, Content, decide
+from application.policy import POLICY_VERSION, AccessRequest, ConsentFacts, Content, decide
 from application.ports import Clock
 from application.read_models import SORTABLE_TIME, Key, ReadModels, time_bound
 from domain.errors import InvalidValue
@@ -85,6 +85,7 @@ class ChartReads:
             request={
                 "view": "timeline", "kind": kind, "since": since_key,
                 "until": until_key, "cursor": cursor, "limit": limit,
+                "policy": POLICY_VERSION,
             },
         )  # fmt: skip
 

@@ -13,12 +13,14 @@ from application.access_log import Disclosed
 from application.chart_gate import ReadSide
 from application.chart_reads import CONSENT_VIEWS
 from application.context import RequestContext, Role
+from application.errors import NotFound
 from application.ledger import CareLedger, WriteOutcome
-from application.policy import Content, deny, identities
+from application.policy import Content, deny
 from application.ports import Clock, NewId
 from domain.consent import Consent
-from domain.grantee import Grantee
+from domain.grantee import Grantee, GranteeKind
 from domain.patient import Patient
+from domain.subscriber import Subscriber
 from domain.values import ConsentEvidence, Period, Provenance
 from domain.vocabulary import Purpose, SensitivityLabel, SigningMethod
 
@@ -122,11 +124,11 @@ class Consents:
             ctx, Content.CONSENT, patient_id, organisation, erased=patient.erased
         )
         # Staff record a patient's signed or witnessed directive, never one that would
-        # widen their own access (their own name, or their organisation's).
+        # widen their own organisation's access (theirs, a colleague's, its subscribers').
         staff = ctx.actor.role is not Role.PATIENT
-        if grantee is not None and staff and str(grantee) in identities(ctx.actor):
+        if grantee is not None and staff and self._of_organisation(grantee, ctx.actor.org):
             decision = replace(
-                deny("staff never record a directive that names themselves"),
+                deny("staff never record a directive naming their own organisation's access"),
                 care_organisation=organisation,
             )
             raise self.reads.disclosures.refuse(
@@ -142,6 +144,19 @@ class Consents:
         return self.ledger.change(
             ctx, Consent, patient.consent_id, "consent", decide, expected_version
         )
+
+    def _of_organisation(self, grantee: Grantee, org: str) -> bool:
+        """Whether the grantee is the organisation, one of its practitioners, or a
+        subscriber it registered (only its patient may grant those)."""
+        if grantee.names_organisation(org):
+            return True
+        if grantee.kind is not GranteeKind.SUBSCRIBER:
+            return False
+        try:
+            subscriber = self.ledger.load(Subscriber, UUID(grantee.subject), "subscriber")
+        except NotFound:
+            return False
+        return bool(subscriber.registering_org == org)
 
     def current(
         self, ctx: RequestContext, patient_id: UUID, min_position: int | None = None

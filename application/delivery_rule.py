@@ -182,7 +182,7 @@ def entry_facts(event: Any, before: EntryFacts | None) -> EntryFacts | None:
 
 
 def labels_at_delivery(
-    event_type: str, labels: frozenset[str], now: EntryFacts | None
+    event_type: str, labels: frozenset[str], now: EntryFacts
 ) -> frozenset[str] | None:
     """The labels a pending item is decided on at delivery, or None if the entry as it
     stands (``now``) must not be delivered from this item at all.
@@ -191,8 +191,6 @@ def labels_at_delivery(
     either way makes the content no less sensitive than it was or is. An entry since
     entered in error has only its correction delivered, never its earlier content.
     """
-    if now is None:
-        return None  # its entry is unknown to the view (projected before it kept them)
     corrected = now.status == EntryStatus.ENTERED_IN_ERROR.value
     if corrected and event_type != Patient.EntryEnteredInError.__name__:
         return None

@@ -10,7 +10,7 @@ from application.access import ChartAction, require_role
 from application.access_log import Disclosed
 from application.chart_gate import ReadSide
 from application.context import RequestContext
-from application.errors import Gone
+from application.errors import Gone, NotFound
 from application.ledger import CareLedger, WriteOutcome
 from application.policy import Content
 from application.ports import Clock, NewId, NewPatientId
@@ -217,6 +217,8 @@ class Patients:
         require_role(ctx, ChartAction.READ_DEMOGRAPHICS)
         try:
             patient = self.ledger.load(Patient, patient_id, "patient")
+        except NotFound:  # recorded, so that an unknown id costs what a foreign one does
+            self.reads.gate.refuse_outside(ctx, patient_id, ctx.actor.org, "read")
         except Gone:  # the key is destroyed: 410 within reach only
             self.reads.gate.within_reach(ctx, patient_id, "read")
             raise

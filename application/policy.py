@@ -41,6 +41,9 @@ from domain.grantee import Grantee
 from domain.membership import membership_active_on
 from domain.vocabulary import Purpose
 
+# The rules decisions are made by; an access record names it, so that replay rebuilds
+# what an earlier version disclosed by that version's rules (``policy_v1``).
+POLICY_VERSION = 2
 BREAK_GLASS_MIN_CHARS = 20
 BREAK_GLASS_MIN_WORDS = 3  # distinct words of three letters or more
 TPO = frozenset({Purpose.TREAT, Purpose.HPAYMT, Purpose.HOPERAT})
@@ -186,8 +189,9 @@ def _decide(
 
 
 def _patient(request: AccessRequest) -> Decision:
-    patient_id = request.actor.patient_id
-    if patient_id is None or str(patient_id) != request.patient_id:
+    actor = request.actor
+    own = actor.patient_id is not None and str(actor.patient_id) == request.patient_id
+    if not own or actor.org != request.care_organisation:  # identities carry the org
         return deny("a patient may act only on their own record")
     if request.write and request.content is not Content.CONSENT:
         return deny("a patient changes only their consent")

@@ -18,7 +18,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.application import project_aggregate
 
-from application import timeline_rows
+from application import policy_v1, timeline_rows
 from application.access_log import Disclosed, Disclosures, render
 from application.audit_trail import AuditTrail
 from application.chart_reads import decode_cursor, encode_cursor
@@ -35,6 +35,7 @@ from application.errors import DataKeyDestroyed, Forbidden, Gone, IntegrityViola
 from application.ledger import CareLedger
 from application.patients import render_demographics
 from application.policy import (
+    POLICY_VERSION,
     AccessRequest,
     ConsentFacts,
     Content,
@@ -85,15 +86,21 @@ class Replays:
                 "replayed_sha256": replayed,
                 "matches": replayed == record.response_sha256,
             },
-            decision=Decision(
-                True,
-                "an auditor's replay of a recorded access",
-                care_organisation=record.care_org or ctx.actor.org,
-            ),
+            decision=self._replay_decision(ctx, record),
             patient_id=patient_id,
             stream_versions=dict(record.stream_versions),
             request={"view": "replay", "access_id": str(access_id)},
         )
+
+    @staticmethod
+    def _replay_decision(ctx: RequestContext, record: AccessRecord) -> Decision:
+        """The auditor's own access: to a record of their organisation's
+        (``visible_record`` saw to it), decided by the policy like any other."""
+        request = AccessRequest(
+            ctx.actor, ctx.purpose, record.patient_id or "", ctx.actor.org, Content.CLINICAL,
+            record.occurred_at.date(), replay=True,
+        )  # fmt: skip
+        return decide(request, ConsentFacts(0, {}), [])
 
     def _rebuild(self, record: AccessRecord) -> Any:
         view = record.request.get("view")
@@ -224,8 +231,15 @@ class Replays:
             day=record.occurred_at.date(),
             break_glass=record.basis.get("break_glass"),
         )
+        if record.request.get("policy", 1) < POLICY_VERSION:
+            # Disclosed under an earlier policy: rebuilt by that policy's label rule.
+            shown = policy_v1.labels_shown(
+                actor, request.purpose, request.care_organisation, facts, request.day,
+                record.basis,
+            )  # fmt: skip
+            return Decision(True, record.reason, allowed_labels=shown)
         decision = decide(request, facts, memberships)
-        if not decision.permit:  # the policy has since changed: show no labelled entry
+        if not decision.permit:  # cannot happen for a permit recorded under this policy
             return replace(decision, allowed_labels=frozenset())
         return decision
 

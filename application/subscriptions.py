@@ -14,7 +14,7 @@ with the subscriber's id as its subject reads its feed.
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from uuid import UUID, uuid5
 
@@ -164,7 +164,10 @@ class Subscriptions:
             self.disclosures.refuse(
                 ctx,
                 action="read",
-                decision=deny("a feed is read only by its registering organisation"),
+                decision=replace(
+                    deny("a feed is read only by its registering organisation"),
+                    care_organisation=spec.registering_org or None,
+                ),
                 patient_id=None,
                 request={"view": "feed", "subscriber_id": str(subscriber_id)},
             )
@@ -236,18 +239,21 @@ class Subscriptions:
         # One patient's items in a batch share a subject and a day: decide each
         # (patient, kind, labels) once.
         decided: dict[tuple[UUID, str, tuple[str, ...]], Decision | None] = {}
+        scanned_to = pending.scanned_to
         for position, patient_id, content in pending.items:
             subject = pending.subjects.get(patient_id)
             if subject is None:
                 continue  # erased since the event: never delivered
             message = content["message"]
-            labels = labels_at_delivery(
-                message["type"],
-                frozenset(content["labels"]),
-                pending.entries.get(UUID(message["payload"]["entry_id"])),
-            )
+            now = pending.entries.get(UUID(message["payload"]["entry_id"]))
+            if now is None:
+                # The view does not know the entry yet (projected before it kept entry
+                # facts): hold it and what follows back, rather than acknowledge it.
+                scanned_to = position - 1
+                break
+            labels = labels_at_delivery(message["type"], frozenset(content["labels"]), now)
             if labels is None:
-                continue  # entered in error since, or unknown: its content is not sent
+                continue  # entered in error since: its earlier content is never sent
             key = (patient_id, content["kind"], tuple(sorted(labels)))
             if key not in decided:
                 decided[key] = delivery_decision(
@@ -274,7 +280,7 @@ class Subscriptions:
                 },
             )
             chosen.append(delivery)
-        return Batch(chosen, pending.scanned_to)
+        return Batch(chosen, scanned_to)
 
     def relay_access_id(self, event_id: str) -> UUID:
         """The NATS delivery's record id: stable, so a restarted relay can find it."""

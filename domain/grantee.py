@@ -20,8 +20,8 @@ from uuid import UUID
 
 from domain.errors import InvalidValue
 
-_ORG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
-_SUBJECT = re.compile(r"^[\x21-\x7e]{1,200}$")
+ORGANISATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+SUBJECT = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable, no blanks
 
 
 class GranteeKind(StrEnum):
@@ -43,7 +43,7 @@ class Grantee:
         prefix, colon, rest = text.partition(":")
         if colon and prefix == GranteeKind.PRACTITIONER:
             org, slash, subject = rest.partition("/")
-            if slash and _ORG.match(org) and _SUBJECT.match(subject):
+            if slash and ORGANISATION_ID.match(org) and SUBJECT.match(subject):
                 return Grantee(GranteeKind.PRACTITIONER, org, subject)
         elif colon and prefix == GranteeKind.SUBSCRIBER:
             try:
@@ -51,9 +51,9 @@ class Grantee:
             except ValueError:
                 pass
         elif colon and prefix == GranteeKind.ORGANISATION:
-            if _ORG.match(rest):
+            if ORGANISATION_ID.match(rest):
                 return Grantee(GranteeKind.ORGANISATION, rest)
-        elif _ORG.match(text):
+        elif ORGANISATION_ID.match(text):
             return Grantee(GranteeKind.ORGANISATION, text)
         raise InvalidValue(
             "grantee",

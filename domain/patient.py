@@ -75,9 +75,8 @@ class Patient(Aggregate):
         deceased_at: datetime
 
     class Erased(Event):
-        """Written when the patient's key is shredded. It carries no PHI: the care
-        organisation (a random id) stays readable, so that the erasure is told only
-        to those within its reach (v1 upcast: None, unknown, told to nobody)."""
+        """The key is shredded. No PHI: the care organisation (a random id) stays
+        readable, so erasure is told only within reach (v1: None, told to nobody)."""
 
         class_version = 2
 

@@ -153,11 +153,16 @@ class AccessLogReader:
         """Newest first; ``after`` is the (time, id) key of the last item of a page.
 
         With ``organisation``, only the rows its auditors see: accesses to its
-        patients, and (care organisation unknown) its own staff's."""
+        patients, and of rows written before care_org was kept, its own staff's that
+        name no patient or broke the glass (which only a clinician of the patient's
+        organisation may). Those older rows of a patient show under a patient filter."""
         sql = f"SELECT occurred_at, access_id, sealed FROM {self.table} WHERE version = ?"
         params: list[Any] = []
         if organisation is not None:
-            sql += " AND (care_org = ? OR (care_org IS NULL AND actor_org = ?))"
+            sql += (
+                " AND (care_org = ? OR (care_org IS NULL AND actor_org = ?"
+                " AND (patient_id IS NULL OR break_glass = 1)))"
+            )
             params += [organisation, organisation]
         for column in FILTERS:
             if filters.get(column) is not None:

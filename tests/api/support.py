@@ -234,6 +234,9 @@ def directive(client: httpx.Client, patient_id: str, grantee: str, purposes: lis
             "period": {"start": "2020-01-01"},
             "evidence": {"form_id": "f", "form_version": "1", "text_sha256": SHA256,
                          "method": "electronic"}}  # fmt: skip
-    response = client.post(f"/v1/patients/{patient_id}/consents", json=body, headers=CLINICIAN)
+    # The patient's own grant: staff never record one naming their organisation's access.
+    response = client.post(
+        f"/v1/patients/{patient_id}/consents", json=body, headers=patient_token(patient_id)
+    )
     assert response.status_code == 201, response.text
     return str(response.json()["directive_id"])

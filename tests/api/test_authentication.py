@@ -84,8 +84,25 @@ def test_a_token_without_an_expiry_is_401(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     "changes",
-    [{"role": "wizard"}, {"role": None}, {"org": ""}, {"sub": 42}],
-    ids=["unknown-role", "null-role", "empty-org", "numeric-sub"],
+    [
+        {"role": "wizard"},
+        {"role": None},
+        {"org": ""},
+        {"sub": 42},
+        # a qualified identity is org/sub: neither may make two of them read alike
+        {"org": "org-main/dr-grey"},
+        {"org": "org main"},
+        {"sub": "dr grey"},
+    ],
+    ids=[
+        "unknown-role",
+        "null-role",
+        "empty-org",
+        "numeric-sub",
+        "slash-in-org",
+        "blank-in-org",
+        "blank-in-sub",
+    ],
 )
 def test_a_token_with_bad_claims_is_401(client: TestClient, changes: dict[str, object]) -> None:
     response = client.post("/v1/patients", json=REGISTER_BODY, headers=_signed(_claims(**changes)))

@@ -90,10 +90,11 @@ MATRIX: dict[str, dict[str, tuple[int, int, int]]] = {
         "patient, self": (200, 403, 403), "patient, other": (404, 403, 403),
         "service, other org": (403, 403, 403),
     },
-    "GET access log": {  # a patient sees their own rows only
+    # A patient sees their own rows only; "patient, other" speaks for no patient of ours.
+    "GET access log": {
         "clinician": (403, 403, 403), "clinician, other org": (403, 403, 403),
         "admin": (403, 403, 403), "auditor": (200, 403, 403),
-        "patient, self": (200, 403, 403), "patient, other": (200, 403, 403),
+        "patient, self": (200, 403, 403), "patient, other": (404, 403, 403),
         "service, other org": (403, 403, 403),
     },
     "GET verify": {
@@ -213,7 +214,8 @@ MATRIX_REST: dict[str, dict[str, tuple[int, int, int]]] = {
         for endpoint in ("POST replay", "GET break-glass", "POST review")
     },
     "GET my access log": {
-        a: ((200, 403, 403) if a.startswith("patient") else (403, 403, 403)) for a in ACTORS
+        **{a: (403, 403, 403) for a in ACTORS},
+        "patient, self": (200, 403, 403), "patient, other": (404, 403, 403),
     },
     "POST subscriber": {a: ((201, 403, 403) if a == "admin" else (403, 403, 403)) for a in ACTORS},
     "GET subscribers": ONLY_ADMIN,

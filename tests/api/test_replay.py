@@ -4,7 +4,7 @@ and the membership have all changed. On SQLite and PostgreSQL.
 
 import hashlib
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import orjson
 from eventsourcing.domain import Snapshot
@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.container import Container
 from domain.access_record import AccessRecord
+from domain.values import Provenance
 from tests.api.support import (
     ADMIN,
     AUDITOR,
@@ -39,6 +40,20 @@ LABELLED = {
 }
 # The patient's own directive: staff never record one that widens their own access.
 OWN_ORG_SUD = {**GRANT_BODY, "grantee": "org:org-main"}
+
+
+def labelled_chart(client: TestClient, directive: dict[str, Any]) -> tuple[str, Any]:
+    """A patient under care with a plain and a substance-use entry, and the directive
+    they granted themself; the chart's id and the grant's response."""
+    patient_id = register(client)
+    under_care(client, patient_id)
+    record_entry(client, patient_id)
+    record_entry(client, patient_id, LABELLED)
+    granted = client.post(
+        f"/v1/patients/{patient_id}/consents", json=directive, headers=patient_token(patient_id)
+    )
+    assert granted.status_code == 201, granted.text
+    return patient_id, granted
 
 
 def replay(client: TestClient, access_id: str) -> dict[str, Any]:
@@ -131,14 +146,7 @@ def test_every_kind_of_read_replays_byte_for_byte_after_everything_changed(
 def test_the_second_page_of_a_labelled_timeline_replays_with_the_consent_then(
     client: TestClient,
 ) -> None:
-    patient_id = register(client)
-    under_care(client, patient_id)
-    record_entry(client, patient_id)
-    record_entry(client, patient_id, LABELLED)
-    granted = client.post(
-        f"/v1/patients/{patient_id}/consents", json=OWN_ORG_SUD, headers=patient_token(patient_id)
-    )
-    assert granted.status_code == 201, granted.text
+    patient_id, _ = labelled_chart(client, OWN_ORG_SUD)
     first = client.get(
         f"/v1/patients/{patient_id}/timeline",
         params={**settled(client), "limit": 1},
@@ -259,3 +267,59 @@ def test_every_page_of_a_long_amended_chart_replays_byte_for_byte(
     assert legacy.entries[UUID(ids[0]).hex]["versions"] is None
     for page in reads[:3]:
         assert replay(client, page.headers["X-Access-Id"])["matches"] is True, page.request.url
+
+
+def _as_written_by_policy_1(client: TestClient, access_id: str, **changes: Any) -> str:
+    """A copy of an access record as the first policy wrote it: the same bytes and
+    streams, no ``policy`` in its request, and the given fields changed."""
+    container = client.app.state.container  # type: ignore[attr-defined]
+    record = container.ledger.load(AccessRecord, UUID(access_id), "access record")
+    request = {k: v for k, v in record.request.items() if k != "policy"}
+    fields = {
+        "actor_id": record.actor["id"], "actor_role": record.actor["role"],
+        "actor_org": record.actor["org"], "purpose": record.purpose, "basis": record.basis,
+        **changes,
+    }  # fmt: skip
+    old = AccessRecord.record(
+        access_id=uuid4(), by=Provenance(fields.pop("actor_id"), record.occurred_at),
+        action=record.action, patient_id=record.patient_id, entry_ids=record.entry_ids,
+        decision="permit", reason=record.reason, stream_versions=record.stream_versions,
+        response_sha256=record.response_sha256, request=request,
+        request_id=record.request_id, source=record.source, care_org=None, **fields,
+    )  # fmt: skip
+    container.group_commit.write(old)
+    return str(old.originator_id)
+
+
+def test_a_page_disclosed_under_the_first_policy_replays_by_its_rules(
+    client: TestClient,
+) -> None:
+    # Given a chart with a plain and a substance-use entry, and a directive the patient
+    # gave, as the first policy read it, to one clinician by their bare subject
+    patient_id, granted = labelled_chart(client, {**GRANT_BODY, "grantee": "dr-main"})
+    # And the page as it showed then: both entries (a break-glass read shows them today)
+    shown = client.get(
+        f"/v1/patients/{patient_id}/timeline", params=settled(client),
+        headers={**CLINICIAN, "X-Break-Glass": "unconscious in ED, history needed"},
+    )  # fmt: skip
+    assert len(shown.json()["entries"]) == 2
+    glass = shown.headers["X-Access-Id"]
+    # When that page was disclosed under the first policy, to the clinician for TREAT
+    # (their bare subject named by the directive), or by a break-glass justification of
+    # 20 characters that today's rule refuses
+    consent_version = granted.json()["consent_version"]
+    by_subject = _as_written_by_policy_1(
+        client, glass, purpose="TREAT",
+        basis={"consent_version": consent_version, "directive_id": granted.json()["directive_id"]},
+    )  # fmt: skip
+    by_length = _as_written_by_policy_1(client, glass, basis={"break_glass": "emergency!!" * 2})
+    # Then each replays byte for byte, by the first policy's rules
+    for access_id in (by_subject, by_length):
+        replayed = replay(client, access_id)
+        assert replayed["matches"] is True, access_id
+        assert len(replayed["body"]["entries"]) == 2
+    # And today's policy shows that clinician nothing labelled
+    today = client.get(
+        f"/v1/patients/{patient_id}/timeline", params=settled(client), headers=CLINICIAN
+    )
+    assert [e["labels"] for e in today.json()["entries"]] == [[]]

@@ -1,6 +1,7 @@
 """Request headers: If-Match, Idempotency-Key, X-Request-Id, X-Break-Glass, X-Purpose-Of-Use."""
 
 import re
+from uuid import UUID
 
 import pytest
 from eventsourcing.utils import get_topic
@@ -143,6 +144,24 @@ def test_an_idempotent_entry_retry_records_one_entry(client: TestClient) -> None
     assert first.status_code == retry.status_code == 201
     assert retry.json() == first.json() and retry.headers["idempotent-replayed"] == "true"
     assert chart(client, patient_id)["entry_count"] == 1
+
+
+def test_an_erasure_retried_after_its_key_was_destroyed_answers_as_it_did(
+    client: TestClient,
+) -> None:
+    # Given an erasure sent with an Idempotency-Key, which destroyed the patient's key
+    patient_id = register(client)
+    keyed = {**auth("admin", sub="admin-main"), "Idempotency-Key": "erase-1"}
+    url, body = f"/v1/patients/{patient_id}/erase", {"legal_basis": "GDPR art. 17"}
+    first = client.post(url, json=body, headers=keyed)
+    assert first.status_code == 202, first.text
+    client.app.state.container.ledger.forget(UUID(patient_id))  # type: ignore[attr-defined]
+    # When the client retries it (its answer was lost), Then it gets the same answer
+    retry = client.post(url, json=body, headers=keyed)
+    assert retry.status_code == 202, retry.text
+    assert retry.json() == first.json() and retry.headers["idempotent-replayed"] == "true"
+    # And without the key it is told the record is gone
+    assert_problem(client.post(url, json=body, headers=auth("admin", sub="admin-main")), 410)
 
 
 def test_the_same_key_from_another_actor_is_a_new_request(client: TestClient) -> None:

@@ -1,4 +1,22 @@
-"""Issue 18, one story per rule: each test names the defect it pins down.
+"""Issue 18, one story per rule: each test names the rule it pins down.
+
+The tests are numbered by rule; the issue's numbered defects map to them so:
+
+| defect | tests |
+|---|---|
+| 1 auditors not scoped; a second review replaced the first | test_02, test_04, test_05_*review* |
+| 2 subscribers of any organisation | test_02, ``tests/api/test_subscriber_isolation.py``, ``test_cross_organisation`` |
+| 3 bare-string grantees | test_01 |
+| 4 a clinician grants to themself | test_06 |
+| 5 a self-chosen purpose skips the care relationship | test_07 |
+| 6 a multi-patient search attributed to none | test_08 |
+| 7 write refusals leave no deny record | test_09 |
+| 8 a relabelled entry still delivered | ``tests/contract/test_delivery_relabel.py`` |
+| 9 min_position past the head | test_13, ``tests/contract/test_min_position.py`` |
+| 10 idempotency scoped by sub, before authorisation | test_10 |
+| 11 an erased patient is 410 to anyone | test_03 |
+| 12 entry_count counts hidden entries | test_11 |
+| 13 staff addresses, justification by length, token lifetime and audience | test_12, test_05_*justification*, test_14, ``tests/api/test_token_lifetime.py``, ``tests/api/test_jwks_tokens.py`` |
 
 The store holds two organisations (``two_orgs``): org-main is ours, org-other is
 theirs, and their staff share our staff's subjects (``dr-grey``, ``admin-1``,
