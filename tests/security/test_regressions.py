@@ -387,13 +387,26 @@ def test_06_the_patient_grants_and_revokes_and_a_clinician_records_for_them(worl
 
 @pytest.mark.parametrize(
     "grantee",
-    [f"practitioner:{ORG_MAIN}/{CLINICIAN_SUB}", f"org:{ORG_MAIN}", ORG_MAIN],
-    ids=["themselves", "their organisation", "their organisation, bare"],
+    [
+        f"practitioner:{ORG_MAIN}/{CLINICIAN_SUB}",
+        f"org:{ORG_MAIN}",
+        ORG_MAIN,
+        f"practitioner:{ORG_MAIN}/dr-white",
+        "subscriber:{own subscriber}",
+    ],
+    ids=[
+        "themselves",
+        "their organisation",
+        "their organisation, bare",
+        "a colleague",
+        "a subscriber their organisation registered",
+    ],
 )
 def test_06_a_clinician_never_records_a_directive_for_themselves(
     world: World, grantee: str
 ) -> None:
     client, main = world.client, world.main
+    grantee = grantee.replace("{own subscriber}", main.subscriber_id)
     body = directive_body(grantee, ["TREAT"], ["mental_health"])
     refused = client.post(
         f"/v1/patients/{main.patient_id}/consents",
