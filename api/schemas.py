@@ -2,7 +2,7 @@
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -265,10 +265,6 @@ class Written(BaseModel):
     id: UUID | None = None
     version: int | None = None
     position: int
-
-
-def as_dict(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(exclude_unset=True)
 
 
 class EraseIn(Body):

@@ -3,7 +3,7 @@
 Pure: every input is passed in (the actor, the purpose, the patient's care
 organisation, the labels present in the data, the time, and the consent and
 membership state as of known stream versions), so a decision can be recomputed
-exactly when an access is replayed. The default policy is DESIGN.md §2:
+exactly when an access is replayed. The default policy (docs/security.md) is:
 
 - a patient reads their own record, all of it;
 - clinicians of the patient's care organisation read the chart's clinical content,

@@ -182,7 +182,7 @@ class AccessRecord(Aggregate):
         return {**self.as_json(), "reason": self.reason, "review": self.review}
 
     def as_json(self) -> dict[str, Any]:
-        """The AccessRecord of API.md."""
+        """The fields `GET /v1/audit/accesses` serves (who sees them: docs/security.md)."""
         return {
             "access_id": str(self.id),
             "occurred_at": self.occurred_at,
