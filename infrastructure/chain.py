@@ -229,8 +229,8 @@ class ChainVerifier:
 
         The search for a deleted record's leftover link is a query of its own, over both
         tables. Where the store allows, it runs beside the walk, on a connection of its
-        own: the walk is bound by this process's CPU, so the database has the time (A1
-        in bench.encryption).
+        own: the walk is bound by this process's CPU, so the database has the time
+        (docs/benchmarks.md).
         """
         if not self.source.reads_side_by_side:
             orphan = self.source.first_orphan_link()

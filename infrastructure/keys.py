@@ -196,10 +196,10 @@ class KeyRing:
         """A random id for a new patient, whose data key is stored already.
 
         Storing a new patient's key with their first events cost a registration a
-        second table's insert and its check, about 0.15 ms on PostgreSQL: most of what
-        sealing added to it (bench.encryption E1). Keys stored a batch at a time, in a
-        transaction of their own, cost a fraction of that each. A reserved id that is
-        never used leaves a key of nobody in the store, which decrypts nothing.
+        second table's insert and its check, most of what sealing added to it
+        (docs/benchmarks.md); keys stored a batch at a time, in a transaction of their
+        own, cost a fraction of that each. A reserved id that is never used leaves a
+        key of nobody in the store, which decrypts nothing.
         """
         with self._pool_lock:
             if not self._pool:
@@ -214,11 +214,9 @@ class KeyRing:
         return patient_id
 
     def _store_new_keys(self, n: int) -> list[tuple[UUID, AESGCM, bytes]]:
-        # One draw from the OS for every id and key, made as uuid4 and generate_key
-        # would make them (a draw each, with the wrapping's nonce: 15% of a batch on
-        # SQLite). Each key's cipher is made here, in a loop, rather than one by one in
-        # the registrations' saves, where it cost several times more (bench.encryption
-        # E1).
+        # One draw from the OS for every id and key (made as uuid4 and generate_key
+        # would make them), and every key's cipher made here in one loop, cost less than
+        # a draw each and a cipher made in each registration's save (docs/benchmarks.md).
         drawn = os.urandom(48 * n)
         fresh = [
             (UUID(bytes=drawn[at : at + 16], version=4), drawn[at + 16 : at + 48])

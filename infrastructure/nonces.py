@@ -11,7 +11,7 @@ class Nonces:
     """Random 96-bit GCM nonces, drawn from the OS 1,024 at a time.
 
     One ``os.urandom`` call per event cost a save about as much as the encryption
-    itself (bench.encryption E1). The nonces are as random as before, and public
+    itself (docs/benchmarks.md). The nonces are as random as before, and public
     anyway (each is stored in its record's header). A forked child must never hand out
     its parent's remaining nonces (a repeated nonce under one key breaks GCM), so it
     drops them.

@@ -111,7 +111,7 @@ class SealingMapper(Mapper[UUID]):
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         # On every save, so kept to few calls: each one costs far more in a save, with
-        # the CPU's caches cold after a commit, than in a tight loop (bench.encryption E1).
+        # the CPU's caches cold after a commit, than in a tight loop (docs/benchmarks.md).
         plain = super().to_stored_event(domain_event)
         stream_bytes = _stream_bytes(plain.originator_id)
         rule = _rule_for(type(domain_event))

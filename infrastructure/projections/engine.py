@@ -1,11 +1,11 @@
 """Batched, exactly-once projection of the log into versioned read models.
 
-The library's ``ProjectionRunner`` commits one transaction per event (about 1,400
-events/s here). This projector reads up to ``batch_size`` notifications, decodes them
-outside any lock, then commits the view rows and the new position in one transaction
-whose first statement is a compare-and-set on the position. A projector killed at any
-point leaves either the whole batch or none of it, and two projectors racing on the
-same view cannot both apply a batch.
+The library's ``ProjectionRunner`` commits one transaction per event, too slow to
+rebuild a view (docs/benchmarks.md). This projector reads up to ``batch_size``
+notifications, decodes them outside any lock, then commits the view rows and the new
+position in one transaction whose first statement is a compare-and-set on the
+position. A projector killed at any point leaves either the whole batch or none of it,
+and two projectors racing on the same view cannot both apply a batch.
 
 Every view row carries the version of the view it belongs to. A rebuild fills a new
 version beside the live one, then flips which version is active in one transaction, so
