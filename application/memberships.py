@@ -185,6 +185,7 @@ class Memberships:
             sponsor_id=sponsor_id,
             status=status.value if status is not None else None,
             limit=limit,
+            today=today,
         )
         for item in items:
             ended_on = item.pop("ended_on")

@@ -81,6 +81,7 @@ class MembershipRoster(Protocol):
         sponsor_id: str | None,
         status: str | None,
         limit: int,
+        today: date | None = None,
     ) -> list[dict[str, Any]]: ...
 
 

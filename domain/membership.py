@@ -42,11 +42,6 @@ class Membership(Aggregate):
         reason: str
         cancelled_on: date
 
-    class Lapsed(Event):
-        """The period ended on ``lapsed_on`` without a renewal."""
-
-        lapsed_on: date
-
     class Terminated(Event):
         """Ended by the organisation, for example when a sponsor's programme ends."""
 
@@ -113,9 +108,8 @@ class Membership(Aggregate):
         self.ended_on: date | None = None
 
     def renew(self, *, ends_on: date, annual_fee_cents: int | None = None, by: Provenance) -> None:
-        """Extend the period. A lapsed membership may be renewed; an ended one not."""
-        if self.status not in (MembershipStatus.ACTIVE, MembershipStatus.LAPSED):
-            raise MembershipNotActive(self.status)
+        """Extend the period, also after it ran out (lapsed); an ended membership not."""
+        self._check_active()
         if ends_on <= self.ends_on:
             raise MembershipPeriodInvalid("a renewal must end after the current period")
         _check_term(self.ends_on, ends_on)
@@ -156,18 +150,6 @@ class Membership(Aggregate):
         self.status = MembershipStatus.CANCELLED.value
         self.ended_on = cancelled_on
 
-    def lapse(self, *, by: Provenance) -> None:
-        """The period ended without a renewal."""
-        self._check_active()
-        if by.occurred_at.date() <= self.ends_on:
-            raise MembershipPeriodInvalid("the period has not ended yet")
-        self._lapsed(lapsed_on=self.ends_on, actor_id=by.actor_id, timestamp=by.occurred_at)
-
-    @event(Lapsed)
-    def _lapsed(self, *, lapsed_on: date, actor_id: str, timestamp: datetime) -> None:
-        self.status = MembershipStatus.LAPSED.value
-        self.ended_on = lapsed_on
-
     def terminate(self, *, reason: TerminationReason, effective_on: date, by: Provenance) -> None:
         """The organisation ends the membership."""
         self._check_active()
@@ -201,6 +183,14 @@ def _check_term(starts_on: date, ends_on: date) -> None:
         raise MembershipPeriodInvalid("a membership term may not exceed three years")
 
 
+def membership_status_on(status: str, ends_on: date, day: date) -> str:
+    """The status on that day: an active membership whose term ran out unrenewed is
+    lapsed, which no event records, because nobody decides it: the date does."""
+    if status == MembershipStatus.ACTIVE and day > ends_on:
+        return MembershipStatus.LAPSED.value
+    return status
+
+
 def membership_active_on(
     status: str, starts_on: date, ends_on: date, ended_on: date | None, day: date
 ) -> bool:
@@ -209,4 +199,5 @@ def membership_active_on(
         return starts_on <= day <= ends_on
     if status == MembershipStatus.LAPSED:
         return False
-    return ended_on is not None and starts_on <= day < ended_on
+    # Ending a membership after its term, or with effect after it, never extends it.
+    return ended_on is not None and starts_on <= day <= ends_on and day < ended_on

@@ -62,7 +62,7 @@ class Plan(StrEnum):
 class MembershipStatus(StrEnum):
     ACTIVE = "active"
     CANCELLED = "cancelled"
-    LAPSED = "lapsed"
+    LAPSED = "lapsed"  # never stored: read from an active membership's past ends_on
     TERMINATED = "terminated"
 
 

@@ -69,7 +69,6 @@ _MEMBERSHIP_EVENTS = (
     Membership.Enrolled,
     Membership.Renewed,
     Membership.Cancelled,
-    Membership.Lapsed,
     Membership.Terminated,
 )
 

@@ -6,12 +6,14 @@ README says so). An erased patient's rows are purged.
 """
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from domain.membership import Membership
+from domain.membership import Membership, membership_status_on
+from domain.vocabulary import MembershipStatus
 from infrastructure.projections.engine import Decoded, active_version, delete_patient_rows
 from infrastructure.projections.store import Cursor, ViewStore
 
@@ -39,7 +41,6 @@ class RosterProjection:
             Membership.Enrolled,
             Membership.Renewed,
             Membership.Cancelled,
-            Membership.Lapsed,
             Membership.Terminated,
         )
     )
@@ -117,8 +118,6 @@ def _after(event: Any, row: dict[str, Any]) -> tuple[str, str | None, str]:
         return "active", row["ended_on"], event.ends_on.isoformat()
     if isinstance(event, Membership.Cancelled):
         return "cancelled", event.cancelled_on.isoformat(), row["ends_on"]
-    if isinstance(event, Membership.Lapsed):
-        return "lapsed", event.lapsed_on.isoformat(), row["ends_on"]
     if isinstance(event, Membership.Terminated):
         return "terminated", event.effective_on.isoformat(), row["ends_on"]
     return "active", None, row["ends_on"]
@@ -137,18 +136,28 @@ class RosterReader:
         sponsor_id: str | None,
         status: str | None,
         limit: int,
+        today: date | None = None,
     ) -> list[dict[str, Any]]:
+        """Without ``today``, each row's status as recorded; with it, as shown that day
+        (``membership_status_on``), which the status filter then matches too."""
         sql = f"SELECT {', '.join(_COLUMNS)} FROM {self.table} WHERE version = ? "
         sql += "AND organisation_id = ?"
         params: list[Any] = [organisation_id]
         for column, value in (
             ("patient_id", patient_id.hex if patient_id else None),
             ("sponsor_id", sponsor_id),
-            ("status", status),
         ):
             if value is not None:
                 sql += f" AND {column} = ?"
                 params.append(value)
+        if today is not None and status in (MembershipStatus.ACTIVE, MembershipStatus.LAPSED):
+            # Both are stored as active, told apart by whether the term ran out.
+            ran_out = "<" if status == MembershipStatus.LAPSED else ">="
+            sql += f" AND status = ? AND ends_on {ran_out} ?"
+            params += [MembershipStatus.ACTIVE.value, today.isoformat()]
+        elif status is not None:
+            sql += " AND status = ?"
+            params.append(status)
         sql += " ORDER BY starts_on, membership_id LIMIT ?"
         params.append(limit)
         with self.store.reading() as cursor:
@@ -157,6 +166,9 @@ class RosterReader:
         items = []
         for found in rows:
             row = dict(zip(_COLUMNS, found, strict=True))
+            if today is not None:
+                ends_on = date.fromisoformat(row["ends_on"])
+                row["status"] = membership_status_on(row["status"], ends_on, today)
             items.append(
                 {
                     "id": str(UUID(row["membership_id"])),

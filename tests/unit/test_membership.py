@@ -1,13 +1,13 @@
 """Stories of a membership: enrolment, renewal, and the three ways it ends."""
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from uuid import UUID, uuid4
 
 import pytest
 
 from domain.errors import InvalidValue, MembershipNotActive, MembershipPeriodInvalid
-from domain.membership import Membership
+from domain.membership import Membership, membership_status_on
 from domain.vocabulary import MembershipStatus, Plan, TerminationReason
 from tests.unit.stories import ORG, TODAY, at, fields, given, then
 
@@ -50,12 +50,6 @@ def terminated() -> Membership:
     membership.terminate(
         reason=TerminationReason.NON_PAYMENT, effective_on=date(2026, 4, 1), by=at(30)
     )
-    return given(membership)
-
-
-def lapsed() -> Membership:
-    membership = enrol()
-    membership.lapse(by=at(AFTER_THE_PERIOD))
     return given(membership)
 
 
@@ -158,13 +152,16 @@ def test_a_renewal_must_extend_the_period(ends_on: date) -> None:
 
 
 def test_a_lapsed_membership_may_be_renewed() -> None:
-    membership = lapsed()
+    membership = given(enrol())
+    five_days_late = ENDS_ON + timedelta(days=5)
+    assert membership_status_on(membership.status, membership.ends_on, five_days_late) == "lapsed"
 
     membership.renew(ends_on=date(2028, 3, 2), by=at(AFTER_THE_PERIOD + 5))
 
     [renewed] = then(membership)
     assert type(renewed) is Membership.Renewed
-    assert membership.status == MembershipStatus.ACTIVE
+    assert membership_status_on(membership.status, membership.ends_on, five_days_late) == "active"
+    assert membership.is_active_on(five_days_late)
 
 
 @pytest.mark.parametrize(
@@ -219,26 +216,40 @@ def test_a_cancelled_membership_cannot_be_cancelled_again() -> None:
 # Lapse ----------------------------------------------------------------------------
 
 
-def test_a_membership_lapses_after_its_period_ended() -> None:
+def test_a_membership_lapses_the_day_after_its_term_with_nothing_recorded() -> None:
+    # Given a membership nobody renews
     membership = given(enrol())
+    day_after = ENDS_ON + timedelta(days=1)
 
-    membership.lapse(by=at(AFTER_THE_PERIOD))
-
-    [lapse] = then(membership)
-    assert type(lapse) is Membership.Lapsed
-    assert lapse.lapsed_on == ENDS_ON
-    assert membership.status == MembershipStatus.LAPSED
-    assert not membership.is_active_on(STARTS_ON)
-
-
-@pytest.mark.parametrize("days", [0, AFTER_THE_PERIOD - 1])
-def test_a_membership_cannot_lapse_before_its_period_ended(days: int) -> None:
-    membership = given(enrol())
-
-    with pytest.raises(MembershipPeriodInvalid):
-        membership.lapse(by=at(days))
-
+    # Then it is active through its last day, and lapsed (no care relationship) after
+    assert membership_status_on(membership.status, membership.ends_on, ENDS_ON) == "active"
+    assert membership.is_active_on(ENDS_ON)
+    assert membership_status_on(membership.status, membership.ends_on, day_after) == "lapsed"
+    assert not membership.is_active_on(day_after)
+    # And no one had to record it: the stream is as it was
     assert then(membership) == []
+    assert membership.status == MembershipStatus.ACTIVE
+
+
+@pytest.mark.parametrize("status", ["cancelled", "terminated"])
+def test_an_ended_membership_never_reads_as_lapsed(status: str) -> None:
+    assert membership_status_on(status, ENDS_ON, ENDS_ON + timedelta(days=400)) == status
+
+
+def test_a_termination_effective_after_the_term_does_not_extend_it() -> None:
+    # Given a membership whose sponsor's programme ends three months after its term
+    membership = given(enrol())
+
+    membership.terminate(
+        reason=TerminationReason.SPONSOR_PROGRAM_ENDED,
+        effective_on=ENDS_ON + timedelta(days=90),
+        by=at(100),
+    )
+
+    # Then it gives care up to its last day, and none in the three months after
+    assert membership.is_active_on(ENDS_ON)
+    assert not membership.is_active_on(ENDS_ON + timedelta(days=1))
+    assert not membership.is_active_on(ENDS_ON + timedelta(days=89))
 
 
 # Termination ----------------------------------------------------------------------
@@ -275,7 +286,7 @@ def test_a_termination_before_the_start_takes_effect_at_the_start() -> None:
 
 @pytest.mark.parametrize(
     ("ended", "status"),
-    [(cancelled, "cancelled"), (terminated, "terminated"), (lapsed, "lapsed")],
+    [(cancelled, "cancelled"), (terminated, "terminated")],
 )
 def test_only_an_active_membership_can_be_terminated(
     ended: Callable[[], Membership], status: str
