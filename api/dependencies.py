@@ -56,7 +56,7 @@ async def request_context(
             raise InvalidValue(
                 "X-Break-Glass",
                 f"the justification needs {BREAK_GLASS_MIN_CHARS}+ characters and at least "
-                f"{BREAK_GLASS_MIN_WORDS} different words",
+                f"{BREAK_GLASS_MIN_WORDS} different words of three letters or more",
             )
         purpose = Purpose.ETREAT
     fingerprint = ""
