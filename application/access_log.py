@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -24,6 +23,10 @@ import orjson
 from eventsourcing.persistence import Tracking
 
 from application.context import RequestContext
+
+# Moved to disclosure_rendering; re-exported until subscriptions, the deliveries view
+# and api.responses import it there.
+from application.disclosure_rendering import render as render  # noqa: PLC0414
 from application.errors import AuditUnavailable, Forbidden
 from application.ledger import CareLedger, WriteOutcome
 from application.policy import Decision
@@ -32,17 +35,6 @@ from domain.access_record import AccessRecord
 from domain.values import Provenance
 
 WRITE_ADMITTED = Decision(True, "a clinical write admitted by the chart's rules")
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(type(value).__name__)
-
-
-def render(content: Any) -> bytes:
-    """The exact bytes of a JSON response; replay renders through the same function."""
-    return orjson.dumps(content, default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 @dataclass(frozen=True)

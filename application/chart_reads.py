@@ -5,8 +5,6 @@ membership state, O(1) reads of the views, never a load of the whole chart) and 
 disclosed with an access record naming the exact bytes.
 """
 
-import base64
-import binascii
 from datetime import date, datetime
 from uuid import UUID
 
@@ -14,9 +12,14 @@ from application.access import ChartAction, require_role
 from application.access_log import Disclosed, Disclosures
 from application.chart_gate import ChartGate
 from application.context import RequestContext
+
+# The codec moved to disclosure_rendering; re-exported until audit_trail imports it there.
+from application.disclosure_rendering import decode_cursor as decode_cursor  # noqa: PLC0414
+from application.disclosure_rendering import encode_cursor as encode_cursor  # noqa: PLC0414
+from application.disclosure_rendering import timeline_body
 from application.policy import POLICY_VERSION, AccessRequest, ConsentFacts, Content, decide
 from application.ports import Clock
-from application.read_models import SORTABLE_TIME, Key, ReadModels, time_bound
+from application.read_models import ReadModels, time_bound
 from domain.errors import InvalidValue
 
 # The views each read waits for with min_position: its own, and those the chart gate
@@ -69,15 +72,10 @@ class ChartReads:
             limit=limit,
             admit=lambda entry: decision.shows(entry["labels"]),
         )
-        body = {
-            "patient_id": str(patient_id),
-            "entries": page.entries,
-            "next_cursor": encode_cursor(page.next_key) if page.next_key else None,
-        }
         return self.disclosures.disclose(
             ctx,
             action="read",
-            body=body,
+            body=timeline_body(patient_id, page.entries, page.next_key),
             decision=decision,
             patient_id=patient_id,
             entry_ids=[entry["entry_id"] for entry in page.entries],
@@ -130,18 +128,3 @@ class ChartReads:
             stream_versions={item["id"]: item.pop("_version") for item in items},
             request={"view": "directory", "by": "mrn" if mrn is not None else "name"},
         )
-
-
-def encode_cursor(key: Key) -> str:
-    return base64.urlsafe_b64encode(f"{key[0]}|{key[1]}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> Key:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        effective_at, entry_id = text.split("|")
-        UUID(hex=entry_id)
-        datetime.strptime(effective_at, SORTABLE_TIME)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidValue("cursor", "is not a cursor this API issued") from None
-    return effective_at, entry_id

@@ -1,18 +1,16 @@
 """Use cases of the consent record: grant and revoke directives, request restrictions."""
 
 from collections.abc import Callable
-from dataclasses import asdict, replace
-from datetime import date
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
-
-import orjson
 
 from application.access import ChartAction, require_role
 from application.access_log import Disclosed
 from application.chart_gate import ReadSide
 from application.chart_reads import CONSENT_VIEWS
 from application.context import RequestContext, Role
+from application.disclosure_rendering import consent_state, render_consents
 from application.errors import NotFound
 from application.ledger import CareLedger, WriteOutcome
 from application.policy import Content, deny
@@ -188,58 +186,3 @@ class Consents:
             request={"view": "consents", "consent_id": state["consent_id"]},
             version=state["consent_version"],
         )
-
-
-def render_consents(patient_id: UUID, state: dict[str, Any], day: date) -> dict[str, Any]:
-    """The consents body; replay renders through the same function."""
-    today = day.isoformat()
-    return {
-        "patient_id": str(patient_id),
-        "consent_version": state["consent_version"],
-        "directives": [
-            _render_directive(UUID(key), d, today) for key, d in state["directives"].items()
-        ],
-        "restrictions": [
-            {"restriction_id": str(UUID(key)), **r} for key, r in state["restrictions"].items()
-        ],
-    }
-
-
-def consent_state(consent: Consent) -> dict[str, Any]:
-    """The aggregate's state in the JSON shape the consent-state view keeps."""
-    state: dict[str, Any] = orjson.loads(
-        orjson.dumps(
-            {
-                "consent_version": consent.version,
-                "directives": consent.directives,
-                "restrictions": consent.restrictions,
-            },
-            default=_jsonable,
-        )
-    )
-    return state
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Period | ConsentEvidence):
-        return asdict(value)
-    raise TypeError(type(value).__name__)
-
-
-def _render_directive(directive_id: UUID, d: dict[str, Any], today: str) -> dict[str, Any]:
-    period = d["period"]
-    revoked_at = d["revoked_at"]
-    in_period = period["start"] <= today and (period["end"] is None or today < period["end"])
-    active = in_period and revoked_at is None
-    return {
-        "directive_id": str(directive_id),
-        "grantee": d["grantee"],
-        "purposes": d["purposes"],
-        "labels": d["labels"],
-        "period": period,
-        "evidence": d["evidence"],
-        "status": "active" if active else ("revoked" if revoked_at else "inactive"),
-        "granted_at": d["granted_at"],
-        "revoked_at": revoked_at,
-        "revocation_reason": d["revocation_reason"],
-    }

@@ -22,6 +22,7 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from application.context import Actor, Role
+from application.disclosure_rendering import coding, entry_value, recorded, rendered
 from application.policy import (
     AccessRequest,
     ConsentFacts,
@@ -31,7 +32,6 @@ from application.policy import (
     decide,
 )
 from application.read_models import sortable_time
-from application.timeline_rows import coding, entry_value, recorded, rendered
 from domain.patient import Patient
 from domain.subscriber import ContentLevel
 from domain.vocabulary import EntryStatus, Purpose

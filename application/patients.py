@@ -1,7 +1,6 @@
 """Use cases of the chart: registration, demographics and clinical entries."""
 
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -10,6 +9,7 @@ from application.access import ChartAction, require_role
 from application.access_log import Disclosed
 from application.chart_gate import ReadSide
 from application.context import RequestContext
+from application.disclosure_rendering import DEMOGRAPHICS_RENDER, render_demographics
 from application.errors import Gone, NotFound
 from application.ledger import CareLedger, WriteOutcome
 from application.policy import Content
@@ -240,24 +240,3 @@ class Patients:
             version=patient.version,
         )
 
-
-# 2: no ``entry_count``, which counted entries the reader may not see (their existence
-# is not disclosed); replay renders a record without a render version as 1.
-DEMOGRAPHICS_RENDER = 2
-
-
-def render_demographics(patient: Patient, render: int = DEMOGRAPHICS_RENDER) -> dict[str, Any]:
-    """The demographics body; replay renders the patient at the recorded version."""
-    body = {
-        "id": str(patient.id),
-        "version": patient.version,
-        "mrn": patient.mrn,
-        "name": asdict(patient.name) if patient.name else None,
-        "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
-        "sex": patient.sex,
-        "contact": asdict(patient.contact) if patient.contact else None,
-        "deceased_at": patient.deceased_at,
-    }
-    if render == 1:
-        body["entry_count"] = patient.entry_count
-    return body

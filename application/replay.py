@@ -11,6 +11,8 @@ A crypto-shredded patient's record cannot be rebuilt: 410, with the reason.
 """
 
 import hashlib
+from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
@@ -18,11 +20,9 @@ from uuid import UUID
 import orjson
 from eventsourcing.application import project_aggregate
 
-from application import policy_v1, timeline_rows
-from application.access_log import Disclosed, Disclosures, render
+from application import policy_v1
+from application.access_log import Disclosed, Disclosures
 from application.audit_trail import AuditTrail
-from application.chart_reads import decode_cursor, encode_cursor
-from application.consents import consent_state, render_consents
 from application.context import Actor, RequestContext, Role
 from application.delivery_rule import (
     DELIVERED_EVENTS,
@@ -31,9 +31,22 @@ from application.delivery_rule import (
     entry_facts,
     message,
 )
+from application.disclosure_rendering import (
+    Row,
+    changed,
+    consent_state,
+    decode_cursor,
+    recorded,
+    render,
+    render_consents,
+    render_demographics,
+    rendered,
+    scan_page,
+    search_hit,
+    timeline_body,
+)
 from application.errors import DataKeyDestroyed, Forbidden, Gone, IntegrityViolation
 from application.ledger import CareLedger
-from application.patients import render_demographics
 from application.policy import (
     POLICY_VERSION,
     AccessRequest,
@@ -43,15 +56,13 @@ from application.policy import (
     MembershipFact,
     decide,
 )
-from application.read_models import sortable_time
+from application.read_models import Key, sortable_time
 from domain.access_record import AccessRecord
 from domain.consent import Consent
 from domain.membership import Membership
 from domain.patient import Patient
 from domain.subscriber import Subscriber
 from domain.vocabulary import Purpose
-
-_HIDDEN_MARGIN = 8
 
 
 class Replays:
@@ -136,7 +147,7 @@ class Replays:
             folded = project_aggregate(None, events)
             assert isinstance(folded, Patient), "a chart's log folds into a chart"
             facts = folded.entries
-        candidates = sorted(
+        keys = sorted(
             (at, entry_hex)
             for entry_hex, entry in facts.items()
             if request["kind"] is None or entry["kind"] == request["kind"]
@@ -144,52 +155,42 @@ class Replays:
             if (request["since"] is None or at >= request["since"])
             and (request["until"] is None or at < request["until"])
         )
-        if request["cursor"]:
-            after = decode_cursor(request["cursor"])
-            candidates = [c for c in candidates if c > after]
-        limit = request["limit"]
-        entries: list[dict[str, Any]] = []
-        examined = 0
-        while len(entries) < limit and examined < len(candidates):
-            # Entries with labels the decision hides are examined and skipped, so read a
-            # few more than the page still needs.
-            chunk = candidates[examined : examined + limit - len(entries) + _HIDDEN_MARGIN]
-            rows = self._rows(patient.id, [facts[entry_hex] for _, entry_hex in chunk])
-            for effective_at, entry_hex in chunk:
-                if len(entries) == limit:
-                    break
-                examined += 1
-                row = rows[entry_hex]
-                if row["effective_at"] != effective_at:
-                    raise IntegrityViolation(f"entry {entry_hex}: the chart and its log disagree")
-                entry = timeline_rows.rendered(
-                    entry_hex, row["kind"], row["status"], effective_at, row["phi"]
-                )
-                if decision.shows(entry["labels"]):
-                    entries.append(entry)
-        more = examined < len(candidates)
-        last = candidates[examined - 1] if examined else None
-        return {
-            "patient_id": str(patient.id),
-            "entries": entries,
-            "next_cursor": encode_cursor(last) if more and last else None,
-        }
 
-    def _rows(
-        self, patient_id: UUID, entries: list[dict[str, Any]]
-    ) -> dict[str, timeline_rows.Row]:
-        """These entries' timeline rows, folded from just their events, by the same
-        functions the timeline view applies."""
-        wanted = sorted(v for entry in entries for v in entry["versions"])
-        rows: dict[str, timeline_rows.Row] = {}
+        def candidates(after: Key | None, count: int) -> list[tuple[Key, dict[str, Any]]]:
+            start = bisect_right(keys, after) if after else 0
+            return [(key, facts[key[1]]) for key in keys[start : start + count]]
+
+        def rows(chunk: Sequence[tuple[Key, dict[str, Any]]]) -> list[Row]:
+            return self._rows(patient.id, chunk)
+
+        entries, next_key = scan_page(
+            candidates,
+            rows,
+            after=decode_cursor(request["cursor"]) if request["cursor"] else None,
+            limit=request["limit"],
+            admit=lambda entry: decision.shows(entry["labels"]),
+        )
+        return timeline_body(patient.id, entries, next_key)
+
+    def _rows(self, patient_id: UUID, chunk: Sequence[tuple[Key, dict[str, Any]]]) -> list[Row]:
+        """These entries as the timeline shows them, folded from just their events by the
+        same functions the timeline view applies."""
+        wanted = sorted(v for _, entry in chunk for v in entry["versions"])
+        folded: dict[str, Row] = {}
         for event in self.ledger.events_at(patient_id, wanted):
             if isinstance(event, Patient.EntryRecorded):
-                rows[event.entry_id.hex] = timeline_rows.recorded(event)
+                folded[event.entry_id.hex] = recorded(event)
             elif isinstance(event, Patient.EntryAmended | Patient.EntryEnteredInError):
-                timeline_rows.changed(rows[event.entry_id.hex], event)
-        if len(rows) != len(entries):
+                changed(folded[event.entry_id.hex], event)
+        if len(folded) != len(chunk):
             raise IntegrityViolation(f"chart {patient_id}: entry events are missing from the log")
-        return rows
+        found = []
+        for (effective_at, entry_hex), _ in chunk:
+            row = folded[entry_hex]
+            if row["effective_at"] != effective_at:
+                raise IntegrityViolation(f"entry {entry_hex}: the chart and its log disagree")
+            found.append(rendered(entry_hex, row["kind"], row["status"], effective_at, row["phi"]))
+        return found
 
     def _delivery(self, record: AccessRecord) -> dict[str, Any]:
         """The message as delivered: the event at its version, minimised for the subscriber."""
@@ -247,11 +248,9 @@ class Replays:
         patient: Patient = self._at(Patient, str(patient_id), {str(patient_id): version})
         if patient.name is None or patient.birth_date is None:  # erased at that version
             raise DataKeyDestroyed()
-        return {
-            "id": str(patient_id),
-            "name": {"given": patient.name.given, "family": patient.name.family},
-            "birth_date": patient.birth_date.isoformat(),
-        }
+        return search_hit(
+            patient_id, patient.name.given, patient.name.family, patient.birth_date.isoformat()
+        )
 
     def _at(self, cls: type[Any], stream: str | None, versions: dict[str, int]) -> Any:
         assert stream is not None and stream in versions, "the record names no such stream"

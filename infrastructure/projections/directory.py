@@ -13,6 +13,7 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
+from application.disclosure_rendering import search_hit
 from domain.patient import Patient
 from infrastructure.projections.engine import Decoded, active_version, delete_patient_rows
 from infrastructure.projections.sealed_rows import RowSealer
@@ -160,12 +161,8 @@ class DirectoryReader:
         for patient_hex, sealed, stream_version in rows:
             patient_id = UUID(patient_hex)
             phi = self.sealer.open(patient_id, TABLE, sealed)
-            found.append(
-                {
-                    "id": str(patient_id),
-                    "name": phi["name"],
-                    "birth_date": phi["birth_date"],
-                    "_version": int(stream_version),  # for the access record, not the body
-                }
-            )
+            name = phi["name"]
+            hit = search_hit(patient_id, name["given"], name["family"], phi["birth_date"])
+            # The version is for the access record, not the body: the search pops it.
+            found.append({**hit, "_version": int(stream_version)})
         return found

@@ -13,8 +13,8 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from application import timeline_rows
-from application.read_models import TimelinePage
+from application.disclosure_rendering import Row, changed, recorded, rendered, scan_page
+from application.read_models import Admit, Key, TimelinePage
 from domain.patient import Patient
 from infrastructure.projections.engine import Decoded, active_version, delete_patient_rows
 from infrastructure.projections.sealed_rows import RowSealer
@@ -24,6 +24,7 @@ TABLE = "view_timeline"
 # Per chart: the patient stream's version the timeline reflects, so that an access
 # record can name it and a replay can rebuild the page from the log at that version.
 CHARTS = "view_timeline_charts"
+Sealed = tuple[str, str, bytes]  # a row's kind, status and sealed PHI, read but not opened
 
 
 class TimelineProjection:
@@ -72,7 +73,7 @@ class TimelineProjection:
             charts[patient_id] = max(charts.get(patient_id, 0), event.originator_version)
             if isinstance(event, Patient.EntryRecorded):
                 pending[(patient_id, event.entry_id)] = {
-                    **timeline_rows.recorded(event),
+                    **recorded(event),
                     "position": item.position,
                 }
             elif isinstance(event, Patient.EntryAmended | Patient.EntryEnteredInError):
@@ -82,7 +83,7 @@ class TimelineProjection:
                 if row is None:
                     continue  # its recording was a tombstone; nothing to show
                 row["position"] = item.position
-                timeline_rows.changed(row, event)
+                changed(row, event)
                 pending[(patient_id, event.entry_id)] = row
         if pending:
             cursor.executemany(
@@ -152,16 +153,12 @@ class TimelineReader:
         kind: str | None,
         since: str | None,
         until: str | None,
-        after: tuple[str, str] | None,
+        after: Key | None,
         limit: int,
-        admit: Any,
+        admit: Admit,
     ) -> TimelinePage:
-        """Up to ``limit`` admitted entries after the ``after`` key, and the next key.
-
-        Entries that ``admit`` refuses (a label the consent does not allow) are left
-        out, not masked; the scan goes on until the page is full or the chart ends.
-        """
-        entries: list[dict[str, Any]] = []
+        """Up to ``limit`` admitted entries after the ``after`` key, and the next key:
+        the shared page scan over index range reads of this view."""
         with self.store.reading() as cursor:
             if self.store.is_postgres:
                 # A page must be an ordered index range. With statistics that predate
@@ -175,18 +172,28 @@ class TimelineReader:
                 (version, patient_id.hex),
             ).fetchone()
             chart_version = int(chart[0]) if chart else 0
-            while len(entries) < limit:
-                want = limit - len(entries) + 1
-                rows = self._rows(cursor, version, patient_id, kind, since, until, after, want)
-                for entry_id, row_kind, status, effective_at, sealed in rows[: want - 1]:
-                    after = (effective_at, entry_id)
-                    phi = self.sealer.open(patient_id, f"{TABLE}/{entry_id}", sealed)
-                    entry = timeline_rows.rendered(entry_id, row_kind, status, effective_at, phi)
-                    if admit(entry):
-                        entries.append(entry)
-                if len(rows) < want:
-                    return TimelinePage(entries, None, chart_version)
-        return TimelinePage(entries, after, chart_version)
+
+            def candidates(key: Key | None, count: int) -> list[tuple[Key, Sealed]]:
+                found = self._rows(cursor, version, patient_id, kind, since, until, key, count)
+                return [
+                    ((effective_at, entry_id), (row_kind, status, sealed))
+                    for entry_id, row_kind, status, effective_at, sealed in found
+                ]
+
+            def rows(chunk: Sequence[tuple[Key, Sealed]]) -> list[Row]:
+                return [
+                    rendered(
+                        entry_id,
+                        row_kind,
+                        status,
+                        effective_at,
+                        self.sealer.open(patient_id, f"{TABLE}/{entry_id}", sealed),
+                    )
+                    for (effective_at, entry_id), (row_kind, status, sealed) in chunk
+                ]
+
+            entries, next_key = scan_page(candidates, rows, after=after, limit=limit, admit=admit)
+        return TimelinePage(entries, next_key, chart_version)
 
     def _rows(
         self,
@@ -196,7 +203,7 @@ class TimelineReader:
         kind: str | None,
         since: str | None,
         until: str | None,
-        after: tuple[str, str] | None,
+        after: Key | None,
         limit: int,
     ) -> list[tuple[Any, ...]]:
         sql = (

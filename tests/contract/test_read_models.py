@@ -13,8 +13,8 @@ from uuid import UUID
 import pytest
 
 from api.container import Container
-from application.consents import consent_state
 from application.context import Role
+from application.disclosure_rendering import consent_state
 from application.errors import Gone
 from application.read_models import ViewsBehind
 from domain.consent import Consent

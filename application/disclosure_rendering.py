@@ -1,0 +1,273 @@
+"""The bytes of a disclosure: every function that fixes what a disclosed response says.
+
+The served read and its replay both render through this module, so a response rebuilt
+from the log at the versions an access record names hashes to the digest it recorded.
+It holds the JSON encoding, the timeline's rows and its one page scan, the cursor
+codec, and the demographics, consents and search-hit bodies. Old render versions stay
+here for as long as old access records may be replayed.
+"""
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+from uuid import UUID
+
+import orjson
+
+from application.read_models import SORTABLE_TIME, Admit, Key, sortable_time
+from domain.consent import Consent
+from domain.errors import InvalidValue
+from domain.patient import Patient
+from domain.values import (
+    BooleanValue,
+    CodedValue,
+    Coding,
+    ConsentEvidence,
+    EntryValue,
+    Period,
+    Quantity,
+    TextValue,
+)
+from domain.vocabulary import EntryStatus
+
+Row = dict[str, Any]  # {kind, status, effective_at (sortable text), phi: {...}}
+Found = TypeVar("Found")  # what a page's source knows of a candidate before rendering it
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(type(value).__name__)
+
+
+def render(content: Any) -> bytes:
+    """The exact bytes of a JSON response; replay renders through the same function."""
+    return orjson.dumps(content, default=_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+# --- the timeline -------------------------------------------------------------------
+
+
+def coding(code: Coding) -> dict[str, str]:
+    return {"system": code.system, "code": code.code, "display": code.display}
+
+
+def entry_value(value: EntryValue | None) -> dict[str, Any] | None:
+    if isinstance(value, Quantity):
+        return {"quantity": str(value.quantity), "unit": value.unit}  # exact, as text
+    if isinstance(value, TextValue):
+        return {"text": value.text}
+    if isinstance(value, CodedValue):
+        return {"code": coding(value.code)}
+    if isinstance(value, BooleanValue):
+        return {"boolean": value.boolean}
+    return None
+
+
+def recorded(event: Patient.EntryRecorded) -> Row:
+    return {
+        "kind": event.kind,
+        "status": EntryStatus.ACTIVE.value,
+        "effective_at": sortable_time(event.effective_at),
+        "phi": {
+            "code": coding(event.code),
+            "value": entry_value(event.value),
+            "modality": event.modality,
+            "labels": sorted(event.labels),
+            "author": event.author,
+        },
+    }
+
+
+def amended(row: Row, event: Patient.EntryAmended) -> None:
+    """The latest version of the entry, with the amendment's fields where it set them."""
+    row["status"] = EntryStatus.AMENDED.value
+    phi = row["phi"]
+    phi["author"] = event.author
+    if event.code is not None:
+        phi["code"] = coding(event.code)
+    if event.value is not None:
+        phi["value"] = entry_value(event.value)
+    if event.modality is not None:
+        phi["modality"] = event.modality
+    if event.labels is not None:
+        phi["labels"] = sorted(event.labels)
+    if event.effective_at is not None:
+        row["effective_at"] = sortable_time(event.effective_at)
+
+
+def entered_in_error(row: Row) -> None:
+    row["status"] = EntryStatus.ENTERED_IN_ERROR.value
+
+
+def changed(row: Row, event: Patient.EntryAmended | Patient.EntryEnteredInError) -> None:
+    """An amendment or an entry in error, applied to the entry's row."""
+    if isinstance(event, Patient.EntryEnteredInError):
+        entered_in_error(row)
+    else:
+        amended(row, event)
+
+
+def rendered(entry_hex: str, kind: str, status: str, effective_at: str, phi: dict[str, Any]) -> Row:
+    """An entry as the API shows it; quantities go out as JSON numbers."""
+    phi = dict(phi)
+    value = phi["value"]
+    if value is not None and "quantity" in value:
+        phi["value"] = {**value, "quantity": Decimal(value["quantity"])}
+    return {
+        "entry_id": f"{entry_hex[:8]}-{entry_hex[8:12]}-{entry_hex[12:16]}-"
+        f"{entry_hex[16:20]}-{entry_hex[20:]}",
+        "kind": kind,
+        **phi,
+        "effective_at": effective_at,
+        "status": status,
+    }
+
+
+def scan_page(
+    candidates: Callable[[Key | None, int], Sequence[tuple[Key, Found]]],
+    rows: Callable[[Sequence[tuple[Key, Found]]], Sequence[Row]],
+    *,
+    after: Key | None,
+    limit: int,
+    admit: Admit,
+) -> tuple[list[Row], Key | None]:
+    """Up to ``limit`` admitted entries after the ``after`` key, and the key to go on from.
+
+    ``candidates(after, count)`` gives up to ``count`` of the chart's next entries in
+    ``(effective_at, entry_hex)`` order; ``rows`` renders a run of them, in that order.
+    Entries ``admit`` refuses (a label the decision hides) are left out, not masked, and
+    the scan goes on until the page is full or the chart ends. Only the entries examined
+    are rendered, so a page costs O(page) plus the hidden entries it passes over.
+    """
+    if limit < 1:
+        raise ValueError("a page holds at least one entry")
+    entries: list[Row] = []
+    while True:
+        needed = limit - len(entries)
+        # One more than can be examined, to know whether the chart goes on after them.
+        found = candidates(after, needed + 1)
+        examined = found[:needed]
+        shown = rows(examined)
+        assert len(shown) == len(examined), "one row for each entry examined"
+        entries += [entry for entry in shown if admit(entry)]
+        if len(found) <= needed:
+            return entries, None
+        after = examined[-1][0]
+        if len(entries) == limit:
+            return entries, after
+
+
+def timeline_body(patient_id: UUID, entries: list[Row], next_key: Key | None) -> dict[str, Any]:
+    return {
+        "patient_id": str(patient_id),
+        "entries": entries,
+        "next_cursor": encode_cursor(next_key) if next_key else None,
+    }
+
+
+def encode_cursor(key: Key) -> str:
+    return base64.urlsafe_b64encode(f"{key[0]}|{key[1]}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Key:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        effective_at, entry_id = text.split("|")
+        UUID(hex=entry_id)
+        datetime.strptime(effective_at, SORTABLE_TIME)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidValue("cursor", "is not a cursor this API issued") from None
+    return effective_at, entry_id
+
+
+# --- demographics, consents, search hits ----------------------------------------------
+
+# 2: no ``entry_count``, which counted entries the reader may not see (their existence
+# is not disclosed); replay renders a record without a render version as 1.
+DEMOGRAPHICS_RENDER = 2
+
+
+def render_demographics(patient: Patient, render: int = DEMOGRAPHICS_RENDER) -> dict[str, Any]:
+    """The demographics body; replay renders the patient at the recorded version."""
+    body = {
+        "id": str(patient.id),
+        "version": patient.version,
+        "mrn": patient.mrn,
+        "name": asdict(patient.name) if patient.name else None,
+        "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
+        "sex": patient.sex,
+        "contact": asdict(patient.contact) if patient.contact else None,
+        "deceased_at": patient.deceased_at,
+    }
+    if render == 1:
+        body["entry_count"] = patient.entry_count
+    return body
+
+
+def render_consents(patient_id: UUID, state: dict[str, Any], day: date) -> dict[str, Any]:
+    """The consents body; replay renders through the same function."""
+    today = day.isoformat()
+    return {
+        "patient_id": str(patient_id),
+        "consent_version": state["consent_version"],
+        "directives": [
+            _render_directive(UUID(key), d, today) for key, d in state["directives"].items()
+        ],
+        "restrictions": [
+            {"restriction_id": str(UUID(key)), **r} for key, r in state["restrictions"].items()
+        ],
+    }
+
+
+def consent_state(consent: Consent) -> dict[str, Any]:
+    """The aggregate's state in the JSON shape the consent-state view keeps."""
+    state: dict[str, Any] = orjson.loads(
+        orjson.dumps(
+            {
+                "consent_version": consent.version,
+                "directives": consent.directives,
+                "restrictions": consent.restrictions,
+            },
+            default=_jsonable,
+        )
+    )
+    return state
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Period | ConsentEvidence):
+        return asdict(value)
+    raise TypeError(type(value).__name__)
+
+
+def _render_directive(directive_id: UUID, d: dict[str, Any], today: str) -> dict[str, Any]:
+    period = d["period"]
+    revoked_at = d["revoked_at"]
+    in_period = period["start"] <= today and (period["end"] is None or today < period["end"])
+    active = in_period and revoked_at is None
+    return {
+        "directive_id": str(directive_id),
+        "grantee": d["grantee"],
+        "purposes": d["purposes"],
+        "labels": d["labels"],
+        "period": period,
+        "evidence": d["evidence"],
+        "status": "active" if active else ("revoked" if revoked_at else "inactive"),
+        "granted_at": d["granted_at"],
+        "revoked_at": revoked_at,
+        "revocation_reason": d["revocation_reason"],
+    }
+
+
+def search_hit(patient_id: UUID, given: str, family: str, birth_date: str) -> dict[str, Any]:
+    """One item of a directory search: who the patient is, and nothing of their chart."""
+    return {
+        "id": str(patient_id),
+        "name": {"given": given, "family": family},
+        "birth_date": birth_date,
+    }
