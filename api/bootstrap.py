@@ -128,7 +128,7 @@ def build(
     secrets = resolve_secrets(settings)
     ledger, keys = open_ledger(settings, secrets.master_key)
     chain = ChainVerifier(ledger.recorder, keys.raw(CHAIN_KEY_ID))  # type: ignore[arg-type]
-    ledger.group_writes = GroupWrites(ledger)
+    ledger.group_writes = GroupWrites(ledger.record_saves)
     store = ViewStore(ledger.recorder)
     positions = Positions(store)
     doorbell = Doorbell()
@@ -138,7 +138,7 @@ def build(
         found.timeline, found.directory, found.consents, found.roster, positions,
         wait_seconds=settings.read_wait_seconds,
     )  # fmt: skip
-    writer = GroupCommit(ledger)
+    writer = GroupCommit(ledger.save_events)
     disclosures = Disclosures(writer, clock, new_id)
     gate = ChartGate(ledger, views, disclosures, clock)
     reads = ReadSide(views, gate, disclosures)
@@ -201,7 +201,7 @@ def relay_for(container: Container, broker: Broker) -> Relay:
     """A relay on the container's store, with a group commit of its own: a relay's
     records never share a transaction with a request's, so neither can fail the other
     (and the relay's carry its tracking record)."""
-    writer = GroupCommit(container.ledger)
+    writer = GroupCommit(container.ledger.save_events)
     container.closers.append(writer.close)
     subscriptions = container.subscriptions
     own = Subscriptions(

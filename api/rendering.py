@@ -1,13 +1,11 @@
 """Shared rendering of command outcomes."""
 
 from typing import Any
-from uuid import UUID
 
 from starlette.responses import Response
 
 from api.responses import JSON, disclosed
-from application.access_log import Disclosed, Disclosures
-from application.context import RequestContext
+from application.access_log import DisclosedWrite
 from application.ledger import WriteOutcome
 
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -22,24 +20,10 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def recorded_write(
-    outcome: WriteOutcome,
-    status_code: int,
-    ctx: RequestContext,
-    disclosures: Disclosures,
-    patient_id: UUID,
-) -> Response:
-    """A write of clinical data, answered with its access record (action ``write``).
-
-    The chart's own rules admitted the write; its answer (ids, version, position) is
-    hashed into the record like any other response. The record was written in the
-    write's own transaction (``outcome.receipt``), except for an answer repeated from
-    an idempotency claim, which is a disclosure of its own.
-    """
-    disclosure = outcome.receipt
-    if not isinstance(disclosure, Disclosed):
-        disclosure = disclosures.disclose_write(ctx, patient_id, outcome)
-    return disclosed(disclosure, status_code, **_write_headers(outcome))
+def disclosed_write(write: DisclosedWrite, status_code: int) -> Response:
+    """A write of clinical data, answered with exactly the bytes its access record
+    (action ``write``) hashed."""
+    return disclosed(write.disclose(), status_code, **_write_headers(write))
 
 
 def written(outcome: WriteOutcome, status_code: int) -> JSON:

@@ -4,31 +4,33 @@
 and returns them only after the access record naming that hash is durable. If the
 record cannot be written, the caller gets ``AuditUnavailable`` (503) and no body.
 
-Group commit: records from concurrent requests are saved together. One committer
-thread takes whatever queued while the previous commit ran and saves it as one
-transaction (one table lock, one fsync); each waiting request is released only after
-that commit returns, so nothing is acknowledged before it is durable.
+Group commit: records from concurrent requests are saved together, by a ``Batcher``:
+whatever queued while the previous commit ran is saved as one transaction (one table
+lock, one fsync), and each waiting request is released only after that commit returns,
+so nothing is acknowledged before it is durable.
+
+A clinical write's record is made inside the write's own transaction instead
+(``WriteAttestation``, ``attested_writes``), and its answer is a ``DisclosedWrite``.
 """
 
 import hashlib
-import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import Tracking
 
+from application.batcher import Batcher, BatcherClosed, Ticket
 from application.context import RequestContext
 
 # Moved to disclosure_rendering; re-exported until subscriptions, the deliveries view
 # and api.responses import it there.
 from application.disclosure_rendering import render as render  # noqa: PLC0414
 from application.errors import AuditUnavailable, Forbidden
-from application.ledger import CareLedger, WriteOutcome
+from application.ledger import WriteOutcome
 from application.policy import Decision
 from application.ports import Clock, NewId
 from domain.access_record import AccessRecord
@@ -57,22 +59,39 @@ class Delivery:
     record: AccessRecord.Recorded
 
 
-# Records, their waiter, and a tracking record to commit with them (then alone).
-Submission = tuple[Sequence[AccessRecord.Recorded], Future[None], Tracking | None]
+@dataclass(frozen=True)
+class AccessBatch:
+    """One caller's records, and a tracking record to commit with them (then alone)."""
+
+    records: Sequence[AccessRecord.Recorded]
+    tracking: Tracking | None = None
+
+    def size(self) -> int:
+        return len(self.records)
+
+    def tracked(self) -> bool:
+        return self.tracking is not None
+
+
+# Saves new events, and a tracking record if any, in one transaction (the ledger's).
+SaveEvents = Callable[[Sequence[AccessRecord.Recorded], Tracking | None], None]
 
 
 class GroupCommit:
-    def __init__(self, ledger: CareLedger, *, max_batch: int = 512, timeout: float = 10.0):
-        self.ledger = ledger
-        self.max_batch = max_batch  # records per commit (one submission is never split)
-        self.timeout = timeout
-        self._queue: list[Submission] = []
-        self._ready = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="access-group-commit", daemon=True)
-        self._thread.start()
-        self.commits = 0
-        self.records = 0
+    """The access log's batcher, failing closed: a record not committed is
+    ``AuditUnavailable`` (503, no body) for every caller who waits for it."""
+
+    def __init__(self, save: SaveEvents, *, max_batch: int = 512, timeout: float = 10.0):
+        self.save = save
+        # max_batch: records per commit (one caller's are never split).
+        self.batcher: Batcher[AccessBatch, None] = Batcher(
+            self._save,
+            name="access-group-commit",
+            max_size=max_batch,
+            timeout=timeout,
+            size=AccessBatch.size,
+            alone=AccessBatch.tracked,
+        )
 
     def write(self, *records: AccessRecord.Recorded) -> None:
         """Returns once every record is durable; raises ``AuditUnavailable`` otherwise."""
@@ -85,65 +104,79 @@ class GroupCommit:
         ``AuditUnavailable``), so a caller may work on while they commit. They commit
         together, in one transaction, possibly with other callers' records; with
         ``tracking``, alone, and with that tracking record in the same transaction."""
-        done: Future[None] = Future()
         if not records:
-            done.set_result(None)
-        else:
-            with self._ready:
-                if self._closed:
-                    raise AuditUnavailable()
-                self._queue.append((records, done, tracking))
-                self._ready.notify()
-        deadline = time.monotonic() + self.timeout
-
-        def durable() -> None:
-            try:
-                done.result(timeout=max(deadline - time.monotonic(), 0.0))
-            except Exception:
-                raise AuditUnavailable() from None
-
-        return durable
+            return _nothing
+        try:
+            return _Durable(self.batcher.submit(AccessBatch(records, tracking)))
+        except BatcherClosed:
+            raise AuditUnavailable() from None
 
     def close(self) -> None:
-        with self._ready:
-            self._closed = True
-            self._ready.notify()
-        self._thread.join(timeout=5)
+        self.batcher.close()
 
-    def _run(self) -> None:
-        while True:
-            with self._ready:
-                while not self._queue and not self._closed:
-                    self._ready.wait()
-                if self._closed and not self._queue:
-                    return
-                taken, size = 0, 0
-                while taken < len(self._queue) and (
-                    taken == 0
-                    or (
-                        size + len(self._queue[taken][0]) <= self.max_batch
-                        and self._queue[0][2] is None
-                        and self._queue[taken][2] is None
-                    )
-                ):
-                    size += len(self._queue[taken][0])
-                    taken += 1
-                batch = self._queue[:taken]
-                del self._queue[:taken]
-            self._commit(batch)
+    def _save(self, batch: Sequence[AccessBatch]) -> list[None]:
+        self.save([record for each in batch for record in each.records], batch[0].tracking)
+        return [None] * len(batch)
 
-    def _commit(self, batch: Sequence[Submission]) -> None:
-        records = [record for submitted, _, _ in batch for record in submitted]
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class _Durable:
+    ticket: Ticket[None]
+
+    def __call__(self) -> None:
         try:
-            self.ledger.save_tracked(records, tracking=batch[0][2])
-        except Exception as error:  # every waiter fails closed: 503, no body
-            for _, done, _ in batch:
-                done.set_exception(error)
-            return
-        self.commits += 1
-        self.records += len(records)
-        for _, done, _ in batch:
-            done.set_result(None)
+            self.ticket.wait()
+        except Exception:
+            raise AuditUnavailable() from None
+
+
+@dataclass(frozen=True)
+class WriteAttestation:
+    """A clinical write's access record (an ``attested_writes.Attestation``): all of it
+    known before the write but the position the write reaches, which only the write's
+    own transaction knows."""
+
+    access_id: UUID
+    ctx: RequestContext
+    patient_id: UUID
+    clock: Clock
+
+    def record(self, result: dict[str, Any], position: int) -> AccessRecord.Recorded:
+        """Made in the write's transaction: its digest covers the answer, position and all."""
+        return access_record(
+            self.clock(),
+            self.access_id,
+            self.ctx,
+            "write",
+            # Writes are admitted only within the actor's own organisation.
+            replace(WRITE_ADMITTED, care_organisation=self.ctx.actor.org),
+            self.patient_id,
+            (),
+            {str(self.patient_id): int(result.get("version", 0))},
+            {"view": "write"},
+            hashlib.sha256(render(WriteOutcome(result, position).body())).hexdigest(),
+        )
+
+
+@dataclass(frozen=True)
+class DisclosedWrite(WriteOutcome):
+    """A clinical write's outcome, and its answer as it is disclosed (``disclose``)."""
+
+    attestation: WriteAttestation = field(kw_only=True)
+    writer: GroupCommit = field(kw_only=True)
+
+    def disclose(self) -> Disclosed:
+        """The answer's exact bytes, which its access record hashed. The record committed
+        with the write, unless this answer is repeated from an idempotency claim (its
+        write committed earlier): that is a disclosure of its own, recorded now, before
+        the bytes leave."""
+        if self.replayed:
+            self.writer.write(self.attestation.record(self.result, self.position))
+        return Disclosed(render(self.body()), self.attestation.access_id)
 
 
 class Disclosures:
@@ -169,12 +202,21 @@ class Disclosures:
     ) -> Disclosed:
         rendered = render(body)
         access_id = self.new_id()
+        sha256 = hashlib.sha256(rendered).hexdigest()
         self.writer.write(
-            self._record(
-                access_id, ctx, action, decision, patient_id, entry_ids, stream_versions,
-                request, hashlib.sha256(rendered).hexdigest(),
+            access_record(
+                self.clock(),
+                access_id,
+                ctx,
+                action,
+                decision,
+                patient_id,
+                entry_ids,
+                stream_versions,
+                request,
+                sha256,
             )
-        )  # fmt: skip
+        )
         return Disclosed(rendered, access_id, version)
 
     def disclose_each(
@@ -195,46 +237,29 @@ class Disclosures:
         sha256 = hashlib.sha256(rendered).hexdigest()
         each: list[UUID | None] = list(patient_ids) or [None]
         records = [
-            self._record(
-                self.new_id(), ctx, action, decision, patient_id, (), stream_versions, request,
-                sha256,
+            access_record(
+                self.clock(), self.new_id(), ctx, action, decision, patient_id, (),
+                stream_versions, request, sha256,
             )
             for patient_id in each
         ]  # fmt: skip
         self.writer.write(*records)
         return Disclosed(rendered, records[0].originator_id)
 
-    def attest_write(
-        self, ctx: RequestContext, patient_id: UUID
-    ) -> Callable[[WriteOutcome], tuple[AccessRecord.Recorded, Disclosed]]:
-        """The access record of a clinical write, made by the ledger inside the write's
-        own transaction once its position is known (``CareLedger.commit``)."""
+    def attest_write(self, ctx: RequestContext, patient_id: UUID) -> WriteAttestation:
+        """The access record of a clinical write, for the ledger to make inside the
+        write's own transaction once its position is known (``CareLedger.commit``)."""
+        return WriteAttestation(self.new_id(), ctx, patient_id, self.clock)
 
-        def attest(outcome: WriteOutcome) -> tuple[AccessRecord.Recorded, Disclosed]:
-            made = self.prepare(
-                ctx,
-                access_id=self.new_id(),
-                action="write",
-                body=outcome.body(),
-                # Writes are admitted only within the actor's own organisation.
-                decision=replace(WRITE_ADMITTED, care_organisation=ctx.actor.org),
-                patient_id=patient_id,
-                entry_ids=(),
-                stream_versions={str(patient_id): int(outcome.result.get("version", 0))},
-                request={"view": "write"},
-            )
-            return made.record, Disclosed(made.body, made.access_id)
-
-        return attest
-
-    def disclose_write(
-        self, ctx: RequestContext, patient_id: UUID, outcome: WriteOutcome
-    ) -> Disclosed:
-        """A write's answer recorded on its own: one repeated from an idempotency claim,
-        whose write committed earlier. The same record ``attest_write`` makes."""
-        record, disclosed = self.attest_write(ctx, patient_id)(outcome)
-        self.writer.write(record)
-        return disclosed
+    def answer_write(self, attestation: WriteAttestation, outcome: WriteOutcome) -> DisclosedWrite:
+        """A clinical write's outcome, with the answer to disclose of it."""
+        return DisclosedWrite(
+            outcome.result,
+            outcome.position,
+            outcome.replayed,
+            attestation=attestation,
+            writer=self.writer,
+        )
 
     def prepare(
         self,
@@ -251,9 +276,9 @@ class Disclosures:
     ) -> Delivery:
         """A message rendered and its record made, to be written with ``record_all``."""
         rendered = render(body)
-        record = self._record(
-            access_id, ctx, action, decision, patient_id, entry_ids, stream_versions, request,
-            hashlib.sha256(rendered).hexdigest(),
+        record = access_record(
+            self.clock(), access_id, ctx, action, decision, patient_id, entry_ids,
+            stream_versions, request, hashlib.sha256(rendered).hexdigest(),
         )  # fmt: skip
         return Delivery(rendered, access_id, record)
 
@@ -277,41 +302,43 @@ class Disclosures:
         request: dict[str, Any] | None = None,
     ) -> Forbidden:
         """Record a denied attempt; returns the 403 to raise, marked as recorded."""
-        self.writer.write(
-            self._record(self.new_id(), ctx, action, decision, patient_id, (), None, request, None)
+        record = access_record(
+            self.clock(), self.new_id(), ctx, action, decision, patient_id, (), None, request, None
         )
+        self.writer.write(record)
         refusal = Forbidden(decision.reason)
         refusal.recorded = True
         return refusal
 
-    def _record(
-        self,
-        access_id: UUID,
-        ctx: RequestContext,
-        action: str,
-        decision: Decision,
-        patient_id: UUID | None,
-        entry_ids: Sequence[str],
-        stream_versions: dict[str, int] | None,
-        request: dict[str, Any] | None,
-        sha256: str | None,
-    ) -> AccessRecord.Recorded:
-        return AccessRecord.record(
-            access_id=access_id,
-            by=Provenance(ctx.actor.id, self.clock()),
-            actor_role=str(ctx.actor.role),
-            actor_org=ctx.actor.org,
-            purpose=str(ctx.purpose),
-            action=action,
-            patient_id=str(patient_id) if patient_id else None,
-            entry_ids=list(entry_ids),
-            decision="permit" if decision.permit else "deny",
-            reason=decision.reason,
-            basis=decision.basis.as_json(),
-            stream_versions=stream_versions or {},
-            response_sha256=sha256,
-            request=request or {},
-            request_id=ctx.request_id,
-            source=ctx.source,
-            care_org=decision.care_organisation,
-        )
+
+def access_record(
+    at: datetime,
+    access_id: UUID,
+    ctx: RequestContext,
+    action: str,
+    decision: Decision,
+    patient_id: UUID | None,
+    entry_ids: Sequence[str],
+    stream_versions: dict[str, int] | None,
+    request: dict[str, Any] | None,
+    sha256: str | None,
+) -> AccessRecord.Recorded:
+    return AccessRecord.record(
+        access_id=access_id,
+        by=Provenance(ctx.actor.id, at),
+        actor_role=str(ctx.actor.role),
+        actor_org=ctx.actor.org,
+        purpose=str(ctx.purpose),
+        action=action,
+        patient_id=str(patient_id) if patient_id else None,
+        entry_ids=list(entry_ids),
+        decision="permit" if decision.permit else "deny",
+        reason=decision.reason,
+        basis=decision.basis.as_json(),
+        stream_versions=stream_versions or {},
+        response_sha256=sha256,
+        request=request or {},
+        request_id=ctx.request_id,
+        source=ctx.source,
+        care_org=decision.care_organisation,
+    )

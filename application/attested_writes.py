@@ -4,14 +4,15 @@ The answer to a write names the position the write reached, and its access recor
 holds the SHA-256 of that answer, so the record can only be made once the write's
 events have their positions. Written separately, that cost every write a second
 transaction: a second table lock, a second commit to wait for. Instead the recorder
-hands the positions to an ``Attestations`` inside the write's own transaction (see
-``ports.FollowUp``); it makes each write's record there, and the recorder inserts and
-chains the records before the one commit. A write is then never durable without its
-record, nor its record without the write.
+hands the positions to ``Attestations`` inside the write's own transaction (see
+``ports.FollowUp``): it asks each write's ``Attestation`` for its record there, and
+the recorder inserts and chains the records before the one commit. A write is then
+never durable without its record, nor its record without the write.
 """
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import Mapper, Notification, Recording, StoredEvent
@@ -19,43 +20,38 @@ from eventsourcing.persistence import Mapper, Notification, Recording, StoredEve
 from application.errors import AuditUnavailable
 from domain.access_record import AccessRecord
 
-# Given the position a write reached: its access record, and what the caller answers
-# with (the exact bytes the record's digest covers).
-Attest = Callable[[int], tuple[AccessRecord.Recorded, Any]]
+
+class Attestation(Protocol):
+    """One write's access record, all but its position known before the write
+    (``access_log.WriteAttestation``)."""
+
+    def record(self, result: dict[str, Any], position: int) -> AccessRecord.Recorded:
+        """The record of the answer ``result`` at ``position``. A transaction refused
+        and written again asks again: the record is of the attempt that commits."""
+        ...
 
 
-class Attestation:
-    """One write's access record, made when its position is known.
+@dataclass(frozen=True)
+class Attested:
+    """A write in the transaction that its access record is made for."""
 
-    A transaction that is refused and written again makes it again; what the caller
-    reads afterwards is from the attempt that committed, the last one.
-    """
-
-    def __init__(self, attest: Attest) -> None:
-        self._attest = attest
-        self.receipt: Any = None  # what the caller answers with, from the last attempt
-
-    def make(self, position: int) -> AccessRecord.Recorded:
-        record, self.receipt = self._attest(position)
-        return record
+    last: int  # the index, among the transaction's events, of the write's last event
+    result: dict[str, Any]
+    attestation: Attestation
 
 
 class Attestations:
-    """The records of the writes in one transaction (a ``ports.FollowUp``).
+    """The records of the attested writes in one transaction (a ``ports.FollowUp``)."""
 
-    ``pending`` pairs each attested write with the index, among the transaction's
-    events, of its last event: the write's position is that event's.
-    """
-
-    def __init__(self, mapper: Mapper[UUID], pending: Sequence[tuple[int, Attestation]]) -> None:
+    def __init__(self, mapper: Mapper[UUID], writes: Sequence[Attested]) -> None:
         self.mapper = mapper
-        self.pending = pending
+        self.writes = writes
         self._made: list[tuple[AccessRecord.Recorded, StoredEvent]] = []
         self._positions: list[int] = []
 
     def events(self, positions: Sequence[int]) -> Sequence[StoredEvent]:
         try:
-            records = [attestation.make(positions[last]) for last, attestation in self.pending]
+            records = [w.attestation.record(w.result, positions[w.last]) for w in self.writes]
             self._made = [(record, self.mapper.to_stored_event(record)) for record in records]
         except Exception as error:
             # The whole transaction rolls back: no write without its record, and the

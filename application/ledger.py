@@ -10,7 +10,7 @@ from uuid import UUID
 
 import orjson
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
@@ -22,7 +22,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import EnvType
 
-from application.attested_writes import Attestation, Attestations
+from application.attested_writes import Attestation, Attestations, Attested
 from application.context import RequestContext
 from application.errors import (
     IdempotencyKeyReused,
@@ -48,14 +48,13 @@ CONFLICT_RETRIES = 8
 
 @dataclass(frozen=True)
 class WriteOutcome:
-    """What a command returns: its result fields and the log position it reached."""
+    """What a command returns: its result fields and the log position it reached;
+    ``replayed`` if it is the first outcome of a request retried with the same
+    Idempotency-Key (so anything attested was attested then, not now)."""
 
     result: dict[str, Any]
     position: int
     replayed: bool = False
-    # What the write's access record was made for, in the write's transaction (the
-    # answer's exact bytes), if the write was attested.
-    receipt: Any = None
 
     def body(self) -> dict[str, Any]:
         return {**self.result, "position": self.position}
@@ -188,41 +187,55 @@ class CareLedger(Application[UUID]):
                 cache.put(aggregate_id, aggregate)
         return recordings
 
-    def record_saves(self, group: Sequence[PendingSave]) -> Recordings:
-        """Write the saves in one transaction, with their claims and access records.
-
-        The library's own steps of ``Application.save``, for events already collected:
-        record them, snapshot where an interval is crossed, notify followers.
-        """
+    def record_saves(self, group: Sequence[PendingSave]) -> list[Recordings]:
+        """Write the saves in one transaction, with their claims and the access records
+        of the attested ones (made in it once positions are known); each save's
+        recordings, in order."""
         shared: ProcessingEvent[UUID] = ProcessingEvent()
-        pending: list[tuple[int, Attestation]] = []
+        attested: list[Attested] = []
         for save in group:
             shared.events += save.events.events
             shared.aggregates.update(save.events.aggregates)
             if save.attestation is not None:
-                pending.append((len(shared.events) - 1, save.attestation))
-        kwargs: dict[str, Any] = {}
+                attested.append(Attested(len(shared.events) - 1, save.result, save.attestation))
         claims = [save.claim for save in group if save.claim is not None]
         if claims:
-            kwargs["idempotency"] = claims
-        attestations = Attestations(self.mapper, pending) if pending else None
+            shared.saved_kwargs["idempotency"] = claims
+        recordings = self._saved(shared, Attestations(self.mapper, attested) if attested else None)
+        by_event = {id(r.domain_event): r for r in recordings}
+        return [[by_event[id(e)] for e in save.events.events] for save in group]
+
+    def save_tracked(self, aggregates: Sequence[Aggregate], tracking: Tracking) -> Recordings:
+        """A process's step: the aggregates' new events and the tracking record of the
+        notification it processed, in one transaction; ``IntegrityError`` if another
+        writer got to either first."""
+        processing: ProcessingEvent[UUID] = ProcessingEvent(tracking)
+        processing.collect_events(*aggregates)
+        return self._saved(processing)
+
+    def save_events(
+        self, events: Sequence[DomainEventProtocol[UUID]], tracking: Tracking | None = None
+    ) -> None:
+        """Save new events (not aggregates: nothing to snapshot or cache), with a
+        tracking record, if any, in the same transaction."""
+        processing: ProcessingEvent[UUID] = ProcessingEvent(tracking)
+        # Appended as collect_events() would, without its two runtime Protocol checks
+        # per event, a tenth of the access log's group commit CPU.
+        processing.events.extend(events)
+        self._notify(self._record(processing))
+
+    def _saved(
+        self, processing: ProcessingEvent[UUID], attestations: Attestations | None = None
+    ) -> Recordings:
+        """The library's steps of ``Application.save``, for events already collected:
+        record them (with the access records ``attestations`` makes in the same
+        transaction), snapshot where an interval is crossed, notify followers."""
         if attestations is not None:
-            kwargs[FOLLOW_UP] = attestations
-        shared.saved_kwargs = kwargs
-        recordings = self._record(shared)
-        self._take_snapshots(shared)
+            processing.saved_kwargs[FOLLOW_UP] = attestations
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
         self._notify(recordings + (attestations.recordings() if attestations else []))
         return recordings
-
-    def save_tracked(self, events: Sequence[Any], tracking: Tracking | None) -> None:
-        """Save new events (not aggregates: nothing to snapshot or cache), with a
-        tracking record, if any, in the same transaction (the library's processing
-        event, as its process applications use it)."""
-        processing_event: ProcessingEvent[UUID] = ProcessingEvent(tracking)
-        # Appended as collect_events() would, without its two runtime Protocol checks
-        # per event: about a tenth of the group commit's CPU in S1 (py-spy).
-        processing_event.events.extend(events)
-        self._notify(self._record(processing_event))
 
     def erased_organisation(self, patient_id: UUID) -> str | None:
         """The care organisation an erased chart's tombstone names (sealed with the
@@ -276,38 +289,40 @@ class CareLedger(Application[UUID]):
         ctx: RequestContext,
         aggregates: Sequence[Aggregate],
         result: dict[str, Any],
-        attest: Callable[[WriteOutcome], tuple[Any, Any]] | None = None,
+        attestation: Attestation | None = None,
     ) -> WriteOutcome:
         """Save the aggregates atomically, with the idempotency claim if any, and with
-        the access record ``attest`` makes of the outcome (see ``attested_writes``)."""
-        attestation = None
-        if attest is not None:
-            attestation = Attestation(lambda position: attest(WriteOutcome(result, position)))
-        claim = None
-        scope = self._idempotency_scope(ctx)
-        if scope is not None:
-            claim = IdempotencyClaim(
-                scope=scope,
-                fingerprint=ctx.request_fingerprint,
-                stream_id=aggregates[-1].id,
-                stream_version=aggregates[-1].version,
-                result=orjson.dumps(result, default=str),
-            )
+        the access record ``attestation`` makes once the write's position is known
+        (see ``attested_writes``)."""
+        save = PendingSave.of(aggregates, self._claim(ctx, aggregates, result), result, attestation)
         try:
             if self.group_writes is not None:
-                recordings = self.group_writes.save(aggregates, claim, attestation)
+                recordings = self.group_writes.submit(save).wait()
             else:
-                recordings = self.record_saves([PendingSave.of(aggregates, claim, attestation)])
+                [recordings] = self.record_saves([save])
         except IntegrityError:
             # Either a concurrent writer won the race, or a retry of this very request
             # did. Only the second is answered from the claim.
-            if claim is not None and (prior := self.repeated(ctx)) is not None:
+            if save.claim is not None and (prior := self.repeated(ctx)) is not None:
                 return prior
             raise
         except (OperationalError, InterfaceError) as error:
             raise StoreUnavailable(type(error).__name__) from None
-        position = max(r.notification.id for r in recordings)
-        return WriteOutcome(result, position, receipt=attestation.receipt if attestation else None)
+        return WriteOutcome(result, max(r.notification.id for r in recordings))
+
+    def _claim(
+        self, ctx: RequestContext, aggregates: Sequence[Aggregate], result: dict[str, Any]
+    ) -> IdempotencyClaim | None:
+        scope = self._idempotency_scope(ctx)
+        if scope is None:
+            return None
+        return IdempotencyClaim(
+            scope=scope,
+            fingerprint=ctx.request_fingerprint,
+            stream_id=aggregates[-1].id,
+            stream_version=aggregates[-1].version,
+            result=orjson.dumps(result, default=str),
+        )
 
     def change(
         self,
@@ -318,7 +333,7 @@ class CareLedger(Application[UUID]):
         decide: Callable[[A], tuple[Sequence[Aggregate], dict[str, Any]]],
         expected_version: int | None = None,
         admit: Callable[[A], None] | None = None,
-        attest: Callable[[WriteOutcome], tuple[Any, Any]] | None = None,
+        attestation: Attestation | None = None,
     ) -> WriteOutcome:
         """Load, decide, save; retry a lost race on fresh state unless If-Match pins it.
 
@@ -342,7 +357,7 @@ class CareLedger(Application[UUID]):
                 raise PreconditionFailed(expected_version, aggregate.version)
             to_save, result = decide(aggregate)
             try:
-                return self.commit(ctx, to_save, result, attest)
+                return self.commit(ctx, to_save, result, attestation)
             except IntegrityError:
                 # The cached copy is an earlier state of the stream (a command works on
                 # a copy of it): the next attempt fast-forwards it from the store.

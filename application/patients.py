@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from application.access import ChartAction, require_role
-from application.access_log import Disclosed
+from application.access_log import Disclosed, DisclosedWrite
 from application.chart_gate import ReadSide
 from application.context import RequestContext
 from application.disclosure_rendering import DEMOGRAPHICS_RENDER, render_demographics
@@ -14,7 +14,6 @@ from application.errors import Gone, NotFound
 from application.ledger import CareLedger, WriteOutcome
 from application.policy import Content
 from application.ports import Clock, NewId, NewPatientId
-from domain.access_record import AccessRecord
 from domain.consent import Consent
 from domain.patient import Patient
 from domain.values import Coding, ContactDetails, EntryValue, HumanName, Provenance
@@ -36,11 +35,13 @@ class Patients:
         self.reads = reads
         self.new_patient_id = new_patient_id
 
-    def _attest(
-        self, ctx: RequestContext, patient_id: UUID
-    ) -> Callable[[WriteOutcome], tuple[AccessRecord.Recorded, Disclosed]]:
-        """The write's access record, made in its transaction."""
-        return self.reads.disclosures.attest_write(ctx, patient_id)
+    def _repeated(
+        self, ctx: RequestContext, patient_id: UUID, prior: WriteOutcome
+    ) -> DisclosedWrite:
+        """The first answer to a request retried with its Idempotency-Key: its write
+        committed then, so disclosing it again is recorded on its own."""
+        disclosures = self.reads.disclosures
+        return disclosures.answer_write(disclosures.attest_write(ctx, patient_id), prior)
 
     def _by(self, ctx: RequestContext) -> Provenance:
         return Provenance(ctx.actor.id, self.clock())
@@ -54,10 +55,10 @@ class Patients:
         birth_date: date,
         sex: AdministrativeSex,
         contact: ContactDetails | None,
-    ) -> WriteOutcome:
+    ) -> DisclosedWrite:
         require_role(ctx, ChartAction.REGISTER)
         if (prior := self.ledger.repeated(ctx)) is not None:
-            return prior
+            return self._repeated(ctx, UUID(prior.result["id"]), prior)
         by = self._by(ctx)
         patient = Patient.register(
             patient_id=self.new_patient_id(),
@@ -72,7 +73,9 @@ class Patients:
         )
         consent = Consent.open(consent_id=patient.consent_id, patient_id=patient.id, by=by)
         result = {"id": str(patient.id), "version": patient.version}
-        return self.ledger.commit(ctx, [patient, consent], result, self._attest(ctx, patient.id))
+        attestation = self.reads.disclosures.attest_write(ctx, patient.id)
+        outcome = self.ledger.commit(ctx, [patient, consent], result, attestation)
+        return self.reads.disclosures.answer_write(attestation, outcome)
 
     def update_demographics(
         self,
@@ -84,7 +87,7 @@ class Patients:
         sex: AdministrativeSex | None,
         contact: ContactDetails | None,
         expected_version: int | None = None,
-    ) -> WriteOutcome:
+    ) -> DisclosedWrite:
         def command(patient: Patient, by: Provenance) -> dict[str, Any]:
             patient.update_demographics(
                 name=name, birth_date=birth_date, sex=sex, contact=contact, by=by
@@ -105,7 +108,7 @@ class Patients:
         modality: Modality | None,
         labels: frozenset[SensitivityLabel],
         expected_version: int | None = None,
-    ) -> WriteOutcome:
+    ) -> DisclosedWrite:
         entry_id = self.new_id()
 
         def command(patient: Patient, by: Provenance) -> dict[str, Any]:
@@ -136,7 +139,7 @@ class Patients:
         modality: Modality | None,
         labels: frozenset[SensitivityLabel] | None,
         expected_version: int | None = None,
-    ) -> WriteOutcome:
+    ) -> DisclosedWrite:
         def command(patient: Patient, by: Provenance) -> dict[str, Any]:
             patient.amend_entry(
                 entry_id=entry_id,
@@ -160,7 +163,7 @@ class Patients:
         *,
         reason: str,
         expected_version: int | None = None,
-    ) -> WriteOutcome:
+    ) -> DisclosedWrite:
         def command(patient: Patient, by: Provenance) -> dict[str, Any]:
             patient.mark_entered_in_error(entry_id=entry_id, reason=reason, by=by)
             return {"entry_id": str(entry_id)}
@@ -174,7 +177,7 @@ class Patients:
         *,
         deceased_at: datetime,
         expected_version: int | None = None,
-    ) -> WriteOutcome:
+    ) -> DisclosedWrite:
         def command(patient: Patient, by: Provenance) -> dict[str, Any]:
             patient.record_death(deceased_at=deceased_at, by=by)
             return {"id": str(patient.id)}
@@ -187,7 +190,7 @@ class Patients:
         patient_id: UUID,
         expected_version: int | None,
         command: Callable[[Patient, Provenance], dict[str, Any]],
-    ) -> WriteOutcome:
+    ) -> DisclosedWrite:
         """Run a clinical command on a chart the actor may write to."""
         require_role(ctx, ChartAction.WRITE_CLINICAL)
         gate = self.reads.gate
@@ -201,16 +204,17 @@ class Patients:
         # fetch an answer the actor may not see.
         admit(gate.chart(ctx, patient_id, "write"))
         if (prior := self.ledger.repeated(ctx)) is not None:
-            return prior
+            return self._repeated(ctx, patient_id, prior)
 
         def decide(patient: Patient) -> tuple[list[Patient], dict[str, Any]]:
             result = command(patient, self._by(ctx))
             return [patient], {**result, "version": patient.version}
 
-        return self.ledger.change(
-            ctx, Patient, patient_id, "patient", decide, expected_version, admit,
-            self._attest(ctx, patient_id),
-        )  # fmt: skip
+        attestation = self.reads.disclosures.attest_write(ctx, patient_id)
+        outcome = self.ledger.change(
+            ctx, Patient, patient_id, "patient", decide, expected_version, admit, attestation
+        )
+        return self.reads.disclosures.answer_write(attestation, outcome)
 
     def demographics(self, ctx: RequestContext, patient_id: UUID) -> Disclosed:
         """The patient's demographics, as of the latest version of the stream."""
@@ -239,4 +243,3 @@ class Patients:
             request={"view": "demographics", "render": DEMOGRAPHICS_RENDER},
             version=patient.version,
         )
-

@@ -10,7 +10,6 @@ nobody is terminated twice (an already-ended membership is left alone).
 from collections.abc import Callable
 from uuid import UUID
 
-from eventsourcing.application import ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.utils import get_topic
@@ -53,16 +52,12 @@ class SponsorDiscontinuation:
             ):
                 return 0  # another instance already committed this one
             terminated = self._terminations(event)
-            processing = ProcessingEvent[UUID](tracking=tracking)
-            processing.collect_events(*terminated)
             if self.before_commit is not None:
                 self.before_commit(len(terminated))
             try:
-                recordings = self.ledger._record(processing)
+                self.ledger.save_tracked(terminated, tracking)
             except IntegrityError:
                 continue  # a member changed meanwhile: decide again on fresh state
-            self.ledger._take_snapshots(processing)
-            self.ledger._notify(recordings)
             return len(terminated)
         raise RuntimeError("sponsor discontinuation kept conflicting; will retry later")
 

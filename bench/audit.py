@@ -114,9 +114,6 @@ stderr = Console(stderr=True)
 class NoWrite:
     """A writer for ``Disclosures`` that writes nothing: auditing switched off."""
 
-    commits = 0
-    records = 0
-
     def write(self, *records: Any) -> None:
         return None
 
@@ -143,7 +140,7 @@ class ServerProbe:
         self.committer_busy_s = 0.0
         self.started = time.monotonic()
         writer = container.group_commit
-        inner_write, inner_commit = writer.write, writer._commit
+        inner_write, inner_commit = writer.write, writer.batcher.commit
 
         def write(*records: Any) -> None:
             t = time.perf_counter()
@@ -154,16 +151,17 @@ class ServerProbe:
                 with self.lock:
                     self.waits_ms.append(ms)
 
-        def commit(batch: Sequence[Any]) -> None:
+        def commit(batch: Sequence[Any]) -> Sequence[None]:
             t = time.perf_counter()
-            self._profiled(inner_commit, batch)
+            done: Sequence[None] = self._profiled(inner_commit, batch)
             ms = (time.perf_counter() - t) * 1000
             with self.lock:
-                self.commits.append((sum(len(records) for records, *_ in batch), ms))
+                self.commits.append((sum(len(each.records) for each in batch), ms))
                 self.committer_busy_s += ms / 1000
+            return done
 
         writer.write = write
-        writer._commit = commit
+        writer.batcher.commit = commit
         charts = container.charts
         inner_timeline = charts.timeline
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from api.dependencies import Context, ExpectedVersion, MinPosition, Services
-from api.rendering import WRITE_RESPONSES, recorded_write, written
+from api.rendering import WRITE_RESPONSES, disclosed_write, written
 from api.responses import JSON, disclosed
 from api.schemas import (
     AmendEntryIn,
@@ -45,8 +45,8 @@ def moment(field: str, text: str | None, *, end_of_day: bool) -> datetime | None
 
 
 @router.post("", status_code=201, response_model=Written, summary="Register a patient")
-def register_patient(body: RegisterPatientIn, ctx: Context, services: Services) -> JSON:
-    outcome = services.patients.register(
+def register_patient(body: RegisterPatientIn, ctx: Context, services: Services) -> Response:
+    registered = services.patients.register(
         ctx,
         mrn=body.mrn,
         name=body.name.to_domain(),
@@ -54,7 +54,7 @@ def register_patient(body: RegisterPatientIn, ctx: Context, services: Services) 
         sex=body.sex,
         contact=body.contact.to_domain() if body.contact else None,
     )
-    return recorded_write(outcome, 201, ctx, services.disclosures, UUID(outcome.result["id"]))
+    return disclosed_write(registered, 201)
 
 
 @router.get("", summary="Find patients by MRN, or by family name and birth date")
@@ -121,8 +121,8 @@ def update_demographics(
     ctx: Context,
     services: Services,
     expected: ExpectedVersion,
-) -> JSON:
-    outcome = services.patients.update_demographics(
+) -> Response:
+    write = services.patients.update_demographics(
         ctx,
         patient_id,
         name=body.name.to_domain() if body.name else None,
@@ -131,7 +131,7 @@ def update_demographics(
         contact=body.contact.to_domain() if body.contact else None,
         expected_version=expected,
     )
-    return recorded_write(outcome, 200, ctx, services.disclosures, patient_id)
+    return disclosed_write(write, 200)
 
 
 @router.post("/{patient_id}/entries", status_code=201, summary="Record a clinical entry")
@@ -141,8 +141,8 @@ def record_entry(
     ctx: Context,
     services: Services,
     expected: ExpectedVersion,
-) -> JSON:
-    outcome = services.patients.record_entry(
+) -> Response:
+    write = services.patients.record_entry(
         ctx,
         patient_id,
         kind=body.kind,
@@ -153,7 +153,7 @@ def record_entry(
         labels=frozenset(body.labels),
         expected_version=expected,
     )
-    return recorded_write(outcome, 201, ctx, services.disclosures, patient_id)
+    return disclosed_write(write, 201)
 
 
 @router.post(
@@ -168,8 +168,8 @@ def amend_entry(
     ctx: Context,
     services: Services,
     expected: ExpectedVersion,
-) -> JSON:
-    outcome = services.patients.amend_entry(
+) -> Response:
+    write = services.patients.amend_entry(
         ctx,
         patient_id,
         entry_id,
@@ -181,7 +181,7 @@ def amend_entry(
         labels=frozenset(body.labels) if body.labels is not None else None,
         expected_version=expected,
     )
-    return recorded_write(outcome, 201, ctx, services.disclosures, patient_id)
+    return disclosed_write(write, 201)
 
 
 @router.post(
@@ -196,11 +196,11 @@ def mark_entered_in_error(
     ctx: Context,
     services: Services,
     expected: ExpectedVersion,
-) -> JSON:
-    outcome = services.patients.mark_entered_in_error(
+) -> Response:
+    write = services.patients.mark_entered_in_error(
         ctx, patient_id, entry_id, reason=body.reason, expected_version=expected
     )
-    return recorded_write(outcome, 201, ctx, services.disclosures, patient_id)
+    return disclosed_write(write, 201)
 
 
 @router.post("/{patient_id}/death", status_code=201, summary="Record the patient's death")
@@ -210,11 +210,11 @@ def record_death(
     ctx: Context,
     services: Services,
     expected: ExpectedVersion,
-) -> JSON:
-    outcome = services.patients.record_death(
+) -> Response:
+    write = services.patients.record_death(
         ctx, patient_id, deceased_at=body.deceased_at, expected_version=expected
     )
-    return recorded_write(outcome, 201, ctx, services.disclosures, patient_id)
+    return disclosed_write(write, 201)
 
 
 @router.post(

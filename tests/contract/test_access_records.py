@@ -7,6 +7,7 @@ import hashlib
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,9 @@ import pytest
 
 from api.bootstrap import build
 from api.container import Container
-from application.access_log import AuditUnavailable, Disclosures, GroupCommit, render
+from application.access_log import AuditUnavailable, DisclosedWrite, Disclosures, GroupCommit
 from application.context import Actor, RequestContext, Role
+from application.disclosure_rendering import render
 from application.errors import DataKeyDestroyed
 from application.policy import Basis, Decision
 from domain.access_record import AccessRecord
@@ -41,8 +43,19 @@ def built(database_url: str, tmp_path: Path) -> Iterator[Container]:
         container.close()
 
 
+def _register(container: Container, ctx: RequestContext, mrn: str) -> DisclosedWrite:
+    return container.patients.register(
+        ctx,
+        mrn=mrn,
+        name=HumanName("Ada", "Audit"),
+        birth_date=date(1980, 1, 1),
+        sex=AdministrativeSex.FEMALE,
+        contact=None,
+    )
+
+
 def _disclosures(container: Container) -> tuple[Disclosures, GroupCommit]:
-    writer = GroupCommit(container.ledger)
+    writer = GroupCommit(container.ledger.save_events)
     return Disclosures(writer, lambda: datetime.now(UTC), uuid.uuid4), writer
 
 
@@ -75,14 +88,7 @@ def test_records_are_sealed_with_the_audit_key_and_survive_erasure_of_the_patien
     built: Container,
 ) -> None:
     disclosures, writer = _disclosures(built)
-    registered = built.patients.register(
-        CLINICIAN,
-        mrn="MRN-AUDIT-1",
-        name=HumanName("Ada", "Audit"),
-        birth_date=date(1980, 1, 1),
-        sex=AdministrativeSex.FEMALE,
-        contact=None,
-    )
+    registered = _register(built, CLINICIAN, "MRN-AUDIT-1")
     patient_id = uuid.UUID(registered.result["id"])
     try:
         disclosed = disclosures.disclose(
@@ -127,8 +133,8 @@ def test_concurrent_records_share_transactions(built: Container) -> None:
     finally:
         writer.close()
     # Every one of 240 records is durable, in fewer transactions than records
-    assert len(set(ids)) == 240 and writer.records == 240
-    assert writer.commits < 240
+    assert len(set(ids)) == 240 and writer.batcher.committed == 240
+    assert writer.batcher.commits < 240
     for access_id in ids[::40]:
         assert built.ledger.repository.get(access_id).decision == "permit"
 
@@ -151,7 +157,7 @@ def test_when_the_record_cannot_be_written_nothing_is_disclosed(
             )
     finally:
         writer.close()
-    assert writer.records == 0
+    assert writer.batcher.committed == 0
 
 
 def test_a_clinical_write_and_its_access_record_commit_together(
@@ -159,20 +165,17 @@ def test_a_clinical_write_and_its_access_record_commit_together(
 ) -> None:
     # Given a registered patient (registration is a write, recorded with its answer)
     clinician = RequestContext(Actor("dr-audit", Role.CLINICIAN, ORG), Purpose.TREAT, "req-2")
-    registered = built.patients.register(
-        clinician, mrn="MRN-TXN", name=HumanName("Ada", "Example"),
-        birth_date=date(1984, 7, 12), sex=AdministrativeSex.FEMALE, contact=None,
-    )  # fmt: skip
+    registered = _register(built, clinician, "MRN-TXN")
     # Then the answer's access record is the record right after the write's events, in
     # the same transaction, and its digest covers the exact answer, position included
-    receipt = registered.receipt
-    assert receipt.body == render(registered.body())
+    answer = registered.disclose()
+    assert answer.body == render(registered.body())
     notifications = built.ledger.recorder.select_notifications(start=1, limit=100)
     assert notifications[-1].id == registered.position + 1
-    assert notifications[-1].originator_id == receipt.access_id
-    record = built.ledger.load(AccessRecord, receipt.access_id, "access record")
+    assert notifications[-1].originator_id == answer.access_id
+    record = built.ledger.load(AccessRecord, answer.access_id, "access record")
     assert record.action == "write"
-    assert record.response_sha256 == hashlib.sha256(receipt.body).hexdigest()
+    assert record.response_sha256 == hashlib.sha256(answer.body).hexdigest()
 
     # When the record cannot be made, inside the transaction
     patient_id = uuid.UUID(registered.result["id"])
@@ -193,5 +196,27 @@ def test_a_clinical_write_and_its_access_record_commit_together(
     # durable either: the chart is as it was
     monkeypatch.undo()
     built.ledger.forget(patient_id)
-    assert built.ledger.load(Patient, patient_id, "patient").name == HumanName("Ada", "Example")
+    assert built.ledger.load(Patient, patient_id, "patient").name == HumanName("Ada", "Audit")
     assert built.ledger.recorder.max_notification_id() == registered.position + 1
+
+
+def test_an_answer_repeated_from_an_idempotency_claim_is_recorded_on_its_own(
+    built: Container,
+) -> None:
+    # Given a registration retried with the same Idempotency-Key
+    keyed = replace(CLINICIAN, idempotency_key="retry-1", request_fingerprint="f1")
+    first, second = (_register(built, keyed, "MRN-AGAIN") for _ in range(2))
+    # Then the second is the first's outcome, marked as repeated, and nothing is written
+    assert second.replayed and not first.replayed
+    assert second.body() == first.body()
+    assert built.ledger.recorder.max_notification_id() == first.position + 1
+    # When it is disclosed
+    disclosed = second.disclose()
+    # Then it is the first answer's bytes, under an access record of its own that names
+    # the same digest, written after the first write's record
+    assert disclosed.body == first.disclose().body
+    assert disclosed.access_id != first.disclose().access_id
+    record = built.ledger.load(AccessRecord, disclosed.access_id, "access record")
+    assert record.action == "write"
+    assert record.response_sha256 == hashlib.sha256(disclosed.body).hexdigest()
+    assert built.ledger.recorder.max_notification_id() == first.position + 2
