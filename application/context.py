@@ -24,7 +24,7 @@ class Actor:
     org: str
     patient_id: UUID | None = None
     # The purposes of use the identity provider allows (the token's ``purpose_of_use``);
-    # None: the role's defaults (``application.purposes``).
+    # None: the role's defaults (``application.access.purposes``).
     purposes: frozenset[Purpose] | None = None
 
 

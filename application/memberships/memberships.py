@@ -7,14 +7,14 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from application.access import ChartAction, require_role
-from application.chart_gate import ChartGate
+from application.access.chart_gate import ChartGate
+from application.access.policy import Content
+from application.access.roles import ChartAction, require_role
+from application.charts.read_models import ReadModels
 from application.context import RequestContext
 from application.errors import NotFound, VersionConflict
-from application.ledger import CONFLICT_RETRIES, CareLedger, WriteOutcome
-from application.policy import Content
+from application.ledger.ledger import CONFLICT_RETRIES, CareLedger, WriteOutcome
 from application.ports import Clock, NewId
-from application.read_models import ReadModels
 from domain.membership import Membership, membership_active_on
 from domain.sponsor import SponsorProgramme
 from domain.values import Provenance
@@ -119,9 +119,12 @@ class Memberships:
 
         def admit(membership: Membership) -> None:
             self.gate.admit_write(
-                ctx, Content.MEMBERSHIP, membership.patient_id, membership.organisation_id,
+                ctx,
+                Content.MEMBERSHIP,
+                membership.patient_id,
+                membership.organisation_id,
                 resource="membership",
-            )  # fmt: skip
+            )
 
         admit(self.ledger.for_check(Membership, membership_id, "membership"))
         if (prior := self.ledger.repeated(ctx)) is not None:

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+from application.access.policy import TPO, ConsentFacts
 from application.context import Actor, Role
-from application.policy import TPO, ConsentFacts
 from domain.vocabulary import Purpose
 
 

@@ -5,15 +5,15 @@ from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
-from application.access import ChartAction, require_role
-from application.access_log import Disclosed
-from application.chart_gate import ReadSide
-from application.chart_reads import CONSENT_VIEWS
+from application.access.access_log import Disclosed
+from application.access.chart_gate import ReadSide
+from application.access.policy import Content, deny
+from application.access.roles import ChartAction, require_role
+from application.charts.chart_reads import CONSENT_VIEWS
+from application.charts.disclosure_rendering import consent_state, render_consents
 from application.context import RequestContext, Role
-from application.disclosure_rendering import consent_state, render_consents
 from application.errors import NotFound
-from application.ledger import CareLedger, WriteOutcome
-from application.policy import Content, deny
+from application.ledger.ledger import CareLedger, WriteOutcome
 from application.ports import Clock, NewId
 from domain.consent import Consent
 from domain.grantee import Grantee, GranteeKind

@@ -23,15 +23,15 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import Tracking
 
-from application.batcher import Batcher, BatcherClosed, Ticket
-from application.context import RequestContext
+from application.access.policy import Decision
 
 # Moved to disclosure_rendering; re-exported until subscriptions, the deliveries view
 # and api.responses import it there.
-from application.disclosure_rendering import render as render  # noqa: PLC0414
+from application.charts.disclosure_rendering import render as render  # noqa: PLC0414
+from application.context import RequestContext
 from application.errors import AuditUnavailable, Forbidden
-from application.ledger import WriteOutcome
-from application.policy import Decision
+from application.ledger.batcher import Batcher, BatcherClosed, Ticket
+from application.ledger.ledger import WriteOutcome
 from application.ports import Clock, NewId
 from domain.access_record import AccessRecord
 from domain.values import Provenance
@@ -238,11 +238,19 @@ class Disclosures:
         each: list[UUID | None] = list(patient_ids) or [None]
         records = [
             access_record(
-                self.clock(), self.new_id(), ctx, action, decision, patient_id, (),
-                stream_versions, request, sha256,
+                self.clock(),
+                self.new_id(),
+                ctx,
+                action,
+                decision,
+                patient_id,
+                (),
+                stream_versions,
+                request,
+                sha256,
             )
             for patient_id in each
-        ]  # fmt: skip
+        ]
         self.writer.write(*records)
         return Disclosed(rendered, records[0].originator_id)
 
@@ -277,9 +285,17 @@ class Disclosures:
         """A message rendered and its record made, to be written with ``record_all``."""
         rendered = render(body)
         record = access_record(
-            self.clock(), access_id, ctx, action, decision, patient_id, entry_ids,
-            stream_versions, request, hashlib.sha256(rendered).hexdigest(),
-        )  # fmt: skip
+            self.clock(),
+            access_id,
+            ctx,
+            action,
+            decision,
+            patient_id,
+            entry_ids,
+            stream_versions,
+            request,
+            hashlib.sha256(rendered).hexdigest(),
+        )
         return Delivery(rendered, access_id, record)
 
     def record_all(self, deliveries: Sequence[Delivery]) -> None:

@@ -18,7 +18,7 @@ from uuid import UUID
 
 import orjson
 
-from application.read_models import SORTABLE_TIME, Admit, Key, sortable_time
+from application.charts.read_models import SORTABLE_TIME, Admit, Key, sortable_time
 from domain.consent import Consent
 from domain.errors import InvalidValue
 from domain.patient import Patient

@@ -23,8 +23,8 @@ from eventsourcing.application import ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
-from application.attested_writes import Attestation
-from application.batcher import Batcher
+from application.ledger.attested_writes import Attestation
+from application.ledger.batcher import Batcher
 from application.ports import IdempotencyClaim
 
 Recordings = list[Recording[UUID]]

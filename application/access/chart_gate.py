@@ -14,11 +14,8 @@ from datetime import date
 from typing import Any, NoReturn
 from uuid import UUID
 
-from application.access_log import Disclosures
-from application.context import RequestContext, Role
-from application.errors import DataKeyDestroyed, Gone, NotFound
-from application.ledger import CareLedger
-from application.policy import (
+from application.access.access_log import Disclosures
+from application.access.policy import (
     AccessRequest,
     ConsentFacts,
     Content,
@@ -27,8 +24,11 @@ from application.policy import (
     decide,
     deny,
 )
+from application.charts.read_models import ReadModels
+from application.context import RequestContext, Role
+from application.errors import DataKeyDestroyed, Gone, NotFound
+from application.ledger.ledger import CareLedger
 from application.ports import Clock
-from application.read_models import ReadModels
 from domain.patient import Patient
 
 

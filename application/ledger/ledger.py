@@ -22,7 +22,6 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import EnvType
 
-from application.attested_writes import Attestation, Attestations, Attested
 from application.context import RequestContext
 from application.errors import (
     IdempotencyKeyReused,
@@ -31,9 +30,10 @@ from application.errors import (
     StoreUnavailable,
     VersionConflict,
 )
-from application.group_writes import GroupWrites, PendingSave, Recordings
+from application.ledger.attested_writes import Attestation, Attestations, Attested
+from application.ledger.group_writes import GroupWrites, PendingSave, Recordings
+from application.ledger.transcodings import register_clinical_transcodings
 from application.ports import FOLLOW_UP, IdempotencyClaim, IdempotencyRecords, StreamLookup
-from application.transcodings import register_clinical_transcodings
 from domain.consent import Consent
 from domain.membership import Membership
 from domain.patient import Patient

@@ -14,7 +14,7 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.utils import get_topic
 
-from application.ledger import CONFLICT_RETRIES, CareLedger
+from application.ledger.ledger import CONFLICT_RETRIES, CareLedger
 from application.ports import Clock
 from domain.membership import Membership
 from domain.sponsor import SponsorProgramme

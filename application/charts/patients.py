@@ -5,14 +5,14 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from application.access import ChartAction, require_role
-from application.access_log import Disclosed, DisclosedWrite
-from application.chart_gate import ReadSide
+from application.access.access_log import Disclosed, DisclosedWrite
+from application.access.chart_gate import ReadSide
+from application.access.policy import Content
+from application.access.roles import ChartAction, require_role
+from application.charts.disclosure_rendering import DEMOGRAPHICS_RENDER, render_demographics
 from application.context import RequestContext
-from application.disclosure_rendering import DEMOGRAPHICS_RENDER, render_demographics
 from application.errors import Gone, NotFound
-from application.ledger import CareLedger, WriteOutcome
-from application.policy import Content
+from application.ledger.ledger import CareLedger, WriteOutcome
 from application.ports import Clock, NewId, NewPatientId
 from domain.consent import Consent
 from domain.patient import Patient
@@ -230,9 +230,12 @@ class Patients:
             self.reads.gate.within_reach(ctx, patient_id, "read")  # else 404, recorded
             raise Gone("the patient's record has been erased")
         admission = self.reads.gate.admit(
-            ctx, patient_id, Content.DEMOGRAPHICS, "read",
+            ctx,
+            patient_id,
+            Content.DEMOGRAPHICS,
+            "read",
             care_organisation=patient.organisation_id,
-        )  # fmt: skip
+        )
         return self.reads.disclosures.disclose(
             ctx,
             action="read",

@@ -18,13 +18,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
-from application.chart_gate import ChartGate
-from application.chart_reads import decode_cursor, encode_cursor
+from application.access.chart_gate import ChartGate
+from application.charts.chart_reads import decode_cursor, encode_cursor
+from application.charts.read_models import Key, ReadModels, sortable_time, time_bound
 from application.context import RequestContext, Role
 from application.errors import Forbidden, NotFound
-from application.ledger import CareLedger
+from application.ledger.ledger import CareLedger
 from application.ports import Clock
-from application.read_models import Key, ReadModels, sortable_time, time_bound
 from domain.access_record import AccessRecord
 from domain.values import Provenance
 from domain.vocabulary import Purpose
@@ -178,9 +178,12 @@ class AuditTrail:
         while True:
             page, after = self.log.search(
                 {"patient_id": str(patient_id), "decision": "permit"},
-                since=sortable_time(since), until=None, break_glass=None, after=after,
+                since=sortable_time(since),
+                until=None,
+                break_glass=None,
+                after=after,
                 limit=500,
-            )  # fmt: skip
+            )
             items += [_accounting(r) for r in page if _accountable(r)]
             if after is None:
                 break

@@ -8,12 +8,12 @@ patient marked erased whose key still exists; erasing again finishes the job.
 from typing import Any
 from uuid import UUID
 
-from application.access import ChartAction, require_role
-from application.chart_gate import ChartGate
+from application.access.chart_gate import ChartGate
+from application.access.policy import Content
+from application.access.roles import ChartAction, require_role
 from application.context import RequestContext
 from application.errors import Gone
-from application.ledger import CareLedger, WriteOutcome
-from application.policy import Content
+from application.ledger.ledger import CareLedger, WriteOutcome
 from application.ports import Clock, PatientKeys
 from domain.patient import Patient
 from domain.values import Provenance

@@ -29,9 +29,9 @@ from uuid import UUID, uuid4
 
 from eventsourcing.persistence import Tracking
 
-from application.access_log import Delivery
-from application.delivery_rule import SubscriberSpec
-from application.subscriptions import Subscriptions
+from application.access.access_log import Delivery
+from application.subscriptions.delivery_rule import SubscriberSpec
+from application.subscriptions.subscriptions import Subscriptions
 
 log = logging.getLogger("careledger.relay")
 

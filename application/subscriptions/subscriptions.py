@@ -18,19 +18,19 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from uuid import UUID, uuid5
 
-from application.access_log import Delivery, Disclosures, render
+from application.access.access_log import Delivery, Disclosures, render
+from application.access.policy import Decision, deny
+from application.charts.read_models import ViewsBehind
 from application.context import RequestContext, Role
-from application.delivery_rule import (
+from application.errors import Forbidden, NotFound
+from application.ledger.ledger import CareLedger, WriteOutcome
+from application.ports import Clock, NewId
+from application.subscriptions.delivery_rule import (
     Pending,
     SubscriberSpec,
     delivery_decision,
     labels_at_delivery,
 )
-from application.errors import Forbidden, NotFound
-from application.ledger import CareLedger, WriteOutcome
-from application.policy import Decision, deny
-from application.ports import Clock, NewId
-from application.read_models import ViewsBehind
 from domain.subscriber import ContentLevel, Subscriber
 from domain.values import Provenance
 from domain.vocabulary import EntryKind, Purpose, SensitivityLabel
@@ -208,9 +208,16 @@ class Subscriptions:
         items = b",".join(d.body for d in batch.deliveries)
         access_ids = render([str(d.access_id) for d in batch.deliveries])
         return b"".join(
-            (b'{"items":[', items, b'],"access_ids":', access_ids, b',"next_after":',
-             render(after), b"}")
-        )  # fmt: skip
+            (
+                b'{"items":[',
+                items,
+                b'],"access_ids":',
+                access_ids,
+                b',"next_after":',
+                render(after),
+                b"}",
+            )
+        )
 
     # Shared by both channels -------------------------------------------------------
 

@@ -20,18 +20,19 @@ from uuid import UUID
 import orjson
 from eventsourcing.application import project_aggregate
 
-from application import policy_v1
-from application.access_log import Disclosed, Disclosures
-from application.audit_trail import AuditTrail
-from application.context import Actor, RequestContext, Role
-from application.delivery_rule import (
-    DELIVERED_EVENTS,
-    EntryFacts,
-    SubscriberSpec,
-    entry_facts,
-    message,
+from application.access import policy_v1
+from application.access.access_log import Disclosed, Disclosures
+from application.access.audit_trail import AuditTrail
+from application.access.policy import (
+    POLICY_VERSION,
+    AccessRequest,
+    ConsentFacts,
+    Content,
+    Decision,
+    MembershipFact,
+    decide,
 )
-from application.disclosure_rendering import (
+from application.charts.disclosure_rendering import (
     Row,
     changed,
     consent_state,
@@ -45,18 +46,17 @@ from application.disclosure_rendering import (
     search_hit,
     timeline_body,
 )
+from application.charts.read_models import Key, sortable_time
+from application.context import Actor, RequestContext, Role
 from application.errors import DataKeyDestroyed, Forbidden, Gone, IntegrityViolation
-from application.ledger import CareLedger
-from application.policy import (
-    POLICY_VERSION,
-    AccessRequest,
-    ConsentFacts,
-    Content,
-    Decision,
-    MembershipFact,
-    decide,
+from application.ledger.ledger import CareLedger
+from application.subscriptions.delivery_rule import (
+    DELIVERED_EVENTS,
+    EntryFacts,
+    SubscriberSpec,
+    entry_facts,
+    message,
 )
-from application.read_models import Key, sortable_time
 from domain.access_record import AccessRecord
 from domain.consent import Consent
 from domain.membership import Membership
@@ -108,9 +108,14 @@ class Replays:
         """The auditor's own access: to a record of their organisation's
         (``visible_record`` saw to it), decided by the policy like any other."""
         request = AccessRequest(
-            ctx.actor, ctx.purpose, record.patient_id or "", ctx.actor.org, Content.CLINICAL,
-            record.occurred_at.date(), replay=True,
-        )  # fmt: skip
+            ctx.actor,
+            ctx.purpose,
+            record.patient_id or "",
+            ctx.actor.org,
+            Content.CLINICAL,
+            record.occurred_at.date(),
+            replay=True,
+        )
         return decide(request, ConsentFacts(0, {}), [])
 
     def _rebuild(self, record: AccessRecord) -> Any:
@@ -235,9 +240,13 @@ class Replays:
         if record.request.get("policy", 1) < POLICY_VERSION:
             # Disclosed under an earlier policy: rebuilt by that policy's label rule.
             shown = policy_v1.labels_shown(
-                actor, request.purpose, request.care_organisation, facts, request.day,
+                actor,
+                request.purpose,
+                request.care_organisation,
+                facts,
+                request.day,
                 record.basis,
-            )  # fmt: skip
+            )
             return Decision(True, record.reason, allowed_labels=shown)
         decision = decide(request, facts, memberships)
         if not decision.permit:  # cannot happen for a permit recorded under this policy

@@ -21,9 +21,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid5
 
-from application.context import Actor, Role
-from application.disclosure_rendering import coding, entry_value, recorded, rendered
-from application.policy import (
+from application.access.policy import (
     AccessRequest,
     ConsentFacts,
     Content,
@@ -31,7 +29,9 @@ from application.policy import (
     MembershipFact,
     decide,
 )
-from application.read_models import sortable_time
+from application.charts.disclosure_rendering import coding, entry_value, recorded, rendered
+from application.charts.read_models import sortable_time
+from application.context import Actor, Role
 from domain.patient import Patient
 from domain.subscriber import ContentLevel
 from domain.vocabulary import EntryStatus, Purpose

@@ -8,18 +8,18 @@ disclosed with an access record naming the exact bytes.
 from datetime import date, datetime
 from uuid import UUID
 
-from application.access import ChartAction, require_role
-from application.access_log import Disclosed, Disclosures
-from application.chart_gate import ChartGate
-from application.context import RequestContext
+from application.access.access_log import Disclosed, Disclosures
+from application.access.chart_gate import ChartGate
+from application.access.policy import POLICY_VERSION, AccessRequest, ConsentFacts, Content, decide
+from application.access.roles import ChartAction, require_role
 
 # The codec moved to disclosure_rendering; re-exported until audit_trail imports it there.
-from application.disclosure_rendering import decode_cursor as decode_cursor  # noqa: PLC0414
-from application.disclosure_rendering import encode_cursor as encode_cursor  # noqa: PLC0414
-from application.disclosure_rendering import timeline_body
-from application.policy import POLICY_VERSION, AccessRequest, ConsentFacts, Content, decide
+from application.charts.disclosure_rendering import decode_cursor as decode_cursor  # noqa: PLC0414
+from application.charts.disclosure_rendering import encode_cursor as encode_cursor  # noqa: PLC0414
+from application.charts.disclosure_rendering import timeline_body
+from application.charts.read_models import ReadModels, time_bound
+from application.context import RequestContext
 from application.ports import Clock
-from application.read_models import ReadModels, time_bound
 from domain.errors import InvalidValue
 
 # The views each read waits for with min_position: its own, and those the chart gate
@@ -81,11 +81,15 @@ class ChartReads:
             entry_ids=[entry["entry_id"] for entry in page.entries],
             stream_versions={str(patient_id): page.chart_version, **admission.stream_versions},
             request={
-                "view": "timeline", "kind": kind, "since": since_key,
-                "until": until_key, "cursor": cursor, "limit": limit,
+                "view": "timeline",
+                "kind": kind,
+                "since": since_key,
+                "until": until_key,
+                "cursor": cursor,
+                "limit": limit,
                 "policy": POLICY_VERSION,
             },
-        )  # fmt: skip
+        )
 
     def search(
         self,
@@ -106,9 +110,14 @@ class ChartReads:
         org = ctx.actor.org
         # The directory is the organisation's own: the decision is the organisation's.
         request = AccessRequest(
-            ctx.actor, ctx.purpose, "*", org, Content.DIRECTORY, self.clock().date(),
+            ctx.actor,
+            ctx.purpose,
+            "*",
+            org,
+            Content.DIRECTORY,
+            self.clock().date(),
             ctx.break_glass,
-        )  # fmt: skip
+        )
         decision = decide(request, ConsentFacts(0, {}), [])
         if not decision.permit:
             raise self.disclosures.refuse(ctx, action="search", decision=decision, patient_id=None)

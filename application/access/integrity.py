@@ -2,7 +2,7 @@
 
 from typing import Any, Protocol
 
-from application.access import ChartAction, require_role
+from application.access.roles import ChartAction, require_role
 from application.context import RequestContext
 
 

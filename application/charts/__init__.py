@@ -1,0 +1,1 @@
+"""Charts: registering patients, reading their charts, rendering disclosures, erasure."""

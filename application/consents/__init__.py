@@ -1,0 +1,1 @@
+"""A patient's consent directives and restrictions."""

@@ -1,0 +1,1 @@
+"""Memberships: enrolment, renewal, and what follows when a sponsor stops."""

@@ -1,0 +1,1 @@
+"""Downstream subscribers: registration, the delivery rule and the relay to the broker."""
