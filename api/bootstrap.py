@@ -11,22 +11,22 @@ from eventsourcing.persistence import PersistenceError
 from api.auth import TokenVerifier
 from api.container import Container
 from api.settings import ConfigError, Settings, resolve_secrets
-from application.access_log import Disclosures, GroupCommit
-from application.audit_trail import AuditTrail
-from application.chart_gate import ChartGate, ReadSide
-from application.chart_reads import ChartReads
-from application.consents import Consents
-from application.erasure import Erasure
-from application.group_writes import GroupWrites
-from application.integrity import Integrity
-from application.ledger import CareLedger
-from application.memberships import Memberships
-from application.patients import Patients
-from application.read_models import ReadModels
-from application.relay import Broker, Relay
-from application.replay import Replays
-from application.sponsor_discontinuation import SponsorDiscontinuation
-from application.subscriptions import Subscriptions
+from application.access.access_log import Disclosures, GroupCommit
+from application.access.audit_trail import AuditTrail
+from application.access.chart_gate import ChartGate, ReadSide
+from application.access.integrity import Integrity
+from application.access.replay import Replays
+from application.charts.chart_reads import ChartReads
+from application.charts.erasure import Erasure
+from application.charts.patients import Patients
+from application.charts.read_models import ReadModels
+from application.consents.consents import Consents
+from application.ledger.group_writes import GroupWrites
+from application.ledger.ledger import CareLedger
+from application.memberships.memberships import Memberships
+from application.memberships.sponsor_discontinuation import SponsorDiscontinuation
+from application.subscriptions.relay import Broker, Relay
+from application.subscriptions.subscriptions import Subscriptions
 from infrastructure.chain import ChainVerifier
 from infrastructure.follower import LogFollower
 from infrastructure.keys import CHAIN_KEY_ID, KeyRing, LocalKeyEncryptionKey, WrongMasterKey
@@ -66,9 +66,11 @@ def migrate_store(settings: Settings) -> None:
     """Create tables, append-only triggers and grants, as the owner role if configured."""
     app_env = _environment(settings.database_url, "CARELEDGER_DATABASE_URL")
     owner_url = settings.owner_database_url or settings.database_url
-    setting = "CARELEDGER_OWNER_DATABASE_URL" if settings.owner_database_url else (
-        "CARELEDGER_DATABASE_URL"
-    )  # fmt: skip
+    setting = (
+        "CARELEDGER_OWNER_DATABASE_URL"
+        if settings.owner_database_url
+        else ("CARELEDGER_DATABASE_URL")
+    )
     owner_env = _environment(owner_url, setting)
     app_role = app_env.get("POSTGRES_USER")
     if app_role == owner_env.get("POSTGRES_USER"):
@@ -135,9 +137,13 @@ def build(
     ledger.on_recorded(doorbell.recorded)
     found = readers(store, keys)
     views = ReadModels(
-        found.timeline, found.directory, found.consents, found.roster, positions,
+        found.timeline,
+        found.directory,
+        found.consents,
+        found.roster,
+        positions,
         wait_seconds=settings.read_wait_seconds,
-    )  # fmt: skip
+    )
     writer = GroupCommit(ledger.save_events)
     disclosures = Disclosures(writer, clock, new_id)
     gate = ChartGate(ledger, views, disclosures, clock)
@@ -182,9 +188,12 @@ def build(
         # this process's projectors on writes by other processes.
         container.listener = Listener(_conninfo(settings.database_url), store, doorbell, positions)
     container.projectors = projectors(
-        store, ledger.mapper, keys,
-        batch_size=settings.projection_batch_size, on_commit=positions.advanced,
-    )  # fmt: skip
+        store,
+        ledger.mapper,
+        keys,
+        batch_size=settings.projection_batch_size,
+        on_commit=positions.advanced,
+    )
     positions.use(container.projectors)
     if run_processes:
         container.followers.append(LogFollower(ledger, SponsorDiscontinuation(ledger, clock)))
@@ -205,10 +214,14 @@ def relay_for(container: Container, broker: Broker) -> Relay:
     container.closers.append(writer.close)
     subscriptions = container.subscriptions
     own = Subscriptions(
-        container.ledger, subscriptions.view, subscriptions.progress,
+        container.ledger,
+        subscriptions.view,
+        subscriptions.progress,
         Disclosures(writer, subscriptions.clock, subscriptions.new_id),
-        subscriptions.clock, subscriptions.new_id, wait_seconds=subscriptions.wait_seconds,
-    )  # fmt: skip
+        subscriptions.clock,
+        subscriptions.new_id,
+        wait_seconds=subscriptions.wait_seconds,
+    )
     return Relay(own, broker, LibraryTracking(container.ledger.recorder))
 
 

@@ -5,17 +5,17 @@ from dataclasses import dataclass, field
 
 from api.auth import TokenVerifier
 from api.settings import Settings
-from application.access_log import Disclosures, GroupCommit
-from application.audit_trail import AuditTrail
-from application.chart_reads import ChartReads
-from application.consents import Consents
-from application.erasure import Erasure
-from application.integrity import Integrity
-from application.ledger import CareLedger
-from application.memberships import Memberships
-from application.patients import Patients
-from application.replay import Replays
-from application.subscriptions import Subscriptions
+from application.access.access_log import Disclosures, GroupCommit
+from application.access.audit_trail import AuditTrail
+from application.access.integrity import Integrity
+from application.access.replay import Replays
+from application.charts.chart_reads import ChartReads
+from application.charts.erasure import Erasure
+from application.charts.patients import Patients
+from application.consents.consents import Consents
+from application.ledger.ledger import CareLedger
+from application.memberships.memberships import Memberships
+from application.subscriptions.subscriptions import Subscriptions
 from infrastructure.chain import ChainVerifier
 from infrastructure.follower import LogFollower
 from infrastructure.keys import KeyRing

@@ -36,13 +36,45 @@ LOINC, SNOMED = "http://loinc.org", "http://snomed.info/sct"
 RXNORM, CVX = "http://www.nlm.nih.gov/research/umls/rxnorm", "http://hl7.org/fhir/sid/cvx"
 
 GIVEN = [
-    "Ada", "Grace", "Alan", "Mary", "Omar", "Lena", "Kwame", "Sofia", "Hiro", "Priya",
-    "Mateo", "Amara", "Jonas", "Mei", "Tomasz", "Fatima", "Diego", "Ingrid", "Ravi", "Chloe",
-]  # fmt: skip
+    "Ada",
+    "Grace",
+    "Alan",
+    "Mary",
+    "Omar",
+    "Lena",
+    "Kwame",
+    "Sofia",
+    "Hiro",
+    "Priya",
+    "Mateo",
+    "Amara",
+    "Jonas",
+    "Mei",
+    "Tomasz",
+    "Fatima",
+    "Diego",
+    "Ingrid",
+    "Ravi",
+    "Chloe",
+]
 FAMILY = [
-    "Lovelace", "Hopper", "Turing", "Seacole", "Haddad", "Novak", "Mensah", "Rossi",
-    "Tanaka", "Okafor", "Lindqvist", "Garcia", "Kowalski", "Chen", "Patel", "Dubois",
-]  # fmt: skip
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Seacole",
+    "Haddad",
+    "Novak",
+    "Mensah",
+    "Rossi",
+    "Tanaka",
+    "Okafor",
+    "Lindqvist",
+    "Garcia",
+    "Kowalski",
+    "Chen",
+    "Patel",
+    "Dubois",
+]
 BORN_FROM = date(1940, 1, 1)
 BIRTH_SPAN_DAYS = (date(2020, 12, 31) - BORN_FROM).days
 SEX_WEIGHTS = {
@@ -72,13 +104,19 @@ MEASUREMENTS = [
 ]
 # A chronic problem and the medication that usually comes with it.
 PROBLEMS = [
-    (Coding(SNOMED, "44054006", "Type 2 diabetes mellitus"),
-     Coding(RXNORM, "860975", "metformin hydrochloride 500 MG Oral Tablet")),
-    (Coding(SNOMED, "38341003", "Hypertensive disorder"),
-     Coding(RXNORM, "197361", "amlodipine 5 MG Oral Tablet")),
-    (Coding(SNOMED, "195967001", "Asthma"),
-     Coding(RXNORM, "745679", "albuterol 0.09 MG/ACTUAT Metered Dose Inhaler")),
-]  # fmt: skip
+    (
+        Coding(SNOMED, "44054006", "Type 2 diabetes mellitus"),
+        Coding(RXNORM, "860975", "metformin hydrochloride 500 MG Oral Tablet"),
+    ),
+    (
+        Coding(SNOMED, "38341003", "Hypertensive disorder"),
+        Coding(RXNORM, "197361", "amlodipine 5 MG Oral Tablet"),
+    ),
+    (
+        Coding(SNOMED, "195967001", "Asthma"),
+        Coding(RXNORM, "745679", "albuterol 0.09 MG/ACTUAT Metered Dose Inhaler"),
+    ),
+]
 IMMUNIZATIONS = [
     Coding(CVX, "140", "Influenza, seasonal, injectable, preservative free"),
     Coding(CVX, "208", "COVID-19, mRNA, LNP-S, PF, 30 mcg/0.3 mL dose"),

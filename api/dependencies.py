@@ -8,9 +8,9 @@ from fastapi import Depends, Header, Query, Request
 
 from api.auth import Unauthenticated
 from api.container import Container
+from application.access.policy import BREAK_GLASS_MIN_CHARS, BREAK_GLASS_MIN_WORDS, substantive
+from application.access.purposes import admit_purpose, default_purpose
 from application.context import Actor, RequestContext
-from application.policy import BREAK_GLASS_MIN_CHARS, BREAK_GLASS_MIN_WORDS, substantive
-from application.purposes import admit_purpose, default_purpose
 from domain.errors import InvalidValue
 from domain.vocabulary import Purpose
 

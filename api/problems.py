@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from api.auth import Unauthenticated
 from api.responses import Problem, problem
 from application import errors as app_errors
-from application.read_models import ViewsBehind
+from application.charts.read_models import ViewsBehind
 from domain import errors as domain_errors
 
 log = logging.getLogger("careledger.api")

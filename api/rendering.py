@@ -5,8 +5,8 @@ from typing import Any
 from starlette.responses import Response
 
 from api.responses import JSON, disclosed
-from application.access_log import DisclosedWrite
-from application.ledger import WriteOutcome
+from application.access.access_log import DisclosedWrite
+from application.ledger.ledger import WriteOutcome
 
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "No token, or a bad one"},

@@ -4,7 +4,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from application.access_log import Disclosed, render
+from application.access.access_log import Disclosed, render
 
 
 def disclosed(disclosure: Disclosed, status_code: int = 200, **headers: str) -> Response:

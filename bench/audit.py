@@ -73,7 +73,7 @@ from api.auth import mint_token
 from api.bootstrap import build
 from api.settings import Settings
 from application.context import Actor, RequestContext, Role
-from application.ledger import CareLedger
+from application.ledger.ledger import CareLedger
 from bench import report as bench_report
 from bench.projections import (
     HEART_RATE,
@@ -253,8 +253,8 @@ def serve(mode: str, port: int) -> None:
     from api import logging as structured_logging
     from api.app import create_app
     from api.settings import load_settings
-    from application.access_log import Disclosures
-    from application.chart_reads import ChartReads
+    from application.access.access_log import Disclosures
+    from application.charts.chart_reads import ChartReads
 
     settings = load_settings()
     structured_logging.configure(settings.log_level)
@@ -262,14 +262,16 @@ def serve(mode: str, port: int) -> None:
     if mode == "unaudited":
         charts = container.charts
         container.charts = ChartReads(
-            charts.views, charts.gate,
+            charts.views,
+            charts.gate,
             Disclosures(NoWrite(), charts.disclosures.clock, charts.disclosures.new_id),  # type: ignore[arg-type]
             charts.clock,
-        )  # fmt: skip
+        )
     elif os.environ.get(PROFILE_ENV):
         ServerProbe(container, Path(os.environ[PROFILE_ENV]))
-    uvicorn.run(create_app(container), host="127.0.0.1", port=port, log_config=None,
-                access_log=False)  # fmt: skip
+    uvicorn.run(
+        create_app(container), host="127.0.0.1", port=port, log_config=None, access_log=False
+    )
 
 
 # The load generator (a process of its own) ----------------------------------------------
@@ -286,8 +288,9 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
     total = [0]
     clock = time.perf_counter
     rng = random.Random(7)  # noqa: S311 - which page to ask for
-    async with httpx.AsyncClient(base_url=base, limits=limits, headers=headers,
-                                 timeout=30.0) as client:  # fmt: skip
+    async with httpx.AsyncClient(
+        base_url=base, limits=limits, headers=headers, timeout=30.0
+    ) as client:
 
         async def worker(stop: asyncio.Event) -> None:
             while not stop.is_set():
@@ -373,10 +376,14 @@ def seed(settings: Settings, entries: int, progress: Progress) -> dict[str, Any]
         patient_id = write_chart(container.ledger, entries, progress)
         today = datetime.now(UTC).date()
         container.memberships.enrol(
-            ADMIN, patient_id=patient_id, plan=Plan.INDIVIDUAL, sponsor_id=None,
-            annual_fee_cents=0, starts_on=today - timedelta(days=1),
+            ADMIN,
+            patient_id=patient_id,
+            plan=Plan.INDIVIDUAL,
+            sponsor_id=None,
+            annual_fee_cents=0,
+            starts_on=today - timedelta(days=1),
             ends_on=today + timedelta(days=365),
-        )  # fmt: skip
+        )
         container.catch_up()
         cursors: list[str | None] = [None]
         while True:
@@ -537,9 +544,12 @@ def running_server(
     log_path = workdir / f"server-{variant}-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603
-            command, cwd=workdir, env=server_env(settings, extra_env), stdout=log,
+            command,
+            cwd=workdir,
+            env=server_env(settings, extra_env),
+            stdout=log,
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -586,9 +596,12 @@ def run_load(spec: dict[str, Any]) -> dict[str, Any]:
     code = "import sys; from bench.audit import load_main; load_main(sys.argv[1])"
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-c", code, json.dumps(spec)],
-        capture_output=True, text=True, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
         timeout=spec["warmup"] + spec["seconds"] + 120,
-    )  # fmt: skip
+    )
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed: {done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout)
@@ -667,9 +680,14 @@ def phase(
         before = counter.position()
         server0, pg0 = cpu_seconds(f"/proc/{pid}/stat")[1], postgres_cpu()
         spec = {
-            "base": base, "path": path, "token": token, "cursors": seeded["cursors"],
-            "connections": args.connections, "warmup": args.warmup, "seconds": args.seconds,
-        }  # fmt: skip
+            "base": base,
+            "path": path,
+            "token": token,
+            "cursors": seeded["cursors"],
+            "connections": args.connections,
+            "warmup": args.warmup,
+            "seconds": args.seconds,
+        }
         load_before = os.getloadavg()[0]
         sampler = WaitSampler(settings.database_url) if sample_waits else None
         load = run_load(spec)
@@ -716,9 +734,14 @@ def run_backend(backend: str, args: argparse.Namespace, progress: Progress) -> d
         seeded = seed(settings, args.entries, progress)
         assert settings.jwt_secret is not None
         token = mint_token(
-            settings.jwt_secret.get_secret_value().encode(), role=Role.CLINICIAN,
-            sub="dr-bench", org=ORG, patient=None, ttl_seconds=6 * 3600, now=int(time.time()),
-        )  # fmt: skip
+            settings.jwt_secret.get_secret_value().encode(),
+            role=Role.CLINICIAN,
+            sub="dr-bench",
+            org=ORG,
+            patient=None,
+            ttl_seconds=6 * 3600,
+            now=int(time.time()),
+        )
         counter = AccessCounter(url, seeded["events_table"])
         order = ["audited", "unaudited"] * args.rounds
         task = progress.add_task(f"R1 {backend}: phases (A B A B)", total=len(order))
@@ -773,9 +796,16 @@ def run_backend(backend: str, args: argparse.Namespace, progress: Progress) -> d
             out_dir = workdir / "profile"
             out_dir.mkdir()
             profiled = phase(
-                "audited-profiled", settings, workdir, seeded, counter, args, token,
-                extra_env={PROFILE_ENV: str(out_dir)}, sample_waits=backend == "postgres",
-            )  # fmt: skip
+                "audited-profiled",
+                settings,
+                workdir,
+                seeded,
+                counter,
+                args,
+                token,
+                extra_env={PROFILE_ENV: str(out_dir)},
+                sample_waits=backend == "postgres",
+            )
             del profiled["_latencies"]
             stats_path = out_dir / "stats.json"
             if stats_path.exists():
@@ -903,8 +933,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "diagnosis" in r:
             d = r["diagnosis"]
-            print(f"\n{r['backend']} diagnosis (profiled audited server, "
-                  f"{d['throughput_rps']:,.0f} req/s under the probe):")  # fmt: skip
+            print(
+                f"\n{r['backend']} diagnosis (profiled audited server, "
+                f"{d['throughput_rps']:,.0f} req/s under the probe):"
+            )
             print(json.dumps(d.get("server_stats"), indent=2))
             if "pg_stat_activity" in d:
                 print("pg_stat_activity:", json.dumps(d["pg_stat_activity"], indent=2))

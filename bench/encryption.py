@@ -70,7 +70,7 @@ from rich.progress import (
 
 from api.bootstrap import open_ledger
 from api.settings import Settings
-from application.ledger import CareLedger
+from application.ledger.ledger import CareLedger
 from bench import report as bench_report
 from bench.projections import server_version
 from domain.patient import Patient

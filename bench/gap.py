@@ -68,11 +68,15 @@ def check(container: Any, events: int, progress: Any) -> dict[str, Any]:
             for i in range(count):
                 patient: Patient = ledger.load(Patient, mine[i % len(mine)], "patient")
                 patient.record_entry(
-                    entry_id=uuid4(), kind=EntryKind.NOTE, code=NOTE, value=TextValue("seen"),
+                    entry_id=uuid4(),
+                    kind=EntryKind.NOTE,
+                    code=NOTE,
+                    value=TextValue("seen"),
                     effective_at=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=i),
-                    modality=None, labels=frozenset(),
+                    modality=None,
+                    labels=frozenset(),
                     by=Provenance("dr-gap", datetime.now(UTC)),
-                )  # fmt: skip
+                )
                 acknowledged.append(ledger.commit(CLINICIAN, [patient], {}).position)
         except BaseException as error:
             failures.append(error)

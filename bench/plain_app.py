@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from api.responses import JSON
 from api.schemas import RecordEntryIn, RegisterPatientIn, value_to_domain
-from application.transcodings import register_clinical_transcodings
+from application.ledger.transcodings import register_clinical_transcodings
 from domain.patient import Patient
 from domain.values import Provenance
 from infrastructure.stores import environment_for
@@ -51,11 +51,16 @@ def create_plain_app(ledger: PlainLedger) -> FastAPI:
     @app.post("/v1/patients", status_code=201)
     def register(body: RegisterPatientIn) -> JSON:
         patient = Patient.register(
-            patient_id=uuid4(), consent_id=uuid4(), organisation_id="org-main",
-            mrn=body.mrn, name=body.name.to_domain(), birth_date=body.birth_date,
-            sex=body.sex, contact=body.contact.to_domain() if body.contact else None,
+            patient_id=uuid4(),
+            consent_id=uuid4(),
+            organisation_id="org-main",
+            mrn=body.mrn,
+            name=body.name.to_domain(),
+            birth_date=body.birth_date,
+            sex=body.sex,
+            contact=body.contact.to_domain() if body.contact else None,
             by=Provenance("bench", datetime.now(UTC)),
-        )  # fmt: skip
+        )
         recordings = ledger.save(patient)
         return JSON({"id": str(patient.id), "position": recordings[-1].notification.id}, 201)
 
@@ -64,11 +69,15 @@ def create_plain_app(ledger: PlainLedger) -> FastAPI:
         patient: Patient = ledger.repository.get(patient_id)
         entry_id = uuid4()
         patient.record_entry(
-            entry_id=entry_id, kind=body.kind, code=body.code.to_domain(),
-            value=value_to_domain(body.value), effective_at=body.effective_at,
-            modality=body.modality, labels=frozenset(body.labels),
+            entry_id=entry_id,
+            kind=body.kind,
+            code=body.code.to_domain(),
+            value=value_to_domain(body.value),
+            effective_at=body.effective_at,
+            modality=body.modality,
+            labels=frozenset(body.labels),
             by=Provenance("bench", datetime.now(UTC)),
-        )  # fmt: skip
+        )
         recordings = ledger.save(patient)
         body_out: dict[str, Any] = {
             "entry_id": str(entry_id),
@@ -87,8 +96,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     ledger = PlainLedger(plain_env(os.environ["PLAIN_DATABASE_URL"]))
-    uvicorn.run(create_plain_app(ledger), host="127.0.0.1", port=args.port, log_config=None,
-                access_log=False)  # fmt: skip
+    uvicorn.run(
+        create_plain_app(ledger),
+        host="127.0.0.1",
+        port=args.port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":

@@ -96,9 +96,9 @@ from rich.progress import (
 from api.bootstrap import build
 from api.container import Container
 from api.settings import Settings
-from application.chart_reads import encode_cursor
+from application.charts.chart_reads import encode_cursor
 from application.context import Actor, RequestContext, Role
-from application.ledger import CareLedger
+from application.ledger.ledger import CareLedger
 from bench import report as bench_report
 from domain.consent import Consent
 from domain.membership import Membership
@@ -928,9 +928,16 @@ def diagnose_p2(
     probes: list[StepProbe] = []
     seconds = min(args.seconds, 8.0)
     run = run_p2(
-        container, settings, args, progress, patient_ids, Path(os.devnull),
-        mode="in-process", seconds=seconds, probe=probes,
-    )  # fmt: skip
+        container,
+        settings,
+        args,
+        progress,
+        patient_ids,
+        Path(os.devnull),
+        mode="in-process",
+        seconds=seconds,
+        probe=probes,
+    )
     probe = probes[0]
     first, last = run["window"]
     busy = [ms for started, ms in probe.busy if first <= started <= last]
@@ -1032,10 +1039,14 @@ def run_r2(container: Container, args: argparse.Namespace, progress: Progress) -
     for patient_id in (small, big):  # clinicians read a chart within a care relationship
         today = datetime.now(UTC).date()
         container.memberships.enrol(
-            ADMIN, patient_id=patient_id, plan=Plan.INDIVIDUAL, sponsor_id=None,
-            annual_fee_cents=0, starts_on=today - timedelta(days=1),
+            ADMIN,
+            patient_id=patient_id,
+            plan=Plan.INDIVIDUAL,
+            sponsor_id=None,
+            annual_fee_cents=0,
+            starts_on=today - timedelta(days=1),
             ends_on=today + timedelta(days=365),
-        )  # fmt: skip
+        )
     container.catch_up()
     charts = container.charts
     cases: dict[str, Callable[[], dict[str, Any]]] = {}
@@ -1134,9 +1145,15 @@ def run(backend: str, args: argparse.Namespace, progress: Progress) -> dict[str,
             result["P1"] = run_p1(container, url, args, progress, fill_info)
             log_path = var_dir / "worker.log"
             p2 = run_p2(
-                container, settings, args, progress, patient_ids, log_path,
-                mode=args.live, seconds=args.seconds,
-            )  # fmt: skip
+                container,
+                settings,
+                args,
+                progress,
+                patient_ids,
+                log_path,
+                mode=args.live,
+                seconds=args.seconds,
+            )
             del p2["window"]
             if args.profile or not p2["met"]:
                 p2["diagnosis"] = diagnose_p2(container, settings, args, progress, patient_ids)

@@ -48,27 +48,43 @@ def chart(container: Any, entries: int) -> UUID:
     """A registered patient under care, with ``entries`` entries in saves of 100."""
     by = Provenance("dr-bench", datetime.now(UTC))
     patient = Patient.register(
-        patient_id=uuid4(), consent_id=uuid4(), organisation_id=ORG, mrn="MRN-A2",
-        name=HumanName("Ada", "Replay"), birth_date=date(1970, 5, 5),
-        sex=AdministrativeSex.FEMALE, contact=None, by=by,
-    )  # fmt: skip
+        patient_id=uuid4(),
+        consent_id=uuid4(),
+        organisation_id=ORG,
+        mrn="MRN-A2",
+        name=HumanName("Ada", "Replay"),
+        birth_date=date(1970, 5, 5),
+        sex=AdministrativeSex.FEMALE,
+        contact=None,
+        by=by,
+    )
     today = datetime.now(UTC).date()
     membership = Membership.enrol(
-        membership_id=uuid4(), patient_id=patient.id, organisation_id=ORG,
-        plan=Plan.INDIVIDUAL, sponsor_id=None, annual_fee_cents=0,
-        starts_on=today - timedelta(days=1), ends_on=today + timedelta(days=365), by=by,
-    )  # fmt: skip
+        membership_id=uuid4(),
+        patient_id=patient.id,
+        organisation_id=ORG,
+        plan=Plan.INDIVIDUAL,
+        sponsor_id=None,
+        annual_fee_cents=0,
+        starts_on=today - timedelta(days=1),
+        ends_on=today + timedelta(days=365),
+        by=by,
+    )
     consent = Consent.open(consent_id=patient.consent_id, patient_id=patient.id, by=by)
     container.ledger.save(patient, consent, membership)
     note = Coding("http://loinc.org", "11506-3", "Progress note")
     for start in range(0, entries, 100):
         for i in range(start, min(start + 100, entries)):
             patient.record_entry(
-                entry_id=uuid4(), kind=EntryKind.NOTE, code=note,
+                entry_id=uuid4(),
+                kind=EntryKind.NOTE,
+                code=note,
                 value=TextValue(f"Seen today, plan reviewed ({i})."),
                 effective_at=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=i),
-                modality=None, labels=frozenset(), by=by,
-            )  # fmt: skip
+                modality=None,
+                labels=frozenset(),
+                by=by,
+            )
         container.ledger.save(patient)
     return patient.id
 

@@ -77,84 +77,167 @@ def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, s
     if lite:
         e1 += ", " + e1_figure("SQLite", lite["E1"])
     e1_met = pg["E1"]["met"] and (lite is None or lite["E1"]["met"])
-    table.append(("E1", "sealed vs plain saves, one event per save", e1, ">= 0.95x",
-                  _met(e1_met), enc["command"]))  # fmt: skip
+    table.append(
+        (
+            "E1",
+            "sealed vs plain saves, one event per save",
+            e1,
+            ">= 0.95x",
+            _met(e1_met),
+            enc["command"],
+        )
+    )
     a1 = f"{pg['A1']['median_records_per_s']:,.0f} records/s (PostgreSQL)"
     if lite:
         a1 += f", {lite['A1']['median_records_per_s']:,.0f} (SQLite)"
-    table.append(("A1", "`audit verify`", a1, ">= 200,000/s", _met(pg["A1"]["met"]),
-                  enc["command"]))  # fmt: skip
+    table.append(
+        ("A1", "`audit verify`", a1, ">= 200,000/s", _met(pg["A1"]["met"]), enc["command"])
+    )
     cmd = reports["projections"]["command"]
     for pro in reports["projections"]["results"]:  # P1 and P2: PostgreSQL
         backend = pro["backend"]
         if "P1" in pro:
             p1 = pro["P1"]
-            table.append(("P1", f"full projection rebuild vs the stock ProjectionRunner, {backend}",
-                          f"{p1['ratio_ours_over_stock']}x", ">= 10x", _met(p1["met"]),
-                          cmd))  # fmt: skip
+            table.append(
+                (
+                    "P1",
+                    f"full projection rebuild vs the stock ProjectionRunner, {backend}",
+                    f"{p1['ratio_ours_over_stock']}x",
+                    ">= 10x",
+                    _met(p1["met"]),
+                    cmd,
+                )
+            )
         if "P2" in pro:
             lag = pro["P2"]["lag_ms"]
-            table.append(("P2", f"live lag at {pro['P2']['target_rate_events_per_s']:.0f} "
-                          f"events/s, {backend}", f"p50 {lag['p50']} ms, p99 {lag['p99']} ms",
-                          "p99 <= 50 ms", _met(lag["p99"] <= 50), cmd))  # fmt: skip
+            table.append(
+                (
+                    "P2",
+                    f"live lag at {pro['P2']['target_rate_events_per_s']:.0f} events/s, {backend}",
+                    f"p50 {lag['p50']} ms, p99 {lag['p99']} ms",
+                    "p99 <= 50 ms",
+                    _met(lag["p99"] <= 50),
+                    cmd,
+                )
+            )
         r2 = pro["R2"]
-        table.append(("R2", f"timeline page p99, 10,000 vs 100 entries, {backend}",
-                      f"first page {r2['ratio_p99_first']}x, middle {r2['ratio_p99_middle']}x",
-                      "<= 1.5x", _met(r2["met"]), cmd))  # fmt: skip
+        table.append(
+            (
+                "R2",
+                f"timeline page p99, 10,000 vs 100 entries, {backend}",
+                f"first page {r2['ratio_p99_first']}x, middle {r2['ratio_p99_middle']}x",
+                "<= 1.5x",
+                _met(r2["met"]),
+                cmd,
+            )
+        )
     for result in reports["audit"]["results"]:
         totals = result["totals"]
         audited, unaudited = totals["audited"], totals["unaudited"]
-        table.append((
-            "R1", f"audited vs unaudited timeline reads, 16 connections, {result['backend']}",
-            f"{audited['throughput_rps']} vs {unaudited['throughput_rps']} req/s: "
-            f"{result['ratio_audited_over_unaudited']}x",
-            ">= 0.7x", _met(result["met"]), reports["audit"]["command"],
-        ))  # fmt: skip
+        table.append(
+            (
+                "R1",
+                f"audited vs unaudited timeline reads, 16 connections, {result['backend']}",
+                f"{audited['throughput_rps']} vs {unaudited['throughput_rps']} req/s: "
+                f"{result['ratio_audited_over_unaudited']}x",
+                ">= 0.7x",
+                _met(result["met"]),
+                reports["audit"]["command"],
+            )
+        )
     for a2 in reports["replay"]["results"]:
-        table.append(("A2", f"replay of a timeline page from a 1,000-entry chart, "
-                      f"{a2['backend']}", f"p99 {a2['first_page']['p99_ms']} ms (first page), "
-                      f"{a2['middle_page']['p99_ms']} ms (middle)", "p99 <= 50 ms",
-                      _met(a2["met"]), reports["replay"]["command"]))  # fmt: skip
+        table.append(
+            (
+                "A2",
+                f"replay of a timeline page from a 1,000-entry chart, {a2['backend']}",
+                f"p99 {a2['first_page']['p99_ms']} ms (first page), "
+                f"{a2['middle_page']['p99_ms']} ms (middle)",
+                "p99 <= 50 ms",
+                _met(a2["met"]),
+                reports["replay"]["command"],
+            )
+        )
     sub = reports["subscriptions"]["results"]
     cmd = reports["subscriptions"]["command"]
     s1 = sub["S1"]
-    table.append(("S1", f"NATS relay, consent-filtered, audited ({s1['deliveries']:,})",
-                  f"{s1['deliveries_per_s']:,.0f} deliveries/s, exactly once: "
-                  f"{_met(s1['exactly_once'])}", ">= 5,000/s",
-                  _met(s1["deliveries_per_s"] >= 5000 and s1["exactly_once"]), cmd))  # fmt: skip
-    table.append(("S2", "feed long-poll wake after a write",
-                  f"p50 {sub['S2']['p50_ms']} ms, p99 {sub['S2']['p99_ms']} ms", "p99 <= 50 ms",
-                  _met(sub["S2"]["p99_ms"] <= 50), cmd))  # fmt: skip
+    table.append(
+        (
+            "S1",
+            f"NATS relay, consent-filtered, audited ({s1['deliveries']:,})",
+            f"{s1['deliveries_per_s']:,.0f} deliveries/s, exactly once: {_met(s1['exactly_once'])}",
+            ">= 5,000/s",
+            _met(s1["deliveries_per_s"] >= 5000 and s1["exactly_once"]),
+            cmd,
+        )
+    )
+    table.append(
+        (
+            "S2",
+            "feed long-poll wake after a write",
+            f"p50 {sub['S2']['p50_ms']} ms, p99 {sub['S2']['p99_ms']} ms",
+            "p99 <= 50 ms",
+            _met(sub["S2"]["p99_ms"] <= 50),
+            cmd,
+        )
+    )
     writes = reports["writes"]["results"]
     cmd = reports["writes"]["command"]
     for wr in writes:
         w1 = wr["W1"]
         w1_met = w1["ratio"] >= 1.5 and w1["careledger_p99_ms"] <= w1["plain_p99_ms"]
-        table.append(("W1", "`POST .../entries`, 16 connections, vs plain FastAPI + "
-                      f"eventsourcing, {wr['backend']}",
-                      f"{w1['careledger_per_s']:,.0f} vs {w1['plain_per_s']:,.0f} req/s: "
-                      f"{w1['ratio']}x; p99 {w1['careledger_p99_ms']} vs {w1['plain_p99_ms']} ms",
-                      ">= 1.5x, p99 <= baseline", _met(w1_met), cmd))  # fmt: skip
+        table.append(
+            (
+                "W1",
+                "`POST .../entries`, 16 connections, vs plain FastAPI + "
+                f"eventsourcing, {wr['backend']}",
+                f"{w1['careledger_per_s']:,.0f} vs {w1['plain_per_s']:,.0f} req/s: "
+                f"{w1['ratio']}x; p99 {w1['careledger_p99_ms']} vs {w1['plain_p99_ms']} ms",
+                ">= 1.5x, p99 <= baseline",
+                _met(w1_met),
+                cmd,
+            )
+        )
     for wr in writes:
         w2 = wr["W2"]
-        table.append(("W2", f"bulk import, 100 events per save, vs plain eventsourcing, "
-                      f"{wr['backend']}", f"{w2['careledger_events_per_s']:,.0f} vs "
-                      f"{w2['plain_events_per_s']:,.0f} events/s: {w2['ratio']}x", ">= 1.0x",
-                      _met(w2["ratio"] >= 1.0), cmd))  # fmt: skip
+        table.append(
+            (
+                "W2",
+                f"bulk import, 100 events per save, vs plain eventsourcing, {wr['backend']}",
+                f"{w2['careledger_events_per_s']:,.0f} vs "
+                f"{w2['plain_events_per_s']:,.0f} events/s: {w2['ratio']}x",
+                ">= 1.0x",
+                _met(w2["ratio"] >= 1.0),
+                cmd,
+            )
+        )
     gap = reports["gap"]["results"]
-    table.append(("G1", f"gap check: 16 writers, a live reader, {gap['events']:,} events",
-                  f"missed {gap['missed']}, seen twice {gap['seen_twice']}; "
-                  f"{gap['write_events_per_s']:,.0f} writes/s", "none missed or doubled",
-                  _met(gap["met"]), reports["gap"]["command"]))  # fmt: skip
+    table.append(
+        (
+            "G1",
+            f"gap check: 16 writers, a live reader, {gap['events']:,} events",
+            f"missed {gap['missed']}, seen twice {gap['seen_twice']}; "
+            f"{gap['write_events_per_s']:,.0f} writes/s",
+            "none missed or doubled",
+            _met(gap["met"]),
+            reports["gap"]["command"],
+        )
+    )
     for wr in writes:  # L1 ran beside PostgreSQL's W1 and W2, their reference
         if "L1" in wr:
             l1, w1, w2 = wr["L1"], wr["W1"], wr["W2"]
             single, batched = l1["rows_per_s_1_per_txn"], l1["rows_per_s_100_per_txn"]
-            table.append(("L1", "raw psycopg inserts, 16 writers, no lock",
-                          f"{single:,.0f} rows/s (1 per txn), {batched:,.0f} (100 per txn); "
-                          f"W1 is {w1['careledger_per_s'] / single:.0%}, "
-                          f"W2 {w2['careledger_events_per_s'] / batched:.0%}",
-                          "reference", "—", cmd))  # fmt: skip
+            table.append(
+                (
+                    "L1",
+                    "raw psycopg inserts, 16 writers, no lock",
+                    f"{single:,.0f} rows/s (1 per txn), {batched:,.0f} (100 per txn); "
+                    f"W1 is {w1['careledger_per_s'] / single:.0%}, "
+                    f"W2 {w2['careledger_events_per_s'] / batched:.0%}",
+                    "reference",
+                    "—",
+                    cmd,
+                )
+            )
     return table
 
 

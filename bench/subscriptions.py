@@ -19,7 +19,7 @@ S1  NATS relay throughput with consent filtering. Two subscribers are registered
     marketing  org-agency, HMARKT: no directive names it, so it receives nothing, but
                its outbox is empty, so it costs the relay a query per round.
 
-    Then the relay (``application.relay.Relay``: delivery-time decision, one access
+    Then the relay (``application.subscriptions.relay.Relay``: delivery-time decision, one access
     record per delivery, group-committed, published with a reply subject each and
     every JetStream ack awaited, tracking committed) runs until the outbox is drained.
     Figure: deliveries per second. Goal: >= 5,000. The stream is then read back to
@@ -55,7 +55,7 @@ from rich.console import Console
 from api.auth import mint_token
 from api.bootstrap import build, relay_for
 from application.context import Actor, RequestContext, Role
-from application.relay import subject_of
+from application.subscriptions.relay import subject_of
 from bench import report as bench_report
 from bench.audit import running_server
 from bench.projections import (
@@ -84,9 +84,14 @@ def admin() -> RequestContext:
 
 def register(container: Any, name: str, org: str, purpose: Purpose) -> Any:
     outcome = container.subscriptions.register(
-        admin(), name=name, recipient_org=org, purpose=purpose,
-        kinds=list(EntryKind), labels=[], content=ContentLevel.SUMMARY,
-    )  # fmt: skip
+        admin(),
+        name=name,
+        recipient_org=org,
+        purpose=purpose,
+        kinds=list(EntryKind),
+        labels=[],
+        content=ContentLevel.SUMMARY,
+    )
     return outcome.result["id"]
 
 
@@ -202,12 +207,21 @@ def run_s2(settings: Any, workdir: Path, rounds: int, progress: Any) -> dict[str
         container.close()
     secret = settings.jwt_secret.get_secret_value().encode()
     now = int(time.time())
-    service = mint_token(secret, role=Role.SERVICE, sub=pharmacy, org=ORG, patient=None,
-                         ttl_seconds=3600, now=now)  # fmt: skip
-    clinician = mint_token(secret, role=Role.CLINICIAN, sub="dr-bench", org=ORG, patient=None,
-                           ttl_seconds=3600, now=now)  # fmt: skip
-    admin_token = mint_token(secret, role=Role.ADMIN, sub="admin-bench", org=ORG, patient=None,
-                             ttl_seconds=3600, now=now)  # fmt: skip
+    service = mint_token(
+        secret, role=Role.SERVICE, sub=pharmacy, org=ORG, patient=None, ttl_seconds=3600, now=now
+    )
+    clinician = mint_token(
+        secret,
+        role=Role.CLINICIAN,
+        sub="dr-bench",
+        org=ORG,
+        patient=None,
+        ttl_seconds=3600,
+        now=now,
+    )
+    admin_token = mint_token(
+        secret, role=Role.ADMIN, sub="admin-bench", org=ORG, patient=None, ttl_seconds=3600, now=now
+    )
     latencies: list[float] = []
     with (
         running_server("audited", settings, workdir) as (base, _pid),
@@ -232,9 +246,10 @@ def run_s2(settings: Any, workdir: Path, rounds: int, progress: Any) -> dict[str
                 polling.start()
                 time.sleep(0.2)  # the poll is parked on the server
                 response = writer.post(
-                    f"/v1/patients/{patient_id}/entries", json=MEDICATION,
+                    f"/v1/patients/{patient_id}/entries",
+                    json=MEDICATION,
                     headers={"Authorization": f"Bearer {clinician}"},
-                )  # fmt: skip
+                )
                 acknowledged = time.perf_counter()
                 assert response.status_code == 201, response.text
                 polling.join(35)
@@ -255,29 +270,40 @@ def run_s2(settings: Any, workdir: Path, rounds: int, progress: Any) -> dict[str
 
 MEDICATION = {
     "kind": "medication",
-    "code": {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "197361",
-             "display": "amlodipine 5 MG Oral Tablet"},
+    "code": {
+        "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+        "code": "197361",
+        "display": "amlodipine 5 MG Oral Tablet",
+    },
     "effective_at": "2026-11-20T09:30:00Z",
-}  # fmt: skip
+}
 
 
 def member(client: httpx.Client, clinician: str, admin_token: str) -> str:
     registered = client.post(
         "/v1/patients",
-        json={"mrn": "MRN-WAKE", "name": {"given": "Ada", "family": "Wake"},
-              "birth_date": "1984-07-12", "sex": "female"},
+        json={
+            "mrn": "MRN-WAKE",
+            "name": {"given": "Ada", "family": "Wake"},
+            "birth_date": "1984-07-12",
+            "sex": "female",
+        },
         headers={"Authorization": f"Bearer {clinician}"},
-    )  # fmt: skip
+    )
     assert registered.status_code == 201, registered.text
     patient_id = str(registered.json()["id"])
     today = datetime.now(UTC).date()
     enrolled = client.post(
         "/v1/memberships",
-        json={"patient_id": patient_id, "plan": "individual", "annual_fee_cents": 0,
-              "starts_on": (today - timedelta(days=1)).isoformat(),
-              "ends_on": (today + timedelta(days=365)).isoformat()},
+        json={
+            "patient_id": patient_id,
+            "plan": "individual",
+            "annual_fee_cents": 0,
+            "starts_on": (today - timedelta(days=1)).isoformat(),
+            "ends_on": (today + timedelta(days=365)).isoformat(),
+        },
         headers={"Authorization": f"Bearer {admin_token}"},
-    )  # fmt: skip
+    )
     assert enrolled.status_code == 201, enrolled.text
     return patient_id
 

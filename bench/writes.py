@@ -82,9 +82,11 @@ ENTRY = {
     "effective_at": "2026-11-20T09:30:00Z",
 }
 REGISTRATION = {
-    "mrn": "MRN-W1", "name": {"given": "Ada", "family": "Example"},
-    "birth_date": "1984-07-12", "sex": "female",
-}  # fmt: skip
+    "mrn": "MRN-W1",
+    "name": {"given": "Ada", "family": "Example"},
+    "birth_date": "1984-07-12",
+    "sex": "female",
+}
 
 
 # W1 ------------------------------------------------------------------------------------
@@ -98,8 +100,11 @@ def plain_server(url: str, workdir: Path) -> Iterator[str]:
     env = {**os.environ, "PLAIN_DATABASE_URL": url, "PYTHONPATH": python_path}
     process = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "bench.plain_app", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -130,11 +135,16 @@ def patients_of(base: str, headers: dict[str, str], admin: dict[str, str] | None
             ids.append(registered.json()["id"])
             if admin is not None:
                 enrolled = client.post(
-                    "/v1/memberships", headers=admin,
-                    json={"patient_id": ids[-1], "plan": "individual", "annual_fee_cents": 0,
-                          "starts_on": (today - timedelta(days=1)).isoformat(),
-                          "ends_on": (today + timedelta(days=365)).isoformat()},
-                )  # fmt: skip
+                    "/v1/memberships",
+                    headers=admin,
+                    json={
+                        "patient_id": ids[-1],
+                        "plan": "individual",
+                        "annual_fee_cents": 0,
+                        "starts_on": (today - timedelta(days=1)).isoformat(),
+                        "ends_on": (today + timedelta(days=365)).isoformat(),
+                    },
+                )
                 assert enrolled.status_code == 201, enrolled.text
     return ids
 
@@ -144,12 +154,22 @@ def load(base: str, headers: dict[str, str], patients: list[str], seconds: float
         [["POST", f"/v1/patients/{p}/entries", ENTRY] for p in patients[i::CONNECTIONS]]
         for i in range(CONNECTIONS)
     ]
-    spec = {"base": base, "headers": headers, "connections": CONNECTIONS,
-            "requests": requests, "warmup": 2.0, "seconds": seconds}  # fmt: skip
+    spec = {
+        "base": base,
+        "headers": headers,
+        "connections": CONNECTIONS,
+        "requests": requests,
+        "warmup": 2.0,
+        "seconds": seconds,
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "bench.load"], input=json.dumps(spec), capture_output=True,
-        text=True, cwd=ROOT, check=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "bench.load"],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 
@@ -160,12 +180,30 @@ def run_w1(backend: str, seconds: float, workdir: Path, progress: Any) -> dict[s
         settings = bench_settings(ours_url, workdir / "var")
         secret = settings.jwt_secret.get_secret_value().encode()  # type: ignore[union-attr]
         now = int(time.time())
-        clinician = {"Authorization": "Bearer " + mint_token(
-            secret, role=Role.CLINICIAN, sub="dr-bench", org=ORG, patient=None,
-            ttl_seconds=7200, now=now)}  # fmt: skip
-        admin = {"Authorization": "Bearer " + mint_token(
-            secret, role=Role.ADMIN, sub="admin-bench", org=ORG, patient=None,
-            ttl_seconds=7200, now=now)}  # fmt: skip
+        clinician = {
+            "Authorization": "Bearer "
+            + mint_token(
+                secret,
+                role=Role.CLINICIAN,
+                sub="dr-bench",
+                org=ORG,
+                patient=None,
+                ttl_seconds=7200,
+                now=now,
+            )
+        }
+        admin = {
+            "Authorization": "Bearer "
+            + mint_token(
+                secret,
+                role=Role.ADMIN,
+                sub="admin-bench",
+                org=ORG,
+                patient=None,
+                ttl_seconds=7200,
+                now=now,
+            )
+        }
         with (
             running_server("audited-no-projections", settings, workdir) as (ours, _pid),
             plain_server(plain_url, workdir) as plain,
@@ -202,18 +240,28 @@ def run_w1(backend: str, seconds: float, workdir: Path, progress: Any) -> dict[s
 def chart_of_100(n: int) -> Patient:
     by = Provenance("importer", datetime.now(UTC))
     patient = Patient.register(
-        patient_id=uuid4(), consent_id=uuid4(), organisation_id=ORG, mrn=f"MRN-W2-{n}",
-        name=HumanName("Ada", f"Import{n}"), birth_date=date(1960, 1, 1 + n % 28),
-        sex=AdministrativeSex.FEMALE, contact=None, by=by,
-    )  # fmt: skip
+        patient_id=uuid4(),
+        consent_id=uuid4(),
+        organisation_id=ORG,
+        mrn=f"MRN-W2-{n}",
+        name=HumanName("Ada", f"Import{n}"),
+        birth_date=date(1960, 1, 1 + n % 28),
+        sex=AdministrativeSex.FEMALE,
+        contact=None,
+        by=by,
+    )
     heart_rate = Coding("http://loinc.org", "8867-4", "Heart rate")
     for i in range(99):
         patient.record_entry(
-            entry_id=uuid4(), kind=EntryKind.OBSERVATION, code=heart_rate,
+            entry_id=uuid4(),
+            kind=EntryKind.OBSERVATION,
+            code=heart_rate,
             value=Quantity(Decimal(60 + i % 40), "/min"),
             effective_at=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=i),
-            modality=None, labels=frozenset(), by=by,
-        )  # fmt: skip
+            modality=None,
+            labels=frozenset(),
+            by=by,
+        )
     return patient
 
 
@@ -292,9 +340,11 @@ def raw_inserts(url: str, per_txn: int, seconds: float) -> float:
                     cursor.executemany(
                         "INSERT INTO rows (originator_id, originator_version, topic, state) "
                         "VALUES (%s, %s, %s, %s)",
-                        [(stream, v, "domain.patient:Patient.EntryRecorded", state)
-                         for v in range(1, per_txn + 1)],
-                    )  # fmt: skip
+                        [
+                            (stream, v, "domain.patient:Patient.EntryRecorded", state)
+                            for v in range(1, per_txn + 1)
+                        ],
+                    )
                 counts[index] += per_txn
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(CONNECTIONS)]

@@ -13,7 +13,7 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Tracking
 
-from application.ledger import CareLedger
+from application.ledger.ledger import CareLedger
 
 log = logging.getLogger("careledger.follower")
 

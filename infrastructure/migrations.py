@@ -13,7 +13,7 @@ from eventsourcing.persistence import AggregateRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 from psycopg.sql import SQL, Identifier
 
-from application.ledger import CareLedger
+from application.ledger.ledger import CareLedger
 from infrastructure.keys import CHAIN_KEY_ID, KeyEncryptionKey, KeyRing
 from infrastructure.postgres_recorder import PostgresLedgerRecorder
 from infrastructure.projections.catalogue import projections, table_names

@@ -23,9 +23,9 @@ from eventsourcing.persistence import ProcessRecorder, Tracking
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from application.read_models import ViewsBehind
-from application.relay import SUBJECT_PREFIX, Message, Relay
-from application.subscriptions import DELIVERY_VIEW
+from application.charts.read_models import ViewsBehind
+from application.subscriptions.relay import SUBJECT_PREFIX, Message, Relay
+from application.subscriptions.subscriptions import DELIVERY_VIEW
 from infrastructure.projections.live import Positions
 
 log = logging.getLogger("careledger.relay")

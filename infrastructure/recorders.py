@@ -89,9 +89,14 @@ class Sealing:
         links = []
         for position, e in zip(ids, stored_events, strict=True):
             previous = link(
-                self.chain_key, previous, position, e.originator_id, e.originator_version,
-                e.topic, e.state,
-            )  # fmt: skip
+                self.chain_key,
+                previous,
+                position,
+                e.originator_id,
+                e.originator_version,
+                e.topic,
+                e.state,
+            )
             links.append((position, previous))
         return links
 

@@ -61,14 +61,22 @@ def accesses(
 ) -> JSON:
     filters = {
         "patient_id": str(patient_id) if patient_id else None,
-        "actor_id": actor_id, "decision": decision, "purpose": purpose, "action": action,
-    }  # fmt: skip
+        "actor_id": actor_id,
+        "decision": decision,
+        "purpose": purpose,
+        "action": action,
+    }
     return JSON(
         services.audit.accesses(
-            ctx, filters=filters, since=since, until=until, cursor=cursor, limit=limit,
+            ctx,
+            filters=filters,
+            since=since,
+            until=until,
+            cursor=cursor,
+            limit=limit,
             min_position=min_position,
         )
-    )  # fmt: skip
+    )
 
 
 @router.get("/accesses/{access_id}", summary="One access record")

@@ -73,9 +73,13 @@ def list_memberships(
     min_position: MinPosition = None,
 ) -> JSON:
     items = services.memberships.roster(
-        ctx, patient_id=patient_id, sponsor_id=sponsor_id, status=status, limit=limit,
+        ctx,
+        patient_id=patient_id,
+        sponsor_id=sponsor_id,
+        status=status,
+        limit=limit,
         min_position=min_position,
-    )  # fmt: skip
+    )
     return JSON({"items": items})
 
 

@@ -70,10 +70,14 @@ def search_patients(
     """Exact match through blind indexes, within the actor's organisation."""
     return disclosed(
         services.charts.search(
-            ctx, mrn=mrn, family=family, birth_date=birth_date, limit=limit,
+            ctx,
+            mrn=mrn,
+            family=family,
+            birth_date=birth_date,
+            limit=limit,
             min_position=min_position,
         )
-    )  # fmt: skip
+    )
 
 
 @router.get("/{patient_id}/timeline", summary="A page of the patient's timeline")
@@ -91,12 +95,16 @@ def read_timeline(
     """Entries ordered by effective time; amended entries show their latest version."""
     return disclosed(
         services.charts.timeline(
-            ctx, patient_id, kind=kind.value if kind else None,
+            ctx,
+            patient_id,
+            kind=kind.value if kind else None,
             since=moment("since", since, end_of_day=False),
             until=moment("until", until, end_of_day=True),
-            cursor=cursor, limit=limit, min_position=min_position,
+            cursor=cursor,
+            limit=limit,
+            min_position=min_position,
         )
-    )  # fmt: skip
+    )
 
 
 @router.get(

@@ -13,7 +13,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.utils import get_topic
 
-from application.read_models import Key, sortable_time
+from application.charts.read_models import Key, sortable_time
 from domain.access_record import AccessRecord
 from infrastructure.keys import AUDIT_KEY_ID
 from infrastructure.projections.engine import Decoded, active_version

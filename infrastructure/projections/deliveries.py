@@ -26,8 +26,9 @@ from uuid import UUID
 import orjson
 from eventsourcing.utils import get_topic
 
-from application.access_log import render
-from application.delivery_rule import (
+from application.access.access_log import render
+from application.access.policy import ConsentFacts, MembershipFact
+from application.subscriptions.delivery_rule import (
     DELIVERED_EVENTS,
     EntryFacts,
     Subject,
@@ -36,7 +37,6 @@ from application.delivery_rule import (
     entry_facts,
     message,
 )
-from application.policy import ConsentFacts, MembershipFact
 from domain.consent import Consent
 from domain.membership import Membership
 from domain.patient import Patient

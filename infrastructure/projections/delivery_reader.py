@@ -14,9 +14,9 @@ import orjson
 from eventsourcing.persistence import ProcessRecorder
 from prometheus_client import Gauge
 
-from application.delivery_rule import EntryFacts, Pending, SubscriberSpec
 from application.errors import DataKeyDestroyed
-from application.relay import tracking_name
+from application.subscriptions.delivery_rule import EntryFacts, Pending, SubscriberSpec
+from application.subscriptions.relay import tracking_name
 from infrastructure.projections.deliveries import (
     CURSORS,
     ENTRIES,

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from application.disclosure_rendering import search_hit
+from application.charts.disclosure_rendering import search_hit
 from domain.patient import Patient
 from infrastructure.projections.engine import Decoded, active_version, delete_patient_rows
 from infrastructure.projections.sealed_rows import RowSealer

@@ -13,8 +13,8 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from application.disclosure_rendering import Row, changed, recorded, rendered, scan_page
-from application.read_models import Admit, Key, TimelinePage
+from application.charts.disclosure_rendering import Row, changed, recorded, rendered, scan_page
+from application.charts.read_models import Admit, Key, TimelinePage
 from domain.patient import Patient
 from infrastructure.projections.engine import Decoded, active_version, delete_patient_rows
 from infrastructure.projections.sealed_rows import RowSealer

@@ -193,8 +193,15 @@ OBSERVATION = {
 def subscribe(client: httpx.Client, **spec: Any) -> tuple[str, dict[str, str]]:
     """org-main's admin registers a subscriber; returns its id and its service token,
     which is of the registering organisation, whatever the recipient organisation."""
-    body = {"name": "Main St pharmacy", "recipient_org": "org-main", "purpose": "TREAT",
-            "kinds": ["medication"], "labels": [], "content": "summary", **spec}  # fmt: skip
+    body = {
+        "name": "Main St pharmacy",
+        "recipient_org": "org-main",
+        "purpose": "TREAT",
+        "kinds": ["medication"],
+        "labels": [],
+        "content": "summary",
+        **spec,
+    }
     response = client.post("/v1/subscribers", json=body, headers=ADMIN)
     assert response.status_code == 201, response.text
     subscriber_id = response.json()["id"]
@@ -228,12 +235,25 @@ def entry_ids(response: Any) -> list[str]:
     return [item["payload"]["entry_id"] for item in response.json()["items"]]
 
 
-def directive(client: httpx.Client, patient_id: str, grantee: str, purposes: list[str],
-              labels: list[str] | None = None) -> str:  # fmt: skip
-    body = {"grantee": grantee, "purposes": purposes, "labels": labels or [],
-            "period": {"start": "2020-01-01"},
-            "evidence": {"form_id": "f", "form_version": "1", "text_sha256": SHA256,
-                         "method": "electronic"}}  # fmt: skip
+def directive(
+    client: httpx.Client,
+    patient_id: str,
+    grantee: str,
+    purposes: list[str],
+    labels: list[str] | None = None,
+) -> str:
+    body = {
+        "grantee": grantee,
+        "purposes": purposes,
+        "labels": labels or [],
+        "period": {"start": "2020-01-01"},
+        "evidence": {
+            "form_id": "f",
+            "form_version": "1",
+            "text_sha256": SHA256,
+            "method": "electronic",
+        },
+    }
     # The patient's own grant: staff never record one naming their organisation's access.
     response = client.post(
         f"/v1/patients/{patient_id}/consents", json=body, headers=patient_token(patient_id)

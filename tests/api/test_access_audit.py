@@ -127,19 +127,27 @@ def test_break_glass_reads_without_membership_and_queues_for_review(client: Test
     # And a clinician may not review
     assert_problem(
         client.post(
-            f"/v1/audit/accesses/{access_id}/review", json={"outcome": "justified"},
+            f"/v1/audit/accesses/{access_id}/review",
+            json={"outcome": "justified"},
             headers=CLINICIAN,
         ),
         403,
-    )  # fmt: skip
+    )
 
 
 def test_a_patient_sees_who_read_their_record_and_nothing_of_others(
     client: TestClient,
 ) -> None:
     mine = register(client)
-    theirs = register(client, {"mrn": "MRN-0002", "name": {"given": "B", "family": "C"},
-                               "birth_date": "1990-01-01", "sex": "male"})  # fmt: skip
+    theirs = register(
+        client,
+        {
+            "mrn": "MRN-0002",
+            "name": {"given": "B", "family": "C"},
+            "birth_date": "1990-01-01",
+            "sex": "male",
+        },
+    )
     under_care(client, mine)
     under_care(client, theirs)
     assert client.get(f"/v1/patients/{mine}", headers=CLINICIAN).status_code == 200
@@ -214,9 +222,14 @@ def test_every_403_is_audited_even_a_role_that_may_never_do_it(client: TestClien
     refused = client.post(
         "/v1/memberships",
         headers=CLINICIAN,
-        json={"patient_id": patient_id, "plan": "individual", "annual_fee_cents": 0,
-              "starts_on": "2026-01-01", "ends_on": "2026-12-31"},
-    )  # fmt: skip
+        json={
+            "patient_id": patient_id,
+            "plan": "individual",
+            "annual_fee_cents": 0,
+            "starts_on": "2026-01-01",
+            "ends_on": "2026-12-31",
+        },
+    )
     assert_problem(refused, 403)
     denied = records(client, decision="deny")
     by_actor = {(r["actor"]["id"], r["action"]) for r in denied}
@@ -238,8 +251,9 @@ def test_a_clinical_write_is_answered_with_its_access_record(client: TestClient)
     )
     assert written.status_code == 201, written.text
     [record] = [
-        r for r in records(client, action="write")
+        r
+        for r in records(client, action="write")
         if r["access_id"] == written.headers["X-Access-Id"]
-    ]  # fmt: skip
+    ]
     assert record["response_sha256"] == hashlib.sha256(written.content).hexdigest()
     assert record["stream_versions"] == {patient_id: written.json()["version"]}

@@ -17,8 +17,8 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
+from application.access.purposes import ROLE_DEFAULTS
 from application.context import Role
-from application.purposes import ROLE_DEFAULTS
 from domain.vocabulary import Purpose
 from tests.api.support import GRANT_BODY, settled, under_care
 from tests.conftest import ENTRY_BODY, JWT_SECRET, REGISTER_BODY, auth
@@ -36,9 +36,12 @@ ACTORS = {
     "service, other org": auth("service", sub="svc-ads", org="org-ads"),
 }
 SUBSCRIBER_BODY = {
-    "name": "Main St pharmacy", "recipient_org": "org-main", "purpose": "TREAT",
-    "kinds": ["medication"], "content": "summary",
-}  # fmt: skip
+    "name": "Main St pharmacy",
+    "recipient_org": "org-main",
+    "purpose": "TREAT",
+    "kinds": ["medication"],
+    "content": "summary",
+}
 PURPOSES = {
     "default": {},
     "break-glass": {"X-Break-Glass": GLASS},
@@ -46,65 +49,90 @@ PURPOSES = {
 }
 
 # endpoint: {actor: (default, break-glass, marketing)}
-# fmt: off
 MATRIX: dict[str, dict[str, tuple[int, int, int]]] = {
     "GET patient": {
-        "clinician": (200, 200, 403), "clinician, other org": (404, 404, 403),
-        "admin": (403, 403, 403), "auditor": (403, 403, 403),
-        "patient, self": (200, 403, 403), "patient, other": (404, 403, 403),
+        "clinician": (200, 200, 403),
+        "clinician, other org": (404, 404, 403),
+        "admin": (403, 403, 403),
+        "auditor": (403, 403, 403),
+        "patient, self": (200, 403, 403),
+        "patient, other": (404, 403, 403),
         "service, other org": (403, 403, 403),
     },
     "GET timeline": {
-        "clinician": (200, 200, 403), "clinician, other org": (404, 404, 403),
-        "admin": (403, 403, 403), "auditor": (403, 403, 403),
-        "patient, self": (200, 403, 403), "patient, other": (404, 403, 403),
+        "clinician": (200, 200, 403),
+        "clinician, other org": (404, 404, 403),
+        "admin": (403, 403, 403),
+        "auditor": (403, 403, 403),
+        "patient, self": (200, 403, 403),
+        "patient, other": (404, 403, 403),
         "service, other org": (403, 403, 403),
     },
     "GET consents": {
-        "clinician": (200, 200, 403), "clinician, other org": (404, 404, 403),
-        "admin": (403, 403, 403), "auditor": (403, 403, 403),
-        "patient, self": (200, 403, 403), "patient, other": (404, 403, 403),
+        "clinician": (200, 200, 403),
+        "clinician, other org": (404, 404, 403),
+        "admin": (403, 403, 403),
+        "auditor": (403, 403, 403),
+        "patient, self": (200, 403, 403),
+        "patient, other": (404, 403, 403),
         "service, other org": (403, 403, 403),
     },
     "GET search": {  # another organisation searches its own directory: found nothing
-        "clinician": (200, 200, 403), "clinician, other org": (200, 200, 403),
-        "admin": (403, 403, 403), "auditor": (403, 403, 403),
-        "patient, self": (403, 403, 403), "patient, other": (403, 403, 403),
+        "clinician": (200, 200, 403),
+        "clinician, other org": (200, 200, 403),
+        "admin": (403, 403, 403),
+        "auditor": (403, 403, 403),
+        "patient, self": (403, 403, 403),
+        "patient, other": (403, 403, 403),
         "service, other org": (403, 403, 403),
     },
     "POST entry": {
-        "clinician": (201, 201, 403), "clinician, other org": (404, 404, 403),
-        "admin": (403, 403, 403), "auditor": (403, 403, 403),
-        "patient, self": (403, 403, 403), "patient, other": (403, 403, 403),
+        "clinician": (201, 201, 403),
+        "clinician, other org": (404, 404, 403),
+        "admin": (403, 403, 403),
+        "auditor": (403, 403, 403),
+        "patient, self": (403, 403, 403),
+        "patient, other": (403, 403, 403),
         "service, other org": (403, 403, 403),
     },
     "GET memberships": {
-        "clinician": (403, 403, 403), "clinician, other org": (403, 403, 403),
-        "admin": (200, 403, 403), "auditor": (403, 403, 403),
-        "patient, self": (403, 403, 403), "patient, other": (403, 403, 403),
+        "clinician": (403, 403, 403),
+        "clinician, other org": (403, 403, 403),
+        "admin": (200, 403, 403),
+        "auditor": (403, 403, 403),
+        "patient, self": (403, 403, 403),
+        "patient, other": (403, 403, 403),
         "service, other org": (403, 403, 403),
     },
     "GET disclosures": {
-        "clinician": (403, 403, 403), "clinician, other org": (403, 403, 403),
-        "admin": (403, 403, 403), "auditor": (200, 403, 403),
-        "patient, self": (200, 403, 403), "patient, other": (404, 403, 403),
+        "clinician": (403, 403, 403),
+        "clinician, other org": (403, 403, 403),
+        "admin": (403, 403, 403),
+        "auditor": (200, 403, 403),
+        "patient, self": (200, 403, 403),
+        "patient, other": (404, 403, 403),
         "service, other org": (403, 403, 403),
     },
     # A patient sees their own rows only; "patient, other" speaks for no patient of ours.
     "GET access log": {
-        "clinician": (403, 403, 403), "clinician, other org": (403, 403, 403),
-        "admin": (403, 403, 403), "auditor": (200, 403, 403),
-        "patient, self": (200, 403, 403), "patient, other": (404, 403, 403),
+        "clinician": (403, 403, 403),
+        "clinician, other org": (403, 403, 403),
+        "admin": (403, 403, 403),
+        "auditor": (200, 403, 403),
+        "patient, self": (200, 403, 403),
+        "patient, other": (404, 403, 403),
         "service, other org": (403, 403, 403),
     },
     "GET verify": {
-        "clinician": (403, 403, 403), "clinician, other org": (403, 403, 403),
-        "admin": (200, 403, 403), "auditor": (200, 403, 403),
-        "patient, self": (403, 403, 403), "patient, other": (403, 403, 403),
+        "clinician": (403, 403, 403),
+        "clinician, other org": (403, 403, 403),
+        "admin": (200, 403, 403),
+        "auditor": (200, 403, 403),
+        "patient, self": (403, 403, 403),
+        "patient, other": (403, 403, 403),
         "service, other org": (403, 403, 403),
     },
 }
-# fmt: on
 
 
 def _request(endpoint: str, patient_id: str, seen: dict[str, int]) -> tuple[str, str, Any]:
@@ -167,32 +195,42 @@ def test_the_matrix_has_no_deviation_and_every_403_is_audited(
 # The rest of the endpoints. Those that change a resource once and for all (death,
 # erasure, entered in error, revocation, cancellation, renewal, discontinuation, a new
 # membership) get a fresh target for every call.
-# fmt: off
 ONLY_ADMIN = {a: ((200, 403, 403) if a == "admin" else (403, 403, 403)) for a in ACTORS}
 MATRIX_REST: dict[str, dict[str, tuple[int, int, int]]] = {
     "POST patient": {
-        "clinician": (201, 201, 403), "clinician, other org": (201, 201, 403),
-        "admin": (403, 403, 403), "auditor": (403, 403, 403),
-        "patient, self": (403, 403, 403), "patient, other": (403, 403, 403),
+        "clinician": (201, 201, 403),
+        "clinician, other org": (201, 201, 403),
+        "admin": (403, 403, 403),
+        "auditor": (403, 403, 403),
+        "patient, self": (403, 403, 403),
+        "patient, other": (403, 403, 403),
         "service, other org": (403, 403, 403),
     },
     **{
         endpoint: {
-            "clinician": (ok, ok, 403), "clinician, other org": (404, 404, 403),
-            "admin": (403, 403, 403), "auditor": (403, 403, 403),
-            "patient, self": (403, 403, 403), "patient, other": (403, 403, 403),
+            "clinician": (ok, ok, 403),
+            "clinician, other org": (404, 404, 403),
+            "admin": (403, 403, 403),
+            "auditor": (403, 403, 403),
+            "patient, self": (403, 403, 403),
+            "patient, other": (403, 403, 403),
             "service, other org": (403, 403, 403),
         }
         for endpoint, ok in (
-            ("PATCH patient", 200), ("POST amendment", 201),
-            ("POST entered-in-error", 201), ("POST death", 201),
+            ("PATCH patient", 200),
+            ("POST amendment", 201),
+            ("POST entered-in-error", 201),
+            ("POST death", 201),
         )
     },
     **{
         endpoint: {
-            "clinician": (ok, ok, 403), "clinician, other org": (404, 404, 403),
-            "admin": (403, 403, 403), "auditor": (403, 403, 403),
-            "patient, self": (ok, 403, 403), "patient, other": (404, 403, 403),
+            "clinician": (ok, ok, 403),
+            "clinician, other org": (404, 404, 403),
+            "admin": (403, 403, 403),
+            "auditor": (403, 403, 403),
+            "patient, self": (ok, 403, 403),
+            "patient, other": (404, 403, 403),
             "service, other org": (403, 403, 403),
         }
         for endpoint, ok in (("POST consent", 201), ("POST revoke", 200), ("POST restriction", 201))
@@ -202,11 +240,16 @@ MATRIX_REST: dict[str, dict[str, tuple[int, int, int]]] = {
     "POST renew": ONLY_ADMIN,
     "POST cancel": ONLY_ADMIN,
     "POST discontinue": {a: ((202, 403, 403) if a == "admin" else (403, 403, 403)) for a in ACTORS},
-    "GET head": {a: ((200, 403, 403) if a in ("admin", "auditor") else (403, 403, 403)) for a in ACTORS},
+    "GET head": {
+        a: ((200, 403, 403) if a in ("admin", "auditor") else (403, 403, 403)) for a in ACTORS
+    },
     "GET access record": {
-        "clinician": (403, 403, 403), "clinician, other org": (403, 403, 403),
-        "admin": (403, 403, 403), "auditor": (200, 403, 403),
-        "patient, self": (200, 403, 403), "patient, other": (404, 403, 403),
+        "clinician": (403, 403, 403),
+        "clinician, other org": (403, 403, 403),
+        "admin": (403, 403, 403),
+        "auditor": (200, 403, 403),
+        "patient, self": (200, 403, 403),
+        "patient, other": (404, 403, 403),
         "service, other org": (403, 403, 403),
     },
     **{
@@ -215,14 +258,14 @@ MATRIX_REST: dict[str, dict[str, tuple[int, int, int]]] = {
     },
     "GET my access log": {
         **{a: (403, 403, 403) for a in ACTORS},
-        "patient, self": (200, 403, 403), "patient, other": (404, 403, 403),
+        "patient, self": (200, 403, 403),
+        "patient, other": (404, 403, 403),
     },
     "POST subscriber": {a: ((201, 403, 403) if a == "admin" else (403, 403, 403)) for a in ACTORS},
     "GET subscribers": ONLY_ADMIN,
     # Only the subscriber's own service token reads its feed (in test_subscriptions).
     "GET feed": dict.fromkeys(ACTORS, (403, 403, 403)),
 }
-# fmt: on
 
 
 class Targets:
@@ -263,10 +306,16 @@ class Targets:
     def membership(self) -> str:
         today = datetime.now(UTC).date()
         enrolled = self.client.post(
-            "/v1/memberships", headers=self.admin,
-            json={"patient_id": self.patient(), "plan": "individual", "annual_fee_cents": 0,
-                  "starts_on": today.isoformat(), "ends_on": (today + timedelta(days=90)).isoformat()},
-        )  # fmt: skip
+            "/v1/memberships",
+            headers=self.admin,
+            json={
+                "patient_id": self.patient(),
+                "plan": "individual",
+                "annual_fee_cents": 0,
+                "starts_on": today.isoformat(),
+                "ends_on": (today + timedelta(days=90)).isoformat(),
+            },
+        )
         return str(enrolled.json()["id"])
 
     def request(self, endpoint: str, accesses: dict[str, str]) -> tuple[str, str, Any]:
@@ -362,9 +411,10 @@ def test_the_rest_of_the_matrix_has_no_deviation(client: TestClient, chart: str)
     seen = settled(client)
     read = client.get(f"/v1/patients/{chart}", headers=ACTORS["clinician"])
     glass = client.get(
-        f"/v1/patients/{chart}/timeline", params=seen,
+        f"/v1/patients/{chart}/timeline",
+        params=seen,
         headers={**ACTORS["clinician"], "X-Break-Glass": GLASS},
-    )  # fmt: skip
+    )
     accesses = {
         "read": read.headers["X-Access-Id"],
         "glass": glass.headers["X-Access-Id"],
@@ -399,9 +449,12 @@ def test_every_purpose_the_token_does_not_allow_is_403_and_recorded(
                 if purpose in ROLE_DEFAULTS[Role(roles[actor])]:
                     continue
                 got = client.request(
-                    method, path, params=seen, json=body,
+                    method,
+                    path,
+                    params=seen,
+                    json=body,
                     headers={**(headers or {}), "X-Purpose-Of-Use": purpose.value},
-                )  # fmt: skip
+                )
                 refused += 1
                 if got.status_code != 403:
                     deviations.append((endpoint, actor, purpose.value, got.status_code))

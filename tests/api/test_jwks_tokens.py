@@ -71,8 +71,16 @@ def client(tmp_path: Path, jwks_url: str) -> Iterator[TestClient]:
 
 def _bearer(key: Any = KEY, **changes: object) -> dict[str, str]:
     now = int(time.time())
-    claims = {"sub": "dr-1", "role": "clinician", "org": ORG, "iss": ISSUER, "aud": AUDIENCE,
-              "iat": now, "exp": now + 600, **changes}  # fmt: skip
+    claims = {
+        "sub": "dr-1",
+        "role": "clinician",
+        "org": ORG,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 600,
+        **changes,
+    }
     claims = {name: value for name, value in claims.items() if value is not None}
     signed = jwt.encode(claims, key, algorithm="RS256", headers={"kid": KID})
     return {"Authorization": f"Bearer {signed}"}

@@ -276,17 +276,29 @@ def _as_written_by_policy_1(client: TestClient, access_id: str, **changes: Any) 
     record = container.ledger.load(AccessRecord, UUID(access_id), "access record")
     request = {k: v for k, v in record.request.items() if k != "policy"}
     fields = {
-        "actor_id": record.actor["id"], "actor_role": record.actor["role"],
-        "actor_org": record.actor["org"], "purpose": record.purpose, "basis": record.basis,
+        "actor_id": record.actor["id"],
+        "actor_role": record.actor["role"],
+        "actor_org": record.actor["org"],
+        "purpose": record.purpose,
+        "basis": record.basis,
         **changes,
-    }  # fmt: skip
+    }
     old = AccessRecord.record(
-        access_id=uuid4(), by=Provenance(fields.pop("actor_id"), record.occurred_at),
-        action=record.action, patient_id=record.patient_id, entry_ids=record.entry_ids,
-        decision="permit", reason=record.reason, stream_versions=record.stream_versions,
-        response_sha256=record.response_sha256, request=request,
-        request_id=record.request_id, source=record.source, care_org=None, **fields,
-    )  # fmt: skip
+        access_id=uuid4(),
+        by=Provenance(fields.pop("actor_id"), record.occurred_at),
+        action=record.action,
+        patient_id=record.patient_id,
+        entry_ids=record.entry_ids,
+        decision="permit",
+        reason=record.reason,
+        stream_versions=record.stream_versions,
+        response_sha256=record.response_sha256,
+        request=request,
+        request_id=record.request_id,
+        source=record.source,
+        care_org=None,
+        **fields,
+    )
     container.group_commit.write(old)
     return str(old.originator_id)
 
@@ -299,9 +311,10 @@ def test_a_page_disclosed_under_the_first_policy_replays_by_its_rules(
     patient_id, granted = labelled_chart(client, {**GRANT_BODY, "grantee": "dr-main"})
     # And the page as it showed then: both entries (a break-glass read shows them today)
     shown = client.get(
-        f"/v1/patients/{patient_id}/timeline", params=settled(client),
+        f"/v1/patients/{patient_id}/timeline",
+        params=settled(client),
         headers={**CLINICIAN, "X-Break-Glass": "unconscious in ED, history needed"},
-    )  # fmt: skip
+    )
     assert len(shown.json()["entries"]) == 2
     glass = shown.headers["X-Access-Id"]
     # When that page was disclosed under the first policy, to the clinician for TREAT
@@ -309,9 +322,11 @@ def test_a_page_disclosed_under_the_first_policy_replays_by_its_rules(
     # 20 characters that today's rule refuses
     consent_version = granted.json()["consent_version"]
     by_subject = _as_written_by_policy_1(
-        client, glass, purpose="TREAT",
+        client,
+        glass,
+        purpose="TREAT",
         basis={"consent_version": consent_version, "directive_id": granted.json()["directive_id"]},
-    )  # fmt: skip
+    )
     by_length = _as_written_by_policy_1(client, glass, basis={"break_glass": "emergency!!" * 2})
     # Then each replays byte for byte, by the first policy's rules
     for access_id in (by_subject, by_length):

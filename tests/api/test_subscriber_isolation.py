@@ -13,7 +13,7 @@ from eventsourcing.persistence import Mapper
 from fastapi.testclient import TestClient
 
 from api.container import Container
-from application.delivery_rule import Subject, SubscriberSpec, delivery_decision
+from application.subscriptions.delivery_rule import Subject, SubscriberSpec, delivery_decision
 from domain.subscriber import ContentLevel, Subscriber
 from domain.values import Provenance
 from domain.vocabulary import EntryKind, Purpose
@@ -38,8 +38,15 @@ def register_subscriber(
 ) -> tuple[str, dict[str, str]]:
     """``admin`` (of ``org``) registers a subscriber; its id and its service token,
     which is of the registering organisation."""
-    body = {"name": "Feed", "recipient_org": org, "purpose": "TREAT",
-            "kinds": ["medication"], "labels": [], "content": "full", **spec}  # fmt: skip
+    body = {
+        "name": "Feed",
+        "recipient_org": org,
+        "purpose": "TREAT",
+        "kinds": ["medication"],
+        "labels": [],
+        "content": "full",
+        **spec,
+    }
     response = client.post("/v1/subscribers", json=body, headers=admin)
     assert response.status_code == 201, response.text
     subscriber_id = response.json()["id"]
@@ -55,10 +62,14 @@ def other_orgs_patient(client: TestClient, mrn: str) -> str:
     enrolled = client.post(
         "/v1/memberships",
         headers=OTHER_ADMIN,
-        json={"patient_id": patient_id, "plan": "individual", "annual_fee_cents": 0,
-              "starts_on": (today - timedelta(days=1)).isoformat(),
-              "ends_on": (today + timedelta(days=365)).isoformat()},
-    )  # fmt: skip
+        json={
+            "patient_id": patient_id,
+            "plan": "individual",
+            "annual_fee_cents": 0,
+            "starts_on": (today - timedelta(days=1)).isoformat(),
+            "ends_on": (today + timedelta(days=365)).isoformat(),
+        },
+    )
     assert enrolled.status_code == 201, enrolled.text
     return patient_id
 
@@ -153,10 +164,16 @@ def test_a_registration_stored_before_it_named_its_organisation_discloses_nothin
 ) -> None:
     # Given a registration as version 1 stored it: no registering organisation
     subscriber = Subscriber.register(
-        subscriber_id=uuid4(), name="Old pharmacy", registering_org="org-main",
-        recipient_org="org-main", purpose=Purpose.TREAT, kinds=[EntryKind.MEDICATION],
-        labels=[], content=ContentLevel.FULL, by=Provenance("admin-main", datetime.now(UTC)),
-    )  # fmt: skip
+        subscriber_id=uuid4(),
+        name="Old pharmacy",
+        registering_org="org-main",
+        recipient_org="org-main",
+        purpose=Purpose.TREAT,
+        kinds=[EntryKind.MEDICATION],
+        labels=[],
+        content=ContentLevel.FULL,
+        by=Provenance("admin-main", datetime.now(UTC)),
+    )
     (event,) = subscriber.collect_events()
     del event.__dict__["registering_org"]
     mapper: Mapper[UUID] = Mapper(transcoder=container.ledger.mapper.transcoder)

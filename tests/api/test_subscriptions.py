@@ -91,9 +91,13 @@ def test_marketing_receives_nothing_until_authorised_and_then_only_later_events(
     client: TestClient,
 ) -> None:
     agency, token = subscribe(
-        client, name="Agency", recipient_org="org-agency", purpose="HMARKT",
-        kinds=["medication", "observation"], content="id-only",
-    )  # fmt: skip
+        client,
+        name="Agency",
+        recipient_org="org-agency",
+        purpose="HMARKT",
+        kinds=["medication", "observation"],
+        content="id-only",
+    )
     patient_id = patient(client, "MRN-D")
     before = entry(client, patient_id, MEDICATION)
     assert entry_ids(feed(client, agency, token, after=0)) == []
@@ -144,9 +148,13 @@ def test_a_sensitive_label_reaches_only_a_subscriber_whose_directive_names_it(
 
 def test_another_line_of_business_receives_no_phi_at_all(client: TestClient) -> None:
     ads, token = subscribe(
-        client, name="Retail ads", recipient_org="org-retail", purpose="HMARKT",
-        kinds=["medication", "observation"], content="id-only",
-    )  # fmt: skip
+        client,
+        name="Retail ads",
+        recipient_org="org-retail",
+        purpose="HMARKT",
+        kinds=["medication", "observation"],
+        content="id-only",
+    )
     patient_id = patient(client, "MRN-H")
     under_care(client, patient_id)
     entry(client, patient_id, MEDICATION)
@@ -183,17 +191,27 @@ def test_only_the_subscribers_own_token_reads_its_feed_and_only_admins_register(
         assert_problem(response, 403)
     response = client.post(
         "/v1/subscribers",
-        json={"name": "x", "recipient_org": "org-main", "purpose": "TREAT",
-              "kinds": ["medication"], "content": "full"},
+        json={
+            "name": "x",
+            "recipient_org": "org-main",
+            "purpose": "TREAT",
+            "kinds": ["medication"],
+            "content": "full",
+        },
         headers=CLINICIAN,
-    )  # fmt: skip
+    )
     assert_problem(response, 403)
     response = client.post(
         "/v1/subscribers",
-        json={"name": "x", "recipient_org": "org-main", "purpose": "ETREAT",
-              "kinds": ["medication"], "content": "full"},
+        json={
+            "name": "x",
+            "recipient_org": "org-main",
+            "purpose": "ETREAT",
+            "kinds": ["medication"],
+            "content": "full",
+        },
         headers=ADMIN,
-    )  # fmt: skip
+    )
     assert_problem(response, 422)
     assert feed(client, pharmacy, token).json() == {"items": [], "access_ids": [], "next_after": 0}
 

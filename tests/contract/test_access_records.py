@@ -16,11 +16,11 @@ import pytest
 
 from api.bootstrap import build
 from api.container import Container
-from application.access_log import AuditUnavailable, DisclosedWrite, Disclosures, GroupCommit
+from application.access.access_log import AuditUnavailable, DisclosedWrite, Disclosures, GroupCommit
+from application.access.policy import Basis, Decision
+from application.charts.disclosure_rendering import render
 from application.context import Actor, RequestContext, Role
-from application.disclosure_rendering import render
 from application.errors import DataKeyDestroyed
-from application.policy import Basis, Decision
 from domain.access_record import AccessRecord
 from domain.patient import Patient
 from domain.values import HumanName
@@ -68,9 +68,15 @@ def test_a_disclosure_is_recorded_with_the_digest_of_the_exact_bytes(
     try:
         # When a body is disclosed
         disclosed = disclosures.disclose(
-            CLINICIAN, action="read", body=body, decision=PERMIT, patient_id=patient_id,
-            entry_ids=["e-1"], stream_versions={str(patient_id): 3}, request={"limit": 50},
-        )  # fmt: skip
+            CLINICIAN,
+            action="read",
+            body=body,
+            decision=PERMIT,
+            patient_id=patient_id,
+            entry_ids=["e-1"],
+            stream_versions={str(patient_id): 3},
+            request={"limit": 50},
+        )
     finally:
         writer.close()
     # Then the bytes returned are the rendering, and the record names their digest
@@ -189,9 +195,13 @@ def test_a_clinical_write_and_its_access_record_commit_together(
     monkeypatch.setattr(built.ledger.mapper, "to_stored_event", refusing)
     with pytest.raises(AuditUnavailable):
         built.patients.update_demographics(
-            clinician, patient_id, name=HumanName("Ada", "Renamed"), birth_date=None,
-            sex=None, contact=None,
-        )  # fmt: skip
+            clinician,
+            patient_id,
+            name=HumanName("Ada", "Renamed"),
+            birth_date=None,
+            sex=None,
+            contact=None,
+        )
     # Then the caller is told the audit is unavailable (503), and the write is not
     # durable either: the chart is as it was
     monkeypatch.undo()

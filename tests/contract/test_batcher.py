@@ -17,12 +17,12 @@ import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from api.container import Container
-from application.access_log import AccessBatch, GroupCommit, access_record
-from application.batcher import Batcher, BatcherClosed
+from application.access.access_log import AccessBatch, GroupCommit, access_record
+from application.access.policy import Decision
 from application.context import Actor, RequestContext, Role
 from application.errors import AuditUnavailable
-from application.group_writes import GroupWrites, PendingSave
-from application.policy import Decision
+from application.ledger.batcher import Batcher, BatcherClosed
+from application.ledger.group_writes import GroupWrites, PendingSave
 from domain.access_record import AccessRecord
 from domain.patient import Patient
 from domain.values import Coding, Provenance, TextValue

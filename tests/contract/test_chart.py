@@ -201,9 +201,16 @@ def test_the_chart_knows_where_each_entry_is_in_its_log(container: Container) ->
     second = record_heart_rate(container, patient_id, bpm=61)
     moved_to = datetime(2026, 11, 1, 7, 0, tzinfo=UTC)
     container.patients.amend_entry(
-        CLINICIAN, patient_id, first, reason="wrong day", code=None, value=None,
-        effective_at=moved_to, modality=None, labels=None,
-    )  # fmt: skip
+        CLINICIAN,
+        patient_id,
+        first,
+        reason="wrong day",
+        code=None,
+        value=None,
+        effective_at=moved_to,
+        modality=None,
+        labels=None,
+    )
     container.patients.mark_entered_in_error(CLINICIAN, patient_id, first, reason="duplicate")
 
     # Then the chart keeps each entry's time and the versions that wrote it
@@ -240,20 +247,35 @@ def test_two_processes_writing_to_one_chart_lose_nothing(
         # And If-Match with the store's version is honoured by a process whose copy is
         # behind it, and refused with the store's version when it is not current
         current = other.patients.update_demographics(
-            CLINICIAN, patient_id, name=HumanName("Ada", "Renamed"), birth_date=None,
-            sex=None, contact=None, expected_version=5,
-        )  # fmt: skip
+            CLINICIAN,
+            patient_id,
+            name=HumanName("Ada", "Renamed"),
+            birth_date=None,
+            sex=None,
+            contact=None,
+            expected_version=5,
+        )
         assert current.result["version"] == 6
         behind = container.patients.update_demographics(
-            CLINICIAN, patient_id, name=HumanName("Ada", "Again"), birth_date=None,
-            sex=None, contact=None, expected_version=6,
-        )  # fmt: skip
+            CLINICIAN,
+            patient_id,
+            name=HumanName("Ada", "Again"),
+            birth_date=None,
+            sex=None,
+            contact=None,
+            expected_version=6,
+        )
         assert behind.result["version"] == 7
         with pytest.raises(PreconditionFailed) as refused:
             other.patients.update_demographics(
-                CLINICIAN, patient_id, name=HumanName("Ada", "Late"), birth_date=None,
-                sex=None, contact=None, expected_version=6,
-            )  # fmt: skip
+                CLINICIAN,
+                patient_id,
+                name=HumanName("Ada", "Late"),
+                birth_date=None,
+                sex=None,
+                contact=None,
+                expected_version=6,
+            )
         assert refused.value.actual == 7
     finally:
         other.close()

@@ -27,8 +27,14 @@ TEXT = MEDICATION["value"]["text"].encode()  # type: ignore[index]
 
 def pharmacy(client: TestClient, labels: list[str]) -> tuple[str, dict[str, str]]:
     """org-main's pharmacy, receiving medication and observations in full."""
-    body = {"name": "Main St pharmacy", "recipient_org": "org-main", "purpose": "TREAT",
-            "kinds": ["medication", "observation"], "labels": labels, "content": "full"}  # fmt: skip
+    body = {
+        "name": "Main St pharmacy",
+        "recipient_org": "org-main",
+        "purpose": "TREAT",
+        "kinds": ["medication", "observation"],
+        "labels": labels,
+        "content": "full",
+    }
     response = client.post("/v1/subscribers", json=body, headers=ADMIN)
     assert response.status_code == 201, response.text
     subscriber_id = response.json()["id"]

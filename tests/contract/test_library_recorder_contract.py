@@ -31,7 +31,7 @@ from eventsourcing.persistence import JSONTranscoder, Transcoder
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
-from application.ledger import CareLedger
+from application.ledger.ledger import CareLedger
 from infrastructure.chain import verify
 from infrastructure.postgres_recorder import PostgresLedgerRecorder
 from infrastructure.sqlite_recorder import SQLiteLedgerRecorder

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.container import Container
-from application.chart_reads import TIMELINE_VIEWS
+from application.charts.chart_reads import TIMELINE_VIEWS
 from domain.errors import InvalidValue
 from tests.api.support import (
     CLINICIAN,
@@ -55,9 +55,10 @@ def test_a_min_position_past_the_head_is_422_and_later_writes_are_still_waited_f
     container.projection_host.stop()
     container.charts.views.wait_seconds = 0.5
     written = client.post(
-        f"/v1/patients/{patient_id}/entries", json={**ENTRY_BODY, "value": {"text": "second"}},
+        f"/v1/patients/{patient_id}/entries",
+        json={**ENTRY_BODY, "value": {"text": "second"}},
         headers=CLINICIAN,
-    )  # fmt: skip
+    )
     assert written.status_code == 201, written.text
     position = written.json()["position"]
     behind = _timeline(client, patient_id, min_position=position)

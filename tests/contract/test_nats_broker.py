@@ -8,7 +8,7 @@ from uuid import uuid4
 import orjson
 import pytest
 
-from application.relay import Message, subject_of
+from application.subscriptions.relay import Message, subject_of
 from infrastructure.nats_relay import NatsBroker, PublishRefused
 from tests.e2e.nats_consumer import collect, purge
 

@@ -13,10 +13,10 @@ from uuid import UUID
 import pytest
 
 from api.container import Container
+from application.charts.disclosure_rendering import consent_state
+from application.charts.read_models import ViewsBehind
 from application.context import Role
-from application.disclosure_rendering import consent_state
 from application.errors import Gone
-from application.read_models import ViewsBehind
 from domain.consent import Consent
 from domain.patient import Patient
 from domain.subscriber import ContentLevel
@@ -97,9 +97,16 @@ def populated(container: Container, mrn: str, sponsor: str | None = None) -> UUI
     second, _ = record(container, patient_id, at=T0 + minutes(5), labels=frozenset({MENTAL}))
     record(container, patient_id, at=T0 + minutes(10), kind=EntryKind.CONDITION)
     container.patients.amend_entry(
-        clinician(), patient_id, first, reason="typo", code=None,
-        value=TextValue("amended"), effective_at=None, modality=None, labels=None,
-    )  # fmt: skip
+        clinician(),
+        patient_id,
+        first,
+        reason="typo",
+        code=None,
+        value=TextValue("amended"),
+        effective_at=None,
+        modality=None,
+        labels=None,
+    )
     container.patients.mark_entered_in_error(clinician(), patient_id, second, reason="dup")
     grant(container, patient_id, labels=frozenset({MENTAL}))
     enrol(container, patient_id, sponsor)
@@ -116,8 +123,13 @@ def test_the_timeline_is_ordered_by_effective_time_and_filters_by_kind_and_perio
     patient_id = register(container, "MRN-T1")
     under_care(container, patient_id)
     at = {}
-    for offset, kind in ((30, EntryKind.NOTE), (10, EntryKind.CONDITION), (20, EntryKind.NOTE),
-                         (40, EntryKind.CONDITION), (0, EntryKind.NOTE)):  # fmt: skip
+    for offset, kind in (
+        (30, EntryKind.NOTE),
+        (10, EntryKind.CONDITION),
+        (20, EntryKind.NOTE),
+        (40, EntryKind.CONDITION),
+        (0, EntryKind.NOTE),
+    ):
         entry_id, _ = record(container, patient_id, at=T0 + minutes(offset), kind=kind)
         at[offset] = entry_id
     container.catch_up()
@@ -182,13 +194,27 @@ def test_an_amended_entry_shows_its_latest_version_and_an_erroneous_one_stays_vi
     second, _ = record(container, patient_id, at=T0 + minutes(1), text="duplicate")
     third, _ = record(container, patient_id, at=T0 + minutes(2), text="untouched")
     container.patients.amend_entry(
-        clinician(), patient_id, first, reason="corrected", code=None,
-        value=TextValue("second draft"), effective_at=None, modality=None, labels=None,
-    )  # fmt: skip
+        clinician(),
+        patient_id,
+        first,
+        reason="corrected",
+        code=None,
+        value=TextValue("second draft"),
+        effective_at=None,
+        modality=None,
+        labels=None,
+    )
     container.patients.amend_entry(
-        clinician(), patient_id, first, reason="later", code=None,
-        value=TextValue("final"), effective_at=T0 + minutes(9), modality=None, labels=None,
-    )  # fmt: skip
+        clinician(),
+        patient_id,
+        first,
+        reason="later",
+        code=None,
+        value=TextValue("final"),
+        effective_at=T0 + minutes(9),
+        modality=None,
+        labels=None,
+    )
     container.patients.mark_entered_in_error(clinician(), patient_id, second, reason="dup")
     container.catch_up()
 
@@ -289,8 +315,9 @@ def test_a_page_of_a_long_chart_reads_only_a_page_of_rows(
                 assert scan["Actual Rows"] <= 51, scan
                 assert scan.get("Rows Removed by Filter", 0) == 0, scan
             else:
-                details = [r[-1] for r in cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
-                           .fetchall()]  # fmt: skip
+                details = [
+                    r[-1] for r in cursor.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+                ]
                 assert any("USING INDEX view_timeline_by_time" in d for d in details), details
                 assert not any("TEMP B-TREE" in d for d in details), details
                 assert not any(d.startswith("SCAN") for d in details), details
@@ -340,9 +367,13 @@ def test_updated_demographics_are_found_by_the_new_name_only(container: Containe
 
     # When their family name and birth date change
     container.patients.update_demographics(
-        clinician(), patient_id, name=HumanName("Ada", "Lovelace"),
-        birth_date=date(1984, 7, 13), sex=None, contact=None,
-    )  # fmt: skip
+        clinician(),
+        patient_id,
+        name=HumanName("Ada", "Lovelace"),
+        birth_date=date(1984, 7, 13),
+        sex=None,
+        contact=None,
+    )
     container.catch_up()
 
     # Then the new name finds them, the old one does not, and the MRN still does
@@ -371,8 +402,9 @@ def test_the_view_tables_hold_no_plaintext_identifiers(
     with raw.as_superuser() as conn:
         for spec in TABLES.values():
             for row in raw.run(conn, f"SELECT * FROM {spec.table}"):
-                cells += [bytes(v) if isinstance(v, memoryview | bytes) else str(v).encode()
-                          for v in row]  # fmt: skip
+                cells += [
+                    bytes(v) if isinstance(v, memoryview | bytes) else str(v).encode() for v in row
+                ]
     assert cells
 
     # Then no cell holds any identifier or the note, in any case
@@ -408,9 +440,12 @@ def test_consent_state_carries_directives_and_version_as_the_aggregate_does(
     revoked = grant(container, patient_id, grantee=ORG, labels=frozenset({MENTAL}))
     container.consents.revoke_directive(clinician(), patient_id, revoked, reason="withdrawn")
     container.consents.request_restriction(
-        clinician(), patient_id, purposes=frozenset({Purpose.HMARKT}),
-        labels=frozenset(), recipient="org-marketing",
-    )  # fmt: skip
+        clinician(),
+        patient_id,
+        purposes=frozenset({Purpose.HMARKT}),
+        labels=frozenset(),
+        recipient="org-marketing",
+    )
     container.catch_up()
 
     # Then the view's state is exactly the aggregate's state
@@ -470,9 +505,14 @@ def test_erasing_a_patient_purges_their_rows_and_rebuilds_skip_their_events(
     # Given a public-health registry (it needs no membership), and three patients
     # projected into every view, its outbox included
     container.subscriptions.register(
-        admin(), name="Registry", recipient_org=ORG, purpose=Purpose.PUBHLTH,
-        kinds=list(EntryKind), labels=[], content=ContentLevel.FULL,
-    )  # fmt: skip
+        admin(),
+        name="Registry",
+        recipient_org=ORG,
+        purpose=Purpose.PUBHLTH,
+        kinds=list(EntryKind),
+        labels=[],
+        content=ContentLevel.FULL,
+    )
     erased = populated(container, "MRN-E1", sponsor="acme")
     kept = [populated(container, "MRN-E2", sponsor="acme"), populated(container, "MRN-E3")]
     container.catch_up()

@@ -16,7 +16,7 @@ import pytest
 
 from api.bootstrap import relay_for
 from api.container import Container
-from application.relay import Message, recorded_name, tracking_name
+from application.subscriptions.relay import Message, recorded_name, tracking_name
 from domain.subscriber import ContentLevel
 from domain.vocabulary import EntryKind, Purpose
 from tests.conftest import ORG
@@ -50,9 +50,14 @@ class Stream:
 def operations_feed(container: Container) -> UUID:
     # Public health, which needs no membership (operations would, for clinical content).
     outcome = container.subscriptions.register(
-        admin(), name="Registry", recipient_org=ORG, purpose=Purpose.PUBHLTH,
-        kinds=[EntryKind.NOTE], labels=[], content=ContentLevel.ID_ONLY,
-    )  # fmt: skip
+        admin(),
+        name="Registry",
+        recipient_org=ORG,
+        purpose=Purpose.PUBHLTH,
+        kinds=[EntryKind.NOTE],
+        labels=[],
+        content=ContentLevel.ID_ONLY,
+    )
     return UUID(outcome.result["id"])
 
 

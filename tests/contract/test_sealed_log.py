@@ -92,8 +92,15 @@ def test_what_is_sealed_is_exactly_what_the_librarys_own_mapper_would_store(
     library = Mapper(mapper.transcoder)
     events = [mapper.to_domain_event(s) for s in container.ledger.recorder.select_events(chart)]
     events.append(Snapshot.take(container.ledger.repository.get(chart)))
-    events.append(_NoteAmended(originator_id=chart, originator_version=len(events) + 1,
-                               timestamp=T0, actor_id="clinician-7", note="revised"))  # fmt: skip
+    events.append(
+        _NoteAmended(
+            originator_id=chart,
+            originator_version=len(events) + 1,
+            timestamp=T0,
+            actor_id="clinician-7",
+            note="revised",
+        )
+    )
     sealed_plaintexts: list[bytes] = []
     ring_aead = container.keys.aead
 
@@ -114,8 +121,10 @@ def test_what_is_sealed_is_exactly_what_the_librarys_own_mapper_would_store(
         theirs = library.to_stored_event(event)
         assert sealed_plaintexts[-1] == theirs.state
         assert (ours.originator_id, ours.originator_version, ours.topic) == (
-            theirs.originator_id, theirs.originator_version, theirs.topic,
-        )  # fmt: skip
+            theirs.originator_id,
+            theirs.originator_version,
+            theirs.topic,
+        )
     assert len(sealed_plaintexts) == len(events) > 5
     assert b'"class_version":2' in sealed_plaintexts[-1].replace(b" ", b"")
 
@@ -349,9 +358,12 @@ def test_erasure_shreds_every_stream_and_the_chain_still_verifies(
 
 
 def test_another_process_stops_using_an_erased_patients_key_within_its_cache_bound(
-    container: Container, chart: UUID, database_url: str, tmp_path: Path,
+    container: Container,
+    chart: UUID,
+    database_url: str,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     # Given a second service on the same store that has read the patient (key cached)
     other = build(make_settings(database_url, tmp_path / "var-other"))
     try:

@@ -12,7 +12,7 @@ import pytest
 from eventsourcing.utils import get_topic
 
 from api.container import Container
-from application.sponsor_discontinuation import SponsorDiscontinuation
+from application.memberships.sponsor_discontinuation import SponsorDiscontinuation
 from domain.errors import SponsorProgrammeDiscontinued
 from domain.membership import Membership
 from infrastructure.follower import LogFollower

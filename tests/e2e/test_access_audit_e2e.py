@@ -44,23 +44,43 @@ def test_every_phi_response_has_exactly_one_matching_access_record(
             "POST", "/v1/patients", json={**REGISTER_BODY, "mrn": "MRN-E2E-2"}, headers=CLINICIAN
         ).json()["id"]
         for who in (patient, stranger):
-            assert call("POST", f"/v1/patients/{who}/entries", json=ENTRY_BODY,
-                        headers=CLINICIAN).status_code == 201  # fmt: skip
+            assert (
+                call(
+                    "POST", f"/v1/patients/{who}/entries", json=ENTRY_BODY, headers=CLINICIAN
+                ).status_code
+                == 201
+            )
         # One is under care; a consent directive is granted
         today = datetime.now(UTC).date()
         enrolled = call(
-            "POST", "/v1/memberships", headers=ADMIN,
-            json={"patient_id": patient, "plan": "individual", "annual_fee_cents": 0,
-                  "starts_on": (today - timedelta(days=1)).isoformat(),
-                  "ends_on": (today + timedelta(days=365)).isoformat()},
-        )  # fmt: skip
+            "POST",
+            "/v1/memberships",
+            headers=ADMIN,
+            json={
+                "patient_id": patient,
+                "plan": "individual",
+                "annual_fee_cents": 0,
+                "starts_on": (today - timedelta(days=1)).isoformat(),
+                "ends_on": (today + timedelta(days=365)).isoformat(),
+            },
+        )
         granted = call(
-            "POST", f"/v1/patients/{patient}/consents", headers=CLINICIAN,
-            json={"grantee": "org-pharmacy", "purposes": ["TREAT"], "labels": [],
-                  "period": {"start": today.isoformat()},
-                  "evidence": {"form_id": "f", "form_version": "1", "text_sha256": SHA256,
-                               "method": "electronic"}},
-        )  # fmt: skip
+            "POST",
+            f"/v1/patients/{patient}/consents",
+            headers=CLINICIAN,
+            json={
+                "grantee": "org-pharmacy",
+                "purposes": ["TREAT"],
+                "labels": [],
+                "period": {"start": today.isoformat()},
+                "evidence": {
+                    "form_id": "f",
+                    "form_version": "1",
+                    "text_sha256": SHA256,
+                    "method": "electronic",
+                },
+            },
+        )
         assert enrolled.status_code == 201 and granted.status_code == 201
         seen = {"min_position": max(enrolled.json()["position"], granted.json()["position"])}
         # Reads of every kind
@@ -78,9 +98,10 @@ def test_every_phi_response_has_exactly_one_matching_access_record(
         assert denied.status_code == 403
         # A replay of the timeline page
         replayed = call(
-            "POST", f"/v1/audit/accesses/{reads[1].headers['X-Access-Id']}/replay",
+            "POST",
+            f"/v1/audit/accesses/{reads[1].headers['X-Access-Id']}/replay",
             headers=AUDITOR,
-        )  # fmt: skip
+        )
         assert replayed.status_code == 200 and replayed.json()["matches"] is True
 
         # Then the auditor's log holds every record, once

@@ -87,25 +87,39 @@ def write_patients(container: Container, count: int, prefix: str, written: Writt
         entries += record_many(container, patient_id, moments, EntryKind.OBSERVATION)
         written.entries.update(entries)
         container.patients.amend_entry(
-            clinician(), patient_id, entries[0], reason="corrected", code=None,
-            value=TextValue(f"amended {n}"), effective_at=None, modality=None, labels=None,
-        )  # fmt: skip
+            clinician(),
+            patient_id,
+            entries[0],
+            reason="corrected",
+            code=None,
+            value=TextValue(f"amended {n}"),
+            effective_at=None,
+            modality=None,
+            labels=None,
+        )
         container.patients.mark_entered_in_error(clinician(), patient_id, entries[1], reason="dup")
         directive = grant(container, patient_id, labels=frozenset({SensitivityLabel.GENETIC}))
         if n % 3 == 0:
             container.consents.revoke_directive(clinician(), patient_id, directive, reason="no")
         if n % 7 == 0:
             container.patients.update_demographics(
-                clinician(), patient_id, name=HumanName("Renamed", f"New{prefix}{n}"),
-                birth_date=None, sex=None, contact=None,
-            )  # fmt: skip
+                clinician(),
+                patient_id,
+                name=HumanName("Renamed", f"New{prefix}{n}"),
+                birth_date=None,
+                sex=None,
+                contact=None,
+            )
         sponsor = f"sponsor-{n % 4}" if n % 2 else None
         outcome = container.memberships.enrol(
-            admin(), patient_id=patient_id,
-            plan=Plan.EMPLOYER if sponsor else Plan.INDIVIDUAL, sponsor_id=sponsor,
+            admin(),
+            patient_id=patient_id,
+            plan=Plan.EMPLOYER if sponsor else Plan.INDIVIDUAL,
+            sponsor_id=sponsor,
             annual_fee_cents=0 if sponsor else 19900,
-            starts_on=date(2026, 1, 1), ends_on=date(2026, 12, 31),
-        )  # fmt: skip
+            starts_on=date(2026, 1, 1),
+            ends_on=date(2026, 12, 31),
+        )
         membership = UUID(outcome.result["id"])
         written.memberships.add(membership)
         if n % 4 == 0:
@@ -129,8 +143,11 @@ class Worker:
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [str(BIN / "careledger"), "worker"],
-                cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while b"worker: running" not in log_path.read_bytes():
             if self.process.poll() is not None:
@@ -161,8 +178,13 @@ def positions(container: Container) -> dict[str, int]:
 def careledger(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "careledger"), *args],
-        env=env, cwd=cwd, check=False, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=env,
+        cwd=cwd,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_a_worker_killed_at_random_converges_to_a_rebuild(pg_url: str, tmp_path: Path) -> None:
@@ -186,9 +208,14 @@ def test_a_worker_killed_at_random_converges_to_a_rebuild(pg_url: str, tmp_path:
         # And a subscriber (public health: no membership needed), and a backlog written
         # before any worker runs
         container.subscriptions.register(
-            admin(), name="Registry feed", recipient_org="org-main", purpose=Purpose.PUBHLTH,
-            kinds=[EntryKind.OBSERVATION, EntryKind.NOTE], labels=[], content=ContentLevel.FULL,
-        )  # fmt: skip
+            admin(),
+            name="Registry feed",
+            recipient_org="org-main",
+            purpose=Purpose.PUBHLTH,
+            kinds=[EntryKind.OBSERVATION, EntryKind.NOTE],
+            labels=[],
+            content=ContentLevel.FULL,
+        )
         write_patients(container, 70, "A", written)
         assert all(p == 0 for p in positions(container).values())
 

@@ -22,9 +22,13 @@ def walkthrough_blocks() -> list[str]:
 def test_the_walkthrough_has_the_promised_steps() -> None:
     script = "\n".join(walkthrough_blocks())
     for step in (
-        "careledger token", "/v1/patients", "/entries", "/timeline", "/v1/memberships",
+        "careledger token",
+        "/v1/patients",
+        "/entries",
+        "/timeline",
+        "/v1/memberships",
         "/v1/subscribers",
-    ):  # fmt: skip
+    ):
         assert step in script
 
 

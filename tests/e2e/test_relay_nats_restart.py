@@ -38,8 +38,18 @@ class PrivateNats:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        command = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-js",
-                   "-sd", str(self.store), "-l", str(self.log)]  # fmt: skip
+        command = [
+            NATS_SERVER,
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-js",
+            "-sd",
+            str(self.store),
+            "-l",
+            str(self.log),
+        ]
         self.process = subprocess.Popen(command)
         deadline = time.monotonic() + 10
         while b"Server is ready" not in (self.log.read_bytes() if self.log.exists() else b""):

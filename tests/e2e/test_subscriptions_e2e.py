@@ -103,9 +103,13 @@ def test_marketing_gets_nothing_until_authorised_then_only_later_events(
 ) -> None:
     client = stack.client
     agency, token = subscribe(
-        client, name="Agency", recipient_org="org-agency", purpose="HMARKT",
-        kinds=["medication", "observation"], content="id-only",
-    )  # fmt: skip
+        client,
+        name="Agency",
+        recipient_org="org-agency",
+        purpose="HMARKT",
+        kinds=["medication", "observation"],
+        content="id-only",
+    )
     patient_id = patient(client, "E2E-C")
     before = entry(client, patient_id, MEDICATION)
     directive(client, patient_id, "org-agency", ["HMARKT"])
@@ -165,9 +169,13 @@ def test_a_label_reaches_only_a_subscriber_whose_directive_names_it(
 def test_another_line_of_business_receives_no_phi_at_all(stack: Stack, subjects: list[str]) -> None:
     client = stack.client
     ads, token = subscribe(
-        client, name="Retail ads", recipient_org="org-retail", purpose="HMARKT",
-        kinds=["medication", "observation"], content="id-only",
-    )  # fmt: skip
+        client,
+        name="Retail ads",
+        recipient_org="org-retail",
+        purpose="HMARKT",
+        kinds=["medication", "observation"],
+        content="id-only",
+    )
     control, _ = subscribe(client, name="Control pharmacy")
     patient_id = patient(client, "E2E-H")
     under_care(client, patient_id)

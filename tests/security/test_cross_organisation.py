@@ -105,16 +105,26 @@ class Ids:
     def ours(world: World) -> "Ids":
         main = world.main
         return Ids(
-            main.patient_id, main.membership_id, main.read_access_id, main.glass_access_id,
-            main.entries["plain"], main.directive_id, main.subscriber_id,
-        )  # fmt: skip
+            main.patient_id,
+            main.membership_id,
+            main.read_access_id,
+            main.glass_access_id,
+            main.entries["plain"],
+            main.directive_id,
+            main.subscriber_id,
+        )
 
     @staticmethod
     def unknown() -> "Ids":
         return Ids(
-            UNKNOWN_ID, UNKNOWN_MEMBERSHIP, UNKNOWN_ACCESS, UNKNOWN_ACCESS, UNKNOWN_ENTRY,
-            UNKNOWN_DIRECTIVE, UNKNOWN_SUBSCRIBER,
-        )  # fmt: skip
+            UNKNOWN_ID,
+            UNKNOWN_MEMBERSHIP,
+            UNKNOWN_ACCESS,
+            UNKNOWN_ACCESS,
+            UNKNOWN_ENTRY,
+            UNKNOWN_DIRECTIVE,
+            UNKNOWN_SUBSCRIBER,
+        )
 
 
 Check = Callable[[World, str, httpx.Response], list[str]]
@@ -538,9 +548,12 @@ def attempt(
     client: TestClient, call: Call, auth: Mapping[str, str], request_id: str
 ) -> httpx.Response:
     return client.request(
-        call.method, call.path, params=call.params, json=call.body,
+        call.method,
+        call.path,
+        params=call.params,
+        json=call.body,
         headers={**auth, "X-Request-Id": request_id},
-    )  # fmt: skip
+    )
 
 
 def refused(response: httpx.Response) -> list[str]:
@@ -660,8 +673,13 @@ def test_a_subscriber_registered_elsewhere_never_delivers_our_patients(world: Wo
         {"recipient_org": ORG_MAIN, "purpose": "HOPERAT"},
     ]
     for spec in specs:
-        body = {"name": "Other Lane Registry", "kinds": ALL_KINDS, "labels": [],
-                "content": "full", **spec}  # fmt: skip
+        body = {
+            "name": "Other Lane Registry",
+            "kinds": ALL_KINDS,
+            "labels": [],
+            "content": "full",
+            **spec,
+        }
         registered = client.post("/v1/subscribers", json=body, headers=other.admin)
         if registered.status_code in (403, 404, 422):
             continue  # refused outright: nothing can be delivered

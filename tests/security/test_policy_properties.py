@@ -1,4 +1,4 @@
-"""Properties of the policy decision point (``application.policy.decide``), over random
+"""Properties of the policy decision point (``application.access.policy.decide``), over random
 actors, purposes, directives, memberships, labels and contents; and one property of the
 HTTP interface over random tokens against a fixed two-organisation store.
 
@@ -31,8 +31,8 @@ from hypothesis import strategies as st
 
 from api.app import create_app
 from api.bootstrap import build
+from application.access.policy import AccessRequest, ConsentFacts, Content, MembershipFact, decide
 from application.context import Actor, Role
-from application.policy import AccessRequest, ConsentFacts, Content, MembershipFact, decide
 from domain.vocabulary import Purpose
 from tests.conftest import make_settings
 from tests.security.two_orgs import (
@@ -58,13 +58,14 @@ STAFF = {Role.CLINICIAN, Role.ADMIN, Role.AUDITOR, Role.SERVICE}
 
 grantees = st.one_of(
     st.sampled_from(ORGS).map(lambda org: f"org:{org}"),
-    st.builds(lambda org, sub: f"practitioner:{org}/{sub}", st.sampled_from(ORGS),
-              st.sampled_from(SUBS)),
+    st.builds(
+        lambda org, sub: f"practitioner:{org}/{sub}", st.sampled_from(ORGS), st.sampled_from(SUBS)
+    ),
     st.sampled_from(SUBS).map(lambda sub: f"subscriber:{sub}"),
     st.sampled_from(ORGS),  # bare: an organisation id
     st.sampled_from(SUBS),  # bare: a subject, read as an organisation nobody has
     st.sampled_from([str(role) for role in Role]),  # a role name: nobody
-)  # fmt: skip
+)
 
 directives = st.fixed_dictionaries(
     {
@@ -81,11 +82,16 @@ directives = st.fixed_dictionaries(
         "granted_at": st.just("2020-01-01T00:00:00+00:00"),
         "revocation_reason": st.none(),
         "evidence": st.just(
-            {"form_id": "f", "form_version": "1", "text_sha256": "0" * 64,
-             "method": "electronic", "recorded_by": "someone"}
+            {
+                "form_id": "f",
+                "form_version": "1",
+                "text_sha256": "0" * 64,
+                "method": "electronic",
+                "recorded_by": "someone",
+            }
         ),
     }
-)  # fmt: skip
+)
 
 consents = st.builds(
     lambda version, ds: ConsentFacts(version, {f"{i:032x}": d for i, d in enumerate(ds)}),
@@ -112,9 +118,11 @@ def actors(draw: st.DrawFn) -> Actor:
     role = draw(st.sampled_from(ROLES))
     patient = draw(st.sampled_from(PATIENTS)) if role is Role.PATIENT else None
     return Actor(
-        id=draw(st.sampled_from(SUBS)), role=role, org=draw(st.sampled_from(ORGS)),
+        id=draw(st.sampled_from(SUBS)),
+        role=role,
+        org=draw(st.sampled_from(ORGS)),
         patient_id=patient,
-    )  # fmt: skip
+    )
 
 
 @st.composite
@@ -238,8 +246,9 @@ def sqlite_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The two-organisation store on SQLite, built once for the property's examples
     (which only read: their access records are all they add)."""
     root: Path = tmp_path_factory.mktemp("two-orgs")
-    container = build(make_settings(f"sqlite:///{root / 'careledger.db'}", root / "var"),
-                      run_processes=True)  # fmt: skip
+    container = build(
+        make_settings(f"sqlite:///{root / 'careledger.db'}", root / "var"), run_processes=True
+    )
     try:
         with TestClient(create_app(container), raise_server_exceptions=False) as client:
             world = build_world(client)
@@ -264,8 +273,9 @@ def tokens(draw: st.DrawFn) -> tuple[str, str, str, list[str] | None, dict[str, 
     org = draw(st.sampled_from([ORG_MAIN, "org-other", "org-third", ORG_PHARMACY]))
     role = draw(st.sampled_from(["clinician", "admin", "auditor", "service"]))
     sub = draw(st.sampled_from(["dr-grey", "admin-1", "auditor-1", ORG_MAIN, "subscriber"]))
-    claimed = draw(st.one_of(st.none(), st.lists(st.sampled_from(PURPOSES).map(str),
-                                                 unique=True, max_size=4)))  # fmt: skip
+    claimed = draw(
+        st.one_of(st.none(), st.lists(st.sampled_from(PURPOSES).map(str), unique=True, max_size=4))
+    )
     extra: dict[str, str] = {}
     purpose = draw(st.one_of(st.none(), st.sampled_from(PURPOSES).map(str)))
     if purpose is not None:
@@ -309,7 +319,11 @@ def test_no_cross_organisation_read_without_a_directive_over_http(
     by_directive = org == ORG_PHARMACY and purpose == "TREAT" and role != "admin"
     assert role not in ("admin", "auditor"), (org, role, purpose, view, response.text)
     assert (org == ORG_MAIN and role == "clinician") or by_directive, (
-        org, role, purpose, view, response.text,
-    )  # fmt: skip
+        org,
+        role,
+        purpose,
+        view,
+        response.text,
+    )
     if org != ORG_MAIN:
         assert main.displays["mental"] not in response.text  # the directive has no such label

@@ -62,16 +62,23 @@ def fresh_patient(
 ) -> tuple[str, Mapping[str, str]]:
     """Another patient of ours with a plain and a mental-health entry; and their token."""
     main = world.main
-    body = {**registration(main), "mrn": mrn, "name": {"given": "Corin", "family": family},
-            "contact": {"phone": "+1-555-0199"}, **changes}  # fmt: skip
+    body = {
+        **registration(main),
+        "mrn": mrn,
+        "name": {"given": "Corin", "family": family},
+        "contact": {"phone": "+1-555-0199"},
+        **changes,
+    }
     patient_id = register_patient(world.client, main, body)
     if member:
         enrol(world.client, main, patient_id)
     record(world.client, main, patient_id, entry_body("Resting pulse ashgrove"))
     record(
-        world.client, main, patient_id,
+        world.client,
+        main,
+        patient_id,
         entry_body("Depressive episode ashgrove", labels=["mental_health"], kind="condition"),
-    )  # fmt: skip
+    )
     return patient_id, auth("patient", sub=f"patient-{mrn}", org=ORG_MAIN, patient=patient_id)
 
 
@@ -118,9 +125,11 @@ def test_01_a_practitioner_directive_admits_that_practitioner_of_that_organisati
     client, main = world.client, world.main
     # Given our patient grants dr-grey of org-main their mental-health entries
     granted = grant(
-        world, main.patient_id, main.patient,
+        world,
+        main.patient_id,
+        main.patient,
         directive_body(f"practitioner:{ORG_MAIN}/{CLINICIAN_SUB}", ["TREAT"], ["mental_health"]),
-    )  # fmt: skip
+    )
     ok(granted, 201)
     # Then our dr-grey sees the mental-health entry
     ours = timeline(client, main.patient_id, main.clinician)
@@ -240,8 +249,9 @@ def test_03_an_erased_patient_of_ours_is_unknown_to_outsiders_and_gone_to_us(
     ]
     for method, path, token, body in attempts:
         got = client.request(method, path, json=body, headers=token)
-        unknown = client.request(method, path.replace(patient_id, UNKNOWN_ID), json=body,
-                                 headers=token)  # fmt: skip
+        unknown = client.request(
+            method, path.replace(patient_id, UNKNOWN_ID), json=body, headers=token
+        )
         assert got.status_code == 404, (method, path, actor_of(token), got.text)
         assert got.json()["detail"] == unknown.json()["detail"], (got.text, unknown.text)
     # And the outsiders' attempts are denials our auditor sees
@@ -275,8 +285,9 @@ def test_04_our_auditor_sees_outsiders_attempts_and_theirs_sees_nothing_of_ours(
         ),
         404,
     )
-    listed = ok(client.get("/v1/audit/accesses", params={"limit": 500, **seen},
-                           headers=other.auditor), 200)  # fmt: skip
+    listed = ok(
+        client.get("/v1/audit/accesses", params={"limit": 500, **seen}, headers=other.auditor), 200
+    )
     listed_ids = {r["access_id"] for r in listed["items"]}
     assert listed_ids.isdisjoint({main.read_access_id, main.glass_access_id, attempt["access_id"]})
     assert all(r["actor"]["org"] == ORG_OTHER for r in listed["items"]), listed
@@ -315,9 +326,11 @@ def review(client: TestClient, access_id: str, token: Mapping[str, str], outcome
 
 def queued(world: World, org: Org, access_id: str) -> dict[str, Any]:
     queue = ok(
-        world.client.get("/v1/audit/break-glass", params=settled(world.client),
-                         headers=org.auditor), 200,
-    )  # fmt: skip
+        world.client.get(
+            "/v1/audit/break-glass", params=settled(world.client), headers=org.auditor
+        ),
+        200,
+    )
     [item] = [i for i in queue["items"] if i["access_id"] == access_id]
     return item
 
@@ -415,9 +428,10 @@ def test_06_a_clinician_never_records_a_directive_for_themselves(
     )
     assert_problem(refused, 403)
     [denial] = [
-        r for r in denials(world, main.patient_id, main.clinician)
+        r
+        for r in denials(world, main.patient_id, main.clinician)
         if r["request_id"] == "self-grant-6"
-    ]  # fmt: skip
+    ]
     assert denial["decision"] == "deny"
     # And it gave nothing: the mental-health entry stays hidden from them
     assert main.displays["mental"] not in timeline(client, main.patient_id, main.clinician).text
@@ -442,14 +456,18 @@ def test_07_a_purpose_the_token_does_not_allow_is_refused_and_recorded(
 ) -> None:
     client, main = world.client, world.main
     refused = timeline(
-        client, main.patient_id, main.clinician,
-        X_Purpose_Of_Use=purpose, X_Request_Id=f"purpose-{purpose}",
-    )  # fmt: skip
+        client,
+        main.patient_id,
+        main.clinician,
+        X_Purpose_Of_Use=purpose,
+        X_Request_Id=f"purpose-{purpose}",
+    )
     assert_problem(refused, 403)
     [denial] = [
-        r for r in denials(world, main.patient_id, main.clinician)
+        r
+        for r in denials(world, main.patient_id, main.clinician)
         if r["request_id"] == f"purpose-{purpose}"
-    ]  # fmt: skip
+    ]
     assert denial["purpose"] == purpose
 
 
@@ -457,8 +475,12 @@ def test_07_clinical_content_needs_the_care_relationship_whatever_the_token_allo
     world: World,
 ) -> None:
     client, main = world.client, world.main
-    operator = mint("clinician", sub=CLINICIAN_SUB, org=ORG_MAIN,
-                    purpose_of_use=["TREAT", "HOPERAT", "HPAYMT", "PUBHLTH"])  # fmt: skip
+    operator = mint(
+        "clinician",
+        sub=CLINICIAN_SUB,
+        org=ORG_MAIN,
+        purpose_of_use=["TREAT", "HOPERAT", "HPAYMT", "PUBHLTH"],
+    )
     stranger, _ = fresh_patient(world, mrn="MRN-NOCARE-7", member=False)
     # Without a membership, neither operations nor payment reads the chart
     for purpose in ("HOPERAT", "HPAYMT", "TREAT"):
@@ -475,9 +497,11 @@ def test_07_clinical_content_needs_the_care_relationship_whatever_the_token_allo
     assert report.status_code == 200, report.text
     assert "Depressive episode ashgrove" not in report.text
     accounting = ok(
-        client.get(f"/v1/patients/{stranger}/disclosures", params=settled(client),
-                   headers=main.auditor), 200,
-    )  # fmt: skip
+        client.get(
+            f"/v1/patients/{stranger}/disclosures", params=settled(client), headers=main.auditor
+        ),
+        200,
+    )
     assert report.headers["X-Access-Id"] in str(accounting)
 
 
@@ -502,14 +526,20 @@ def test_07_the_role_defaults_bind_patients_admins_and_auditors(world: World) ->
     assert_problem(mine, 403)
     # An administrator asserts HOPERAT only
     assert_problem(
-        client.get("/v1/memberships", params=seen,
-                   headers=headers(main.admin, X_Purpose_Of_Use="TREAT")), 403,
-    )  # fmt: skip
+        client.get(
+            "/v1/memberships", params=seen, headers=headers(main.admin, X_Purpose_Of_Use="TREAT")
+        ),
+        403,
+    )
     # An auditor asserts HOPERAT only
     assert_problem(
-        client.get("/v1/audit/accesses", params=seen,
-                   headers=headers(main.auditor, X_Purpose_Of_Use="HMARKT")), 403,
-    )  # fmt: skip
+        client.get(
+            "/v1/audit/accesses",
+            params=seen,
+            headers=headers(main.auditor, X_Purpose_Of_Use="HMARKT"),
+        ),
+        403,
+    )
     # A token may narrow them: an auditor allowed nothing but HOPERAT still audits
     narrowed = mint("auditor", sub="auditor-3", org=ORG_MAIN, purpose_of_use=["HOPERAT"])
     ok(client.get("/v1/audit/accesses", params=seen, headers=narrowed), 200)
@@ -532,9 +562,10 @@ def test_08_a_search_hitting_two_patients_is_recorded_once_for_each(world: World
     access_ids = set()
     for patient_id, token in ((first, first_token), (second, second_token)):
         [mine] = [
-            r for r in world.records(patient_id=patient_id, action="search")
+            r
+            for r in world.records(patient_id=patient_id, action="search")
             if r["request_id"] == "twin-search-8"
-        ]  # fmt: skip
+        ]
         assert mine["patient_id"] == patient_id and mine["decision"] == "permit", mine
         access_ids.add(mine["access_id"])
         log = ok(client.get("/v1/me/access-log", params=settled(client), headers=token), 200)
@@ -548,22 +579,42 @@ def test_08_a_search_hitting_two_patients_is_recorded_once_for_each(world: World
 
 FOREIGN_WRITES = {
     "entry": ("clinician", "POST", "/v1/patients/{p}/entries", entry_body("planted")),
-    "amendment": ("clinician", "POST", "/v1/patients/{p}/entries/{e}/amendments",
-                  {"reason": "tamper", "value": {"text": "tampered"}}),
+    "amendment": (
+        "clinician",
+        "POST",
+        "/v1/patients/{p}/entries/{e}/amendments",
+        {"reason": "tamper", "value": {"text": "tampered"}},
+    ),
     "demographics": ("clinician", "PATCH", "/v1/patients/{p}", {"sex": "other"}),
-    "consent": ("clinician", "POST", "/v1/patients/{p}/consents",
-                directive_body("org:org-other", ["TREAT"], ["mental_health"])),
-    "consent, by their patient": ("patient", "POST", "/v1/patients/{p}/consents",
-                                  directive_body("org:org-other", ["TREAT"])),
-    "revocation": ("clinician", "POST", "/v1/patients/{p}/consents/{d}/revoke",
-                   {"reason": "tamper"}),
-    "restriction": ("clinician", "POST", "/v1/patients/{p}/restrictions",
-                    {"purposes": ["TREAT"], "labels": [], "recipient": "org-main"}),
+    "consent": (
+        "clinician",
+        "POST",
+        "/v1/patients/{p}/consents",
+        directive_body("org:org-other", ["TREAT"], ["mental_health"]),
+    ),
+    "consent, by their patient": (
+        "patient",
+        "POST",
+        "/v1/patients/{p}/consents",
+        directive_body("org:org-other", ["TREAT"]),
+    ),
+    "revocation": (
+        "clinician",
+        "POST",
+        "/v1/patients/{p}/consents/{d}/revoke",
+        {"reason": "tamper"},
+    ),
+    "restriction": (
+        "clinician",
+        "POST",
+        "/v1/patients/{p}/restrictions",
+        {"purposes": ["TREAT"], "labels": [], "recipient": "org-main"},
+    ),
     "enrolment": ("admin", "POST", "/v1/memberships", None),
     "renewal": ("admin", "POST", "/v1/memberships/{m}/renew", {"ends_on": "2030-01-01"}),
     "cancellation": ("admin", "POST", "/v1/memberships/{m}/cancel", {"reason": "tamper"}),
     "erasure": ("admin", "POST", "/v1/patients/{p}/erase", {"legal_basis": "tamper"}),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("write", FOREIGN_WRITES)
@@ -585,9 +636,10 @@ def test_09_a_foreign_write_is_refused_as_unknown_and_recorded_for_our_auditor(
     # Our auditor sees the attempt on our patient (the membership's patient, for a
     # renewal or cancellation), naming the foreign actor by organisation, role, subject
     [denial] = [
-        r for r in world.records(patient_id=main.patient_id, decision="deny")
+        r
+        for r in world.records(patient_id=main.patient_id, decision="deny")
         if r["request_id"] == f"foreign-{role}-write"
-    ]  # fmt: skip
+    ]
     assert denial["actor"] == actor_of(token)
     assert denial["patient_id"] == main.patient_id
 
@@ -605,13 +657,15 @@ def test_10_an_idempotency_key_of_our_clinician_gives_their_namesake_nothing(
     entry_id = ok(first, 201)["entry_id"]
     # The same key, path and body, from dr-grey of org-other: 404, not our answer
     theirs = client.post(
-        path, json=body,
+        path,
+        json=body,
         headers=headers(other.clinician, Idempotency_Key="k-10", X_Request_Id="idem-10"),
-    )  # fmt: skip
+    )
     assert_problem(theirs, 404)
     assert entry_id not in theirs.text
-    assert [r for r in denials(world, main.patient_id, other.clinician)
-            if r["request_id"] == "idem-10"]  # fmt: skip
+    assert [
+        r for r in denials(world, main.patient_id, other.clinician) if r["request_id"] == "idem-10"
+    ]
     # Our clinician's retry still answers the first result
     again = client.post(path, json=body, headers=headers(main.clinician, Idempotency_Key="k-10"))
     assert ok(again, 201)["entry_id"] == entry_id
@@ -622,11 +676,13 @@ def test_10_registering_with_our_key_gives_their_namesake_a_patient_of_their_own
 ) -> None:
     client, main, other = world.client, world.main, world.other
     body = {**registration(main), "mrn": "MRN-IDEM-10"}
-    ours = client.post("/v1/patients", json=body,
-                       headers=headers(main.clinician, Idempotency_Key="reg-10"))  # fmt: skip
+    ours = client.post(
+        "/v1/patients", json=body, headers=headers(main.clinician, Idempotency_Key="reg-10")
+    )
     our_id = ok(ours, 201)["id"]
-    theirs = client.post("/v1/patients", json=body,
-                         headers=headers(other.clinician, Idempotency_Key="reg-10"))  # fmt: skip
+    theirs = client.post(
+        "/v1/patients", json=body, headers=headers(other.clinician, Idempotency_Key="reg-10")
+    )
     assert theirs.status_code == 201, theirs.text
     assert theirs.json()["id"] != our_id and our_id not in theirs.text
     # Theirs is theirs: our clinician cannot see it, theirs can
@@ -697,17 +753,22 @@ def test_13_min_position_past_the_head_is_422_for_any_token(world: World) -> Non
         assert_problem(got, 422, field="min_position")
     # Read-your-writes still holds afterwards
     written = ok(
-        client.post(f"/v1/patients/{main.patient_id}/entries",
-                    json=entry_body("Post-probe glucose"), headers=main.clinician), 201,
-    )  # fmt: skip
+        client.post(
+            f"/v1/patients/{main.patient_id}/entries",
+            json=entry_body("Post-probe glucose"),
+            headers=main.clinician,
+        ),
+        201,
+    )
     page = client.get(
         f"/v1/patients/{main.patient_id}/timeline",
         params={"min_position": written["position"]},
         headers=main.clinician,
     )
     assert written["entry_id"] in {e["entry_id"] for e in ok(page, 200)["entries"]}
-    log = client.get("/v1/me/access-log", params={"min_position": written["position"]},
-                     headers=main.patient)  # fmt: skip
+    log = client.get(
+        "/v1/me/access-log", params={"min_position": written["position"]}, headers=main.patient
+    )
     ok(log, 200)
 
 

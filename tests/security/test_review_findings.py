@@ -58,9 +58,7 @@ def test_a_patients_access_log_names_no_other_patient_a_search_returned(
     assert search["stream_versions"].keys() == {main.patient_id}
     assert namesake not in str(log)
     # And our auditor sees the whole hit list, for replay
-    [audited] = [
-        r for r in world.records(patient_id=namesake) if r["action"] == "search"
-    ]  # fmt: skip
+    [audited] = [r for r in world.records(patient_id=namesake) if r["action"] == "search"]
     assert audited["stream_versions"].keys() == {main.patient_id, namesake}
 
 

@@ -37,9 +37,16 @@ UNKNOWN_ID = "00000000-0000-4000-8000-00000000beef"
 SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 SENTENCE = "Patient unconscious in ED, allergy history needed"
 ALL_KINDS = [
-    "encounter", "observation", "condition", "allergy", "medication", "immunization",
-    "procedure", "lab_result", "note",
-]  # fmt: skip
+    "encounter",
+    "observation",
+    "condition",
+    "allergy",
+    "medication",
+    "immunization",
+    "procedure",
+    "lab_result",
+    "note",
+]
 
 
 class Token(Mapping[str, str]):
@@ -132,16 +139,25 @@ class Org:
     def phi(self) -> list[str]:
         """Strings of this organisation's patient and records that must never leak."""
         return [
-            self.mrn, self.given, self.family, self.phone, self.email,
-            *self.displays.values(), self.justification, self.subscriber_name,
-        ]  # fmt: skip
+            self.mrn,
+            self.given,
+            self.family,
+            self.phone,
+            self.email,
+            *self.displays.values(),
+            self.justification,
+            self.subscriber_name,
+        ]
 
     def secret_ids(self) -> list[str]:
         """Ids only this organisation's people have been told."""
         return [
-            self.read_access_id, self.glass_access_id, self.membership_id, self.directive_id,
+            self.read_access_id,
+            self.glass_access_id,
+            self.membership_id,
+            self.directive_id,
             *self.entries.values(),
-        ]  # fmt: skip
+        ]
 
 
 def organisation(org: str, tag: str, family: str, justification: str) -> Org:
@@ -176,8 +192,13 @@ def registration(org: Org) -> dict[str, Any]:
     }
 
 
-def entry_body(display: str, *, labels: list[str] | None = None, kind: str = "observation",
-               code: str = "2339-0") -> dict[str, Any]:  # fmt: skip
+def entry_body(
+    display: str,
+    *,
+    labels: list[str] | None = None,
+    kind: str = "observation",
+    code: str = "2339-0",
+) -> dict[str, Any]:
     return {
         "kind": kind,
         "code": {"system": "http://loinc.org", "code": code, "display": display},
@@ -187,18 +208,21 @@ def entry_body(display: str, *, labels: list[str] | None = None, kind: str = "ob
     }
 
 
-def directive_body(grantee: str, purposes: list[str], labels: list[str] | None = None,
-                   start: str = "2020-01-01") -> dict[str, Any]:  # fmt: skip
+def directive_body(
+    grantee: str, purposes: list[str], labels: list[str] | None = None, start: str = "2020-01-01"
+) -> dict[str, Any]:
     return {
         "grantee": grantee,
         "purposes": purposes,
         "labels": labels or [],
         "period": {"start": start},
         "evidence": {
-            "form_id": "consent-form", "form_version": "1", "text_sha256": SHA256,
+            "form_id": "consent-form",
+            "form_version": "1",
+            "text_sha256": SHA256,
             "method": "electronic",
         },
-    }  # fmt: skip
+    }
 
 
 def membership_body(patient_id: str, sponsor_id: str | None = "acme-corp") -> dict[str, Any]:
@@ -237,9 +261,13 @@ def record(client: TestClient, org: Org, patient_id: str, body: dict[str, Any]) 
 
 def populate(client: TestClient, org: Org) -> None:
     subscriber = {
-        "name": org.subscriber_name, "recipient_org": org.id, "purpose": "TREAT",
-        "kinds": ALL_KINDS, "labels": [], "content": "full",
-    }  # fmt: skip
+        "name": org.subscriber_name,
+        "recipient_org": org.id,
+        "purpose": "TREAT",
+        "kinds": ALL_KINDS,
+        "labels": [],
+        "content": "full",
+    }
     org.subscriber_id = str(
         ok(client.post("/v1/subscribers", json=subscriber, headers=org.admin), 201)["id"]
     )
@@ -249,10 +277,13 @@ def populate(client: TestClient, org: Org) -> None:
     org.membership_id = enrol(client, org, org.patient_id, org.sponsor_id)
     org.entries["plain"] = record(client, org, org.patient_id, entry_body(org.displays["plain"]))
     org.entries["mental"] = record(
-        client, org, org.patient_id,
-        entry_body(org.displays["mental"], labels=["mental_health"], kind="condition",
-                   code="F41.0"),
-    )  # fmt: skip
+        client,
+        org,
+        org.patient_id,
+        entry_body(
+            org.displays["mental"], labels=["mental_health"], kind="condition", code="F41.0"
+        ),
+    )
     granted = client.post(
         f"/v1/patients/{org.patient_id}/consents",
         json=directive_body(f"org:{ORG_PHARMACY}", ["TREAT"], ["substance_use"]),
@@ -302,9 +333,12 @@ def build_world(client: TestClient) -> World:
     )
     populate(client, main)
     populate(client, other)
-    second = {**registration(main), "mrn": "MRN-SECOND-0042",
-              "name": {"given": "Hestia", "family": "Marchbanks"},
-              "contact": {"phone": "+1-555-0142"}}  # fmt: skip
+    second = {
+        **registration(main),
+        "mrn": "MRN-SECOND-0042",
+        "name": {"given": "Hestia", "family": "Marchbanks"},
+        "contact": {"phone": "+1-555-0142"},
+    }
     second_id = register_patient(client, main, second)
     return World(
         client=client,

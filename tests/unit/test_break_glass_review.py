@@ -15,13 +15,24 @@ from tests.unit.stories import ORG, at
 
 def glass_access(actor: str = "dr-grey", *, broke_glass: bool = True) -> AccessRecord:
     recorded = AccessRecord.record(
-        access_id=uuid4(), by=at(0, actor=actor), actor_role="clinician", actor_org=ORG,
-        purpose="ETREAT", action="read", patient_id=str(uuid4()), entry_ids=[],
-        decision="permit", reason="break-glass",
+        access_id=uuid4(),
+        by=at(0, actor=actor),
+        actor_role="clinician",
+        actor_org=ORG,
+        purpose="ETREAT",
+        action="read",
+        patient_id=str(uuid4()),
+        entry_ids=[],
+        decision="permit",
+        reason="break-glass",
         basis={"break_glass": "unconscious in ED, history needed"} if broke_glass else {},
-        stream_versions={}, response_sha256="0" * 64, request={"view": "timeline"},
-        request_id="r-1", source="10.0.0.1", care_org=ORG,
-    )  # fmt: skip
+        stream_versions={},
+        response_sha256="0" * 64,
+        request={"view": "timeline"},
+        request_id="r-1",
+        source="10.0.0.1",
+        care_org=ORG,
+    )
     record: AccessRecord = recorded.mutate(None)
     return record
 
@@ -29,14 +40,18 @@ def glass_access(actor: str = "dr-grey", *, broke_glass: bool = True) -> AccessR
 def test_a_review_is_final_and_a_second_one_is_refused() -> None:
     record = glass_access()
     record.review_break_glass(
-        outcome="justified", note="seen on the ED board", by=at(1, actor="auditor-1"),
+        outcome="justified",
+        note="seen on the ED board",
+        by=at(1, actor="auditor-1"),
         reviewer_org=ORG,
-    )  # fmt: skip
+    )
     with pytest.raises(AlreadyReviewed):
         record.review_break_glass(
-            outcome="unjustified", note="changed my mind", by=at(2, actor="auditor-2"),
+            outcome="unjustified",
+            note="changed my mind",
+            by=at(2, actor="auditor-2"),
             reviewer_org=ORG,
-        )  # fmt: skip
+        )
     assert record.review is not None
     assert (record.review["outcome"], record.review["by"]) == ("justified", "auditor-1")
     assert len(record.collect_events()) == 1

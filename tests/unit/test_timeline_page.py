@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from application.disclosure_rendering import Row, decode_cursor, encode_cursor, scan_page
-from application.policy import Decision
-from application.read_models import Key
+from application.access.policy import Decision
+from application.charts.disclosure_rendering import Row, decode_cursor, encode_cursor, scan_page
+from application.charts.read_models import Key
 from domain.errors import InvalidValue
 
 # The reader may see unlabelled entries only: a substance-use entry is hidden.
