@@ -141,6 +141,10 @@ class Replays:
         keeps (kind, time), and only the events of the entries examined read back and
         rendered (O(page), not O(chart), in decryption)."""
         versions = record.stream_versions
+        if versions.get(str(record.patient_id)) == 0:
+            # The view had seen none of the chart's entries: the page served was empty,
+            # and version 0 is no state of the stream that the library can load.
+            return timeline_body(UUID(record.patient_id), [], None)
         patient = self._at(Patient, record.patient_id, versions)
         decision = self._decision_then(record, patient)
         request = record.request
