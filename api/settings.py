@@ -8,8 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 
 
 class ConfigError(Exception):
@@ -35,14 +38,42 @@ class Settings(BaseSettings):
     nats_url: str | None = None
     org: str = "org-main"
     var_dir: Path = Path("./var")
-    max_body_bytes: int = 1024 * 1024
-    key_cache_size: int = 10_000
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    key_cache_size: int = Field(default=10_000, gt=0)
     # Read models: how long a min_position query waits before 503, the events per
     # projection transaction, and the lag (in events) past which /readyz fails.
-    read_wait_seconds: float = 5.0
-    projection_batch_size: int = 1000
-    max_projection_lag: int = 10_000
+    read_wait_seconds: float = Field(default=5.0, ge=0)
+    projection_batch_size: int = Field(default=1000, gt=0)
+    max_projection_lag: int = Field(default=10_000, gt=0)
     log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
+    @field_validator("database_url", "owner_database_url")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().startswith(STORE_SCHEMES):
+            raise ValueError("must be sqlite:///path/to.db or postgresql://user@host/db")
+        return value
+
+    @field_validator("nats_url", "jwt_jwks_url")
+    @classmethod
+    def _server_url(cls, value: str | None) -> str | None:
+        if value and "://" not in value:
+            raise ValueError("must be a URL (scheme://host...)")
+        return value or None
+
+    @field_validator("org")
+    @classmethod
+    def _org(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
 
 
 @dataclass(frozen=True)
@@ -55,11 +86,18 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValueError as error:
-        # pydantic's message may echo the bad value; name the fields only.
-        fields = ", ".join(
-            "CARELEDGER_" + str(e["loc"][0]).upper() for e in getattr(error, "errors", list)()
-        )
-        raise ConfigError(f"invalid setting: {fields or 'unknown'}") from None
+        raise ConfigError(_explained(error)) from None
+
+
+def _explained(error: ValueError) -> str:
+    """One line naming each bad setting and what it must be: pydantic's ``msg`` states
+    the rule (its ``input``, which may be a secret, is left out)."""
+    problems = [
+        f"CARELEDGER_{str(e['loc'][0]).upper() if e['loc'] else '?'}: "
+        + str(e["msg"]).removeprefix("Value error, ")
+        for e in getattr(error, "errors", list)()
+    ]
+    return "invalid setting: " + ("; ".join(problems) or "unknown")
 
 
 def resolve_secrets(settings: Settings) -> Secrets:

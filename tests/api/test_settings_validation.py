@@ -1,0 +1,61 @@
+"""Issue 20, defect 3: every setting is checked at start-up, and a bad one is one line
+on stderr that names it (never its value), with a non-zero exit and no traceback."""
+
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import cli
+from api.settings import ConfigError, load_settings
+
+
+def run(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], *args: str) -> tuple[int, str]:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(cli, list(args))
+    # A traceback would surface here as an exception other than the exit itself.
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    return result.exit_code, result.stderr
+
+
+def test_an_unknown_log_level_is_one_line_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    code, stderr = run(
+        monkeypatch,
+        {"CARELEDGER_LOG_LEVEL": "LOUD", "CARELEDGER_VAR_DIR": str(tmp_path)},
+        "serve",
+    )
+    assert code != 0
+    assert "Traceback" not in stderr
+    assert stderr.count("\n") == 1
+    assert "CARELEDGER_LOG_LEVEL" in stderr and "INFO" in stderr
+    assert "LOUD" not in stderr  # the rule is stated, the value is not echoed
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CARELEDGER_DATABASE_URL", "sqlit:///var/x.db"),
+        ("CARELEDGER_OWNER_DATABASE_URL", "mysql://root@db/x"),
+        ("CARELEDGER_MAX_BODY_BYTES", "-1"),
+        ("CARELEDGER_KEY_CACHE_SIZE", "0"),
+        ("CARELEDGER_READ_WAIT_SECONDS", "soon"),
+        ("CARELEDGER_PROJECTION_BATCH_SIZE", "0"),
+        ("CARELEDGER_MAX_PROJECTION_LAG", "-5"),
+        ("CARELEDGER_NATS_URL", "localhost"),
+        ("CARELEDGER_ORG", " "),
+    ],
+)
+def test_each_bad_setting_is_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert str(raised.value).startswith(f"invalid setting: {name}: ")
+    assert "\n" not in str(raised.value)
+
+
+def test_a_log_level_in_lower_case_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARELEDGER_LOG_LEVEL", "debug")
+    assert load_settings().log_level == "DEBUG"
