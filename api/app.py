@@ -4,10 +4,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api import problems
 from api.container import Container
 from api.middleware import RequestGuard
+from api.openapi_document import custom_openapi
 from api.responses import JSON
 from api.routers import audit, consents, me, memberships, operations, patients, subscribers
 
@@ -28,13 +30,15 @@ def create_app(container: Container) -> FastAPI:
         finally:
             container.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the package's own assets: /docs works offline.
+    app = FastAPIOffline(
         title="CareLedger",
         version="0.1.0",
         description=DESCRIPTION,
         default_response_class=JSON,
         lifespan=lifespan,
     )
+    app.openapi = custom_openapi(app)  # type: ignore[method-assign]
     app.state.container = container
     problems.install(app)
     for module in (patients, consents, memberships, audit, me, subscribers, operations):

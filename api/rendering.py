@@ -1,23 +1,10 @@
 """Shared rendering of command outcomes."""
 
-from typing import Any
-
 from starlette.responses import Response
 
 from api.responses import JSON, disclosed
 from application.access.access_log import DisclosedWrite
 from application.ledger.ledger import WriteOutcome
-
-WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No token, or a bad one"},
-    403: {"description": "A valid token that is not allowed"},
-    404: {"description": "Not found, or not within the actor's reach"},
-    409: {"description": "Version conflict, or a business rule refused the command"},
-    412: {"description": "If-Match named a version that is not current"},
-    413: {"description": "Body too large"},
-    422: {"description": "Invalid input; `errors` names each bad field"},
-    503: {"description": "The store is unavailable"},
-}
 
 
 def disclosed_write(write: DisclosedWrite, status_code: int) -> Response:

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from application.access.access_log import Disclosed, render
 
@@ -21,7 +21,10 @@ def disclosed(disclosure: Disclosed, status_code: int = 200, **headers: str) -> 
     )
 
 
-class JSON(Response):
+class JSON(JSONResponse):
+    """A JSON body rendered by orjson; a ``JSONResponse`` so that the OpenAPI document
+    shows each route's response model rather than a string."""
+
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:

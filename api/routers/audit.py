@@ -8,6 +8,16 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from api.dependencies import Context, MinPosition, Services
+from api.openapi_document import documented
+from api.openapi_models import Reviewed
+from api.openapi_models_audit import (
+    AccessPage,
+    AccessRecord,
+    BreakGlassQueue,
+    Head,
+    Replayed,
+    Verified,
+)
 from api.responses import JSON, disclosed
 from api.schemas import ReviewIn
 
@@ -22,6 +32,7 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
         "names the first bad position. Pass the `head_position` and `head_link` exported "
         "earlier (GET /v1/audit/head, `careledger audit head`) to detect a truncated tail."
     ),
+    **documented(Verified, 200),
 )
 def verify(
     ctx: Context,
@@ -35,7 +46,11 @@ def verify(
     return JSON(services.integrity.verify(ctx, anchored))
 
 
-@router.get("/head", summary="The chain's current head, for anchoring elsewhere")
+@router.get(
+    "/head",
+    summary="The chain's current head, for anchoring elsewhere",
+    **documented(Head, 200),
+)
 def head(ctx: Context, services: Services) -> JSON:
     return JSON({"head": services.integrity.head(ctx)})
 
@@ -44,7 +59,11 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
 
-@router.get("/accesses", summary="Search the access log (auditor; a patient sees their own)")
+@router.get(
+    "/accesses",
+    summary="Search the access log (auditor; a patient sees their own)",
+    **documented(AccessPage, 200, 404, 410),
+)
 def accesses(
     ctx: Context,
     services: Services,
@@ -79,7 +98,9 @@ def accesses(
     )
 
 
-@router.get("/accesses/{access_id}", summary="One access record")
+@router.get(
+    "/accesses/{access_id}", summary="One access record", **documented(AccessRecord, 200, 404, 410)
+)
 def access(access_id: UUID, ctx: Context, services: Services) -> JSON:
     return JSON(services.audit.access(ctx, access_id))
 
@@ -93,12 +114,17 @@ def access(access_id: UUID, ctx: Context, services: Services) -> JSON:
         "renders through the same code, and compares SHA-256 digests. The replay is "
         "itself an access record. 410 for a crypto-shredded patient."
     ),
+    **documented(Replayed, 200, 404, 410, 500, disclosed=True),
 )
 def replay(access_id: UUID, ctx: Context, services: Services) -> Response:
     return disclosed(services.replays.replay(ctx, access_id))
 
 
-@router.get("/break-glass", summary="The break-glass review queue (auditor)")
+@router.get(
+    "/break-glass",
+    summary="The break-glass review queue (auditor)",
+    **documented(BreakGlassQueue, 200),
+)
 def break_glass(
     ctx: Context,
     services: Services,
@@ -114,6 +140,7 @@ def break_glass(
 @router.post(
     "/accesses/{access_id}/review",
     summary="Review a break-glass access (auditor); recorded as an event",
+    **documented(Reviewed, 200, 404, 409, 413),
 )
 def review(access_id: UUID, body: ReviewIn, ctx: Context, services: Services) -> JSON:
     return JSON(services.audit.review(ctx, access_id, outcome=body.outcome, note=body.note))

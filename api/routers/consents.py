@@ -6,14 +6,22 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from api.dependencies import Context, ExpectedVersion, MinPosition, Services
-from api.rendering import WRITE_RESPONSES, written
+from api.openapi_document import documented
+from api.openapi_models import Consents, DirectiveWritten, RestrictionWritten
+from api.rendering import written
 from api.responses import JSON, disclosed
 from api.schemas import GrantDirectiveIn, ReasonIn, RestrictionIn
 
-router = APIRouter(prefix="/v1/patients", tags=["consent"], responses=WRITE_RESPONSES)
+router = APIRouter(prefix="/v1/patients", tags=["consent"])
+
+CONSENT_WRITE = (404, 409, 410, 412, 413)
 
 
-@router.post("/{patient_id}/consents", status_code=201, summary="Grant a consent directive")
+@router.post(
+    "/{patient_id}/consents",
+    summary="Grant a consent directive",
+    **documented(DirectiveWritten, 201, *CONSENT_WRITE, etag=True),
+)
 def grant_directive(
     patient_id: UUID,
     body: GrantDirectiveIn,
@@ -37,7 +45,11 @@ def grant_directive(
     return written(outcome, 201)
 
 
-@router.post("/{patient_id}/consents/{directive_id}/revoke", summary="Revoke a directive")
+@router.post(
+    "/{patient_id}/consents/{directive_id}/revoke",
+    summary="Revoke a directive",
+    **documented(DirectiveWritten, 200, *CONSENT_WRITE, etag=True),
+)
 def revoke_directive(
     patient_id: UUID,
     directive_id: UUID,
@@ -52,7 +64,11 @@ def revoke_directive(
     return written(outcome, 200)
 
 
-@router.get("/{patient_id}/consents", summary="The patient's directives and consent version")
+@router.get(
+    "/{patient_id}/consents",
+    summary="The patient's directives and consent version",
+    **documented(Consents, 200, 404, 410, disclosed=True, etag=True),
+)
 def read_consents(
     patient_id: UUID, ctx: Context, services: Services, min_position: MinPosition = None
 ) -> Response:
@@ -60,7 +76,9 @@ def read_consents(
 
 
 @router.post(
-    "/{patient_id}/restrictions", status_code=201, summary="Request a restriction (164.522)"
+    "/{patient_id}/restrictions",
+    summary="Request a restriction (164.522)",
+    **documented(RestrictionWritten, 201, 404, 409, 410, 413, etag=True),
 )
 def request_restriction(
     patient_id: UUID, body: RestrictionIn, ctx: Context, services: Services

@@ -5,12 +5,18 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.dependencies import Context, MinPosition, Services
+from api.openapi_document import documented
+from api.openapi_models_audit import AccessPage
 from api.responses import JSON
 
 router = APIRouter(prefix="/v1/me", tags=["patients"])
 
 
-@router.get("/access-log", summary="Who accessed my record, when and why (patient)")
+@router.get(
+    "/access-log",
+    summary="Who accessed my record, when and why (patient)",
+    **documented(AccessPage, 200, 404, 410),
+)
 def access_log(
     ctx: Context,
     services: Services,

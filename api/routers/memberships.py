@@ -6,17 +6,25 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query
 
 from api.dependencies import Context, ExpectedVersion, MinPosition, Services
-from api.rendering import WRITE_RESPONSES, written
+from api.openapi_document import documented
+from api.openapi_models import Memberships, SponsorDiscontinued, StreamWritten
+from api.rendering import written
 from api.responses import JSON
-from api.schemas import DiscontinueIn, EnrolIn, ReasonIn, RenewIn, Written
+from api.schemas import DiscontinueIn, EnrolIn, ReasonIn, RenewIn
 from domain.vocabulary import MembershipStatus
 
-router = APIRouter(prefix="/v1", tags=["memberships"], responses=WRITE_RESPONSES)
+router = APIRouter(prefix="/v1", tags=["memberships"])
+
+MEMBERSHIP_WRITE = (404, 409, 412, 413)
 
 SponsorId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 
 
-@router.post("/memberships", status_code=201, response_model=Written, summary="Enrol")
+@router.post(
+    "/memberships",
+    summary="Enrol",
+    **documented(StreamWritten, 201, 404, 409, 410, 413, etag=True),
+)
 def enrol(body: EnrolIn, ctx: Context, services: Services) -> JSON:
     outcome = services.memberships.enrol(
         ctx,
@@ -30,7 +38,11 @@ def enrol(body: EnrolIn, ctx: Context, services: Services) -> JSON:
     return written(outcome, 201)
 
 
-@router.post("/memberships/{membership_id}/renew", response_model=Written, summary="Renew")
+@router.post(
+    "/memberships/{membership_id}/renew",
+    summary="Renew",
+    **documented(StreamWritten, 200, *MEMBERSHIP_WRITE, etag=True),
+)
 def renew(
     membership_id: UUID,
     body: RenewIn,
@@ -48,7 +60,11 @@ def renew(
     return written(outcome, 200)
 
 
-@router.post("/memberships/{membership_id}/cancel", response_model=Written, summary="Cancel")
+@router.post(
+    "/memberships/{membership_id}/cancel",
+    summary="Cancel",
+    **documented(StreamWritten, 200, *MEMBERSHIP_WRITE, etag=True),
+)
 def cancel(
     membership_id: UUID,
     body: ReasonIn,
@@ -62,7 +78,11 @@ def cancel(
     return written(outcome, 200)
 
 
-@router.get("/memberships", summary="List memberships by patient, sponsor and status")
+@router.get(
+    "/memberships",
+    summary="List memberships by patient, sponsor and status",
+    **documented(Memberships, 200, 404, 410),
+)
 def list_memberships(
     ctx: Context,
     services: Services,
@@ -85,8 +105,8 @@ def list_memberships(
 
 @router.post(
     "/sponsors/{sponsor_id}/discontinue",
-    status_code=202,
     summary="Discontinue a sponsor's programme; its memberships are terminated by a process",
+    **documented(SponsorDiscontinued, 202, 409, 413, etag=True),
 )
 def discontinue_sponsor(
     sponsor_id: SponsorId, body: DiscontinueIn, ctx: Context, services: Services

@@ -4,9 +4,11 @@ import logging
 
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from api.dependencies import Services
+from api.openapi_document import documented
+from api.openapi_models_audit import Health, Readiness
 from api.responses import JSON
 from infrastructure.projections.delivery_reader import measure_backlog
 from infrastructure.projections.live import measure_lag
@@ -16,12 +18,16 @@ log = logging.getLogger("careledger.api")
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="The process is up")
+@router.get("/healthz", summary="The process is up", **documented(Health, 200, authenticated=False))
 def healthz() -> JSON:
     return JSON({"status": "ok"})
 
 
-@router.get("/readyz", summary="The store is reachable and processes are running")
+@router.get(
+    "/readyz",
+    summary="The store is reachable and processes are running",
+    **documented(Readiness, 200, authenticated=False),
+)
 def readyz(services: Services) -> JSON:
     """503 when the store is unreachable or a view lags more than the configured bound."""
     try:
@@ -41,7 +47,12 @@ def readyz(services: Services) -> JSON:
     return JSON(body, status_code=503 if lagging else 200)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 def metrics(services: Services) -> Response:
     try:
         measure_lag(services.projectors)

@@ -8,7 +8,17 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from api.dependencies import Context, ExpectedVersion, MinPosition, Services
-from api.rendering import WRITE_RESPONSES, disclosed_write, written
+from api.openapi_document import documented
+from api.openapi_models import (
+    Demographics,
+    EntryWritten,
+    Erased,
+    SearchResults,
+    StreamWritten,
+    Timeline,
+)
+from api.openapi_models_audit import Accounting
+from api.rendering import disclosed_write, written
 from api.responses import JSON, disclosed
 from api.schemas import (
     AmendEntryIn,
@@ -18,13 +28,15 @@ from api.schemas import (
     RecordEntryIn,
     RegisterPatientIn,
     UpdateDemographicsIn,
-    Written,
     value_to_domain,
 )
 from domain.errors import InvalidValue
 from domain.vocabulary import EntryKind
 
-router = APIRouter(prefix="/v1/patients", tags=["patients"], responses=WRITE_RESPONSES)
+router = APIRouter(prefix="/v1/patients", tags=["patients"])
+
+# A clinical write: the chart is addressed, may be erased, is versioned (If-Match).
+CHART_WRITE = (404, 409, 410, 412, 413)
 
 
 def moment(field: str, text: str | None, *, end_of_day: bool) -> datetime | None:
@@ -44,7 +56,11 @@ def moment(field: str, text: str | None, *, end_of_day: bool) -> datetime | None
     return parsed
 
 
-@router.post("", status_code=201, response_model=Written, summary="Register a patient")
+@router.post(
+    "",
+    summary="Register a patient",
+    **documented(StreamWritten, 201, 409, 413, disclosed=True, etag=True),
+)
 def register_patient(body: RegisterPatientIn, ctx: Context, services: Services) -> Response:
     registered = services.patients.register(
         ctx,
@@ -57,7 +73,11 @@ def register_patient(body: RegisterPatientIn, ctx: Context, services: Services) 
     return disclosed_write(registered, 201)
 
 
-@router.get("", summary="Find patients by MRN, or by family name and birth date")
+@router.get(
+    "",
+    summary="Find patients by MRN, or by family name and birth date",
+    **documented(SearchResults, 200, disclosed=True),
+)
 def search_patients(
     ctx: Context,
     services: Services,
@@ -80,7 +100,11 @@ def search_patients(
     )
 
 
-@router.get("/{patient_id}/timeline", summary="A page of the patient's timeline")
+@router.get(
+    "/{patient_id}/timeline",
+    summary="A page of the patient's timeline",
+    **documented(Timeline, 200, 404, 410, disclosed=True),
+)
 def read_timeline(
     patient_id: UUID,
     ctx: Context,
@@ -110,6 +134,7 @@ def read_timeline(
 @router.get(
     "/{patient_id}/disclosures",
     summary="Accounting of disclosures (HIPAA 164.528): auditor, or the patient",
+    **documented(Accounting, 200, 404, 410),
 )
 def accounting_of_disclosures(
     patient_id: UUID, ctx: Context, services: Services, min_position: MinPosition = None
@@ -117,12 +142,20 @@ def accounting_of_disclosures(
     return JSON(services.audit.disclosures(ctx, patient_id, min_position))
 
 
-@router.get("/{patient_id}", summary="Read a patient's demographics")
+@router.get(
+    "/{patient_id}",
+    summary="Read a patient's demographics",
+    **documented(Demographics, 200, 404, 410, disclosed=True, etag=True),
+)
 def read_patient(patient_id: UUID, ctx: Context, services: Services) -> Response:
     return disclosed(services.patients.demographics(ctx, patient_id))
 
 
-@router.patch("/{patient_id}", response_model=Written, summary="Update demographics")
+@router.patch(
+    "/{patient_id}",
+    summary="Update demographics",
+    **documented(StreamWritten, 200, *CHART_WRITE, disclosed=True, etag=True),
+)
 def update_demographics(
     patient_id: UUID,
     body: UpdateDemographicsIn,
@@ -142,7 +175,11 @@ def update_demographics(
     return disclosed_write(write, 200)
 
 
-@router.post("/{patient_id}/entries", status_code=201, summary="Record a clinical entry")
+@router.post(
+    "/{patient_id}/entries",
+    summary="Record a clinical entry",
+    **documented(EntryWritten, 201, *CHART_WRITE, disclosed=True, etag=True),
+)
 def record_entry(
     patient_id: UUID,
     body: RecordEntryIn,
@@ -166,8 +203,8 @@ def record_entry(
 
 @router.post(
     "/{patient_id}/entries/{entry_id}/amendments",
-    status_code=201,
     summary="Amend an entry (supersedes it; the original stays in the log)",
+    **documented(EntryWritten, 201, *CHART_WRITE, disclosed=True, etag=True),
 )
 def amend_entry(
     patient_id: UUID,
@@ -194,8 +231,8 @@ def amend_entry(
 
 @router.post(
     "/{patient_id}/entries/{entry_id}/entered-in-error",
-    status_code=201,
     summary="Mark an entry as entered in error",
+    **documented(EntryWritten, 201, *CHART_WRITE, disclosed=True, etag=True),
 )
 def mark_entered_in_error(
     patient_id: UUID,
@@ -211,7 +248,11 @@ def mark_entered_in_error(
     return disclosed_write(write, 201)
 
 
-@router.post("/{patient_id}/death", status_code=201, summary="Record the patient's death")
+@router.post(
+    "/{patient_id}/death",
+    summary="Record the patient's death",
+    **documented(StreamWritten, 201, *CHART_WRITE, disclosed=True, etag=True),
+)
 def record_death(
     patient_id: UUID,
     body: DeceasedIn,
@@ -227,8 +268,8 @@ def record_death(
 
 @router.post(
     "/{patient_id}/erase",
-    status_code=202,
     summary="Erase a patient (crypto-shredding)",
+    **documented(Erased, 202, 404, 409, 410, 413),
     description=(
         "Admin only. Records a PHI-free `Erased` event, then destroys the patient's data "
         "key: every later read of the patient answers 410, and none of their events, "

@@ -7,14 +7,21 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from api.dependencies import Context, Services
+from api.openapi_document import documented
+from api.openapi_models import SubscriberRegistered
+from api.openapi_models_audit import Feed, Subscribers
 from api.responses import JSON
-from api.schemas import SubscriberIn, Written
+from api.schemas import SubscriberIn
 from domain.subscriber import ContentLevel
 
 router = APIRouter(prefix="/v1/subscribers", tags=["subscribers"])
 
 
-@router.post("", status_code=201, response_model=Written, summary="Register a subscriber")
+@router.post(
+    "",
+    summary="Register a subscriber",
+    **documented(SubscriberRegistered, 201, 409, 413),
+)
 def register(body: SubscriberIn, ctx: Context, services: Services) -> JSON:
     outcome = services.subscriptions.register(
         ctx,
@@ -28,7 +35,7 @@ def register(body: SubscriberIn, ctx: Context, services: Services) -> JSON:
     return JSON(outcome.body(), status_code=201)
 
 
-@router.get("", summary="List subscribers (admin)")
+@router.get("", summary="List subscribers (admin)", **documented(Subscribers, 200))
 def listing(ctx: Context, services: Services) -> JSON:
     return JSON(services.subscriptions.listing(ctx))
 
@@ -45,6 +52,7 @@ def listing(ctx: Context, services: Services) -> JSON:
         "to 30) an empty page is held open until something arrives. Delivery is at "
         "least once: read again from an earlier `after` and the same `event_id`s return."
     ),
+    **documented(Feed, 200, 404),
 )
 def feed(
     subscriber_id: UUID,

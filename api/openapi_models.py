@@ -1,0 +1,350 @@
+"""The bodies /v1 sends, as pydantic models, for the OpenAPI document only.
+
+Responses are rendered elsewhere (disclosed bodies by
+``application.charts.disclosure_rendering``, hashed into access records), so these
+models never serialise anything: they describe those bytes, and tests validate real
+responses against them (tests/api/test_openapi_contract.py). Times are RFC 3339 in UTC
+with ``Z``; ids are dashed UUIDs.
+"""
+
+from datetime import date
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.vocabulary import (
+    AdministrativeSex,
+    EntryKind,
+    EntryStatus,
+    MembershipStatus,
+    Modality,
+    Plan,
+    Purpose,
+    SensitivityLabel,
+    SigningMethod,
+)
+
+PATIENT = "5f0c6f9e-3d1b-4b7e-9a57-1c1b0f6f2a10"
+ENTRY = "2799eaee-a333-4240-99c1-5f8ed8e1f871"
+ACCESS = "ead99101-a770-4479-a247-08655655b72e"
+DIRECTIVE = "ad845811-70d0-47e2-be5b-d60a43519bc8"
+MEMBERSHIP = "fab6b9be-582a-4d72-bb3b-4f2f0a3e4025"
+SHA = "53b746af5fa62f7f8d77b534a3f3ff4ede574dafac981070458f9842641c12b4"
+CURSOR = "MjAyNi0xMS0yMFQwOTozMDowMC4wMDAwMDBafDI3OTllYWVlYTMzMzQyNDA5OWMxNWY4ZWQ4ZTFmODcx"
+
+# RFC 3339 in UTC: a ``date-time`` format, and the pattern that pins the zone to ``Z``.
+Instant = Annotated[
+    str,
+    Field(
+        json_schema_extra={"format": "date-time"},
+        pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$",
+        examples=["2026-11-20T09:30:00.000000Z"],
+    ),
+]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Cursor = Annotated[
+    str | None, Field(description="Pass as `cursor` for the next page; null on the last page")
+]
+Action = Literal["read", "search", "write", "export", "replay", "deliver"]
+
+
+def example(example: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": [example]})
+
+
+class Model(BaseModel):
+    pass
+
+
+# --- writes ---------------------------------------------------------------------------
+
+
+class StreamWritten(Model):
+    """A command's result: the stream written, its new version, and the log position."""
+
+    model_config = example({"id": PATIENT, "version": 1, "position": 42})
+    id: UUID
+    version: int
+    position: int = Field(description="Pass as `min_position` to read your own write")
+
+
+class EntryWritten(Model):
+    model_config = example({"entry_id": ENTRY, "version": 2, "position": 43})
+    entry_id: UUID
+    version: int = Field(description="The chart's version after the write (its ETag)")
+    position: int
+
+
+class DirectiveWritten(Model):
+    model_config = example({"directive_id": DIRECTIVE, "consent_version": 2, "position": 44})
+    directive_id: UUID
+    consent_version: int
+    position: int
+
+
+class RestrictionWritten(Model):
+    model_config = example(
+        {
+            "restriction_id": "7205f452-a097-4054-a70a-2aac70ed895b",
+            "consent_version": 4,
+            "position": 45,
+        }
+    )
+    restriction_id: UUID
+    consent_version: int
+    position: int
+
+
+class SponsorDiscontinued(Model):
+    model_config = example({"sponsor_id": "acme-corp", "version": 3, "members": 12, "position": 46})
+    sponsor_id: str
+    version: int
+    members: int = Field(description="Memberships the process will terminate, once each")
+    position: int
+
+
+class Erased(Model):
+    model_config = example({"id": PATIENT, "erased": True, "position": 47})
+    id: UUID
+    erased: Literal[True]
+    position: int
+
+
+class SubscriberRegistered(Model):
+    model_config = example({"id": "6375d72b-0826-423c-8448-07f574664d4e", "position": 48})
+    id: UUID
+    position: int
+
+
+class Reviewed(Model):
+    model_config = example({"access_id": ACCESS, "version": 2, "position": 49})
+    access_id: UUID
+    version: int
+    position: int
+
+
+# --- patients and the chart -------------------------------------------------------------
+
+
+class Name(Model):
+    given: str
+    family: str
+
+
+class Contact(Model):
+    phone: str | None
+    email: str | None
+
+
+class Demographics(Model):
+    model_config = example(
+        {
+            "id": PATIENT,
+            "version": 6,
+            "mrn": "MRN-000123",
+            "name": {"given": "Ada", "family": "Example"},
+            "birth_date": "1984-07-12",
+            "sex": "female",
+            "contact": {"phone": "+1-555-0100", "email": None},
+            "deceased_at": None,
+        }
+    )
+    id: UUID
+    version: int
+    mrn: Any = Field(description="The medical record number")
+    name: Name | None
+    birth_date: date | None
+    sex: AdministrativeSex | None
+    contact: Contact | None
+    deceased_at: Instant | None
+
+
+class SearchHit(Model):
+    id: UUID
+    name: Name
+    birth_date: date
+
+
+class SearchResults(Model):
+    model_config = example(
+        {
+            "items": [
+                {
+                    "id": PATIENT,
+                    "name": {"given": "Ada", "family": "Example"},
+                    "birth_date": "1984-07-12",
+                }
+            ]
+        }
+    )
+    items: list[SearchHit]
+
+
+class Coding(Model):
+    system: str
+    code: str
+    display: str
+
+
+class QuantityValue(Model):
+    quantity: float
+    unit: str = Field(description="UCUM unit")
+
+
+class TextValue(Model):
+    text: str
+
+
+class CodedValue(Model):
+    code: Coding
+
+
+class BooleanValue(Model):
+    boolean: bool
+
+
+EntryValue = QuantityValue | TextValue | CodedValue | BooleanValue
+
+_ENTRY_EXAMPLE = {
+    "entry_id": ENTRY,
+    "kind": "observation",
+    "code": {"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"},
+    "value": {"quantity": 72.0, "unit": "/min"},
+    "modality": None,
+    "labels": [],
+    "author": "dr-main",
+    "effective_at": "2026-11-20T09:30:00.000000Z",
+    "status": "active",
+}
+
+
+class TimelineEntry(Model):
+    model_config = example(_ENTRY_EXAMPLE)
+    entry_id: UUID
+    kind: EntryKind
+    code: Coding
+    value: EntryValue | None
+    modality: Modality | None
+    labels: list[SensitivityLabel]
+    author: str
+    effective_at: Instant
+    status: EntryStatus
+
+
+class Timeline(Model):
+    model_config = example(
+        {"patient_id": PATIENT, "entries": [_ENTRY_EXAMPLE], "next_cursor": None}
+    )
+    patient_id: UUID
+    entries: list[TimelineEntry] = Field(description="Ordered by effective time")
+    next_cursor: Cursor
+
+
+# --- consent ----------------------------------------------------------------------------
+
+
+class Period(Model):
+    start: date
+    end: date | None
+
+
+class Evidence(Model):
+    form_id: str
+    form_version: str
+    text_sha256: Sha256
+    method: SigningMethod
+    recorded_by: str | None = None
+
+
+class Directive(Model):
+    directive_id: UUID
+    grantee: str = Field(description="`org:<org>`, `practitioner:<org>/<sub>`, `subscriber:<id>`")
+    purposes: list[Purpose]
+    labels: list[SensitivityLabel]
+    period: Period
+    evidence: Evidence
+    status: Literal["active", "revoked", "inactive"]
+    granted_at: Instant
+    revoked_at: Instant | None
+    revocation_reason: str | None
+
+
+class Restriction(Model):
+    restriction_id: UUID
+    purposes: list[Purpose]
+    labels: list[SensitivityLabel]
+    recipient: str | None
+    requested_at: Instant
+
+
+class Consents(Model):
+    model_config = example(
+        {
+            "patient_id": PATIENT,
+            "consent_version": 2,
+            "directives": [
+                {
+                    "directive_id": DIRECTIVE,
+                    "grantee": "org:org-pharmacy",
+                    "purposes": ["TREAT"],
+                    "labels": ["substance_use"],
+                    "period": {"start": "2026-01-01", "end": None},
+                    "evidence": {
+                        "form_id": "consent-42cfr2",
+                        "form_version": "3",
+                        "text_sha256": SHA,
+                        "method": "electronic",
+                        "recorded_by": "dr-main",
+                    },
+                    "status": "active",
+                    "granted_at": "2026-12-06T02:15:48.682072Z",
+                    "revoked_at": None,
+                    "revocation_reason": None,
+                }
+            ],
+            "restrictions": [],
+        }
+    )
+    patient_id: UUID
+    consent_version: int
+    directives: list[Directive]
+    restrictions: list[Restriction]
+
+
+# --- memberships ------------------------------------------------------------------------
+
+
+class MembershipRow(Model):
+    id: UUID
+    patient_id: UUID
+    plan: Plan
+    sponsor_id: str | None
+    status: MembershipStatus
+    starts_on: date
+    ends_on: date
+    version: int
+    active_today: bool
+
+
+class Memberships(Model):
+    model_config = example(
+        {
+            "items": [
+                {
+                    "id": MEMBERSHIP,
+                    "patient_id": PATIENT,
+                    "plan": "employer",
+                    "sponsor_id": "acme-corp",
+                    "status": "active",
+                    "starts_on": "2026-01-01",
+                    "ends_on": "2026-12-31",
+                    "version": 1,
+                    "active_today": True,
+                }
+            ],
+            "next_cursor": None,
+        }
+    )
+    items: list[MembershipRow]
+    next_cursor: Cursor
