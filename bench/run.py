@@ -1,4 +1,4 @@
-"""``make bench``: every benchmark, one table, and the README's Benchmarks table with it.
+"""``make bench``: every benchmark, one table, and docs/benchmarks.md's table with it.
 
     .venv/bin/python -m bench.run           # quick mode (a few minutes)
     .venv/bin/python -m bench.run --full    # full mode (make bench FULL=1)
@@ -7,7 +7,7 @@ Runs each benchmark module in a process of its own (so none warms another's cach
 each writing its JSON to ``bench/results/``, then builds one markdown table from those
 files: every figure with the command that produced it. The table is written to
 ``bench/results/summary-<time>.md`` and replaces what stands between the markers
-``<!-- bench:table -->`` and ``<!-- /bench:table -->`` in the README.
+``<!-- bench:table -->`` and ``<!-- /bench:table -->`` in docs/benchmarks.md.
 """
 
 import argparse
@@ -22,7 +22,7 @@ from typing import Any
 from bench.report import RESULTS_DIR, command_line
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:table -->", "<!-- /bench:table -->"
 
 # module: (quick flags, full flags)
@@ -263,7 +263,7 @@ def markdown(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="full mode (longer, larger)")
-    parser.add_argument("--no-readme", action="store_true", help="leave the README as it is")
+    parser.add_argument("--no-page", action="store_true", help="leave docs/benchmarks.md as it is")
     parser.add_argument(
         "--table-only",
         action="store_true",
@@ -288,12 +288,12 @@ def main() -> None:
     if not args.table_only:
         (RESULTS_DIR / f"summary-{stamp}.md").write_text(text)
     print(text)
-    if not args.no_readme:
-        readme = README.read_text()
-        head, rest = readme.split(BEGIN, 1)
+    if not args.no_page:
+        page = PAGE.read_text()
+        head, rest = page.split(BEGIN, 1)
         _, tail = rest.split(END, 1)
-        README.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
-        print(f"bench: the README's table is regenerated ({README.name})", file=sys.stderr)
+        PAGE.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
+        print(f"bench: the table in {PAGE.relative_to(ROOT)} is regenerated", file=sys.stderr)
 
 
 if __name__ == "__main__":
