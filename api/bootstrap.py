@@ -3,6 +3,7 @@
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import UUID, uuid4
 
 import psycopg
@@ -60,6 +61,24 @@ def _reporting(url: str, setting: str, env: dict[str, str]) -> Iterator[None]:
         if password:
             reason = reason.replace(password, "***")
         raise ConfigError(f"{setting}: cannot open {redact(url)}: {reason}") from None
+
+
+def require_store(settings: Settings, *, create: bool = False, first_run: bool = False) -> None:
+    """Refuse to open a SQLite store that is not there, so that a misspelt path is an
+    error rather than a new, empty store. ``create`` (``--create``) makes one; so does a
+    first-run command (``serve``, ``demo``) on the default path, which ``make serve``
+    uses (README, The two commands)."""
+    url = settings.database_url
+    if create or (first_run and "database_url" not in settings.model_fields_set):
+        return
+    if not url.lower().startswith("sqlite:///") or url.endswith(":memory:"):
+        return  # a PostgreSQL database must exist already: connecting says so
+    path = Path(url[len("sqlite:///") :])
+    if not path.is_file():
+        raise ConfigError(
+            f"CARELEDGER_DATABASE_URL: no store at {path}; check the path, "
+            "or pass --create to start a new one there"
+        )
 
 
 def migrate_store(settings: Settings) -> None:

@@ -4,6 +4,8 @@ import signal
 import sys
 import threading
 import time
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
@@ -23,8 +25,28 @@ cli = typer.Typer(
     help="CareLedger: event-sourced healthcare records.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        try:
+            typer.echo(f"careledger {package_version('careledger')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("careledger (not installed)")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """CareLedger: event-sourced healthcare records."""
 
 
 def _fail(message: str) -> typer.Exit:
@@ -47,15 +69,19 @@ def serve(
     with_projections: Annotated[
         bool, typer.Option(help="Run the log processes in this process (default on SQLite)")
     ] = False,
+    create: Annotated[
+        bool, typer.Option("--create", help="Start a new store if none is at the SQLite path")
+    ] = False,
 ) -> None:
     """Serve the HTTP API."""
     from api.app import create_app
-    from api.bootstrap import build
+    from api.bootstrap import build, require_store
 
     settings = _settings()
     structured_logging.configure(settings.log_level)
     embedded = settings.database_url.startswith("sqlite")
     try:
+        require_store(settings, create=create, first_run=True)
         container = build(settings, run_processes=embedded or with_projections)
     except ConfigError as error:
         raise _fail(str(error)) from None
@@ -65,13 +91,14 @@ def serve(
 @cli.command()
 def relay() -> None:
     """Run only the NATS JetStream relay (CARELEDGER_NATS_URL) until stopped."""
-    from api.bootstrap import build
+    from api.bootstrap import build, require_store
 
     settings = _settings()
     structured_logging.configure(settings.log_level)
     if not settings.nats_url:
         raise _fail("CARELEDGER_NATS_URL: must be set to run the relay")
     try:
+        require_store(settings)
         container = build(settings, run_processes=False, run_relay=True)
     except ConfigError as error:
         raise _fail(str(error)) from None
@@ -81,11 +108,12 @@ def relay() -> None:
 @cli.command()
 def worker() -> None:
     """Run the projections and the log processes (sponsor discontinuation) until stopped."""
-    from api.bootstrap import build
+    from api.bootstrap import build, require_store
 
     settings = _settings()
     structured_logging.configure(settings.log_level)
     try:
+        require_store(settings)
         container = build(settings, run_processes=True)
     except ConfigError as error:
         raise _fail(str(error)) from None
@@ -146,13 +174,17 @@ def token(
 def demo(
     patients: Annotated[int, typer.Option(help="How many synthetic patients", min=1)] = 20,
     seed: Annotated[int, typer.Option(help="Random seed, for repeatable data")] = 7,
+    create: Annotated[
+        bool, typer.Option("--create", help="Start a new store if none is at the SQLite path")
+    ] = False,
 ) -> None:
     """Seed realistic synthetic patients, entries, memberships and consents."""
-    from api.bootstrap import build
+    from api.bootstrap import build, require_store
     from api.demo import seed_demo
 
     settings = _settings()
     try:
+        require_store(settings, create=create, first_run=True)
         container = build(settings)
     except ConfigError as error:
         raise _fail(str(error)) from None

@@ -20,6 +20,7 @@ from domain.errors import DomainError
 from domain.vocabulary import Purpose
 from infrastructure.chain import Head
 from infrastructure.keys import LocalKeyEncryptionKey, WrongMasterKey, rotate
+from infrastructure.projections.catalogue import NAMES as VIEW_NAMES
 
 keys_cli = typer.Typer(help="Data keys and the key-encryption key.", no_args_is_help=True)
 audit_cli = typer.Typer(help="The tamper-evident chain.", no_args_is_help=True)
@@ -70,7 +71,7 @@ def rotate_keys(
     batch_size: Annotated[int, typer.Option(help="Keys re-wrapped per transaction", min=1)] = 500,
 ) -> None:
     """Re-wrap every data key under a new KEK. No event row changes; safe to re-run."""
-    from api.bootstrap import open_unsealed
+    from api.bootstrap import open_unsealed, require_store
 
     settings = _settings()
     try:
@@ -82,6 +83,7 @@ def rotate_keys(
         raise _fail(f"--new-key-file: cannot read {new_key_file} ({error.strerror})") from None
     try:
         new = LocalKeyEncryptionKey(decode_master_key(new_text, "--new-key-file"))
+        require_store(settings)
         ledger = open_unsealed(settings)
     except ConfigError as error:
         raise _fail(str(error)) from None
@@ -107,6 +109,8 @@ def audit_head() -> None:
     """Print the chain's head as JSON, to anchor it outside the database."""
     with _opened() as container:
         head = container.chain.head()
+    if head is None:
+        raise _fail("the log is empty: there is no head to anchor yet", code=1)
     typer.echo(json.dumps(head))
 
 
@@ -187,7 +191,7 @@ def erase_patient(
 def rebuild_projections(
     name: Annotated[
         str | None,
-        typer.Argument(help="timeline, directory, consent_state or roster (default all)"),
+        typer.Argument(help=f"One of {', '.join(VIEW_NAMES)} (default all)"),
     ] = None,
 ) -> None:
     """Build a new version of each view from the log, then switch to it atomically.
@@ -247,11 +251,14 @@ def projection_status() -> None:
 
 @contextmanager
 def _opened() -> Iterator[Any]:
-    """The wired container, closed afterwards; configuration errors as one line."""
-    from api.bootstrap import build
+    """The wired container of an existing store, closed afterwards; configuration
+    errors as one line."""
+    from api.bootstrap import build, require_store
 
+    settings = _settings()
     try:
-        container = build(_settings())
+        require_store(settings)
+        container = build(settings)
     except ConfigError as error:
         raise _fail(str(error)) from None
     try:

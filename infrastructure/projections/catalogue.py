@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Mapper
@@ -18,16 +19,21 @@ from infrastructure.projections.sealed_rows import RowSealer
 from infrastructure.projections.store import ViewStore
 from infrastructure.projections.timeline import TimelineProjection, TimelineReader
 
+# The views in build order; a name is a class attribute, so help texts list them unbuilt.
+KINDS: tuple[type[Any], ...] = (
+    TimelineProjection,
+    DirectoryProjection,
+    ConsentStateProjection,
+    RosterProjection,
+    AccessLogProjection,
+    DeliveryProjection,
+)
+NAMES: tuple[str, ...] = tuple(kind.name for kind in KINDS)
+
 
 def projections(store: ViewStore, sealer: RowSealer) -> list[Projection]:
-    return [
-        TimelineProjection(store, sealer),
-        DirectoryProjection(store, sealer),
-        ConsentStateProjection(store, sealer),
-        RosterProjection(store),
-        AccessLogProjection(store, sealer),
-        DeliveryProjection(store, sealer),
-    ]
+    # The roster holds no PHI, so it is the one view built without a sealer.
+    return [kind(store) if kind is RosterProjection else kind(store, sealer) for kind in KINDS]
 
 
 def table_names(store: ViewStore) -> list[str]:

@@ -45,7 +45,7 @@ def running_server(
     log_path = workdir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(BIN / "careledger"), "serve", "--port", str(port), *extra_args],
+            [str(BIN / "careledger"), "serve", "--port", str(port), "--create", *extra_args],
             cwd=workdir,
             env=env,
             stdout=log,
