@@ -31,7 +31,7 @@ from application.subscriptions.subscriptions import Subscriptions
 from infrastructure.chain import ChainVerifier
 from infrastructure.follower import LogFollower
 from infrastructure.keys import CHAIN_KEY_ID, KeyRing, LocalKeyEncryptionKey, WrongMasterKey
-from infrastructure.migrations import migrate, protect, seal
+from infrastructure.migrations import migrate, protect, unlock
 from infrastructure.nats_relay import LibraryTracking, NatsBroker, RelayHost
 from infrastructure.projections.catalogue import projectors, readers
 from infrastructure.projections.live import Doorbell, Listener, Positions, ProjectionHost
@@ -98,7 +98,7 @@ def migrate_store(settings: Settings) -> None:
         migrate(owner_env, app_role)
 
 
-def open_unsealed(settings: Settings) -> CareLedger:
+def open_locked(settings: Settings) -> CareLedger:
     """Migrate, then open the store as the application role, with its keys still locked.
 
     With one role for both (SQLite, or no owner URL), the store is opened once and
@@ -121,11 +121,11 @@ def open_unsealed(settings: Settings) -> CareLedger:
 
 def open_ledger(settings: Settings, master_key: bytes) -> tuple[CareLedger, KeyRing]:
     """Open the store and unlock its keys; a KEK that is not the store's stops here."""
-    ledger = open_unsealed(settings)
+    ledger = open_locked(settings)
     try:
         kek = LocalKeyEncryptionKey(master_key)
         with _reporting(settings.database_url, "CARELEDGER_DATABASE_URL", {}):
-            keys = seal(ledger, kek, cache_size=settings.key_cache_size)
+            keys = unlock(ledger, kek, cache_size=settings.key_cache_size)
     except WrongMasterKey as error:
         ledger.close()
         raise ConfigError(f"CARELEDGER_MASTER_KEY: {error}") from None

@@ -71,7 +71,7 @@ def rotate_keys(
     batch_size: Annotated[int, typer.Option(help="Keys re-wrapped per transaction", min=1)] = 500,
 ) -> None:
     """Re-wrap every data key under a new KEK. No event row changes; safe to re-run."""
-    from api.bootstrap import open_unsealed, require_store
+    from api.bootstrap import open_locked, require_store
 
     settings = _settings()
     try:
@@ -84,7 +84,7 @@ def rotate_keys(
     try:
         new = LocalKeyEncryptionKey(decode_master_key(new_text, "--new-key-file"))
         require_store(settings)
-        ledger = open_unsealed(settings)
+        ledger = open_locked(settings)
     except ConfigError as error:
         raise _fail(str(error)) from None
     try:

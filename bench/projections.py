@@ -126,7 +126,7 @@ from domain.vocabulary import (
 from infrastructure.keys import KeyRing
 from infrastructure.projections.engine import Decoded, Projector, active_version
 from infrastructure.projections.rebuild import RebuildProgress, rebuild
-from infrastructure.projections.sealed_rows import RowSealer
+from infrastructure.projections.row_cipher import RowCipher
 from infrastructure.projections.store import ViewStore
 from infrastructure.projections.timeline import TABLE as TIMELINE_TABLE
 from infrastructure.projections.timeline import TimelineProjection
@@ -483,8 +483,8 @@ def stock_classes(
     keys: KeyRing, store: ViewStore
 ) -> tuple[type[CareLedger], type[StockTimelineView]]:
     """The runner's application (our CareLedger, its mapper bound to our key ring as
-    ``infrastructure.migrations.seal`` binds it) and its view (rows sealed likewise)."""
-    rows = TimelineProjection(store, RowSealer(keys))
+    ``infrastructure.migrations.unlock`` binds it) and its view (rows encrypted likewise)."""
+    rows = TimelineProjection(store, RowCipher(keys))
     rows.table = store.table(STOCK_TABLE)
 
     class SealedCareLedger(CareLedger):

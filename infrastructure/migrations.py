@@ -1,4 +1,4 @@
-"""Schema ownership, append-only protection, and sealing of an opened store.
+"""Schema ownership, append-only protection, and unlocking an opened store's keys.
 
 On PostgreSQL the tables belong to an owner role, which runs these migrations. The
 service connects as an application role that owns nothing: it may read and append,
@@ -18,7 +18,7 @@ from infrastructure.keys import CHAIN_KEY_ID, KeyEncryptionKey, KeyRing
 from infrastructure.postgres_recorder import PostgresLedgerRecorder
 from infrastructure.projections.catalogue import projections, table_names
 from infrastructure.projections.engine import create_tables
-from infrastructure.projections.sealed_rows import RowSealer
+from infrastructure.projections.row_cipher import RowCipher
 from infrastructure.projections.store import ViewStore
 from infrastructure.sealing import SealingMapper
 from infrastructure.sqlite_recorder import SQLITE_CHAIN_TABLE
@@ -42,7 +42,7 @@ def protect(ledger: CareLedger, app_role: str | None = None) -> None:
     recorder = ledger.recorder
     tables = append_only_tables(ledger)
     store = ViewStore(recorder)
-    create_tables(store, projections(store, RowSealer(None)))
+    create_tables(store, projections(store, RowCipher(None)))
     if isinstance(recorder, SQLiteAggregateRecorder):
         with recorder.datastore.transaction(commit=True) as c:
             for table in tables:
@@ -137,7 +137,7 @@ def migrate(owner_env: Mapping[str, str], app_role: str | None) -> None:
         ledger.close()
 
 
-def seal(ledger: CareLedger, kek: KeyEncryptionKey, *, cache_size: int = 10_000) -> KeyRing:
+def unlock(ledger: CareLedger, kek: KeyEncryptionKey, *, cache_size: int = 10_000) -> KeyRing:
     """Bind the key ring to the mapper and the chain key to the recorder.
 
     Raises ``WrongMasterKey`` when the KEK does not open this store's keys.

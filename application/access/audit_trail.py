@@ -153,7 +153,7 @@ class AuditTrail:
             raise Forbidden("only auditors review break-glass accesses")
         self.visible_record(ctx, access_id, "write")
 
-        def decide(record: AccessRecord) -> tuple[list[AccessRecord], dict[str, Any]]:
+        def apply(record: AccessRecord) -> tuple[list[AccessRecord], dict[str, Any]]:
             record.review_break_glass(
                 outcome=outcome,
                 note=note,
@@ -162,7 +162,7 @@ class AuditTrail:
             )
             return [record], {"access_id": str(access_id), "version": record.version}
 
-        return self.ledger.change(ctx, AccessRecord, access_id, "access record", decide).body()
+        return self.ledger.change(ctx, AccessRecord, access_id, "access record", apply).body()
 
     def disclosures(
         self, ctx: RequestContext, patient_id: UUID, min_position: int | None = None

@@ -48,13 +48,13 @@ class Erasure:
 
         streams = [patient_id]
 
-        def decide(patient: Patient) -> tuple[list[Patient], dict[str, Any]]:
+        def apply(patient: Patient) -> tuple[list[Patient], dict[str, Any]]:
             streams.append(patient.consent_id)
             patient.erase(legal_basis=legal_basis, by=Provenance(ctx.actor.id, self.clock()))
             return [patient], {"id": str(patient.id), "erased": True}
 
         try:
-            outcome = self.ledger.change(ctx, Patient, patient_id, "patient", decide, admit=admit)
+            outcome = self.ledger.change(ctx, Patient, patient_id, "patient", apply, admit=admit)
         except Gone:
             # Already erased (perhaps the key survived a crash): make sure it is gone.
             self._shred(streams)

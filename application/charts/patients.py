@@ -206,13 +206,13 @@ class Patients:
         if (prior := self.ledger.repeated(ctx)) is not None:
             return self._repeated(ctx, patient_id, prior)
 
-        def decide(patient: Patient) -> tuple[list[Patient], dict[str, Any]]:
+        def apply(patient: Patient) -> tuple[list[Patient], dict[str, Any]]:
             result = command(patient, self._by(ctx))
             return [patient], {**result, "version": patient.version}
 
         attestation = self.reads.disclosures.attest_write(ctx, patient_id)
         outcome = self.ledger.change(
-            ctx, Patient, patient_id, "patient", decide, expected_version, admit, attestation
+            ctx, Patient, patient_id, "patient", apply, expected_version, admit, attestation
         )
         return self.reads.disclosures.answer_write(attestation, outcome)
 

@@ -135,12 +135,12 @@ class Consents:
         if (prior := self.ledger.repeated(ctx)) is not None:
             return prior
 
-        def decide(consent: Consent) -> tuple[list[Consent], dict[str, Any]]:
+        def apply(consent: Consent) -> tuple[list[Consent], dict[str, Any]]:
             result = command(consent, Provenance(ctx.actor.id, self.clock()))
             return [consent], {**result, "consent_version": consent.version}
 
         return self.ledger.change(
-            ctx, Consent, patient.consent_id, "consent", decide, expected_version
+            ctx, Consent, patient.consent_id, "consent", apply, expected_version
         )
 
     def _of_organisation(self, grantee: Grantee, org: str) -> bool:

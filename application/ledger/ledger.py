@@ -330,16 +330,16 @@ class CareLedger(Application[UUID]):
         cls: type[A],
         stream_id: UUID,
         resource: str,
-        decide: Callable[[A], tuple[Sequence[Aggregate], dict[str, Any]]],
+        apply: Callable[[A], tuple[Sequence[Aggregate], dict[str, Any]]],
         expected_version: int | None = None,
         admit: Callable[[A], None] | None = None,
         attestation: Attestation | None = None,
     ) -> WriteOutcome:
-        """Load, decide, save; retry a lost race on fresh state unless If-Match pins it.
+        """Load, apply the command, save; retry a lost race on fresh state unless If-Match pins it.
 
         ``admit`` raises unless the actor may touch the stream at all. It runs before
         the If-Match comparison, so a 412 never reveals a stream's version to someone
-        who should have been told 404. ``decide`` runs the command on the aggregate
+        who should have been told 404. ``apply`` runs the command on the aggregate
         and returns what to save and the result fields. It may raise domain or
         application errors.
         """
@@ -355,7 +355,7 @@ class CareLedger(Application[UUID]):
                 admit(aggregate)
             if expected_version is not None and aggregate.version != expected_version:
                 raise PreconditionFailed(expected_version, aggregate.version)
-            to_save, result = decide(aggregate)
+            to_save, result = apply(aggregate)
             try:
                 return self.commit(ctx, to_save, result, attestation)
             except IntegrityError:

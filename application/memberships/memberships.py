@@ -130,12 +130,12 @@ class Memberships:
         if (prior := self.ledger.repeated(ctx)) is not None:
             return prior
 
-        def decide(membership: Membership) -> tuple[list[Membership], dict[str, Any]]:
+        def apply(membership: Membership) -> tuple[list[Membership], dict[str, Any]]:
             command(membership)
             return [membership], {"id": str(membership.id), "version": membership.version}
 
         return self.ledger.change(
-            ctx, Membership, membership_id, "membership", decide, expected_version, admit
+            ctx, Membership, membership_id, "membership", apply, expected_version, admit
         )
 
     def discontinue_sponsor(

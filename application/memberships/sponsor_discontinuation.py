@@ -57,7 +57,7 @@ class SponsorDiscontinuation:
             try:
                 self.ledger.save_tracked(terminated, tracking)
             except IntegrityError:
-                continue  # a member changed meanwhile: decide again on fresh state
+                continue  # a member changed meanwhile: terminate again on fresh state
             return len(terminated)
         raise RuntimeError("sponsor discontinuation kept conflicting; will retry later")
 

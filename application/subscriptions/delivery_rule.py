@@ -103,7 +103,7 @@ class SubscriberSpec:
 class Pending:
     """Outbox items after a cursor, with each patient's state, read in one snapshot."""
 
-    items: list[tuple[int, UUID, dict[str, Any]]]  # (position, patient_id, sealed content)
+    items: list[tuple[int, UUID, dict[str, Any]]]  # (position, patient_id, decrypted content)
     subjects: dict[UUID, "Subject"]
     scanned_to: int  # the last outbox position looked at, where the cursor may move
     # Each item's entry as it stands at the projection's position (by entry id).

@@ -106,7 +106,7 @@ class Relay:
         acknowledged = after
         sent = 0
         for _ in range(self.batches_per_step):
-            batch = self.subscriptions.decide(
+            batch = self.subscriptions.next_batch(
                 spec,
                 after,
                 self.batch_size,

@@ -189,7 +189,7 @@ class Subscriptions:
         deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT_SECONDS)
         while True:
             seen = self.progress.known(DELIVERY_VIEW)
-            batch = self.decide(
+            batch = self.next_batch(
                 spec,
                 after,
                 limit,
@@ -221,7 +221,7 @@ class Subscriptions:
 
     # Shared by both channels -------------------------------------------------------
 
-    def decide(
+    def next_batch(
         self,
         spec: SubscriberSpec,
         after: int,

@@ -2,7 +2,7 @@
 
 Plain columns are what the auditors' filters need (ids, role, organisation, purpose,
 action, decision, time, whether it broke the glass and how it was reviewed); the
-whole record is sealed under the audit key, like the record in the log. Access
+whole record is encrypted under the audit key, like the record in the log. Access
 records outlive a patient's erasure, so this view ignores the ``Erased`` tombstone.
 """
 
@@ -17,7 +17,7 @@ from application.charts.read_models import Key, sortable_time
 from domain.access_record import AccessRecord
 from infrastructure.keys import AUDIT_KEY_ID
 from infrastructure.projections.engine import Decoded, active_version
-from infrastructure.projections.sealed_rows import RowSealer
+from infrastructure.projections.row_cipher import RowCipher
 from infrastructure.projections.store import Cursor, ViewStore
 
 TABLE = "view_access_log"
@@ -28,8 +28,8 @@ class AccessLogProjection:
     name = "access_log"
     topics = (get_topic(AccessRecord.Recorded), get_topic(AccessRecord.Reviewed))
 
-    def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
-        self.sealer = sealer
+    def __init__(self, store: ViewStore, cipher: RowCipher) -> None:
+        self.cipher = cipher
         self.table = store.table(TABLE)
         # Whose auditors see a row: the patient's care organisation (None before it
         # was recorded: then the actor's organisation's).
@@ -94,7 +94,7 @@ class AccessLogProjection:
                     1 if "break_glass" in row["record"]["basis"] else 0,
                     row["review_outcome"],
                     row["position"],
-                    self.sealer.seal(AUDIT_KEY_ID, f"{TABLE}/{access_id.hex}", row["record"]),
+                    self.cipher.encrypt(AUDIT_KEY_ID, f"{TABLE}/{access_id.hex}", row["record"]),
                     row["record"].get("care_org"),
                 )
                 for access_id, row in rows.items()
@@ -109,8 +109,8 @@ class AccessLogProjection:
         ).fetchone()
         if found is None:
             return None
-        occurred_at, review_outcome, position, sealed = found
-        record = self.sealer.open(AUDIT_KEY_ID, f"{TABLE}/{access_id.hex}", sealed)
+        occurred_at, review_outcome, position, encrypted = found
+        record = self.cipher.decrypt(AUDIT_KEY_ID, f"{TABLE}/{access_id.hex}", encrypted)
         return {
             "occurred_at": occurred_at,
             "review_outcome": review_outcome,
@@ -134,9 +134,9 @@ def _row(event: AccessRecord.Recorded, position: int) -> dict[str, Any]:
 
 
 class AccessLogReader:
-    def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
+    def __init__(self, store: ViewStore, cipher: RowCipher) -> None:
         self.store = store
-        self.sealer = sealer
+        self.cipher = cipher
         self.table = store.table(TABLE)
 
     def search(
@@ -186,8 +186,8 @@ class AccessLogReader:
             version = active_version(cursor, self.store, AccessLogProjection.name)
             rows = cursor.execute(sql, [version, *params]).fetchall()
         items = [
-            self.sealer.open(AUDIT_KEY_ID, f"{TABLE}/{access_hex}", sealed)
-            for _, access_hex, sealed in rows[:limit]
+            self.cipher.decrypt(AUDIT_KEY_ID, f"{TABLE}/{access_hex}", encrypted)
+            for _, access_hex, encrypted in rows[:limit]
         ]
         more = len(rows) > limit
         last = rows[limit - 1] if more else None

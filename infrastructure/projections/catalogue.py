@@ -15,7 +15,7 @@ from infrastructure.projections.delivery_reader import DeliveryReader
 from infrastructure.projections.directory import DirectoryProjection, DirectoryReader
 from infrastructure.projections.engine import Projection, Projector, view_tables
 from infrastructure.projections.roster import RosterProjection, RosterReader
-from infrastructure.projections.sealed_rows import RowSealer
+from infrastructure.projections.row_cipher import RowCipher
 from infrastructure.projections.store import ViewStore
 from infrastructure.projections.timeline import TimelineProjection, TimelineReader
 
@@ -31,13 +31,13 @@ KINDS: tuple[type[Any], ...] = (
 NAMES: tuple[str, ...] = tuple(kind.name for kind in KINDS)
 
 
-def projections(store: ViewStore, sealer: RowSealer) -> list[Projection]:
-    # The roster holds no PHI, so it is the one view built without a sealer.
-    return [kind(store) if kind is RosterProjection else kind(store, sealer) for kind in KINDS]
+def projections(store: ViewStore, cipher: RowCipher) -> list[Projection]:
+    # The roster holds no PHI, so it is the one view built without a cipher.
+    return [kind(store) if kind is RosterProjection else kind(store, cipher) for kind in KINDS]
 
 
 def table_names(store: ViewStore) -> list[str]:
-    return [*view_tables(projections(store, RowSealer(None))), CURSORS]
+    return [*view_tables(projections(store, RowCipher(None))), CURSORS]
 
 
 @dataclass
@@ -51,14 +51,14 @@ class Readers:
 
 
 def readers(store: ViewStore, keys: KeyRing) -> Readers:
-    sealer = RowSealer(keys)
+    cipher = RowCipher(keys)
     return Readers(
-        TimelineReader(store, sealer),
-        DirectoryReader(store, sealer),
-        ConsentStateReader(store, sealer),
+        TimelineReader(store, cipher),
+        DirectoryReader(store, cipher),
+        ConsentStateReader(store, cipher),
         RosterReader(store),
-        AccessLogReader(store, sealer),
-        DeliveryReader(store, sealer),
+        AccessLogReader(store, cipher),
+        DeliveryReader(store, cipher),
     )
 
 
@@ -72,5 +72,5 @@ def projectors(
 ) -> list[Projector]:
     return [
         Projector(store, mapper, projection, batch_size=batch_size, on_commit=on_commit)
-        for projection in projections(store, RowSealer(keys))
+        for projection in projections(store, RowCipher(keys))
     ]

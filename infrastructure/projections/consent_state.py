@@ -1,7 +1,7 @@
 """Consent state: each patient's directives and restrictions, with the consent version.
 
 One row per consent stream. The directives name grantees, purposes and sensitivity
-labels, which say something about the patient, so the whole state is sealed under
+labels, which say something about the patient, so the whole state is encrypted under
 the patient's key; only the random ids and the version are plain.
 """
 
@@ -13,7 +13,7 @@ from eventsourcing.utils import get_topic
 
 from domain.consent import Consent
 from infrastructure.projections.engine import Decoded, active_version, delete_patient_rows
-from infrastructure.projections.sealed_rows import RowSealer
+from infrastructure.projections.row_cipher import RowCipher
 from infrastructure.projections.store import Cursor, ViewStore
 
 TABLE = "view_consent"
@@ -31,8 +31,8 @@ class ConsentStateProjection:
         )
     )
 
-    def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
-        self.sealer = sealer
+    def __init__(self, store: ViewStore, cipher: RowCipher) -> None:
+        self.cipher = cipher
         self.table = store.table(TABLE)
 
     def table_names(self) -> list[str]:
@@ -78,7 +78,9 @@ class ConsentStateProjection:
                     row["patient_id"].hex,
                     row["consent_version"],
                     row["position"],
-                    self.sealer.seal(row["patient_id"], f"{TABLE}/{consent_id.hex}", row["state"]),
+                    self.cipher.encrypt(
+                        row["patient_id"], f"{TABLE}/{consent_id.hex}", row["state"]
+                    ),
                 )
                 for consent_id, row in pending.items()
             ],
@@ -92,9 +94,9 @@ class ConsentStateProjection:
         ).fetchone()
         if found is None:
             return None
-        patient_hex, consent_version, position, sealed = found
+        patient_hex, consent_version, position, encrypted = found
         patient_id = UUID(patient_hex)
-        state = self.sealer.open(patient_id, f"{TABLE}/{consent_id.hex}", sealed)
+        state = self.cipher.decrypt(patient_id, f"{TABLE}/{consent_id.hex}", encrypted)
         return {
             "patient_id": patient_id,
             "consent_version": consent_version,
@@ -144,9 +146,9 @@ def _apply(state: dict[str, Any], event: Any) -> None:
 
 
 class ConsentStateReader:
-    def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
+    def __init__(self, store: ViewStore, cipher: RowCipher) -> None:
         self.store = store
-        self.sealer = sealer
+        self.cipher = cipher
         self.table = store.table(TABLE)
 
     def of_patient(self, patient_id: UUID) -> dict[str, Any] | None:
@@ -160,8 +162,8 @@ class ConsentStateReader:
             ).fetchone()
         if found is None:
             return None
-        consent_hex, consent_version, sealed = found
-        state = self.sealer.open(patient_id, f"{TABLE}/{consent_hex}", sealed)
+        consent_hex, consent_version, encrypted = found
+        state = self.cipher.decrypt(patient_id, f"{TABLE}/{consent_hex}", encrypted)
         return {
             "consent_id": str(UUID(consent_hex)),
             "consent_version": int(consent_version),

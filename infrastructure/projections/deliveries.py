@@ -4,16 +4,16 @@ It walks the log once for every subscriber. Because it applies consent, membersh
 and registration events in the same order as the chart events, the state it decides
 with is exactly the state as of each event's position: a directive granted later
 does not reach back, and a revocation stops everything after it. What it decides is
-kept in an outbox (one sealed row per subscriber and event); the delivery decides
+kept in an outbox (one encrypted row per subscriber and event); the delivery decides
 once more, as of delivery time, against the state this projection has reached.
 
-Tables (every row carries its view version; PHI is sealed under the patient's key):
+Tables (every row carries its view version; PHI is encrypted under the patient's key):
 - subscribers: the registrations (no PHI, plain JSON);
-- subjects: per patient, the care organisation, consent and memberships (sealed);
+- subjects: per patient, the care organisation, consent and memberships (encrypted);
 - streams: which patient a consent or membership stream belongs to (random ids);
 - entries: each entry's kind, labels and status, for amendments and for the delivery
-  to judge the entry as it now stands (sealed);
-- outbox: per subscriber and position, the minimised message (sealed).
+  to judge the entry as it now stands (encrypted);
+- outbox: per subscriber and position, the minimised message (encrypted).
 An erased patient's rows go from all of them, so nothing of theirs is delivered.
 """
 
@@ -43,7 +43,7 @@ from domain.patient import Patient
 from domain.subscriber import ContentLevel, Subscriber
 from infrastructure.projections import consent_state, roster
 from infrastructure.projections.engine import Decoded, delete_patient_rows
-from infrastructure.projections.sealed_rows import RowSealer
+from infrastructure.projections.row_cipher import RowCipher
 from infrastructure.projections.store import Cursor, ViewStore
 
 NAME = "deliveries"
@@ -99,9 +99,9 @@ class DeliveryProjection:
         )
     )
 
-    def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
+    def __init__(self, store: ViewStore, cipher: RowCipher) -> None:
         self.store = store
-        self.sealer = sealer
+        self.cipher = cipher
         names = (SUBSCRIBERS, SUBJECTS, STREAMS, ENTRIES, OUTBOX, CURSORS)
         self.t = {n: store.table(n) for n in names}
 
@@ -244,10 +244,10 @@ class DeliveryProjection:
             if delivery_decision(spec, as_of_event, patient_id, facts.kind, facts.labels, day):
                 body = message(spec, event, item.position, facts)
                 if spec.content is ContentLevel.FULL:
-                    # A full entry's quantity is a Decimal, which a sealed row cannot
+                    # A full entry's quantity is a Decimal, which an encrypted row cannot
                     # hold: kept as the feed renders it, so its bytes are the same.
                     body = orjson.loads(render(body))
-                sealed = self.sealer.seal(
+                encrypted = self.cipher.encrypt(
                     patient_id,
                     outbox_label(spec.id, item.position),
                     {
@@ -257,7 +257,7 @@ class DeliveryProjection:
                         "stream_version": event.originator_version,
                     },
                 )
-                work.outbox.append((spec.id.hex, item.position, patient_id.hex, sealed))
+                work.outbox.append((spec.id.hex, item.position, patient_id.hex, encrypted))
 
     # Loading and writing ------------------------------------------------------------
 
@@ -286,7 +286,7 @@ class DeliveryProjection:
             ).fetchone()
             if found is None:
                 return None
-            work.subjects[patient_id] = self.sealer.open(
+            work.subjects[patient_id] = self.cipher.decrypt(
                 patient_id, subject_label(patient_id), found[0]
             )
         return work.subjects[patient_id]
@@ -301,7 +301,7 @@ class DeliveryProjection:
         if found is None:
             return None
         patient_id = UUID(found[0])
-        return patient_id, open_entry(self.sealer, patient_id, entry_id, found[1])
+        return patient_id, decrypt_entry(self.cipher, patient_id, entry_id, found[1])
 
     def _write(self, cursor: Cursor, version: int, work: _Batch) -> None:
         cursor.executemany(
@@ -316,7 +316,7 @@ class DeliveryProjection:
                 (
                     version,
                     p.hex,
-                    self.sealer.seal(p, subject_label(p), work.subjects[p]),
+                    self.cipher.encrypt(p, subject_label(p), work.subjects[p]),
                 )
                 for p in sorted(work.changed)
                 if p in work.subjects
@@ -331,7 +331,7 @@ class DeliveryProjection:
                     version,
                     e.hex,
                     work.entries[e][0].hex,
-                    seal_entry(self.sealer, work.entries[e][0], e, work.entries[e][1]),
+                    encrypt_entry(self.cipher, work.entries[e][0], e, work.entries[e][1]),
                 )
                 for e in work.changed_entries
             ],
@@ -356,14 +356,16 @@ def subject_label(patient_id: UUID) -> str:
     return f"{SUBJECTS}/{patient_id.hex}"
 
 
-def seal_entry(sealer: RowSealer, patient_id: UUID, entry_id: UUID, facts: EntryFacts) -> bytes:
-    return sealer.seal(
+def encrypt_entry(cipher: RowCipher, patient_id: UUID, entry_id: UUID, facts: EntryFacts) -> bytes:
+    return cipher.encrypt(
         patient_id, f"{ENTRIES}/{entry_id.hex}", [facts.kind, sorted(facts.labels), facts.status]
     )
 
 
-def open_entry(sealer: RowSealer, patient_id: UUID, entry_id: UUID, sealed: bytes) -> EntryFacts:
-    kind, labels, status = sealer.open(patient_id, f"{ENTRIES}/{entry_id.hex}", sealed)
+def decrypt_entry(
+    cipher: RowCipher, patient_id: UUID, entry_id: UUID, encrypted: bytes
+) -> EntryFacts:
+    kind, labels, status = cipher.decrypt(patient_id, f"{ENTRIES}/{entry_id.hex}", encrypted)
     return EntryFacts(kind, frozenset(labels), status)
 
 

@@ -24,14 +24,14 @@ from infrastructure.projections.deliveries import (
     OUTBOX,
     SUBJECTS,
     SUBSCRIBERS,
-    open_entry,
+    decrypt_entry,
     outbox_label,
     subject_facts,
     subject_label,
     subscribers_of,
 )
 from infrastructure.projections.engine import active_version
-from infrastructure.projections.sealed_rows import RowSealer
+from infrastructure.projections.row_cipher import RowCipher
 from infrastructure.projections.store import Cursor, ViewStore
 
 BACKLOG = Gauge(
@@ -43,9 +43,9 @@ BACKLOG = Gauge(
 
 
 class DeliveryReader:
-    def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
+    def __init__(self, store: ViewStore, cipher: RowCipher) -> None:
         self.store = store
-        self.sealer = sealer
+        self.cipher = cipher
         names = (SUBSCRIBERS, SUBJECTS, ENTRIES, OUTBOX, CURSORS)
         self.t = {n: store.table(n) for n in names}
 
@@ -81,11 +81,11 @@ class DeliveryReader:
                     (version, *patients),
                 ).fetchall()
             items = []
-            for position, patient_hex, sealed in rows:
+            for position, patient_hex, encrypted in rows:
                 patient_id = UUID(patient_hex)
                 try:
-                    content = self.sealer.open(
-                        patient_id, outbox_label(subscriber_id, position), sealed
+                    content = self.cipher.decrypt(
+                        patient_id, outbox_label(subscriber_id, position), encrypted
                     )
                 except DataKeyDestroyed:
                     continue  # erased since: never delivered
@@ -94,10 +94,10 @@ class DeliveryReader:
             # item's entry as it stands at the projection's position.
             entries = self._entries(cursor, version, items)
         subjects = {}
-        for patient_hex, sealed in subject_rows:
+        for patient_hex, encrypted in subject_rows:
             patient_id = UUID(patient_hex)
             try:
-                opened = self.sealer.open(patient_id, subject_label(patient_id), sealed)
+                opened = self.cipher.decrypt(patient_id, subject_label(patient_id), encrypted)
             except DataKeyDestroyed:
                 continue
             subjects[patient_id] = subject_facts(opened)
@@ -116,10 +116,12 @@ class DeliveryReader:
             (version, *wanted),
         ).fetchall()
         entries = {}
-        for entry_hex, patient_hex, sealed in rows:
+        for entry_hex, patient_hex, encrypted in rows:
             entry_id = UUID(entry_hex)
             try:
-                entries[entry_id] = open_entry(self.sealer, UUID(patient_hex), entry_id, sealed)
+                entries[entry_id] = decrypt_entry(
+                    self.cipher, UUID(patient_hex), entry_id, encrypted
+                )
             except DataKeyDestroyed:
                 continue  # erased since: its items are passed over too
         return entries

@@ -1,7 +1,7 @@
 """The patient directory: exact-match search by MRN, or family name plus birth date.
 
 The view holds no plaintext PHI. The search keys are blind indexes (keyed HMAC over
-normalised values); the name, birth date and MRN are sealed under the patient's key.
+normalised values); the name, birth date and MRN are encrypted under the patient's key.
 The organisation id is plain, because every search is scoped to the actor's
 organisation.
 """
@@ -16,7 +16,7 @@ from eventsourcing.utils import get_topic
 from application.charts.disclosure_rendering import search_hit
 from domain.patient import Patient
 from infrastructure.projections.engine import Decoded, active_version, delete_patient_rows
-from infrastructure.projections.sealed_rows import RowSealer
+from infrastructure.projections.row_cipher import RowCipher
 from infrastructure.projections.store import Cursor, ViewStore
 
 TABLE = "view_directory"
@@ -26,8 +26,8 @@ class DirectoryProjection:
     name = "directory"
     topics = tuple(get_topic(cls) for cls in (Patient.Registered, Patient.DemographicsUpdated))
 
-    def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
-        self.sealer = sealer
+    def __init__(self, store: ViewStore, cipher: RowCipher) -> None:
+        self.cipher = cipher
         self.table = store.table(TABLE)
 
     def table_names(self) -> list[str]:
@@ -85,10 +85,10 @@ class DirectoryProjection:
                     version,
                     patient_id.hex,
                     row["organisation_id"],
-                    self.sealer.blind_index("mrn", row["phi"]["mrn"]),
+                    self.cipher.blind_index("mrn", row["phi"]["mrn"]),
                     self.name_index(row["phi"]["name"]["family"], row["phi"]["birth_date"]),
                     row["position"],
-                    self.sealer.seal(patient_id, TABLE, row["phi"]),
+                    self.cipher.encrypt(patient_id, TABLE, row["phi"]),
                     row["stream_version"],
                 )
                 for patient_id, row in pending.items()
@@ -96,7 +96,7 @@ class DirectoryProjection:
         )
 
     def name_index(self, family: str, birth_date: str) -> bytes:
-        return self.sealer.blind_index("family+birth_date", f"{family.strip()}\x00{birth_date}")
+        return self.cipher.blind_index("family+birth_date", f"{family.strip()}\x00{birth_date}")
 
     def _load(self, cursor: Cursor, version: int, patient_id: UUID) -> dict[str, Any] | None:
         found = cursor.execute(
@@ -106,12 +106,12 @@ class DirectoryProjection:
         ).fetchone()
         if found is None:
             return None
-        organisation_id, position, sealed, stream_version = found
+        organisation_id, position, encrypted, stream_version = found
         return {
             "organisation_id": organisation_id,
             "position": position,
             "stream_version": stream_version,
-            "phi": self.sealer.open(patient_id, TABLE, sealed),
+            "phi": self.cipher.decrypt(patient_id, TABLE, encrypted),
         }
 
     def purge(self, cursor: Cursor, version: int, patient_id: UUID) -> None:
@@ -119,14 +119,14 @@ class DirectoryProjection:
 
 
 class DirectoryReader:
-    def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
+    def __init__(self, store: ViewStore, cipher: RowCipher) -> None:
         self.store = store
-        self.sealer = sealer
-        self.projection = DirectoryProjection(store, sealer)
+        self.cipher = cipher
+        self.projection = DirectoryProjection(store, cipher)
 
     def by_mrn(self, organisation_id: str, mrn: str, limit: int) -> list[dict[str, Any]]:
         return self._search(
-            "mrn_index", self.sealer.blind_index("mrn", mrn), organisation_id, limit
+            "mrn_index", self.cipher.blind_index("mrn", mrn), organisation_id, limit
         )
 
     def by_name(
@@ -158,9 +158,9 @@ class DirectoryReader:
                 (version, organisation_id, index, limit),
             ).fetchall()
         found = []
-        for patient_hex, sealed, stream_version in rows:
+        for patient_hex, encrypted, stream_version in rows:
             patient_id = UUID(patient_hex)
-            phi = self.sealer.open(patient_id, TABLE, sealed)
+            phi = self.cipher.decrypt(patient_id, TABLE, encrypted)
             name = phi["name"]
             hit = search_hit(patient_id, name["given"], name["family"], phi["birth_date"])
             # The version is for the access record, not the body: the search pops it.

@@ -2,7 +2,7 @@
 
 Plain columns are what ordering, filtering and paging need: the patient's random id,
 the entry's random id, the kind, the status and the effective time. Everything else
-(code, value, modality, labels, author) is sealed under the patient's key. A page is
+(code, value, modality, labels, author) is encrypted under the patient's key. A page is
 an index range scan on ``(version, patient_id, effective_at, entry_id)``, so it reads
 O(page) rows whatever the chart's length.
 """
@@ -17,14 +17,14 @@ from application.charts.disclosure_rendering import Row, changed, recorded, rend
 from application.charts.read_models import Admit, Key, TimelinePage
 from domain.patient import Patient
 from infrastructure.projections.engine import Decoded, active_version, delete_patient_rows
-from infrastructure.projections.sealed_rows import RowSealer
+from infrastructure.projections.row_cipher import RowCipher
 from infrastructure.projections.store import Cursor, ViewStore
 
 TABLE = "view_timeline"
 # Per chart: the patient stream's version the timeline reflects, so that an access
 # record can name it and a replay can rebuild the page from the log at that version.
 CHARTS = "view_timeline_charts"
-Sealed = tuple[str, str, bytes]  # a row's kind, status and sealed PHI, read but not opened
+Encrypted = tuple[str, str, bytes]  # a row's kind, status and encrypted PHI, read but not decrypted
 
 
 class TimelineProjection:
@@ -34,8 +34,8 @@ class TimelineProjection:
         for cls in (Patient.EntryRecorded, Patient.EntryAmended, Patient.EntryEnteredInError)
     )
 
-    def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
-        self.sealer = sealer
+    def __init__(self, store: ViewStore, cipher: RowCipher) -> None:
+        self.cipher = cipher
         self.table = store.table(TABLE)
         self.charts = store.table(CHARTS)
 
@@ -101,7 +101,7 @@ class TimelineProjection:
                         row["kind"],
                         row["status"],
                         row["position"],
-                        self.sealer.seal(patient, f"{TABLE}/{entry.hex}", row["phi"]),
+                        self.cipher.encrypt(patient, f"{TABLE}/{entry.hex}", row["phi"]),
                     )
                     for (patient, entry), row in pending.items()
                 ],
@@ -123,8 +123,8 @@ class TimelineProjection:
         ).fetchone()
         if found is None:
             return None
-        kind, status, effective_at, position, sealed = found
-        phi = self.sealer.open(patient_id, f"{TABLE}/{entry_id.hex}", sealed)
+        kind, status, effective_at, position, encrypted = found
+        phi = self.cipher.decrypt(patient_id, f"{TABLE}/{entry_id.hex}", encrypted)
         return {
             "kind": kind,
             "status": status,
@@ -140,9 +140,9 @@ class TimelineProjection:
 class TimelineReader:
     """Pages of a patient's timeline, from the active version of the view."""
 
-    def __init__(self, store: ViewStore, sealer: RowSealer) -> None:
+    def __init__(self, store: ViewStore, cipher: RowCipher) -> None:
         self.store = store
-        self.sealer = sealer
+        self.cipher = cipher
         self.table = store.table(TABLE)
         self.charts = store.table(CHARTS)
 
@@ -173,23 +173,23 @@ class TimelineReader:
             ).fetchone()
             chart_version = int(chart[0]) if chart else 0
 
-            def candidates(key: Key | None, count: int) -> list[tuple[Key, Sealed]]:
+            def candidates(key: Key | None, count: int) -> list[tuple[Key, Encrypted]]:
                 found = self._rows(cursor, version, patient_id, kind, since, until, key, count)
                 return [
-                    ((effective_at, entry_id), (row_kind, status, sealed))
-                    for entry_id, row_kind, status, effective_at, sealed in found
+                    ((effective_at, entry_id), (row_kind, status, encrypted))
+                    for entry_id, row_kind, status, effective_at, encrypted in found
                 ]
 
-            def rows(chunk: Sequence[tuple[Key, Sealed]]) -> list[Row]:
+            def rows(chunk: Sequence[tuple[Key, Encrypted]]) -> list[Row]:
                 return [
                     rendered(
                         entry_id,
                         row_kind,
                         status,
                         effective_at,
-                        self.sealer.open(patient_id, f"{TABLE}/{entry_id}", sealed),
+                        self.cipher.decrypt(patient_id, f"{TABLE}/{entry_id}", encrypted),
                     )
-                    for (effective_at, entry_id), (row_kind, status, sealed) in chunk
+                    for (effective_at, entry_id), (row_kind, status, encrypted) in chunk
                 ]
 
             entries, next_key = scan_page(candidates, rows, after=after, limit=limit, admit=admit)

@@ -314,7 +314,7 @@ def test_a_long_poll_wakes_on_a_new_delivery_and_long_polls_never_take_every_thr
 def test_a_full_feed_carries_a_measured_value_and_replays_it_byte_for_byte(
     client: TestClient,
 ) -> None:
-    # A quantity once stopped the delivery projection: it could not seal a Decimal
+    # A quantity once stopped the delivery projection: it could not encrypt a Decimal
     monitor, token = subscribe(client, kinds=["observation"], content="full")
     patient_id = patient(client, "MRN-O")
     under_care(client, patient_id)

@@ -1,9 +1,9 @@
 """Helpers for the read-model stories: decrypted digests of views, and small builders.
 
-Sealed columns are AES-GCM with random nonces, so two correct projections of the same
+Encrypted columns are AES-GCM with random nonces, so two correct projections of the same
 log never agree byte for byte. A view is therefore compared by its *decrypted*
-content: every row of the active version, with each sealed column replaced by the JSON
-it opens to (under the same row label the projection sealed it with), the ``version``
+content: every row of the active version, with each encrypted column replaced by the JSON
+it decrypts to (under the same row label the projection encrypted it with), the ``version``
 column left out, and the rows sorted.
 """
 
@@ -30,7 +30,7 @@ from domain.vocabulary import (
     SigningMethod,
 )
 from infrastructure.projections.engine import VERSIONS_TABLE, active_version
-from infrastructure.projections.sealed_rows import RowSealer
+from infrastructure.projections.row_cipher import RowCipher
 from tests.conftest import ORG
 
 VIEWS = ("timeline", "directory", "consent_state", "roster")
@@ -38,12 +38,12 @@ VIEWS = ("timeline", "directory", "consent_state", "roster")
 
 @dataclass(frozen=True)
 class ViewTable:
-    """One view table: its plain columns, and how to open its sealed column."""
+    """One view table: its plain columns, and how to decrypt its encrypted column."""
 
     table: str
     columns: tuple[str, ...]  # every column but ``version``; ``sealed`` last if any
     patient_column: str
-    label: Callable[[dict[str, Any]], str] | None  # the row label the projection sealed with
+    label: Callable[[dict[str, Any]], str] | None  # the row label the projection encrypted with
 
 
 TABLES: dict[str, ViewTable] = {
@@ -105,7 +105,7 @@ def view_rows(
     """The active version's rows of a view, decrypted, sorted; ``without`` some patients."""
     spec = TABLES[name]
     store = container.views
-    sealer = RowSealer(container.keys)
+    cipher = RowCipher(container.keys)
     skipped = {p.hex for p in without}
     with store.reading() as cursor:
         version = active_version(cursor, store, name)
@@ -119,7 +119,7 @@ def view_rows(
         if row[spec.patient_column] in skipped:
             continue
         if spec.label is not None:
-            row["sealed"] = sealer.open(
+            row["sealed"] = cipher.decrypt(
                 UUID(row[spec.patient_column]), spec.label(row), row["sealed"]
             )
         rows.append({k: _plain(v) for k, v in row.items()})

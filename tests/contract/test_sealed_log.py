@@ -16,7 +16,7 @@ from eventsourcing.persistence import Mapper
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from api.bootstrap import build, open_unsealed
+from api.bootstrap import build, open_locked
 from api.container import Container
 from api.settings import ConfigError, Settings
 from application.errors import DataKeyDestroyed, IntegrityViolation
@@ -281,7 +281,7 @@ def test_rotation_rewraps_keys_resumably_and_changes_no_event_row(
         patients = [register(container, mrn=f"MRN-R{i}") for i in range(3)]
     rows_before = raw.digest(raw.events, raw.snapshots, raw.chain)
     old, new = LocalKeyEncryptionKey(old_key), LocalKeyEncryptionKey(new_key)
-    ledger = open_unsealed(_settings(database_url, tmp_path, old_key))
+    ledger = open_locked(_settings(database_url, tmp_path, old_key))
     try:
         table = ledger.recorder.keys  # type: ignore[attr-defined]
         # Given a rotation interrupted after its first batch

@@ -68,7 +68,7 @@ def _drive(base: str) -> list[httpx.Response]:
         )
         assert renamed.status_code == 200, renamed.text
         assert c["new_family"] in call("GET", f"/v1/patients/{patient}").text
-        # The read models hold the canaries too (sealed), once projected; the
+        # The read models hold the canaries too (encrypted), once projected; the
         # clinician reads the chart within a membership
         seen = {"min_position": under_care(http, patient)}
         timeline = call("GET", f"/v1/patients/{patient}/timeline", params=seen)
