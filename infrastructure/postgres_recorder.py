@@ -226,8 +226,8 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, PostgresProce
     def chain_rows(self) -> Iterator[ChainRow]:
         """Every record in log order, with its signed body and its link (if any).
 
-        Streamed by a binary COPY of the query, one snapshot: about half the cost per
-        row of a server-side cursor's FETCHes (``audit verify``, A1 in bench.encryption).
+        Streamed by a binary COPY of the query, one snapshot, because ``audit verify``
+        reads every row and a server-side cursor's FETCHes cost more per row.
         Leaving early cancels the COPY, and the read transaction is rolled back.
         """
         with (
