@@ -5,8 +5,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# openapi-python-client generates the client that tests/client drives; its dependencies
+# clash with the project's, so it has a venv of its own.
+GENERATOR_VERSION := 0.29.1
+GENERATOR := $(VENV)/generator/.installed-$(GENERATOR_VERSION)
+# `make fuzz`: examples per operation (CI's `make test` runs 100) and extra pytest arguments.
+EXAMPLES ?= 1000
+PYTEST_ARGS ?=
 
-.PHONY: serve test lint format install clean bench
+.PHONY: serve test fuzz lint format install clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +23,26 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-install: $(STAMP)
+$(GENERATOR): | $(BIN)/python
+	rm -rf $(VENV)/generator
+	$(PYTHON) -m venv $(VENV)/generator
+	$(VENV)/generator/bin/pip install --quiet openapi-python-client==$(GENERATOR_VERSION)
+	touch $(GENERATOR)
+
+install: $(STAMP) $(GENERATOR)
 
 serve: $(STAMP)
 	$(BIN)/careledger serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) $(GENERATOR)
 	$(BIN)/pytest -q
+
+# Schemathesis at EXAMPLES per operation, every role, both backends, with a new seed each
+# run (printed with any failure; set CARELEDGER_FUZZ_SEED to repeat one).
+fuzz: $(STAMP)
+	CARELEDGER_FUZZ_EXAMPLES=$(EXAMPLES) \
+	CARELEDGER_FUZZ_SEED=$${CARELEDGER_FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')} \
+	$(BIN)/pytest -q tests/fuzz/test_schemathesis.py $(PYTEST_ARGS)
 
 # Ratios measured in one run (absolute times on shared machines are noise). Quick mode
 # by default; `make bench FULL=1` for the full one. Regenerates the README's table.
