@@ -29,6 +29,7 @@ from application.memberships.sponsor_discontinuation import SponsorDiscontinuati
 from application.subscriptions.relay import Broker, Relay
 from application.subscriptions.subscriptions import Subscriptions
 from infrastructure.chain import ChainVerifier
+from infrastructure.claims import ClaimIds
 from infrastructure.follower import LogFollower
 from infrastructure.keys import CHAIN_KEY_ID, KeyRing, LocalKeyEncryptionKey, WrongMasterKey
 from infrastructure.migrations import migrate, protect, unlock
@@ -178,7 +179,7 @@ def build(
             audience=settings.jwt_audience,
             max_lifetime_seconds=settings.jwt_max_lifetime_seconds,
         ),
-        patients=Patients(ledger, clock, new_id, reads, keys.new_patient_id),
+        patients=Patients(ledger, clock, new_id, reads, keys.new_patient_id, ClaimIds(keys).mrn),
         memberships=Memberships(ledger, clock, new_id, views, gate),
         consents=Consents(ledger, clock, new_id, reads),
         erasure=Erasure(ledger, keys, clock, gate),

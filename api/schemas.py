@@ -7,6 +7,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from api.identifiers import Mrn
 from domain import values
 from domain.vocabulary import (
     AdministrativeSex,
@@ -62,7 +63,8 @@ class RegisterPatientIn(Body):
             ]
         },
     )
-    mrn: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    # A bare MRN is in the organisation's default system (api/identifiers.py).
+    mrn: Mrn
     name: NameIn
     birth_date: date
     sex: AdministrativeSex

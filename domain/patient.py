@@ -8,8 +8,9 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain import entry_records, errors
-from domain.chart_rules import check_birth_date, check_modality, check_mrn, check_reason
+from domain.chart_rules import check_birth_date, check_modality, check_reason
 from domain.events import AttributedEvent
+from domain.identifiers import MedicalRecordNumber, default_mrn_system
 from domain.values import Coding, ContactDetails, EntryValue, HumanName, Provenance, require_utc
 from domain.vocabulary import AdministrativeSex, EntryKind, EntryStatus, Modality, SensitivityLabel
 
@@ -19,19 +20,37 @@ class Patient(Aggregate):
 
     id: UUID  # ids are passed in (uuid4 from the caller), never minted here
     # 2: entry records say where their content is (see domain.entry_records).
-    class_version = 2
+    # 3: the MRN's system is kept beside its value.
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         state["entries"] = entry_records.from_version_1(state["entries"])
 
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """A snapshot from before MRN systems: its MRN is in the organisation's default
+        system, as ``Registered.upcast_v1_v2`` reads the event (none once erased)."""
+        has_mrn = state.get("mrn") is not None
+        state["mrn_system"] = default_mrn_system(state["organisation_id"]) if has_mrn else None
+
     class Event(AttributedEvent):
         pass
 
     class Registered(Event, Aggregate.Created):
+        """``mrn`` is the value and ``mrn_system`` its numbering system (v2)."""
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Registered before MRN systems: the organisation's default system."""
+            state["mrn_system"] = default_mrn_system(state["organisation_id"])
+
         consent_id: UUID
         organisation_id: str
         mrn: str
+        mrn_system: str
         name: HumanName
         birth_date: date
         sex: str
@@ -93,7 +112,7 @@ class Patient(Aggregate):
         patient_id: UUID,
         consent_id: UUID,
         organisation_id: str,
-        mrn: str,
+        mrn: MedicalRecordNumber | str,
         name: HumanName,
         birth_date: date,
         sex: AdministrativeSex,
@@ -101,14 +120,16 @@ class Patient(Aggregate):
         by: Provenance,
     ) -> "Patient":
         check_birth_date(birth_date, by)
-        check_mrn(mrn)
+        if isinstance(mrn, str):  # a bare MRN: the organisation's own numbering
+            mrn = MedicalRecordNumber.in_organisation(organisation_id, mrn)
         # The metaclass accepts ``id`` because of the ``id: UUID`` annotation; mypy only
         # sees ``__init__``, which must not take it.
         return Patient(  # type: ignore[call-arg]
             id=patient_id,
             consent_id=consent_id,
             organisation_id=organisation_id,
-            mrn=mrn,
+            mrn=mrn.value,
+            mrn_system=mrn.system,
             name=name,
             birth_date=birth_date,
             sex=sex.value,
@@ -124,6 +145,7 @@ class Patient(Aggregate):
         consent_id: UUID,
         organisation_id: str,
         mrn: str,
+        mrn_system: str,
         name: HumanName,
         birth_date: date,
         sex: str,
@@ -134,6 +156,7 @@ class Patient(Aggregate):
         self.consent_id = consent_id
         self.organisation_id = organisation_id
         self.mrn: str | None = mrn
+        self.mrn_system: str | None = mrn_system
         self.name: HumanName | None = name
         self.birth_date: date | None = birth_date
         self.sex: str | None = sex
@@ -355,7 +378,7 @@ class Patient(Aggregate):
         timestamp: datetime,
     ) -> None:
         self.erased = True
-        self.mrn = self.name = self.birth_date = self.sex = None
+        self.mrn = self.mrn_system = self.name = self.birth_date = self.sex = None
         self.contact = None
 
     # Invariants and queries -----------------------------------------------------------
@@ -392,6 +415,7 @@ class Patient(Aggregate):
         self._check_not_erased()
         return {
             "mrn": self.mrn,
+            "mrn_system": self.mrn_system,
             "name": self.name,
             "birth_date": self.birth_date,
             "sex": self.sex,

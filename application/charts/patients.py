@@ -2,8 +2,10 @@
 
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
 
 from application.access.access_log import Disclosed, DisclosedWrite
 from application.access.chart_gate import ReadSide
@@ -15,9 +17,24 @@ from application.errors import Gone, NotFound
 from application.ledger.ledger import CareLedger, WriteOutcome
 from application.ports import Clock, NewId, NewPatientId
 from domain.consent import Consent
+from domain.identifiers import MedicalRecordNumber, MrnClaim, MrnInUse
 from domain.patient import Patient
 from domain.values import Coding, ContactDetails, EntryValue, HumanName, Provenance
 from domain.vocabulary import AdministrativeSex, EntryKind, Modality, SensitivityLabel
+
+MrnClaimId = Callable[[str, MedicalRecordNumber], UUID]
+"""The id of the claim stream of an (organisation, MRN): a keyed hash, so that the id
+discloses nothing (``infrastructure.claims`` in production)."""
+
+
+class SystemAndValue(Protocol):
+    """An MRN with its system, as a request body gives it."""
+
+    @property
+    def system(self) -> str: ...
+
+    @property
+    def value(self) -> str: ...
 
 
 class Patients:
@@ -28,12 +45,14 @@ class Patients:
         new_id: NewId,
         reads: ReadSide,
         new_patient_id: NewPatientId,
+        mrn_claim_id: MrnClaimId,
     ) -> None:
         self.ledger = ledger
         self.clock = clock
         self.new_id = new_id
         self.reads = reads
         self.new_patient_id = new_patient_id
+        self.mrn_claim_id = mrn_claim_id
 
     def _repeated(
         self, ctx: RequestContext, patient_id: UUID, prior: WriteOutcome
@@ -50,21 +69,31 @@ class Patients:
         self,
         ctx: RequestContext,
         *,
-        mrn: str,
+        mrn: str | SystemAndValue,
         name: HumanName,
         birth_date: date,
         sex: AdministrativeSex,
         contact: ContactDetails | None,
     ) -> DisclosedWrite:
+        """Register a patient; a bare ``mrn`` is in the organisation's default system.
+        The MRN is claimed in the same transaction, so a second patient with it is
+        refused (``MrnInUse``, 409) however close together the two arrive."""
         require_role(ctx, ChartAction.REGISTER)
+        org = ctx.actor.org
+        identifier = (
+            MedicalRecordNumber.in_organisation(org, mrn.strip())
+            if isinstance(mrn, str)
+            else MedicalRecordNumber(mrn.system, mrn.value)
+        )
         if (prior := self.ledger.repeated(ctx)) is not None:
             return self._repeated(ctx, UUID(prior.result["id"]), prior)
+        self._check_unclaimed(org, identifier)
         by = self._by(ctx)
         patient = Patient.register(
             patient_id=self.new_patient_id(),
             consent_id=self.new_id(),
-            organisation_id=ctx.actor.org,
-            mrn=mrn,
+            organisation_id=org,
+            mrn=identifier,
             name=name,
             birth_date=birth_date,
             sex=sex,
@@ -72,10 +101,32 @@ class Patients:
             by=by,
         )
         consent = Consent.open(consent_id=patient.consent_id, patient_id=patient.id, by=by)
+        claim = MrnClaim.claim(
+            claim_id=self.mrn_claim_id(org, identifier),
+            patient_id=patient.id,
+            organisation_id=org,
+            by=by,
+        )
         result = {"id": str(patient.id), "version": patient.version}
         attestation = self.reads.disclosures.attest_write(ctx, patient.id)
-        outcome = self.ledger.commit(ctx, [patient, consent], result, attestation)
+        try:
+            outcome = self.ledger.commit(ctx, [patient, consent, claim], result, attestation)
+        except IntegrityError:
+            if self.ledger.existing([claim.id]):
+                raise MrnInUse() from None
+            raise
         return self.reads.disclosures.answer_write(attestation, outcome)
+
+    def _check_unclaimed(self, org: str, identifier: MedicalRecordNumber) -> None:
+        """Patients registered before MRN claims existed have no claim stream: the
+        directory finds them by value, and their chart says the system."""
+        for hit in self.reads.views.directory.by_mrn(org, identifier.value, 50):
+            try:
+                other = self.ledger.load(Patient, UUID(hit["id"]), "patient")
+            except (NotFound, Gone):
+                continue
+            if other.mrn_system == identifier.system:
+                raise MrnInUse()
 
     def update_demographics(
         self,

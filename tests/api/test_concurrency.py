@@ -87,10 +87,11 @@ def test_concurrent_retries_with_one_idempotency_key_register_one_patient(
         before = records_written(client)
         # When they all arrive at once
         outcomes = _all_at_once(client, 12, keyed, body)
-        # Then every one gets the one result, and one patient (with its consent) is written
+        # Then every one gets the one result, and one patient (with its consent and the
+        # claim of its MRN) is written
         assert [status for status, _ in outcomes] == [201] * 12, outcomes
         assert len({(body["id"], body["position"]) for _, body in outcomes}) == 1
-        assert records_written(client) - before == 2
+        assert records_written(client) - before == 3
 
 
 def _all_at_once(

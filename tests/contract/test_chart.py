@@ -34,8 +34,9 @@ def test_registration_opens_a_chart_and_a_consent_record(container: Container) -
     assert demographics["name"] == {"given": "Ada", "family": "Example"}
     assert consents["consent_version"] == 1 and consents["directives"] == []
     # The registration's answer is a disclosure too: its access record was written in
-    # the registration's own transaction, right after its events
-    assert written == ["Registered", "Opened", "Recorded"]
+    # the registration's own transaction, right after its events (the chart, its consent
+    # record and the claim of its MRN)
+    assert written == ["Registered", "Opened", "Claimed", "Recorded"]
     # And each read left an access record in the log
     assert topics_in_log(container) == [*written, "Recorded", "Recorded"]
 
