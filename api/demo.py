@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from api.container import Container
 from application.context import Actor, RequestContext, Role
+from domain.identifiers import MrnInUse
 from domain.values import (
     CodedValue,
     Coding,
@@ -159,14 +160,15 @@ class Entry:
 
 
 def seed_demo(container: Container, *, patients: int, seed: int) -> str:
-    rng = random.Random(seed)  # noqa: S311 - repeatable synthetic data, not a secret
+    """Seed ``patients`` demo patients, numbered from 0; one whose MRN is registered
+    already is left as it is, so running the demo again seeds only what is missing."""
     org = container.settings.org
     clinician = _context(Actor("demo-clinician", Role.CLINICIAN, org), seed)
     admin = _context(Actor("demo-admin", Role.ADMIN, org), seed)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     today = now.date()
     form_sha256 = hashlib.sha256(CONSENT_FORM_TEXT.encode()).hexdigest()
-    entries = directives = 0
+    entries = directives = seeded = 0
     sponsors: set[str] = set()
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -178,18 +180,26 @@ def seed_demo(container: Container, *, patients: int, seed: int) -> str:
     with progress:
         task = progress.add_task("Seeding demo patients", total=patients)
         for number in range(patients):
+            # One generator per patient, so that a patient's data does not depend on
+            # which of the others a run skipped.
+            rng = random.Random(f"{seed}/{number}")  # noqa: S311 - synthetic, not a secret
             given, family = rng.choice(GIVEN), rng.choice(FAMILY)
-            outcome = container.patients.register(
-                clinician,
-                mrn=f"DEMO-{number:06d}",
-                name=HumanName(given, family),
-                birth_date=BORN_FROM + timedelta(days=rng.randint(0, BIRTH_SPAN_DAYS)),
-                sex=rng.choices(list(SEX_WEIGHTS), weights=list(SEX_WEIGHTS.values()))[0],
-                contact=ContactDetails(
-                    phone=f"+1-555-01{rng.randint(0, 99):02d}",
-                    email=f"{given}.{family}@example.org".lower(),
-                ),
-            )
+            try:
+                outcome = container.patients.register(
+                    clinician,
+                    mrn=f"DEMO-{number:06d}",
+                    name=HumanName(given, family),
+                    birth_date=BORN_FROM + timedelta(days=rng.randint(0, BIRTH_SPAN_DAYS)),
+                    sex=rng.choices(list(SEX_WEIGHTS), weights=list(SEX_WEIGHTS.values()))[0],
+                    contact=ContactDetails(
+                        phone=f"+1-555-01{rng.randint(0, 99):02d}",
+                        email=f"{given}.{family}@example.org".lower(),
+                    ),
+                )
+            except MrnInUse:
+                progress.advance(task)
+                continue
+            seeded += 1
             patient_id = UUID(outcome.result["id"])
             # Cycling the first visit's modality guarantees every modality in any run of 3+.
             first_visit = list(Modality)[number % len(Modality)]
@@ -236,10 +246,16 @@ def seed_demo(container: Container, *, patients: int, seed: int) -> str:
                 directives += 1
             progress.advance(task)
     container.catch_up()  # so the read models show the demo even with no worker running
-    return (
-        f"seeded {patients} patients, {entries} entries, {patients} memberships "
+    if seeded == 0:
+        last = f"DEMO-{patients - 1:06d}"
+        return f"the demo data is already there (DEMO-000000 to {last}); nothing seeded"
+    summary = (
+        f"seeded {seeded} patients, {entries} entries, {seeded} memberships "
         f"({len(sponsors)} sponsors), {directives} consent directives"
     )
+    if seeded < patients:
+        summary += f"; {patients - seeded} demo patients were there already"
+    return summary
 
 
 def _chart(rng: random.Random, first_visit: Modality) -> list[Entry]:

@@ -9,9 +9,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from api.bootstrap import build
 from api.cli import cli
+from api.settings import load_settings
+from application.context import Role
 from infrastructure.projections.catalogue import NAMES
 from tests.conftest import JWT_SECRET
+from tests.contract.stories import ctx
 
 
 @pytest.fixture
@@ -111,3 +115,30 @@ def test_rebuild_help_names_every_view_in_the_catalogue(workdir: Path) -> None:
     status = careledger("projections", "status")
     assert status.exit_code == 0, status.stderr
     assert list(json.loads(status.stdout)["projections"]) == list(NAMES)
+
+
+def test_running_the_demo_twice_seeds_it_once(workdir: Path) -> None:
+    # Given the demo seeded once
+    first = careledger("demo", "--patients", "3")
+    assert first.exit_code == 0, first.stderr
+    assert first.stdout.startswith("seeded 3 patients")
+
+    # When it runs again, and then asks for more
+    again = careledger("demo", "--patients", "3")
+    more = careledger("demo", "--patients", "4")
+
+    # Then the second run says the data is there, seeds nothing, and succeeds
+    assert again.exit_code == 0, again.stderr
+    assert "already there" in again.stdout and "nothing seeded" in again.stdout
+    # And the third seeds only the missing patient
+    assert more.exit_code == 0, more.stderr
+    assert more.stdout.startswith("seeded 1 patients")
+    assert "3 demo patients were there already" in more.stdout
+    # And the roster holds four memberships, one per demo MRN
+    status = json.loads(careledger("projections", "status").stdout)
+    assert status["head"] > 0
+    container = build(load_settings())
+    try:
+        assert len(container.memberships.roster(ctx(Role.ADMIN, "admin-1"))) == 4
+    finally:
+        container.close()
