@@ -11,16 +11,12 @@ from typing import Any
 
 import pytest
 import typer
+from eventsourcing.domain import Aggregate
 
+import domain
 from api.cli import cli
 from api.settings import Settings
 from application.access.purposes import DEFAULT_PURPOSE, ROLE_DEFAULTS
-from domain.access_record import AccessRecord
-from domain.consent import Consent
-from domain.membership import Membership
-from domain.patient import Patient
-from domain.sponsor import SponsorProgramme
-from domain.subscriber import Subscriber
 from tests.api import test_authorisation_matrix as matrix
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -285,12 +281,21 @@ def test_the_purposes_table_is_the_roles_defaults() -> None:
         assert row[2] == f"`{DEFAULT_PURPOSE[role].value}`", role
 
 
-AGGREGATES: list[Any] = [Patient, Membership, Consent, SponsorProgramme, Subscriber, AccessRecord]
+def aggregates() -> list[Any]:
+    """Every aggregate class the domain defines."""
+    found = []
+    for module in sorted(Path(domain.__file__).parent.glob("*.py")):
+        loaded = importlib.import_module(f"domain.{module.stem}")
+        for value in vars(loaded).values():
+            defined_here = getattr(value, "__module__", None) == loaded.__name__
+            if defined_here and isinstance(value, type) and issubclass(value, Aggregate):
+                found.append(value)
+    return found
 
 
 def domain_events() -> dict[tuple[str, str], int]:
     events = {}
-    for aggregate in AGGREGATES:
+    for aggregate in aggregates():
         for name, value in vars(aggregate).items():
             # Event is each aggregate's base, Created the library's default, never raised.
             raised = name not in ("Event", "Created")
@@ -307,6 +312,7 @@ def test_the_event_catalogue_is_every_event_at_its_version() -> None:
         if name:  # "(no event)" rows say what is not recorded
             version = re.search(r"\(v(\d+)\)", event)
             catalogue[(stream, name.group(1))] = int(version.group(1)) if version else 1
+    assert {"Patient", "Membership", "AccessRecord"} <= {a.__name__ for a in aggregates()}
     assert catalogue == domain_events()
 
 
@@ -323,5 +329,7 @@ def test_every_test_the_docs_name_exists() -> None:
 def test_the_snapshot_versions_are_the_aggregates_versions() -> None:
     text = section((ROOT / "docs" / "events.md").read_text(), "Versioning and upcasting")
     rows = {row[0].strip("`"): row[1] for row in table_rows(text)}
-    upcast = {a.__name__: a.class_version for a in AGGREGATES if getattr(a, "class_version", 1) > 1}
+    upcast = {
+        a.__name__: a.class_version for a in aggregates() if getattr(a, "class_version", 1) > 1
+    }
     assert {name: int(version) for name, version in rows.items()} == upcast
