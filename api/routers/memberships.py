@@ -90,17 +90,21 @@ def list_memberships(
     sponsor_id: Annotated[str | None, Query(max_length=128)] = None,
     status: Annotated[MembershipStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
     min_position: MinPosition = None,
 ) -> JSON:
-    items = services.memberships.roster(
-        ctx,
-        patient_id=patient_id,
-        sponsor_id=sponsor_id,
-        status=status,
-        limit=limit,
-        min_position=min_position,
+    """In (starts_on, id) order; pass `next_cursor` back as `cursor` for the next page."""
+    return JSON(
+        services.memberships.roster_page(
+            ctx,
+            patient_id=patient_id,
+            sponsor_id=sponsor_id,
+            status=status,
+            cursor=cursor,
+            limit=limit,
+            min_position=min_position,
+        )
     )
-    return JSON({"items": items})
 
 
 @router.post(

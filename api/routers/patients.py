@@ -137,9 +137,16 @@ def read_timeline(
     **documented(Accounting, 200, 404, 410),
 )
 def accounting_of_disclosures(
-    patient_id: UUID, ctx: Context, services: Services, min_position: MinPosition = None
+    patient_id: UUID,
+    ctx: Context,
+    services: Services,
+    min_position: MinPosition = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> JSON:
-    return JSON(services.audit.disclosures(ctx, patient_id, min_position))
+    return JSON(
+        services.audit.disclosures(ctx, patient_id, min_position, cursor=cursor, limit=limit)
+    )
 
 
 @router.get(

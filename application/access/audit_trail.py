@@ -20,6 +20,7 @@ from uuid import UUID
 
 from application.access.chart_gate import ChartGate
 from application.charts.chart_reads import decode_cursor, encode_cursor
+from application.charts.disclosure_rendering import zulu
 from application.charts.read_models import Key, ReadModels, sortable_time, time_bound
 from application.context import RequestContext, Role
 from application.errors import Forbidden, NotFound
@@ -115,8 +116,8 @@ class AuditTrail:
             record = self._record(access_id)
             if record.patient_id != str(self._own_record(ctx)):
                 raise NotFound("access record")
-            return _without_staff_fields(record.log_entry())
-        return self.visible_record(ctx, access_id, "read").log_entry()
+            return _without_staff_fields(presented(record.log_entry()))
+        return presented(self.visible_record(ctx, access_id, "read").log_entry())
 
     def visible_record(self, ctx: RequestContext, access_id: UUID, action: str) -> AccessRecord:
         """A record this auditor's organisation may see; else the attempt is recorded
@@ -165,8 +166,16 @@ class AuditTrail:
         return self.ledger.change(ctx, AccessRecord, access_id, "access record", apply).body()
 
     def disclosures(
-        self, ctx: RequestContext, patient_id: UUID, min_position: int | None = None
+        self,
+        ctx: RequestContext,
+        patient_id: UUID,
+        min_position: int | None = None,
+        *,
+        cursor: str | None = None,
+        limit: int = 500,
     ) -> dict[str, Any]:
+        """A page of the accounting, newest first: the log is scanned on past exempt
+        records until the page is full or the six years end."""
         actor = ctx.actor
         if actor.role not in (Role.PATIENT, Role.AUDITOR):
             raise Forbidden("the accounting of disclosures is for auditors and the patient")
@@ -174,9 +183,10 @@ class AuditTrail:
         self.views.caught_up(ACCESS_VIEWS, min_position)
         since = self.clock() - RETENTION
         items: list[dict[str, Any]] = []
-        after: Key | None = None
-        while True:
-            page, after = self.log.search(
+        after: Key | None = decode_cursor(cursor) if cursor else None
+        next_key: Key | None = None
+        while next_key is None:
+            page, page_end = self.log.search(
                 {"patient_id": str(patient_id), "decision": "permit"},
                 since=sortable_time(since),
                 until=None,
@@ -184,10 +194,40 @@ class AuditTrail:
                 after=after,
                 limit=500,
             )
-            items += [_accounting(r) for r in page if _accountable(r)]
-            if after is None:
+            for record in page:
+                if _accountable(record):
+                    items.append(_accounting(record))
+                    if len(items) == limit:
+                        next_key = _key(record)
+                        break
+            if page_end is None:
                 break
-        return {"patient_id": str(patient_id), "since": since, "disclosures": items}
+            after = page_end
+        if next_key is not None and not self._more_after(patient_id, since, next_key):
+            next_key = None
+        return {
+            "patient_id": str(patient_id),
+            "since": zulu(since),
+            "items": items,
+            "next_cursor": encode_cursor(next_key) if next_key else None,
+        }
+
+    def _more_after(self, patient_id: UUID, since: datetime, after: Key) -> bool:
+        """Whether an accountable record follows ``after`` (so a full last page says so)."""
+        while True:
+            page, page_end = self.log.search(
+                {"patient_id": str(patient_id), "decision": "permit"},
+                since=sortable_time(since),
+                until=None,
+                break_glass=None,
+                after=after,
+                limit=500,
+            )
+            if any(_accountable(record) for record in page):
+                return True
+            if page_end is None:
+                return False
+            after = page_end
 
     def _page(
         self,
@@ -210,7 +250,10 @@ class AuditTrail:
             limit=limit,
             organisation=organisation,
         )
-        return {"items": items, "next_cursor": encode_cursor(after) if after else None}
+        return {
+            "items": [presented(item) for item in items],
+            "next_cursor": encode_cursor(after) if after else None,
+        }
 
     def _record(self, access_id: UUID) -> AccessRecord:
         return self.ledger.load(AccessRecord, access_id, "access record")
@@ -227,6 +270,20 @@ class AuditTrail:
     def _require_auditor(ctx: RequestContext) -> None:
         if ctx.actor.role is not Role.AUDITOR:
             raise Forbidden("only auditors (and patients, for their own record) read the log")
+
+
+def presented(record: dict[str, Any]) -> dict[str, Any]:
+    """An access record as the API sends it: its times with ``Z``. Records are kept
+    (and sealed in the view) with ``+00:00``; only their presentation changes."""
+    shown = {**record, "occurred_at": zulu(record["occurred_at"])}
+    if record.get("review") is not None:
+        shown["review"] = {**record["review"], "at": zulu(record["review"]["at"])}
+    return shown
+
+
+def _key(record: dict[str, Any]) -> Key:
+    """The access log's page key of a record: (sortable time, access id as hex)."""
+    return zulu(record["occurred_at"]), UUID(record["access_id"]).hex
 
 
 def _for_patient(page: dict[str, Any]) -> dict[str, Any]:
@@ -256,7 +313,7 @@ def _accountable(record: dict[str, Any]) -> bool:
 
 def _accounting(record: dict[str, Any]) -> dict[str, Any]:
     return {
-        "date": record["occurred_at"],
+        "date": zulu(record["occurred_at"]),
         "recipient": record["actor"]["org"],
         "recipient_actor": record["actor"]["id"],
         "description": f"{record['action']} of the record ({len(record['entry_ids'])} entries)",

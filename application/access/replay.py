@@ -127,7 +127,12 @@ class Replays:
         if view == "consents":
             consent = self._at(Consent, record.request["consent_id"], versions)
             state = {"consent_id": str(consent.id), **consent_state(consent)}
-            return render_consents(UUID(record.patient_id), state, record.occurred_at.date())
+            return render_consents(
+                UUID(record.patient_id),
+                state,
+                record.occurred_at.date(),
+                int(record.request.get("render", 1)),
+            )
         if view == "timeline":
             return self._timeline(record)
         if view == "directory":

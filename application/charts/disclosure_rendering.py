@@ -189,7 +189,18 @@ def decode_cursor(cursor: str) -> Key:
 
 # 2: no ``entry_count``, which counted entries the reader may not see (their existence
 # is not disclosed); replay renders a record without a render version as 1.
-DEMOGRAPHICS_RENDER = 2
+# 3: ``deceased_at`` in RFC 3339 UTC with ``Z``, as every other time the API sends.
+DEMOGRAPHICS_RENDER = 3
+# 2: ``granted_at``, ``revoked_at`` and ``requested_at`` with ``Z``; a record without a
+# render version is 1 (``+00:00``).
+CONSENTS_RENDER = 2
+
+
+def zulu(moment: datetime | str) -> str:
+    """A time as the API sends it: RFC 3339 in UTC with ``Z`` (the timeline's form)."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return sortable_time(moment)
 
 
 def render_demographics(patient: Patient, render: int = DEMOGRAPHICS_RENDER) -> dict[str, Any]:
@@ -206,21 +217,33 @@ def render_demographics(patient: Patient, render: int = DEMOGRAPHICS_RENDER) -> 
     }
     if render == 1:
         body["entry_count"] = patient.entry_count
+    if render >= 3 and patient.deceased_at is not None:
+        body["deceased_at"] = zulu(patient.deceased_at)
     return body
 
 
-def render_consents(patient_id: UUID, state: dict[str, Any], day: date) -> dict[str, Any]:
-    """The consents body; replay renders through the same function."""
+def render_consents(
+    patient_id: UUID, state: dict[str, Any], day: date, render: int = CONSENTS_RENDER
+) -> dict[str, Any]:
+    """The consents body; replay renders through the same function, at the render
+    version the access record names."""
     today = day.isoformat()
+    directives = [_render_directive(UUID(key), d, today) for key, d in state["directives"].items()]
+    restrictions = [
+        {"restriction_id": str(UUID(key)), **r} for key, r in state["restrictions"].items()
+    ]
+    if render >= 2:
+        for directive in directives:
+            for field in ("granted_at", "revoked_at"):
+                if directive[field] is not None:
+                    directive[field] = zulu(directive[field])
+        for restriction in restrictions:
+            restriction["requested_at"] = zulu(restriction["requested_at"])
     return {
         "patient_id": str(patient_id),
         "consent_version": state["consent_version"],
-        "directives": [
-            _render_directive(UUID(key), d, today) for key, d in state["directives"].items()
-        ],
-        "restrictions": [
-            {"restriction_id": str(UUID(key)), **r} for key, r in state["restrictions"].items()
-        ],
+        "directives": directives,
+        "restrictions": restrictions,
     }
 
 

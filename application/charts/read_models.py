@@ -82,6 +82,7 @@ class MembershipRoster(Protocol):
         status: str | None,
         limit: int,
         today: date | None = None,
+        after: tuple[str, str] | None = None,
     ) -> list[dict[str, Any]]: ...
 
 

@@ -10,7 +10,11 @@ from application.access.chart_gate import ReadSide
 from application.access.policy import Content, deny
 from application.access.roles import ChartAction, require_role
 from application.charts.chart_reads import CONSENT_VIEWS
-from application.charts.disclosure_rendering import consent_state, render_consents
+from application.charts.disclosure_rendering import (
+    CONSENTS_RENDER,
+    consent_state,
+    render_consents,
+)
 from application.context import RequestContext, Role
 from application.errors import NotFound
 from application.ledger.ledger import CareLedger, WriteOutcome
@@ -176,13 +180,17 @@ class Consents:
         return reads.disclosures.disclose(
             ctx,
             action="read",
-            body=render_consents(patient_id, state, self.clock().date()),
+            body=render_consents(patient_id, state, self.clock().date(), CONSENTS_RENDER),
             decision=admission.decision,
             patient_id=patient_id,
             stream_versions={
                 state["consent_id"]: state["consent_version"],
                 **admission.stream_versions,
             },
-            request={"view": "consents", "consent_id": state["consent_id"]},
+            request={
+                "view": "consents",
+                "consent_id": state["consent_id"],
+                "render": CONSENTS_RENDER,
+            },
             version=state["consent_version"],
         )

@@ -1,5 +1,7 @@
 """Use cases of memberships: enrol, renew, cancel, list, and a sponsor's discontinuation."""
 
+import base64
+import binascii
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -15,6 +17,7 @@ from application.context import RequestContext
 from application.errors import NotFound, VersionConflict
 from application.ledger.ledger import CONFLICT_RETRIES, CareLedger, WriteOutcome
 from application.ports import Clock, NewId
+from domain.errors import InvalidValue
 from domain.membership import Membership, membership_active_on
 from domain.sponsor import SponsorProgramme
 from domain.values import Provenance
@@ -177,8 +180,10 @@ class Memberships:
         status: MembershipStatus | None = None,
         limit: int = 1000,
         min_position: int | None = None,
+        after: tuple[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Memberships of the actor's organisation, filtered, from the roster view."""
+        """Memberships of the actor's organisation, filtered, from the roster view, in
+        (starts_on, id) order after the ``after`` key."""
         require_role(ctx, ChartAction.MANAGE_MEMBERSHIP)
         self.views.caught_up(ROSTER_VIEWS, min_position)
         today = self.clock().date()
@@ -189,6 +194,7 @@ class Memberships:
             status=status.value if status is not None else None,
             limit=limit,
             today=today,
+            after=after,
         )
         for item in items:
             ended_on = item.pop("ended_on")
@@ -200,3 +206,48 @@ class Memberships:
                 today,
             )
         return items
+
+    def roster_page(
+        self,
+        ctx: RequestContext,
+        *,
+        patient_id: UUID | None = None,
+        sponsor_id: str | None = None,
+        status: MembershipStatus | None = None,
+        cursor: str | None = None,
+        limit: int = 1000,
+        min_position: int | None = None,
+    ) -> dict[str, Any]:
+        """A page of ``roster``: ``{items, next_cursor}``, the cursor null on the last."""
+        found = self.roster(
+            ctx,
+            patient_id=patient_id,
+            sponsor_id=sponsor_id,
+            status=status,
+            limit=limit + 1,  # one more, to know whether another page follows
+            min_position=min_position,
+            after=decode_roster_cursor(cursor) if cursor else None,
+        )
+        items = found[:limit]
+        last = items[-1] if len(found) > limit else None
+        return {
+            "items": items,
+            "next_cursor": encode_roster_cursor(last["starts_on"], UUID(last["id"]).hex)
+            if last
+            else None,
+        }
+
+
+def encode_roster_cursor(starts_on: str, membership_hex: str) -> str:
+    return base64.urlsafe_b64encode(f"{starts_on}|{membership_hex}".encode()).decode().rstrip("=")
+
+
+def decode_roster_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        starts_on, membership_hex = text.split("|")
+        date.fromisoformat(starts_on)
+        UUID(hex=membership_hex)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidValue("cursor", "is not a cursor this API issued") from None
+    return starts_on, membership_hex

@@ -137,9 +137,11 @@ class RosterReader:
         status: str | None,
         limit: int,
         today: date | None = None,
+        after: tuple[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         """Without ``today``, each row's status as recorded; with it, as shown that day
-        (``membership_status_on``), which the status filter then matches too."""
+        (``membership_status_on``), which the status filter then matches too. ``after``
+        is the (starts_on, membership id as hex) of the last row of the previous page."""
         sql = f"SELECT {', '.join(_COLUMNS)} FROM {self.table} WHERE version = ? "
         sql += "AND organisation_id = ?"
         params: list[Any] = [organisation_id]
@@ -158,6 +160,9 @@ class RosterReader:
         elif status is not None:
             sql += " AND status = ?"
             params.append(status)
+        if after is not None:
+            sql += " AND (starts_on, membership_id) > (?, ?)"
+            params += list(after)
         sql += " ORDER BY starts_on, membership_id LIMIT ?"
         params.append(limit)
         with self.store.reading() as cursor:

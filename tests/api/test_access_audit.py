@@ -182,7 +182,7 @@ def test_the_accounting_of_disclosures_lists_public_health_reports_not_treatment
         f"/v1/patients/{patient_id}/disclosures", params=settled(client), headers=AUDITOR
     )
     assert accounting.status_code == 200, accounting.text
-    listed = accounting.json()["disclosures"]
+    listed = accounting.json()["items"]
     assert [d["access_id"] for d in listed] == [report.headers["X-Access-Id"]]
     assert listed[0]["purpose"] == "PUBHLTH" and listed[0]["recipient"] == "org-main"
     # The patient may read their own accounting; another patient may not

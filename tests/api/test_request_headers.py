@@ -167,8 +167,10 @@ def test_an_erasure_retried_after_its_key_was_destroyed_answers_as_it_did(
 def test_the_same_key_from_another_actor_is_a_new_request(client: TestClient) -> None:
     key = {"Idempotency-Key": "shared-key"}
     first = client.post("/v1/patients", json=REGISTER_BODY, headers={**CLINICIAN, **key})
+    # The same request but for another patient (an MRN is registered once per system)
+    other = {**REGISTER_BODY, "mrn": "MRN-0002"}
     second = client.post(
-        "/v1/patients", json=REGISTER_BODY, headers={**auth("clinician", sub="dr-2"), **key}
+        "/v1/patients", json=other, headers={**auth("clinician", sub="dr-2"), **key}
     )
     assert first.status_code == second.status_code == 201
     assert first.json()["id"] != second.json()["id"]
@@ -194,11 +196,15 @@ def test_a_given_request_id_is_echoed(client: TestClient) -> None:
     assert response.headers["x-request-id"] == "trace-42"
 
 
+# A generated request id is a dashed UUID, as every id the API sends.
+UUID4 = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+
+
 def test_a_request_id_is_generated_when_absent(client: TestClient) -> None:
     first = client.post("/v1/patients", json=REGISTER_BODY, headers=CLINICIAN)
     second = client.get("/healthz")
     for response in (first, second):
-        assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+        assert re.fullmatch(UUID4, response.headers["x-request-id"])
     assert first.headers["x-request-id"] != second.headers["x-request-id"]
 
 
@@ -211,7 +217,7 @@ def test_a_request_id_is_echoed_on_problems_too(client: TestClient) -> None:
 
 def test_an_unsafe_request_id_is_replaced_by_a_generated_one(client: TestClient) -> None:
     response = client.get("/healthz", headers={"X-Request-Id": "bad id\twith<html>"})
-    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+    assert re.fullmatch(UUID4, response.headers["x-request-id"])
 
 
 # Purpose of use and break-glass ----------------------------------------------------------------

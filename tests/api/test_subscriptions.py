@@ -276,7 +276,7 @@ def test_deliveries_for_public_health_are_in_the_patients_accounting_and_treatme
     assert len(reported) == len(treated) == 1
     accounting = client.get(
         f"/v1/patients/{patient_id}/disclosures", params=settled(client), headers=AUDITOR
-    ).json()["disclosures"]
+    ).json()["items"]
     # Public-health reporting is accounted for to the patient (164.528); treatment is not
     assert [d["access_id"] for d in accounting] == reported
     assert accounting[0]["recipient_actor"] == registry
