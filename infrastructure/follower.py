@@ -14,6 +14,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Tracking
 
 from application.ledger.ledger import CareLedger
+from infrastructure.retry import Backoff
 
 log = logging.getLogger("careledger.follower")
 
@@ -86,7 +87,7 @@ class LogFollower:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(cap=self.max_backoff)
         while not self._stopping.is_set():
             try:
                 count = self.run_once()
@@ -94,12 +95,11 @@ class LogFollower:
                 self.errors += 1
                 log.warning(
                     "follower error; retrying",
-                    extra={"process": self.process.name, "error": type(error).__name__},
+                    extra={"follower": self.process.name, "error": type(error).__name__},
                 )
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+                backoff.wait(self._stopping)
                 continue
-            backoff = 0.1
+            backoff.reset()
             if count < self.batch_size:
                 self._wakeup.wait(self.poll_interval)
                 self._wakeup.clear()

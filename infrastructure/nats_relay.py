@@ -27,6 +27,7 @@ from application.charts.read_models import ViewsBehind
 from application.subscriptions.relay import SUBJECT_PREFIX, Message, Relay
 from application.subscriptions.subscriptions import DELIVERY_VIEW
 from infrastructure.projections.live import Positions
+from infrastructure.retry import Backoff
 
 log = logging.getLogger("careledger.relay")
 _CONNECTION_LOST = (OSError, nats.errors.UnexpectedEOF, nats.errors.StaleConnectionError)
@@ -231,7 +232,7 @@ class RelayHost:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(cap=self.max_backoff)
         while not self._stopping.is_set():
             seen = self.positions.known(DELIVERY_VIEW)
             try:
@@ -242,9 +243,8 @@ class RelayHost:
             except Exception as error:  # supervised: back off, resume from tracking
                 self.errors += 1
                 log.warning("relay error; retrying", extra={"error": type(error).__name__})
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+                backoff.wait(self._stopping)
                 continue
-            backoff = 0.1
+            backoff.reset()
             if sent < self.relay.batch_size * self.relay.batches_per_step:
                 self.positions.wait_past(DELIVERY_VIEW, seen, 0.5)

@@ -26,6 +26,7 @@ from infrastructure.projections.engine import (
     Projector,
 )
 from infrastructure.projections.store import ViewStore
+from infrastructure.retry import Backoff
 
 log = logging.getLogger("careledger.projections")
 
@@ -229,14 +230,14 @@ class Listener:
             self._thread.join(timeout=3)
 
     def _run(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(cap=self.max_backoff)
         while not self._stopping.is_set():
             try:
                 with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f'LISTEN "{self.log_channel}"')
                     conn.execute(f'LISTEN "{self.positions_channel}"')
                     self.connected.set()
-                    backoff = 0.1
+                    backoff.reset()
                     self.doorbell.ring()
                     self.positions.refresh()
                     while not self._stopping.is_set():
@@ -247,8 +248,7 @@ class Listener:
                 log.warning(
                     "projection listener reconnecting", extra={"error": type(error).__name__}
                 )
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+                backoff.wait(self._stopping)
 
     def _heard(self, channel: str, payload: str, pid: int) -> None:
         if channel == self.positions_channel:
@@ -299,7 +299,7 @@ class ProjectionHost:
             thread.join(timeout)
 
     def _run(self, projector: Projector, wake: threading.Event) -> None:
-        backoff = 0.1
+        backoff = Backoff(cap=self.max_backoff)
         while not self._stopping.is_set():
             wake.clear()
             try:
@@ -312,10 +312,9 @@ class ProjectionHost:
                     "projection error; retrying",
                     extra={"projection": projector.name, "error": type(error).__name__},
                 )
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+                backoff.wait(self._stopping)
                 continue
-            backoff = 0.1
+            backoff.reset()
             if self.on_step is not None:
                 self.on_step(projector)
             if advanced == 0:
