@@ -190,7 +190,8 @@ def decode_cursor(cursor: str) -> Key:
 # 2: no ``entry_count``, which counted entries the reader may not see (their existence
 # is not disclosed); replay renders a record without a render version as 1.
 # 3: ``deceased_at`` in RFC 3339 UTC with ``Z``, as every other time the API sends.
-DEMOGRAPHICS_RENDER = 3
+# 4: ``mrn_system`` beside ``mrn``, the system the MRN's value is unique in.
+DEMOGRAPHICS_RENDER = 4
 # 2: ``granted_at``, ``revoked_at`` and ``requested_at`` with ``Z``; a record without a
 # render version is 1 (``+00:00``).
 CONSENTS_RENDER = 2
@@ -205,10 +206,10 @@ def zulu(moment: datetime | str) -> str:
 
 def render_demographics(patient: Patient, render: int = DEMOGRAPHICS_RENDER) -> dict[str, Any]:
     """The demographics body; replay renders the patient at the recorded version."""
-    body = {
-        "id": str(patient.id),
-        "version": patient.version,
-        "mrn": patient.mrn,
+    body: dict[str, Any] = {"id": str(patient.id), "version": patient.version, "mrn": patient.mrn}
+    if render >= 4:
+        body["mrn_system"] = patient.mrn_system
+    body |= {
         "name": asdict(patient.name) if patient.name else None,
         "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
         "sex": patient.sex,

@@ -8,12 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.container import Container
 from domain.identifiers import MrnClaim, default_mrn_system
 from domain.patient import Patient
-from tests.api.support import OUTSIDER, assert_problem, register, settled
+from tests.api.support import AUDITOR, OUTSIDER, assert_problem, register, settled
 from tests.conftest import REGISTER_BODY, auth
 
 CLINICIAN = auth("clinician", sub="dr-main")
@@ -109,3 +110,29 @@ def test_the_claim_holds_no_mrn_in_clear(client: TestClient, container: Containe
 def test_malformed_identifiers_are_422(client: TestClient) -> None:
     for mrn in ({"system": "", "value": "X"}, {"value": "X"}, {"system": " s", "value": "X"}, ""):
         assert_problem(client.post("/v1/patients", json=body(mrn), headers=CLINICIAN), 422)
+
+
+def test_demographics_name_the_mrn_system_and_older_reads_replay_as_served(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from application.charts import patients as patients_module
+
+    # Given a patient registered in the lab's system
+    patient_id = register(client, body({"system": LAB_SYSTEM, "value": "MRN-9"}))
+
+    # A read served before render 4 (no mrn_system), and one served now
+    with monkeypatch.context() as old:
+        old.setattr(patients_module, "DEMOGRAPHICS_RENDER", 3)
+        before = client.get(f"/v1/patients/{patient_id}", headers=CLINICIAN)
+    now = client.get(f"/v1/patients/{patient_id}", headers=CLINICIAN)
+    assert "mrn_system" not in before.json()
+    assert now.json()["mrn"] == "MRN-9" and now.json()["mrn_system"] == LAB_SYSTEM
+
+    # Then each replays to the bytes it was served with
+    for read in (before, now):
+        replayed = client.post(
+            f"/v1/audit/accesses/{read.headers['X-Access-Id']}/replay", headers=AUDITOR
+        )
+        assert replayed.status_code == 200, replayed.text
+        assert replayed.json()["matches"] is True
+        assert replayed.json()["body"] == read.json()
