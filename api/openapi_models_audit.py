@@ -201,10 +201,12 @@ class Subscribers(Model):
                     "labels": [],
                     "content": "summary",
                 }
-            ]
+            ],
+            "next_cursor": None,
         }
     )
     items: list[Subscriber]
+    next_cursor: None = Field(description="Always null: the whole list is one page")
 
 
 class FeedPayload(Model):

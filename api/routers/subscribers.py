@@ -37,7 +37,8 @@ def register(body: SubscriberIn, ctx: Context, services: Services) -> JSON:
 
 @router.get("", summary="List subscribers (admin)", **documented(Subscribers, 200))
 def listing(ctx: Context, services: Services) -> JSON:
-    return JSON(services.subscriptions.listing(ctx))
+    """The organisation's whole list, on one page: ``next_cursor`` is always null."""
+    return JSON({**services.subscriptions.listing(ctx), "next_cursor": None})
 
 
 @router.get(
@@ -58,7 +59,15 @@ def feed(
     subscriber_id: UUID,
     ctx: Context,
     services: Services,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            description="The `next_after` of the last page read. Passing it acknowledges "
+            "every item up to it (the durable cursor); without it the page starts at the "
+            "last acknowledged position",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     wait: Annotated[float, Query(ge=0, le=30)] = 0,
 ) -> Response:
