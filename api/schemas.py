@@ -254,21 +254,6 @@ class RestrictionIn(Body):
     recipient: Text | None = None
 
 
-class Written(BaseModel):
-    """A command's result: the stream written, its new version, and the log position."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"id": "5f0c6f9e-3d1b-4b7e-9a57-1c1b0f6f2a10", "version": 1, "position": 42}
-            ]
-        }
-    )
-    id: UUID | None = None
-    version: int | None = None
-    position: int
-
-
 class EraseIn(Body):
     legal_basis: str = Field(
         min_length=1,
