@@ -54,7 +54,10 @@ def example(example: dict[str, Any]) -> ConfigDict:
 
 
 class Model(BaseModel):
-    pass
+    """A body the server sends: its keys are exactly these (``additionalProperties`` is
+    false), so that a client learns of a new key from the document first."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 # --- writes ---------------------------------------------------------------------------
@@ -143,6 +146,7 @@ class Demographics(Model):
             "id": PATIENT,
             "version": 6,
             "mrn": "MRN-000123",
+            "mrn_system": "urn:careledger:org-main:mrn",
             "name": {"given": "Ada", "family": "Example"},
             "birth_date": "1984-07-12",
             "sex": "female",
@@ -152,7 +156,8 @@ class Demographics(Model):
     )
     id: UUID
     version: int
-    mrn: Any = Field(description="The medical record number")
+    mrn: str = Field(description="The medical record number's value")
+    mrn_system: str = Field(description="The identifier system the MRN is unique in")
     name: Name | None
     birth_date: date | None
     sex: AdministrativeSex | None
