@@ -96,6 +96,7 @@ class ChartReads:
         ctx: RequestContext,
         *,
         mrn: str | None = None,
+        mrn_system: str | None = None,
         family: str | None = None,
         birth_date: date | None = None,
         limit: int = 50,
@@ -106,6 +107,8 @@ class ChartReads:
         by_name = mrn is None and family is not None and birth_date is not None
         if not (by_mrn or by_name):
             raise InvalidValue("query", "search by mrn, or by family and birth_date together")
+        if mrn_system is not None and mrn is None:
+            raise InvalidValue("mrn_system", "narrows a search by mrn; give mrn too")
         self.views.caught_up(DIRECTORY_VIEWS, min_position)
         org = ctx.actor.org
         # The directory is the organisation's own: the decision is the organisation's.
@@ -122,7 +125,8 @@ class ChartReads:
         if not decision.permit:
             raise self.disclosures.refuse(ctx, action="search", decision=decision, patient_id=None)
         if mrn is not None:
-            items = self.views.directory.by_mrn(org, mrn, limit)
+            # In any system unless one is named (docs/events.md, Identifiers).
+            items = self.views.directory.by_mrn(org, mrn, limit, mrn_system)
         else:
             assert family is not None and birth_date is not None
             items = self.views.directory.by_name(org, family, birth_date, limit)

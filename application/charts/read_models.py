@@ -59,7 +59,9 @@ class TimelineView(Protocol):
 
 
 class PatientDirectory(Protocol):
-    def by_mrn(self, organisation_id: str, mrn: str, limit: int) -> list[dict[str, Any]]: ...
+    def by_mrn(
+        self, organisation_id: str, mrn: str, limit: int, system: str | None = None
+    ) -> list[dict[str, Any]]: ...
 
     def by_name(
         self, organisation_id: str, family: str, birth_date: date, limit: int

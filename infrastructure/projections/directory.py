@@ -6,7 +6,7 @@ The organisation id is plain, because every search is scoped to the actor's
 organisation.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -14,12 +14,15 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from application.charts.disclosure_rendering import search_hit
+from domain.identifiers import default_mrn_system
 from domain.patient import Patient
 from infrastructure.projections.engine import Decoded, active_version, delete_patient_rows
 from infrastructure.projections.row_cipher import RowCipher
 from infrastructure.projections.store import Cursor, ViewStore
 
 TABLE = "view_directory"
+# How many rows one MRN value may match in an organisation when filtering by system.
+MRN_VALUE_HITS = 1000
 
 
 class DirectoryProjection:
@@ -59,6 +62,7 @@ class DirectoryProjection:
                     "stream_version": event.originator_version,
                     "phi": {
                         "mrn": event.mrn,
+                        "mrn_system": event.mrn_system,
                         "name": {"given": event.name.given, "family": event.name.family},
                         "birth_date": event.birth_date.isoformat(),
                     },
@@ -124,10 +128,23 @@ class DirectoryReader:
         self.cipher = cipher
         self.projection = DirectoryProjection(store, cipher)
 
-    def by_mrn(self, organisation_id: str, mrn: str, limit: int) -> list[dict[str, Any]]:
+    def by_mrn(
+        self, organisation_id: str, mrn: str, limit: int, system: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Patients with this MRN value, in any system unless ``system`` is given. The
+        index is of the value alone; the system is sealed with the row (a row written
+        before systems were kept is in the organisation's default one)."""
+        index = self.cipher.blind_index("mrn", mrn)
+        if system is None:
+            return self._search("mrn_index", index, organisation_id, limit)
+        default = default_mrn_system(organisation_id)
         return self._search(
-            "mrn_index", self.cipher.blind_index("mrn", mrn), organisation_id, limit
-        )
+            "mrn_index",
+            index,
+            organisation_id,
+            MRN_VALUE_HITS,  # one per system at most: few, whatever the limit
+            keep=lambda phi: phi.get("mrn_system", default) == system,
+        )[:limit]
 
     def by_name(
         self, organisation_id: str, family: str, birth_date: date, limit: int
@@ -147,7 +164,12 @@ class DirectoryReader:
         return None if row is None else str(row[0])
 
     def _search(
-        self, column: str, index: bytes, organisation_id: str, limit: int
+        self,
+        column: str,
+        index: bytes,
+        organisation_id: str,
+        limit: int,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
     ) -> list[dict[str, Any]]:
         with self.store.reading() as cursor:
             version = active_version(cursor, self.store, DirectoryProjection.name)
@@ -161,6 +183,8 @@ class DirectoryReader:
         for patient_hex, encrypted, stream_version in rows:
             patient_id = UUID(patient_hex)
             phi = self.cipher.decrypt(patient_id, TABLE, encrypted)
+            if keep is not None and not keep(phi):
+                continue
             name = phi["name"]
             hit = search_hit(patient_id, name["given"], name["family"], phi["birth_date"])
             # The version is for the access record, not the body: the search pops it.

@@ -12,10 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.container import Container
+from application.charts import patients as patients_module
+from application.context import Role
 from domain.identifiers import MrnClaim, default_mrn_system
 from domain.patient import Patient
 from tests.api.support import AUDITOR, OUTSIDER, assert_problem, register, settled
 from tests.conftest import REGISTER_BODY, auth
+from tests.contract.stories import ctx
 
 CLINICIAN = auth("clinician", sub="dr-main")
 LAB_SYSTEM = "urn:example:lab:mrn"
@@ -115,8 +118,6 @@ def test_malformed_identifiers_are_422(client: TestClient) -> None:
 def test_demographics_name_the_mrn_system_and_older_reads_replay_as_served(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from application.charts import patients as patients_module
-
     # Given a patient registered in the lab's system
     patient_id = register(client, body({"system": LAB_SYSTEM, "value": "MRN-9"}))
 
@@ -136,3 +137,22 @@ def test_demographics_name_the_mrn_system_and_older_reads_replay_as_served(
         assert replayed.status_code == 200, replayed.text
         assert replayed.json()["matches"] is True
         assert replayed.json()["body"] == read.json()
+
+
+def test_search_by_mrn_narrows_to_one_system_when_asked(
+    client: TestClient, container: Container
+) -> None:
+    default = register(client, body("MRN-11"))
+    lab = register(client, body({"system": LAB_SYSTEM, "value": "MRN-11"}, "Lab"))
+    seen = settled(client)["min_position"]
+    clinician = ctx(Role.CLINICIAN)
+
+    def found(**query: Any) -> list[str]:
+        page = container.charts.search(clinician, mrn="MRN-11", min_position=seen, **query)
+        return sorted(item["id"] for item in page.json()["items"])
+
+    # Any system by default; one system when mrn_system names it
+    assert found() == sorted([default, lab])
+    assert found(mrn_system=LAB_SYSTEM) == [lab]
+    assert found(mrn_system=default_mrn_system("org-main")) == [default]
+    assert found(mrn_system="urn:example:nowhere") == []
