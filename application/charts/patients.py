@@ -285,7 +285,7 @@ class Patients:
         return self.reads.disclosures.disclose(
             ctx,
             action="read",
-            body=render_demographics(patient, DEMOGRAPHICS_RENDER),
+            body=render_demographics(patient),
             decision=admission.decision,
             patient_id=patient_id,
             stream_versions={str(patient_id): patient.version, **admission.stream_versions},

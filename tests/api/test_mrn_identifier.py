@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.container import Container
+from application.charts import disclosure_rendering
 from application.charts import patients as patients_module
 from application.context import Role
 from domain.identifiers import MrnClaim, default_mrn_system
@@ -124,6 +125,11 @@ def test_demographics_name_the_mrn_system_and_older_reads_replay_as_served(
     # A read served before render 4 (no mrn_system), and one served now
     with monkeypatch.context() as old:
         old.setattr(patients_module, "DEMOGRAPHICS_RENDER", 3)
+        old.setattr(
+            patients_module,
+            "render_demographics",
+            lambda patient: disclosure_rendering.render_demographics(patient, 3),
+        )
         before = client.get(f"/v1/patients/{patient_id}", headers=CLINICIAN)
     now = client.get(f"/v1/patients/{patient_id}", headers=CLINICIAN)
     assert "mrn_system" not in before.json()
