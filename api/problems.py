@@ -36,6 +36,9 @@ _APPLICATION_STATUS: list[tuple[type[Exception], int, str]] = [
 ]
 
 
+_BODY_ERROR = {"field": "body", "message": "the body is not valid JSON"}
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
@@ -118,6 +121,11 @@ def _unauthenticated(request: Request, error: Exception) -> Problem:
 
 def _http(request: Request, error: Exception) -> Problem:
     assert isinstance(error, HTTPException)
+    if error.status_code == 400:
+        # FastAPI's answer to a body it cannot decode (not UTF-8, say): invalid input,
+        # as a body that is not JSON is.
+        message = "the body is not valid JSON"
+        return problem(422, "Invalid input", f"body: {message}", errors=[_BODY_ERROR])
     title = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}.get(
         error.status_code, "HTTP error"
     )

@@ -35,6 +35,15 @@ def test_a_malformed_json_body_is_422_naming_body(client: TestClient) -> None:
     assert_problem(response, 422, "body", detail_mentions="not valid JSON")
 
 
+def test_a_body_that_is_not_utf8_is_422_naming_body_not_400(client: TestClient) -> None:
+    # When a clinician sends bytes that do not decode (found by the schemathesis suite)
+    response = client.post(
+        "/v1/patients", content=b"\xff\xfe\x00{", headers={**CLINICIAN, **JSON_CONTENT}
+    )
+    # Then it is the same invalid-input problem as any body that is not JSON
+    assert_problem(response, 422, "body", detail_mentions="not valid JSON")
+
+
 def test_a_malformed_json_entry_is_422_naming_body(client: TestClient) -> None:
     # Given a registered patient
     patient_id = register(client)
