@@ -2,7 +2,7 @@
 
 A membership row holds random ids, the plan, the sponsor, the status and the term
 dates: no direct identifiers and no clinical content, so it is stored plain (the
-README says so). An erased patient's rows are purged.
+docs/security.md says so). An erased patient's rows are purged.
 """
 
 from collections.abc import Sequence
