@@ -224,8 +224,10 @@ def _operation(path: str, method: str, operation: dict[str, Any], schemas: dict[
         operation["parameters"] = parameters
     for code, response in operation.get("responses", {}).items():
         if int(code) >= 400:
-            response["content"] = {"application/problem+json": {"schema": {"$ref": PROBLEM_REF}}}
             response.setdefault("headers", {})["X-Request-Id"] = _header("X-Request-Id", True)
+            if _own_body(response):
+                continue
+            response["content"] = {"application/problem+json": {"schema": {"$ref": PROBLEM_REF}}}
             if code == "401":
                 response["headers"]["WWW-Authenticate"] = _header("WWW-Authenticate", True)
             if code == "503":
@@ -235,6 +237,16 @@ def _operation(path: str, method: str, operation: dict[str, Any], schemas: dict[
             example = _example_of(media.get("schema", {}), schemas)
             if example is not None:
                 media.setdefault("example", example)
+
+
+def _own_body(response: dict[str, Any]) -> bool:
+    """An error answer a route documents with a body of its own (``/readyz``'s 503),
+    rather than a problem or FastAPI's default validation error."""
+    for media in response.get("content", {}).values():
+        reference = media.get("schema", {}).get("$ref", "")
+        if reference and not reference.endswith("/HTTPValidationError"):
+            return True
+    return False
 
 
 def _example_of(schema: dict[str, Any], schemas: dict[str, Any]) -> Any:

@@ -23,11 +23,16 @@ def healthz() -> JSON:
     return JSON({"status": "ok"})
 
 
-@router.get(
-    "/readyz",
-    summary="The store is reachable and processes are running",
-    **documented(Readiness, 200, authenticated=False),
-)
+READY = documented(Readiness, 200, authenticated=False)
+READY["responses"][503] = {
+    "model": Readiness,
+    "description": "The store is unreachable (`unavailable`), or a view lags past the "
+    "bound (`lagging`)",
+    "content": {"application/json": {"example": {"status": "unavailable", "store": "unreachable"}}},
+}
+
+
+@router.get("/readyz", summary="The store is reachable and processes are running", **READY)
 def readyz(services: Services) -> JSON:
     """503 when the store is unreachable or a view lags more than the configured bound."""
     try:
