@@ -180,10 +180,12 @@ class SearchResults(Model):
                     "name": {"given": "Ada", "family": "Example"},
                     "birth_date": "1984-07-12",
                 }
-            ]
+            ],
+            "next_cursor": None,
         }
     )
     items: list[SearchHit]
+    next_cursor: Cursor
 
 
 class Coding(Model):

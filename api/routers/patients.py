@@ -86,8 +86,10 @@ def search_patients(
     family: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     birth_date: Annotated[date | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    """Exact match through blind indexes, within the actor's organisation."""
+    """Exact match through blind indexes, within the actor's organisation, in pages of
+    `limit` (pass `next_cursor` back as `cursor`)."""
     return disclosed(
         services.charts.search(
             ctx,
@@ -96,6 +98,7 @@ def search_patients(
             birth_date=birth_date,
             limit=limit,
             min_position=min_position,
+            cursor=cursor,
         )
     )
 

@@ -43,6 +43,7 @@ from application.charts.disclosure_rendering import (
     render_demographics,
     rendered,
     scan_page,
+    search_body,
     search_hit,
     timeline_body,
 )
@@ -136,7 +137,9 @@ class Replays:
         if view == "timeline":
             return self._timeline(record)
         if view == "directory":
-            return {"items": [self._hit(UUID(pid), v) for pid, v in sorted(versions.items())]}
+            hits = [self._hit(UUID(pid), v) for pid, v in sorted(versions.items())]
+            request = record.request
+            return search_body(hits, request.get("next_cursor"), int(request.get("render", 1)))
         if view == "delivery":
             return self._delivery(record)
         raise Forbidden(f"an access of kind {view!r} cannot be replayed")

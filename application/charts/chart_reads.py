@@ -12,11 +12,17 @@ from application.access.access_log import Disclosed, Disclosures
 from application.access.chart_gate import ChartGate
 from application.access.policy import POLICY_VERSION, AccessRequest, ConsentFacts, Content, decide
 from application.access.roles import ChartAction, require_role
+from application.charts.disclosure_rendering import (
+    SEARCH_RENDER,
+    decode_search_cursor,
+    encode_search_cursor,
+    search_body,
+    timeline_body,
+)
 
 # The codec moved to disclosure_rendering; re-exported until audit_trail imports it there.
 from application.charts.disclosure_rendering import decode_cursor as decode_cursor  # noqa: PLC0414
 from application.charts.disclosure_rendering import encode_cursor as encode_cursor  # noqa: PLC0414
-from application.charts.disclosure_rendering import timeline_body
 from application.charts.read_models import ReadModels, time_bound
 from application.context import RequestContext
 from application.ports import Clock
@@ -101,8 +107,10 @@ class ChartReads:
         birth_date: date | None = None,
         limit: int = 50,
         min_position: int | None = None,
+        cursor: str | None = None,
     ) -> Disclosed:
         require_role(ctx, ChartAction.SEARCH)
+        after = decode_search_cursor(cursor) if cursor else None
         by_mrn = mrn is not None and family is None and birth_date is None
         by_name = mrn is None and family is not None and birth_date is not None
         if not (by_mrn or by_name):
@@ -124,20 +132,29 @@ class ChartReads:
         decision = decide(request, ConsentFacts(0, {}), [])
         if not decision.permit:
             raise self.disclosures.refuse(ctx, action="search", decision=decision, patient_id=None)
+        directory = self.views.directory
+        # One hit more than the page, to know whether another page follows.
         if mrn is not None:
             # In any system unless one is named (docs/events.md, Identifiers).
-            items = self.views.directory.by_mrn(org, mrn, limit, mrn_system)
+            found = directory.by_mrn(org, mrn, limit + 1, mrn_system, after)
         else:
             assert family is not None and birth_date is not None
-            items = self.views.directory.by_name(org, family, birth_date, limit)
+            found = directory.by_name(org, family, birth_date, limit + 1, after)
+        items = found[:limit]
+        next_cursor = encode_search_cursor(items[-1]["id"]) if len(found) > limit else None
         # One access record for each patient the hits disclose, in their logs alike.
         return self.disclosures.disclose_each(
             ctx,
             action="search",
-            body={"items": items},
+            body=search_body(items, next_cursor),
             decision=decision,
             patient_ids=[UUID(item["id"]) for item in items],
             # the ids disclosed, each at the version of its stream the hit reflects
             stream_versions={item["id"]: item.pop("_version") for item in items},
-            request={"view": "directory", "by": "mrn" if mrn is not None else "name"},
+            request={
+                "view": "directory",
+                "by": "mrn" if mrn is not None else "name",
+                "render": SEARCH_RENDER,
+                "next_cursor": next_cursor,
+            },
         )

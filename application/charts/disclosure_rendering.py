@@ -288,6 +288,36 @@ def _render_directive(directive_id: UUID, d: dict[str, Any], today: str) -> dict
     }
 
 
+# 2: ``next_cursor`` beside ``items``, as every list (its value is kept in the access
+# record's request, since the hits alone do not say whether more followed).
+SEARCH_RENDER = 2
+
+
+def search_body(
+    items: list[dict[str, Any]], next_cursor: str | None, render: int = SEARCH_RENDER
+) -> dict[str, Any]:
+    """The body of a directory search; replay renders through the same function."""
+    if render == 1:
+        return {"items": items}
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def encode_search_cursor(patient_id: str) -> str:
+    return base64.urlsafe_b64encode(f"p|{UUID(patient_id).hex}".encode()).decode().rstrip("=")
+
+
+def decode_search_cursor(cursor: str) -> str:
+    """The patient (as hex) a search's page ended at."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        tag, patient_hex = text.split("|")
+        if tag != "p":
+            raise ValueError(tag)
+        return UUID(hex=patient_hex).hex
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidValue("cursor", "is not a cursor this API issued") from None
+
+
 def search_hit(patient_id: UUID, given: str, family: str, birth_date: str) -> dict[str, Any]:
     """One item of a directory search: who the patient is, and nothing of their chart."""
     return {

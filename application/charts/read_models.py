@@ -60,11 +60,21 @@ class TimelineView(Protocol):
 
 class PatientDirectory(Protocol):
     def by_mrn(
-        self, organisation_id: str, mrn: str, limit: int, system: str | None = None
+        self,
+        organisation_id: str,
+        mrn: str,
+        limit: int,
+        system: str | None = None,
+        after: str | None = None,
     ) -> list[dict[str, Any]]: ...
 
     def by_name(
-        self, organisation_id: str, family: str, birth_date: date, limit: int
+        self,
+        organisation_id: str,
+        family: str,
+        birth_date: date,
+        limit: int,
+        after: str | None = None,
     ) -> list[dict[str, Any]]: ...
 
     def organisation_of(self, patient_id: UUID) -> str | None: ...

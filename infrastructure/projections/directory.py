@@ -129,14 +129,19 @@ class DirectoryReader:
         self.projection = DirectoryProjection(store, cipher)
 
     def by_mrn(
-        self, organisation_id: str, mrn: str, limit: int, system: str | None = None
+        self,
+        organisation_id: str,
+        mrn: str,
+        limit: int,
+        system: str | None = None,
+        after: str | None = None,
     ) -> list[dict[str, Any]]:
         """Patients with this MRN value, in any system unless ``system`` is given. The
         index is of the value alone; the system is sealed with the row (a row written
         before systems were kept is in the organisation's default one)."""
         index = self.cipher.blind_index("mrn", mrn)
         if system is None:
-            return self._search("mrn_index", index, organisation_id, limit)
+            return self._search("mrn_index", index, organisation_id, limit, after=after)
         default = default_mrn_system(organisation_id)
         return self._search(
             "mrn_index",
@@ -144,13 +149,19 @@ class DirectoryReader:
             organisation_id,
             MRN_VALUE_HITS,  # one per system at most: few, whatever the limit
             keep=lambda phi: phi.get("mrn_system", default) == system,
+            after=after,
         )[:limit]
 
     def by_name(
-        self, organisation_id: str, family: str, birth_date: date, limit: int
+        self,
+        organisation_id: str,
+        family: str,
+        birth_date: date,
+        limit: int,
+        after: str | None = None,
     ) -> list[dict[str, Any]]:
         index = self.projection.name_index(family, birth_date.isoformat())
-        return self._search("name_index", index, organisation_id, limit)
+        return self._search("name_index", index, organisation_id, limit, after=after)
 
     def organisation_of(self, patient_id: UUID) -> str | None:
         """The organisation whose chart this is, if the directory knows the patient."""
@@ -170,14 +181,21 @@ class DirectoryReader:
         organisation_id: str,
         limit: int,
         keep: Callable[[dict[str, Any]], bool] | None = None,
+        after: str | None = None,
     ) -> list[dict[str, Any]]:
+        """Hits in patient id order, after the ``after`` patient (hex) when given."""
+        sql = (
+            f"SELECT patient_id, sealed, stream_version FROM {self.projection.table} "
+            f"WHERE version = ? AND organisation_id = ? AND {column} = ?"
+        )
+        params: list[Any] = [organisation_id, index]
+        if after is not None:
+            sql += " AND patient_id > ?"
+            params.append(after)
         with self.store.reading() as cursor:
             version = active_version(cursor, self.store, DirectoryProjection.name)
             rows = cursor.execute(
-                f"SELECT patient_id, sealed, stream_version FROM {self.projection.table} "
-                "WHERE version = ? "
-                f"AND organisation_id = ? AND {column} = ? ORDER BY patient_id LIMIT ?",
-                (version, organisation_id, index, limit),
+                sql + " ORDER BY patient_id LIMIT ?", (version, *params, limit)
             ).fetchall()
         found = []
         for patient_hex, encrypted, stream_version in rows:

@@ -1,11 +1,22 @@
-"""A list is ``{items, next_cursor}`` (issue 20): memberships and the accounting of
-disclosures page by cursor, and the pages together are the whole list, once each."""
+"""A list is ``{items, next_cursor}`` (issue 20): memberships, the accounting of
+disclosures and a directory search page by cursor, and the pages together are the
+whole list, once each."""
 
 from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.api.support import ADMIN, AUDITOR, assert_problem, auth, enrol, register, settled
+from tests.api.support import (
+    ADMIN,
+    AUDITOR,
+    CLINICIAN,
+    assert_problem,
+    auth,
+    enrol,
+    register,
+    settled,
+)
+from tests.conftest import REGISTER_BODY
 
 
 def pages(client: TestClient, path: str, headers: Any, **params: Any) -> list[dict[str, Any]]:
@@ -65,3 +76,33 @@ def test_the_accounting_pages_by_cursor_over_accountable_disclosures(client: Tes
     assert [len(page["items"]) for page in listed] == [2, 2, 1]
     dates = [item["date"] for page in listed for item in page["items"]]
     assert dates == sorted(dates, reverse=True) and len(set(dates)) == 5
+
+
+def test_a_search_pages_by_cursor_and_each_page_replays(client: TestClient) -> None:
+    # Given three patients of one family name and birth date
+    for n in range(3):
+        register(client, {**REGISTER_BODY, "mrn": f"MRN-PAGE-{n}"})
+    query = {
+        "family": REGISTER_BODY["name"]["family"],
+        "birth_date": REGISTER_BODY["birth_date"],
+        **settled(client),
+    }
+    # When a clinician pages through the hits two at a time
+    listed = pages(client, "/v1/patients", CLINICIAN, limit=2, **query)
+    assert [len(page["items"]) for page in listed] == [2, 1]
+    ids = [item["id"] for page in listed for item in page["items"]]
+    assert len(set(ids)) == 3 and ids == sorted(ids)
+    # Then each page, next_cursor and all, is what an auditor's replay rebuilds
+    first = client.get("/v1/patients", params={**query, "limit": 2}, headers=CLINICIAN)
+    assert first.json()["next_cursor"] is not None
+    replay = client.post(
+        f"/v1/audit/accesses/{first.headers['X-Access-Id']}/replay", headers=AUDITOR
+    ).json()
+    assert replay["matches"] and replay["body"] == first.json()
+
+
+def test_a_search_cursor_not_issued_by_the_api_is_422(client: TestClient) -> None:
+    response = client.get(
+        "/v1/patients", params={"mrn": "MRN-1", "cursor": "bm90LWEtY3Vyc29y"}, headers=CLINICIAN
+    )
+    assert_problem(response, 422, "cursor")
