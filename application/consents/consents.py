@@ -183,9 +183,11 @@ class Consents:
             body=render_consents(patient_id, state, self.clock().date(), CONSENTS_RENDER),
             decision=admission.decision,
             patient_id=patient_id,
+            # The body's consent version last: the admission may have read an older one
+            # (the view moved on between the two reads), and replay rebuilds the body.
             stream_versions={
-                state["consent_id"]: state["consent_version"],
                 **admission.stream_versions,
+                state["consent_id"]: state["consent_version"],
             },
             request={
                 "view": "consents",

@@ -2,7 +2,10 @@
 ``+00:00``, still replays byte for byte: its access record names the render version."""
 
 import re
+import time
+from datetime import date
 from typing import Any
+from uuid import UUID
 
 import orjson
 import pytest
@@ -10,6 +13,9 @@ from fastapi.testclient import TestClient
 
 from application.charts import disclosure_rendering, patients
 from application.consents import consents
+from application.context import Actor, RequestContext, Role
+from domain.values import Period
+from domain.vocabulary import Purpose, SigningMethod
 from tests.api.support import AUDITOR, CLINICIAN, GRANT_BODY, register, settled, under_care
 
 ZULU = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"
@@ -102,3 +108,47 @@ def test_access_records_and_the_accounting_say_their_times_with_z(client: TestCl
     assert re.match(ZULU, one.json()["occurred_at"])
     accounting = client.get(f"/v1/patients/{patient_id}/disclosures", headers=AUDITOR).json()
     assert re.match(ZULU, accounting["since"]) and accounting["next_cursor"] is None
+
+
+def test_consents_read_while_the_view_moves_on_replays_as_served(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a chart whose consent the gate reads at one version, and the consent view has
+    # moved on (a directive granted and projected) by the time the body is read
+    patient_id = register(client)
+    container = client.app.state.container  # type: ignore[attr-defined]
+    view = container.consents.reads.views.consents
+    original = view.of_patient
+    calls: list[UUID] = []
+
+    def moved_on(patient: UUID) -> dict[str, Any] | None:
+        calls.append(patient)
+        if len(calls) == 2:  # the gate has read the consent; the body's read is next
+            staff = RequestContext(Actor("dr-main", Role.CLINICIAN, "org-main"), Purpose.TREAT, "r")
+            container.consents.grant_directive(
+                staff,
+                patient,
+                grantee="org-pharmacy",
+                purposes=frozenset({Purpose.TREAT}),
+                labels=frozenset(),
+                period=Period(date(2020, 1, 1), None),
+                form_id="f",
+                form_version="1",
+                text_sha256="0" * 64,
+                method=SigningMethod.ELECTRONIC,
+            )
+            deadline = time.monotonic() + 10
+            while (original(patient) or {}).get("consent_version", 0) < 2:
+                assert time.monotonic() < deadline, "the consent view never caught up"
+                time.sleep(0.01)
+        return original(patient)
+
+    monkeypatch.setattr(view, "of_patient", moved_on)
+    served = client.get(
+        f"/v1/patients/{patient_id}/consents", params=settled(client), headers=CLINICIAN
+    )
+    assert served.status_code == 200, served.text
+    assert served.json()["directives"], "the body shows the directive granted meanwhile"
+    # When an auditor replays it, Then the body comes back byte for byte
+    replay = replayed(client, served.headers["X-Access-Id"])
+    assert orjson.dumps(replay["body"]) == served.content
