@@ -11,7 +11,7 @@ from eventsourcing.persistence import PersistenceError
 
 from api.auth import TokenVerifier
 from api.container import Container
-from api.settings import ConfigError, Settings, resolve_secrets
+from api.settings import ConfigError, Settings, check_secrets, resolve_secrets
 from application.access.access_log import Disclosures, GroupCommit
 from application.access.audit_trail import AuditTrail
 from application.access.chart_gate import ChartGate, ReadSide
@@ -68,7 +68,8 @@ def require_store(settings: Settings, *, create: bool = False, first_run: bool =
     """Refuse to open a SQLite store that is not there, so that a misspelt path is an
     error rather than a new, empty store. ``create`` (``--create``) makes one; so does a
     first-run command (``serve``, ``demo``) on the default path, which ``make serve``
-    uses (README, The two commands)."""
+    uses (README, The two commands). The secrets given are checked first."""
+    check_secrets(settings)
     url = settings.database_url
     if create or (first_run and "database_url" not in settings.model_fields_set):
         return

@@ -100,18 +100,26 @@ def _explained(error: ValueError) -> str:
     return "invalid setting: " + ("; ".join(problems) or "unknown")
 
 
-def resolve_secrets(settings: Settings) -> Secrets:
+def check_secrets(settings: Settings) -> None:
+    """The secrets the settings give are usable, checked before anything is opened;
+    development secrets are not generated here."""
+    resolve_secrets(settings, generate=False)
+
+
+def resolve_secrets(settings: Settings, *, generate: bool = True) -> Secrets:
     """The JWT secret and master key, generating development ones into var/ once."""
     check_token_settings(settings)
     if settings.jwt_secret is not None:
         jwt_secret = settings.jwt_secret.get_secret_value().encode()
         if len(jwt_secret) < 32:
             raise ConfigError("CARELEDGER_JWT_SECRET: must be at least 32 characters")
-    elif settings.jwt_jwks_url:
+    elif not generate or settings.jwt_jwks_url:
         jwt_secret = b""
     else:
         jwt_secret = _generated(settings.var_dir / "jwt-secret", lambda: secrets.token_urlsafe(48))
-    return Secrets(jwt_secret=jwt_secret, master_key=_master_key(settings))
+    given = settings.master_key is not None or settings.master_key_file is not None
+    master_key = _master_key(settings) if generate or given else b""
+    return Secrets(jwt_secret=jwt_secret, master_key=master_key)
 
 
 def check_token_settings(settings: Settings) -> None:
