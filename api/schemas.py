@@ -1,11 +1,11 @@
 """Request bodies. Separate from the domain; they only parse and convert."""
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from api.identifiers import Mrn
 from domain import values
@@ -23,6 +23,21 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 OrgId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+
+
+def _from_1900(moment: datetime) -> datetime:
+    if moment.astimezone(UTC).year < 1900:
+        raise ValueError("must be in 1900 or later")
+    return moment
+
+
+# A clinical time from 1900 on: times are sent as fixed-width RFC 3339 text (a year
+# below 1000 would lose its four digits, and its place in the timeline's order).
+ClinicalTime = Annotated[
+    AwareDatetime,
+    AfterValidator(_from_1900),
+    Field(description="RFC 3339 with a zone, in 1900 or later"),
+]
 
 
 _EXAMPLE_SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -151,7 +166,7 @@ class RecordEntryIn(Body):
     kind: EntryKind
     code: CodingIn
     value: ValueIn | None = None
-    effective_at: AwareDatetime
+    effective_at: ClinicalTime
     modality: Modality | None = None
     labels: Annotated[list[SensitivityLabel], Field(max_length=4)] = []
 
@@ -160,7 +175,7 @@ class AmendEntryIn(Body):
     reason: Text
     code: CodingIn | None = None
     value: ValueIn | None = None
-    effective_at: AwareDatetime | None = None
+    effective_at: ClinicalTime | None = None
     modality: Modality | None = None
     labels: Annotated[list[SensitivityLabel], Field(max_length=4)] | None = None
 
@@ -170,7 +185,7 @@ class ReasonIn(Body):
 
 
 class DeceasedIn(Body):
-    deceased_at: AwareDatetime
+    deceased_at: ClinicalTime
 
 
 class EnrolIn(Body):

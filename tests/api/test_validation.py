@@ -35,6 +35,23 @@ def test_a_malformed_json_body_is_422_naming_body(client: TestClient) -> None:
     assert_problem(response, 422, "body", detail_mentions="not valid JSON")
 
 
+def test_an_entry_before_1900_is_422_naming_effective_at(client: TestClient) -> None:
+    # Given a registered patient (found by the schemathesis suite: year 114 went out
+    # as "114-12-09T..." and sorted after 2026)
+    patient_id = register(client)
+    # When a clinician records an entry dated in the year 114
+    response = client.post(
+        f"/v1/patients/{patient_id}/entries",
+        json={**ENTRY_BODY, "effective_at": "0114-12-09T10:16:55Z"},
+        headers=CLINICIAN,
+    )
+    # Then it is refused, naming the field; 1900 itself is a clinical time
+    assert_problem(response, 422, "effective_at", detail_mentions="1900")
+    ok = {**ENTRY_BODY, "effective_at": "1900-01-01T00:00:00Z"}
+    accepted = client.post(f"/v1/patients/{patient_id}/entries", json=ok, headers=CLINICIAN)
+    assert accepted.status_code == 201, accepted.text
+
+
 def test_a_body_that_is_not_utf8_is_422_naming_body_not_400(client: TestClient) -> None:
     # When a clinician sends bytes that do not decode (found by the schemathesis suite)
     response = client.post(
