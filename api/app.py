@@ -17,7 +17,10 @@ DESCRIPTION = """
 Event-sourced healthcare records. Every write is an event in an append-only log;
 every response carries `X-Request-Id`. Errors are RFC 9457 `application/problem+json`.
 Authenticate with `Authorization: Bearer <JWT>` (claims `sub`, `role`, `org`, `exp`,
-and `patient` for patients).
+and `patient` for patients): here, **Authorize** with a token from `careledger token`.
+Times are RFC 3339 in UTC with `Z`; ids are UUIDs. A list is `{items, next_cursor}`
+(pass `next_cursor` back as `cursor`), except the timeline's `entries` and the feed's
+`next_after`. Changes to `/v1` are listed in CHANGELOG.md.
 """
 
 
