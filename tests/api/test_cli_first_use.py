@@ -43,7 +43,9 @@ def test_a_misspelt_sqlite_path_is_an_error_and_creates_nothing(
     monkeypatch.setenv("CARELEDGER_DATABASE_URL", "sqlite:///./data/carelegder.db")
 
     # When they serve, or inspect the chain
-    for args in (["serve", "--port", "1"], ["audit", "head"], ["projections", "status"]):
+    # (serve on a host that cannot be bound, so that a regression fails rather than serves)
+    serve = ["serve", "--host", "256.0.0.1", "--port", "1"]
+    for args in (serve, ["audit", "head"], ["projections", "status"]):
         result = careledger(*args)
 
         # Then each says there is no store there, in one line, and exits non-zero
