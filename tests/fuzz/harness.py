@@ -152,6 +152,12 @@ def run(app: Any, document: dict[str, Any], role: str, claims: dict[str, Any]) -
     return report
 
 
+def start_app(app: Any) -> None:
+    """Start the app's lifespan (its log processes) the way Schemathesis keeps it: once."""
+    with asgi.get_client(app):
+        pass
+
+
 def stop_app() -> None:
     """End the lifespan Schemathesis started for the app (it keeps one per process)."""
     asgi.shutdown_lifespans()
