@@ -31,6 +31,7 @@ from api.schemas import (
     value_to_domain,
 )
 from domain.errors import InvalidValue
+from domain.identifiers import MRN_SYSTEM_MAX_LENGTH
 from domain.vocabulary import EntryKind
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
@@ -83,6 +84,14 @@ def search_patients(
     services: Services,
     min_position: MinPosition = None,
     mrn: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    mrn_system: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MRN_SYSTEM_MAX_LENGTH,
+            description="Narrows `mrn` to one identifier system; without it, any system",
+        ),
+    ] = None,
     family: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     birth_date: Annotated[date | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -94,6 +103,7 @@ def search_patients(
         services.charts.search(
             ctx,
             mrn=mrn,
+            mrn_system=mrn_system,
             family=family,
             birth_date=birth_date,
             limit=limit,
