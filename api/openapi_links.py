@@ -19,6 +19,15 @@ NEW_ID = "$response.body#/id"
 SAME_PATIENT = "$request.path.patient_id"
 ACCESS_ID = "$response.header.X-Access-Id"
 FIRST_ACCESS = "$response.body#/items/0/access_id"
+# A read that follows a write waits for the views to show it (read-your-writes).
+WRITTEN_AT = {"query.min_position": "$response.body#/position"}
+# The reads that take ``min_position``.
+WAITING = {
+    f"{PATIENT}/timeline",
+    f"{PATIENT}/consents",
+    f"{PATIENT}/disclosures",
+    "/v1/memberships",
+}
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,8 @@ def _chart_links() -> Iterator[Link]:
         ("RecordDeath", ("post", f"{PATIENT}/death")),
         ("ErasePatient", ("post", f"{PATIENT}/erase")),
     ):
-        yield Link(name, registered, "201", target, {"path.patient_id": NEW_ID})
+        waits = WRITTEN_AT if target[0] == "get" and target[1] in WAITING else {}
+        yield Link(name, registered, "201", target, {"path.patient_id": NEW_ID, **waits})
     yield Link(
         "Enrol",
         registered,
@@ -71,7 +81,7 @@ def _entry_links() -> Iterator[Link]:
         recorded,
         "201",
         ("get", f"{PATIENT}/timeline"),
-        {"path.patient_id": SAME_PATIENT},
+        {"path.patient_id": SAME_PATIENT, **WRITTEN_AT},
     )
     yield Link(
         "AmendAgain", ("post", f"{ENTRY}/amendments"), "201", ("post", f"{ENTRY}/amendments"), entry
@@ -98,7 +108,7 @@ def _consent_links() -> Iterator[Link]:
             source,
             status,
             ("get", f"{PATIENT}/consents"),
-            {"path.patient_id": SAME_PATIENT},
+            {"path.patient_id": SAME_PATIENT, **WRITTEN_AT},
         )
 
 
@@ -115,7 +125,7 @@ def _membership_links() -> Iterator[Link]:
         enrolled,
         "201",
         ("get", "/v1/memberships"),
-        {"query.patient_id": "$request.body#/patient_id"},
+        {"query.patient_id": "$request.body#/patient_id", **WRITTEN_AT},
     )
     listed = ("get", "/v1/memberships")
     for name, target in (

@@ -96,7 +96,8 @@ class Follower:
         if "requestBody" in link:
             linked = {k: evaluate(v, request, response) for k, v in link["requestBody"].items()}
             body = {**(body or {}), **linked}
-        query.update(settled(self.client) if method == "get" else {})
+        if method == "get" and "min_position" not in query:
+            query.update(settled(self.client))
         return self.call(method, path, path_params, headers, params=query, json=body)
 
 
