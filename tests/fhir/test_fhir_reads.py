@@ -9,7 +9,16 @@ from typing import Any
 import orjson
 from fastapi.testclient import TestClient
 
-from tests.api.support import ADMIN, AUDITOR, CLINICIAN, OUTSIDER, UNKNOWN_ID, register
+from tests.api.support import (
+    ADMIN,
+    AUDITOR,
+    CLINICIAN,
+    GRANT_BODY,
+    OUTSIDER,
+    UNKNOWN_ID,
+    patient_token,
+    register,
+)
 from tests.conftest import REGISTER_BODY
 from tests.fhir.support import (
     caught_up,
@@ -233,3 +242,28 @@ def test_an_amended_entry_is_amended_and_one_in_error_entered_in_error(client: T
     assert heart["status"] == "amended" and heart["valueQuantity"]["value"] == 74
     [procedure] = validated(fhir_get(client, "/fhir/Procedure", {"patient": patient_id}).json())
     assert procedure["status"] == "entered-in-error"
+
+
+def test_a_labelled_entry_the_patient_consented_to_carries_its_security_label(
+    client: TestClient,
+) -> None:
+    patient_id, ids = full_chart(client)
+    directive = {**GRANT_BODY, "grantee": "org:org-main", "labels": ["mental_health"]}
+    granted = client.post(
+        f"/v1/patients/{patient_id}/consents", json=directive, headers=patient_token(patient_id)
+    )
+    assert granted.status_code == 201, granted.text
+    caught_up(client)
+    response = fhir_get(client, "/fhir/Condition", {"patient": patient_id})
+    conditions = {c["id"]: c for c in validated(response.json())}
+    assert response.json()["total"] == 2
+    panic = conditions[resource_id(patient_id, ids["panic"])]
+    assert panic["meta"]["security"] == [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "code": "MH",
+            "display": "mental health information sensitivity",
+        }
+    ]
+    assert "meta" not in conditions[resource_id(patient_id, ids["asthma"])]
+    assert_replays(client, response)
