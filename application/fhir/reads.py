@@ -148,7 +148,9 @@ class FhirReads:
             system, bar, value = identifier.rpartition("|")
             if not value:
                 raise InvalidValue("identifier", "must be system|value or a value")
-            items = directory.by_mrn(org, value, wanted, system if bar and system else None)
+            # ``|value`` asks for identifiers without a system: every MRN has one.
+            no_system = bool(bar) and not system
+            items = [] if no_system else directory.by_mrn(org, value, wanted, system or None)
         else:
             assert family is not None and birthdate is not None
             day = search.day(birthdate)

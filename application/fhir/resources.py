@@ -207,8 +207,9 @@ def patient_resource(patient: Patient) -> dict[str, Any]:
         "resourceType": "Patient",
         "id": str(patient.id),
         "meta": {"versionId": str(patient.version)},
-        "identifier": [{"system": patient.mrn_system, "value": patient.mrn}],
     }
+    if patient.mrn:
+        body["identifier"] = [{"system": patient.mrn_system, "value": patient.mrn}]
     if patient.name is not None:
         body["name"] = [{"family": patient.name.family, "given": [patient.name.given]}]
     contact = patient.contact

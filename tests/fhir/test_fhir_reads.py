@@ -187,6 +187,13 @@ def test_patients_are_found_by_id_identifier_and_name_and_paged(client: TestClie
     assert_replays(client, by_id)
     by_mrn = fhir_get(client, "/fhir/Patient", {"identifier": "MRN-0002"})
     assert [p["id"] for p in validated(by_mrn.json())] == [second]
+    system = patient["identifier"][0]["system"]
+    in_system = fhir_get(client, "/fhir/Patient", {"identifier": f"{system}|MRN-0002"})
+    assert [p["id"] for p in validated(in_system.json())] == [second]
+    elsewhere = fhir_get(client, "/fhir/Patient", {"identifier": "urn:example:other|MRN-0002"})
+    assert elsewhere.json()["total"] == 0 and "entry" not in elsewhere.json()
+    no_system = fhir_get(client, "/fhir/Patient", {"identifier": "|MRN-0002"})
+    assert no_system.json()["total"] == 0
     assert_replays(client, by_mrn)
     # Two of the same family and birth date, one a page: each page its own records
     params = {"family": "Example", "birthdate": "1984-07-12", "_count": 1}

@@ -19,6 +19,7 @@ import pytest
 
 from api.app import create_app
 from application.fhir.capability import ENTRY_TYPES
+from domain.identifiers import default_mrn_system
 from tests.security.test_cross_organisation import (
     ACTORS,
     CLINICIAN,
@@ -32,7 +33,7 @@ from tests.security.test_cross_organisation import (
     everyone,
     token,
 )
-from tests.security.two_orgs import World, actor_of, settled
+from tests.security.two_orgs import ORG_MAIN, World, actor_of, settled
 
 
 def hexes(world: World) -> list[str]:
@@ -89,7 +90,11 @@ FHIR_MATRIX: dict[str, Row] = {
     "GET /fhir/Patient?identifier": Row(
         lambda w, i: [
             Call("GET", "/fhir/Patient", params={"identifier": w.main.mrn}),
-            Call("GET", "/fhir/Patient", params={"identifier": f"|{w.main.mrn}"}),
+            Call(
+                "GET",
+                "/fhir/Patient",
+                params={"identifier": f"{default_mrn_system(ORG_MAIN)}|{w.main.mrn}"},
+            ),
             Call(
                 "GET",
                 "/fhir/Patient",
