@@ -10,7 +10,14 @@ from uuid import UUID
 
 from application.access.access_log import Disclosed, Disclosures
 from application.access.chart_gate import ChartGate
-from application.access.policy import POLICY_VERSION, AccessRequest, ConsentFacts, Content, decide
+from application.access.policy import (
+    POLICY_VERSION,
+    AccessRequest,
+    ConsentFacts,
+    Content,
+    Decision,
+    decide,
+)
 from application.access.roles import ChartAction, require_role
 
 # The codec moved to disclosure_rendering; re-exported until audit_trail imports it there.
@@ -91,6 +98,24 @@ class ChartReads:
             },
         )
 
+    def directory_decision(self, ctx: RequestContext) -> Decision:
+        """The policy's decision on a search of the actor's organisation's directory
+        (the organisation's own: the decision is the organisation's); a denial is
+        recorded and raised."""
+        request = AccessRequest(
+            ctx.actor,
+            ctx.purpose,
+            "*",
+            ctx.actor.org,
+            Content.DIRECTORY,
+            self.clock().date(),
+            ctx.break_glass,
+        )
+        decision = decide(request, ConsentFacts(0, {}), [])
+        if not decision.permit:
+            raise self.disclosures.refuse(ctx, action="search", decision=decision, patient_id=None)
+        return decision
+
     def search(
         self,
         ctx: RequestContext,
@@ -111,19 +136,7 @@ class ChartReads:
             raise InvalidValue("mrn_system", "narrows a search by mrn; give mrn too")
         self.views.caught_up(DIRECTORY_VIEWS, min_position)
         org = ctx.actor.org
-        # The directory is the organisation's own: the decision is the organisation's.
-        request = AccessRequest(
-            ctx.actor,
-            ctx.purpose,
-            "*",
-            org,
-            Content.DIRECTORY,
-            self.clock().date(),
-            ctx.break_glass,
-        )
-        decision = decide(request, ConsentFacts(0, {}), [])
-        if not decision.permit:
-            raise self.disclosures.refuse(ctx, action="search", decision=decision, patient_id=None)
+        decision = self.directory_decision(ctx)
         if mrn is not None:
             # In any system unless one is named (docs/events.md, Identifiers).
             items = self.views.directory.by_mrn(org, mrn, limit, mrn_system)

@@ -4,7 +4,7 @@ Nothing here decides access: ``ChartGate.admit`` and ``policy.decide`` do, as fo
 /v1, and hidden entries are passed over by the timeline's page scan, never counted.
 Every response that discloses PHI is one access record per patient naming the
 digest of its exact bytes; the record's ``request`` (view ``fhir``) is what
-``application.fhir.replay`` needs to render it again.
+``application.access.replay`` needs to render it again.
 """
 
 from datetime import timedelta
@@ -12,7 +12,8 @@ from typing import Any
 from uuid import UUID
 
 from application.access.access_log import Disclosed
-from application.access.policy import POLICY_VERSION, AccessRequest, ConsentFacts, Content, decide
+from application.access.chart_gate import Admission
+from application.access.policy import POLICY_VERSION, Content
 from application.access.roles import ChartAction, require_role
 from application.charts.chart_reads import ChartReads
 from application.charts.disclosure_rendering import decode_cursor, encode_cursor
@@ -87,7 +88,7 @@ class FhirReads:
     def patient(
         self, ctx: RequestContext, patient_id: UUID, base: str, params: search.Params
     ) -> Disclosed:
-        """``Patient/{id}`` (``params`` None) or ``Patient?_id=``: the demographics read."""
+        """``Patient/{id}`` (no ``params``) or ``Patient?_id=``: the demographics read."""
         require_role(ctx, ChartAction.READ_DEMOGRAPHICS)
         gate = self.charts.gate
         admission = gate.admit(ctx, patient_id, Content.DEMOGRAPHICS, "read")
@@ -129,19 +130,8 @@ class FhirReads:
         if identifier is not None and (family or birthdate):
             raise InvalidValue("query", "search by identifier, or by family and birthdate")
         org = ctx.actor.org
-        request = AccessRequest(
-            ctx.actor,
-            ctx.purpose,
-            "*",
-            org,
-            Content.DIRECTORY,
-            self.charts.clock().date(),
-            ctx.break_glass,
-        )
-        decision = decide(request, ConsentFacts(0, {}), [])
+        decision = self.charts.directory_decision(ctx)
         disclosures = self.charts.disclosures
-        if not decision.permit:
-            raise disclosures.refuse(ctx, action="search", decision=decision, patient_id=None)
         directory = self.charts.views.directory
         wanted = offset + limit + 1  # one more, to know whether a next page exists
         if identifier is not None:
@@ -236,7 +226,7 @@ class FhirReads:
         patient_id, entry_id = ids
         require_role(ctx, ChartAction.READ_CLINICAL)
         # Admitted before the chart is loaded: an outsider's probe is refused, recorded.
-        self.charts.gate.admit(ctx, patient_id, Content.CLINICAL, "read")
+        admission = self.charts.gate.admit(ctx, patient_id, Content.CLINICAL, "read")
         facts = self._chart(patient_id).entries.get(entry_id.hex)
         if facts is None or RESOURCE_OF_KIND[facts["kind"]] != resource_type:
             raise NotFound(resource_type)
@@ -256,18 +246,19 @@ class FhirReads:
             "cursor": None,
             "limit": 1,
         }
-        return self._disclose_page(ctx, patient_id, query, missing=resource_type)
+        return self._disclose_page(ctx, patient_id, query, admission, missing=resource_type)
 
     def _disclose_page(
         self,
         ctx: RequestContext,
         patient_id: UUID,
         query: dict[str, Any],
+        admission: Admission | None = None,
         missing: str | None = None,
     ) -> Disclosed:
         require_role(ctx, ChartAction.READ_CLINICAL)
         charts = self.charts
-        admission = charts.gate.admit(ctx, patient_id, Content.CLINICAL, "read")
+        admission = admission or charts.gate.admit(ctx, patient_id, Content.CLINICAL, "read")
         decision = admission.decision
         keeps = search.matcher(query)
         page = charts.views.timeline.page(
