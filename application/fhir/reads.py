@@ -48,7 +48,8 @@ def entry_body(query: dict[str, Any], rows: list[dict[str, Any]], next_key: Any)
         next_url = search.url(
             query["base"], query["type"], [*pairs, *_cursor(encode_cursor(next_key))]
         )
-    return searchset(resources, query["base"], self_url, next_url)
+    first = query["cursor"] is None
+    return searchset(resources, query["base"], self_url, next_url, first=first)
 
 
 def patient_body(query: dict[str, Any], patient: Patient) -> Any:
@@ -69,7 +70,8 @@ def patients_body(query: dict[str, Any], hits: list[dict[str, Any]], more: bool)
     if more:
         following = [("_cursor", search.encode_offset(offset + len(hits)))]
         next_url = search.url(query["base"], "Patient", [*pairs, *following])
-    return searchset([hit_resource(hit) for hit in hits], query["base"], self_url, next_url)
+    resources = [hit_resource(hit) for hit in hits]
+    return searchset(resources, query["base"], self_url, next_url, first=offset == 0)
 
 
 def _cursor(cursor: str | None) -> list[tuple[str, str]]:

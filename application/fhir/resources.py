@@ -241,15 +241,21 @@ def hit_resource(hit: dict[str, Any]) -> dict[str, Any]:
 
 
 def searchset(
-    resources: list[dict[str, Any]], base: str, self_url: str, next_url: str | None
+    resources: list[dict[str, Any]],
+    base: str,
+    self_url: str,
+    next_url: str | None,
+    *,
+    first: bool = True,
 ) -> dict[str, Any]:
-    """A searchset Bundle. ``total`` only when this page is the whole result: hidden
-    entries are never counted, and counting the rest would read the whole chart."""
+    """A searchset Bundle. ``total`` only when this page (the ``first``, with no next)
+    is the whole result: hidden entries are never counted, and counting the rest of a
+    longer result would read the whole chart."""
     links = [{"relation": "self", "url": self_url}]
     if next_url is not None:
         links.append({"relation": "next", "url": next_url})
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
-    if next_url is None:
+    if first and next_url is None:
         bundle["total"] = len(resources)
     bundle["link"] = links
     if not resources:  # FHIR JSON has no empty arrays

@@ -17,10 +17,14 @@ from tests.api.support import (
     OUTSIDER,
     UNKNOWN_ID,
     patient_token,
+    record_entry,
     register,
+    under_care,
 )
 from tests.conftest import REGISTER_BODY
 from tests.fhir.support import (
+    ASTHMA,
+    PANIC,
     caught_up,
     fhir_get,
     full_chart,
@@ -213,7 +217,10 @@ def test_patients_are_found_by_id_identifier_and_name_and_paged(client: TestClie
 
 def test_errors_are_operation_outcomes_with_the_right_status(client: TestClient) -> None:
     patient_id = register(client)
-    outcome(client.get(f"/fhir/Patient/{patient_id}"), 401)
+    unauthenticated = client.get(f"/fhir/Patient/{patient_id}")
+    outcome(unauthenticated, 401)
+    assert unauthenticated.headers["www-authenticate"].startswith("Bearer")
+    assert "X-Access-Id" not in unauthenticated.headers
     outcome(fhir_get(client, f"/fhir/Patient/{UNKNOWN_ID}"), 404)
     outcome(fhir_get(client, f"/fhir/Patient/{patient_id}", headers=OUTSIDER), 404)
     outcome(fhir_get(client, "/fhir/Observation", {"patient": patient_id}, headers=ADMIN), 403)
@@ -274,3 +281,36 @@ def test_a_labelled_entry_the_patient_consented_to_carries_its_security_label(
     ]
     assert "meta" not in conditions[resource_id(patient_id, ids["asthma"])]
     assert_replays(client, response)
+
+
+def test_hidden_entries_between_pages_are_neither_shown_nor_counted(client: TestClient) -> None:
+    patient_id = register(client)
+    under_care(client, patient_id)
+    for day in range(1, 6):
+        labelled = day % 2 == 0  # the 2nd and 4th are hidden from the clinician
+        record_entry(
+            client,
+            patient_id,
+            {
+                **(PANIC if labelled else ASTHMA),
+                "effective_at": f"2026-11-0{day}T10:00:00Z",
+            },
+        )
+    caught_up(client)
+    response = fhir_get(client, "/fhir/Condition", {"patient": patient_id, "_count": 2})
+    pages, shown = [], []
+    while True:
+        bundle = response.json()
+        pages.append(bundle)
+        shown += [r["onsetDateTime"][:10] for r in validated(bundle)]
+        assert_replays(client, response)
+        url = next_url(bundle)
+        if url is None:
+            break
+        response = client.get(url, headers=CLINICIAN)
+    assert shown == ["2026-11-01", "2026-11-03", "2026-11-05"]
+    assert "Panic" not in str(pages)
+    # No page claims a total: only a one-page result is counted, and never a hidden entry
+    assert [("total" in page) for page in pages] == [False, False]
+    whole = fhir_get(client, "/fhir/Condition", {"patient": patient_id}).json()
+    assert whole["total"] == 3
