@@ -116,6 +116,10 @@ def test_a_clinician_reads_every_kind_as_valid_r4b_and_each_read_replays(
         assert len(found[kind]) == 1, kind
     note = found["DocumentReference"][0]
     assert base64.b64decode(note["content"][0]["attachment"]["data"]) == b"Feeling better."
+    # The patient reads their own chart too, through the same policy
+    own = fhir_get(client, "/fhir/Observation", {"patient": patient_id}, patient_token(patient_id))
+    assert own.status_code == 200, own.text
+    assert {o["id"] for o in validated(own.json())} == {o["id"] for o in found["Observation"]}
     # A read by id is the same resource, and replays too
     read = fhir_get(client, f"/fhir/Observation/{heart['id']}")
     assert read.status_code == 200, read.text
