@@ -11,7 +11,16 @@ from api.container import Container
 from api.middleware import RequestGuard
 from api.openapi_document import custom_openapi
 from api.responses import JSON
-from api.routers import audit, consents, me, memberships, operations, patients, subscribers
+from api.routers import (
+    audit,
+    consents,
+    fhir,
+    me,
+    memberships,
+    operations,
+    patients,
+    subscribers,
+)
 
 DESCRIPTION = """
 Event-sourced healthcare records. Every write is an event in an append-only log;
@@ -44,7 +53,7 @@ def create_app(container: Container) -> FastAPI:
     app.openapi = custom_openapi(app)  # type: ignore[method-assign]
     app.state.container = container
     problems.install(app)
-    for module in (patients, consents, memberships, audit, me, subscribers, operations):
+    for module in (patients, consents, memberships, audit, me, subscribers, operations, fhir):
         app.include_router(module.router)
     app.add_middleware(RequestGuard, max_body_bytes=container.settings.max_body_bytes)
     return app

@@ -4,20 +4,27 @@ Messages come from domain and application errors, which never carry PHI, and fro
 validation, where input values are deliberately left out.
 """
 
+import inspect
 import logging
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from api.auth import Unauthenticated
 from api.responses import Problem, problem
+from api.routers import fhir
 from application import errors as app_errors
+from application.access.access_log import render
 from application.charts.read_models import ViewsBehind
+from application.fhir.resources import operation_outcome
 from domain import errors as domain_errors
 
 log = logging.getLogger("careledger.api")
@@ -94,6 +101,8 @@ async def _forbidden(request: Request, error: Exception) -> Problem:
 def _patient_addressed(request: Request) -> UUID | None:
     """The patient a refused request's path names, if it names a valid id (a purpose
     is refused before the path's parameters are validated)."""
+    if request.url.path.startswith("/fhir/"):
+        return fhir.patient_addressed(request)
     try:
         return UUID(request.path_params["patient_id"])
     except (KeyError, ValueError, TypeError):
@@ -145,12 +154,57 @@ def _unexpected(request: Request, error: Exception) -> Problem:
     return problem(500, "Internal error", "an unexpected error occurred; it has been logged")
 
 
+# The OperationOutcome issue type of each status, for errors under /fhir.
+_ISSUE_TYPE = {
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    409: "conflict",
+    410: "deleted",
+    413: "too-costly",
+    422: "invalid",
+    503: "transient",
+}
+
+
+def _fhir_aware(handler: Callable[[Request, Exception], Any]) -> Callable[..., Any]:
+    """The handler, answering an OperationOutcome under /fhir (same status, headers
+    and message) and problem details elsewhere."""
+
+    async def handle(request: Request, error: Exception) -> Response:
+        response = handler(request, error)
+        if inspect.isawaitable(response):
+            response = await response
+        path = request.url.path
+        if not (path == "/fhir" or path.startswith("/fhir/")):
+            return response
+        detail = orjson.loads(response.body).get("detail", "")
+        code = _ISSUE_TYPE.get(response.status_code, "exception")
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in _BODY_HEADERS}
+        return Response(
+            render(operation_outcome(code, detail)),
+            status_code=response.status_code,
+            media_type="application/fhir+json",
+            headers=headers,
+        )
+
+    return handle
+
+
+_BODY_HEADERS = ("content-length", "content-type")
+
+
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(domain_errors.DomainError, _domain)
-    app.add_exception_handler(app_errors.Forbidden, _forbidden)
-    app.add_exception_handler(app_errors.ApplicationError, _application)
-    app.add_exception_handler(Unauthenticated, _unauthenticated)
-    app.add_exception_handler(HTTPException, _http)
-    app.add_exception_handler(PersistenceError, _store)
-    app.add_exception_handler(Exception, _unexpected)
+    handlers: list[tuple[type[Exception], Callable[[Request, Exception], Any]]] = [
+        (RequestValidationError, _validation),
+        (domain_errors.DomainError, _domain),
+        (app_errors.Forbidden, _forbidden),
+        (app_errors.ApplicationError, _application),
+        (Unauthenticated, _unauthenticated),
+        (HTTPException, _http),
+        (PersistenceError, _store),
+        (Exception, _unexpected),
+    ]
+    for error, handler in handlers:
+        app.add_exception_handler(error, _fhir_aware(handler))

@@ -12,7 +12,7 @@ A crypto-shredded patient's record cannot be rebuilt: 410, with the reason.
 
 import hashlib
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
@@ -50,6 +50,8 @@ from application.charts.disclosure_rendering import (
 from application.charts.read_models import Key, sortable_time
 from application.context import Actor, RequestContext, Role
 from application.errors import DataKeyDestroyed, Forbidden, Gone, IntegrityViolation
+from application.fhir import reads as fhir_reads
+from application.fhir import search as fhir_search
 from application.ledger.ledger import CareLedger
 from application.subscriptions.delivery_rule import (
     DELIVERED_EVENTS,
@@ -140,11 +142,32 @@ class Replays:
             hits = [self._hit(UUID(pid), v) for pid, v in sorted(versions.items())]
             request = record.request
             return search_body(hits, request.get("next_cursor"), int(request.get("render", 1)))
+        if view == "fhir":
+            return self._fhir(record)
         if view == "delivery":
             return self._delivery(record)
         raise Forbidden(f"an access of kind {view!r} cannot be replayed")
 
     def _timeline(self, record: AccessRecord) -> dict[str, Any]:
+        entries, next_key = self._page(record, lambda row: True)
+        return timeline_body(UUID(record.patient_id), entries, next_key)
+
+    def _fhir(self, record: AccessRecord) -> Any:
+        """A FHIR response, rendered again by application.fhir from what it recorded."""
+        query = record.request
+        if query["fhir"] in ("read-patient", "search-patient-id"):
+            patient = self._at(Patient, record.patient_id, record.stream_versions)
+            return fhir_reads.patient_body(query, patient)
+        if query["fhir"] == "search-patient":
+            versions = record.stream_versions
+            hits = [self._hit(UUID(pid), v) for pid, v in sorted(versions.items())]
+            return fhir_reads.patients_body(query, hits, query["more"])
+        entries, next_key = self._page(record, fhir_search.matcher(query))
+        return fhir_reads.entry_body(query, entries, next_key)
+
+    def _page(
+        self, record: AccessRecord, keeps: Callable[[Row], bool]
+    ) -> tuple[list[Row], Key | None]:
         """The page, from the chart as it was: its entries ordered by the facts the chart
         keeps (kind, time), and only the events of the entries examined read back and
         rendered (O(page), not O(chart), in decryption)."""
@@ -152,7 +175,7 @@ class Replays:
         if versions.get(str(record.patient_id)) == 0:
             # The view had seen none of the chart's entries: the page served was empty,
             # and version 0 is no state of the stream that the library can load.
-            return timeline_body(UUID(record.patient_id), [], None)
+            return [], None
         patient = self._at(Patient, record.patient_id, versions)
         decision = self._decision_then(record, patient)
         request = record.request
@@ -185,9 +208,9 @@ class Replays:
             rows,
             after=decode_cursor(request["cursor"]) if request["cursor"] else None,
             limit=request["limit"],
-            admit=lambda entry: decision.shows(entry["labels"]),
+            admit=lambda entry: decision.shows(entry["labels"]) and keeps(entry),
         )
-        return timeline_body(patient.id, entries, next_key)
+        return entries, next_key
 
     def _rows(self, patient_id: UUID, chunk: Sequence[tuple[Key, dict[str, Any]]]) -> list[Row]:
         """These entries as the timeline shows them, folded from just their events by the

@@ -10,7 +10,14 @@ from uuid import UUID
 
 from application.access.access_log import Disclosed, Disclosures
 from application.access.chart_gate import ChartGate
-from application.access.policy import POLICY_VERSION, AccessRequest, ConsentFacts, Content, decide
+from application.access.policy import (
+    POLICY_VERSION,
+    AccessRequest,
+    ConsentFacts,
+    Content,
+    Decision,
+    decide,
+)
 from application.access.roles import ChartAction, require_role
 from application.charts.disclosure_rendering import (
     SEARCH_RENDER,
@@ -97,6 +104,24 @@ class ChartReads:
             },
         )
 
+    def directory_decision(self, ctx: RequestContext) -> Decision:
+        """The policy's decision on a search of the actor's organisation's directory
+        (the organisation's own: the decision is the organisation's); a denial is
+        recorded and raised."""
+        request = AccessRequest(
+            ctx.actor,
+            ctx.purpose,
+            "*",
+            ctx.actor.org,
+            Content.DIRECTORY,
+            self.clock().date(),
+            ctx.break_glass,
+        )
+        decision = decide(request, ConsentFacts(0, {}), [])
+        if not decision.permit:
+            raise self.disclosures.refuse(ctx, action="search", decision=decision, patient_id=None)
+        return decision
+
     def search(
         self,
         ctx: RequestContext,
@@ -119,19 +144,7 @@ class ChartReads:
             raise InvalidValue("mrn_system", "narrows a search by mrn; give mrn too")
         self.views.caught_up(DIRECTORY_VIEWS, min_position)
         org = ctx.actor.org
-        # The directory is the organisation's own: the decision is the organisation's.
-        request = AccessRequest(
-            ctx.actor,
-            ctx.purpose,
-            "*",
-            org,
-            Content.DIRECTORY,
-            self.clock().date(),
-            ctx.break_glass,
-        )
-        decision = decide(request, ConsentFacts(0, {}), [])
-        if not decision.permit:
-            raise self.disclosures.refuse(ctx, action="search", decision=decision, patient_id=None)
+        decision = self.directory_decision(ctx)
         directory = self.views.directory
         # One hit more than the page, to know whether another page follows.
         if mrn is not None:

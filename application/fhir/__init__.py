@@ -1,0 +1,1 @@
+"""FHIR R4B (4.3.0) reads over the same policy, access records and replay as /v1."""

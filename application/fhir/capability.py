@@ -1,0 +1,89 @@
+"""The CapabilityStatement: what this slice of the FHIR interface serves (docs/fhir.md).
+
+It names no patient and carries no PHI, so it is served without a token (SMART asks
+that of /metadata) and without an access record. It reads no clock: ``date`` is the
+day this statement last changed.
+"""
+
+from typing import Any
+
+from application.fhir.search import EXTRA_PARAMS
+
+STATEMENT_DATE = "2026-12-06"
+ENTRY_TYPES = (
+    "Observation",
+    "Encounter",
+    "Condition",
+    "AllergyIntolerance",
+    "MedicationStatement",
+    "Immunization",
+    "Procedure",
+    "DocumentReference",
+)
+
+
+def _param(name: str, kind: str) -> dict[str, str]:
+    return {"name": name, "type": kind}
+
+
+def _resource(kind: str, params: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "versioning": "versioned" if kind == "Patient" else "no-version",
+        "readHistory": False,
+        "searchParam": params,
+    }
+
+
+def capability_statement(base: str) -> dict[str, Any]:
+    entry_params = [
+        _param("patient", "reference"),
+        _param("code", "token"),
+        _param("date", "date"),
+        _param("_count", "number"),
+    ]
+    resources = [
+        _resource(
+            "Patient",
+            [
+                _param("_id", "token"),
+                _param("identifier", "token"),
+                _param("family", "string"),
+                _param("birthdate", "date"),
+                _param("_count", "number"),
+            ],
+        ),
+        *(
+            _resource(
+                kind,
+                [*entry_params, *(_param(p, "token") for p in sorted(EXTRA_PARAMS.get(kind, ())))],
+            )
+            for kind in ENTRY_TYPES
+        ),
+    ]
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": STATEMENT_DATE,
+        "publisher": "CareLedger",
+        "kind": "instance",
+        "software": {"name": "CareLedger", "version": "0.1.0"},
+        "implementation": {"description": "CareLedger FHIR read interface", "url": base},
+        "fhirVersion": "4.3.0",
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": (
+                    "Reads and searches only, through the same policy, access records and "
+                    "replay as /v1. Bearer JWT authentication."
+                ),
+                "security": {
+                    "cors": False,
+                    "description": "Authorization: Bearer <JWT>; every PHI response is audited.",
+                },
+                "resource": resources,
+            }
+        ],
+    }

@@ -1,0 +1,175 @@
+"""FHIR search parameters, parsed into the timeline's own query (pure, no I/O).
+
+A search is the timeline's page scan with the resource's kinds, a time window from
+``date`` and a filter on ``code``: the served page and its replay build the same
+query from what the access record keeps, so both pass over the same entries.
+"""
+
+import base64
+import binascii
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from application.charts.disclosure_rendering import Row
+from application.charts.read_models import sortable_time
+from application.fhir.resources import CATEGORY_OF_KIND, KINDS_OF_RESOURCE, OBSERVATION_CATEGORY
+from domain.errors import InvalidValue
+
+Params = list[tuple[str, str]]  # the query string's pairs, in order, repeats kept
+
+MAX_COUNT = 200
+DEFAULT_COUNT = 50
+ENTRY_PARAMS = {"patient", "code", "date", "_count", "_cursor"}
+EXTRA_PARAMS = {"Observation": {"category"}}
+PATIENT_PARAMS = {"_id", "identifier", "family", "birthdate", "_count", "_cursor"}
+IGNORED = {"_format"}  # answered by the response's media type
+
+
+def known(params: Params, allowed: set[str]) -> dict[str, list[str]]:
+    """The parameters by name; one this slice does not support is refused (422), not
+    ignored, so that a client never takes a wider answer for a narrower one."""
+    found: dict[str, list[str]] = {}
+    for name, value in params:
+        if name in IGNORED:
+            continue
+        if name not in allowed:
+            raise InvalidValue(name, "is not a search parameter this server supports")
+        found.setdefault(name, []).append(value)
+    return found
+
+
+def single(found: dict[str, list[str]], name: str) -> str | None:
+    values = found.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidValue(name, "may be given once")
+    return values[0]
+
+
+def count(found: dict[str, list[str]]) -> int:
+    text = single(found, "_count")
+    if text is None:
+        return DEFAULT_COUNT
+    if not text.isdigit() or not 1 <= int(text) <= MAX_COUNT:
+        raise InvalidValue("_count", f"must be a whole number from 1 to {MAX_COUNT}")
+    return int(text)
+
+
+def _bounds(text: str) -> tuple[datetime, datetime]:
+    """The instants a FHIR date (year, month, day or date-time with zone) spans."""
+    try:
+        if len(text) == 4:
+            start = datetime(int(text), 1, 1, tzinfo=UTC)
+            return start, start.replace(year=start.year + 1)
+        if len(text) == 7:
+            start = datetime(int(text[:4]), int(text[5:7]), 1, tzinfo=UTC)
+            year, month = divmod(start.month, 12)
+            return start, start.replace(year=start.year + year, month=month + 1)
+        if len(text) == 10:
+            start = datetime.fromisoformat(text).replace(tzinfo=UTC)
+            return start, start + timedelta(days=1)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidValue("date", "must be a FHIR date or a date-time with zone") from None
+    if moment.tzinfo is None:
+        raise InvalidValue("date", "a date-time must carry a time zone")
+    return moment, moment + timedelta(microseconds=1)
+
+
+def window(values: list[str]) -> tuple[str | None, str | None]:
+    """``date`` parameters (eq, ge, gt, le, lt; all must hold) as the timeline's
+    ``since`` (inclusive) and ``until`` (exclusive), in its sortable text."""
+    since: datetime | None = None
+    until: datetime | None = None
+    for value in values:
+        prefix, text = (value[:2], value[2:]) if value[:2].isalpha() else ("eq", value)
+        start, end = _bounds(text)
+        low = {"eq": start, "ge": start, "gt": end}.get(prefix)
+        high = {"eq": end, "le": end, "lt": start}.get(prefix)
+        if prefix not in ("eq", "ge", "gt", "le", "lt"):
+            raise InvalidValue("date", "takes the prefixes eq, ge, gt, le and lt")
+        if low is not None:
+            since = low if since is None else max(since, low)
+        if high is not None:
+            until = high if until is None else min(until, high)
+    return (
+        sortable_time(since) if since else None,
+        sortable_time(until) if until else None,
+    )
+
+
+def tokens(values: list[str], field: str) -> list[list[str | None]]:
+    """Token parameters: each ``[system, code]`` (system None when not given); the
+    values of one parameter are alternatives (a comma), repeated ones all apply."""
+    found: list[list[str | None]] = []
+    for value in values:
+        for part in value.split(","):
+            system, bar, code = part.rpartition("|")
+            if not code:
+                raise InvalidValue(field, "must be a code, or system|code")
+            found.append([system if bar else None, code])
+    return found
+
+
+def kinds_for(resource_type: str, categories: list[str]) -> list[str]:
+    """The entry kinds a search of this resource type covers."""
+    kinds = list(KINDS_OF_RESOURCE[resource_type])
+    if categories:
+        wanted = tokens(categories, "category")
+        kinds = [
+            kind
+            for kind in kinds
+            if any(
+                code == CATEGORY_OF_KIND[kind] and system in (None, OBSERVATION_CATEGORY)
+                for system, code in wanted
+            )
+        ]
+    return kinds
+
+
+def matcher(query: dict[str, Any]) -> Callable[[Row], bool]:
+    """Which rows of the page scan a search keeps, besides the policy's labels: the
+    same for the served page and its replay, since both read the access record's
+    query. Refused rows are passed over, never counted."""
+    kinds = set(query["kinds"])
+    codes = query["codes"]
+    entry = query.get("entry")
+
+    def keeps(row: Row) -> bool:
+        if row["kind"] not in kinds or (entry is not None and row["entry_id"] != entry):
+            return False
+        code = row["code"]
+        return not codes or any(
+            code["code"] == c and (s is None or code["system"] == s) for s, c in codes
+        )
+
+    return keeps
+
+
+def url(base: str, resource_type: str, pairs: Params) -> str:
+    return f"{base}/{resource_type}" + (f"?{urlencode(pairs)}" if pairs else "")
+
+
+def day(text: str) -> date:
+    try:
+        return date.fromisoformat(text) if len(text) == 10 else date.fromisoformat("")
+    except ValueError:
+        raise InvalidValue("birthdate", "must be a date (YYYY-MM-DD)") from None
+
+
+def encode_offset(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"p|{offset}".encode()).decode().rstrip("=")
+
+
+def decode_offset(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        tag, offset = text.split("|")
+        if tag != "p" or not offset.isdigit() or int(offset) > 10_000:
+            raise ValueError(cursor)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidValue("_cursor", "is not a cursor this server issued") from None
+    return int(offset)
