@@ -1,4 +1,4 @@
-"""Typed dependencies: the services, the authenticated actor, and the request context."""
+"""Typed dependencies: the use cases, the authenticated actor, and the request context."""
 
 import hashlib
 import re
@@ -23,12 +23,12 @@ def container(request: Request) -> Container:
     return found
 
 
-Services = Annotated[Container, Depends(container)]
+UseCases = Annotated[Container, Depends(container)]
 
 
-def current_actor(request: Request, services: Services) -> Actor:
+def current_actor(request: Request, use_cases: UseCases) -> Actor:
     try:
-        return services.verifier.actor(request.headers.get("authorization"))
+        return use_cases.verifier.actor(request.headers.get("authorization"))
     except Unauthenticated:
         raise
     except Exception:

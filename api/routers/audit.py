@@ -7,7 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from api.dependencies import Context, MinPosition, Services
+from api.dependencies import Context, MinPosition, UseCases
 from api.openapi_document import documented
 from api.openapi_models import Reviewed
 from api.openapi_models_audit import (
@@ -36,14 +36,14 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 )
 def verify(
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     head_position: Annotated[int | None, Query(ge=1)] = None,
     head_link: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$")] = None,
 ) -> JSON:
     anchored = None
     if head_position is not None and head_link is not None:
         anchored = {"position": head_position, "link": head_link}
-    return JSON(services.integrity.verify(ctx, anchored))
+    return JSON(use_cases.integrity.verify(ctx, anchored))
 
 
 @router.get(
@@ -51,8 +51,8 @@ def verify(
     summary="The chain's current head, for anchoring elsewhere",
     **documented(Head, 200),
 )
-def head(ctx: Context, services: Services) -> JSON:
-    return JSON({"head": services.integrity.head(ctx)})
+def head(ctx: Context, use_cases: UseCases) -> JSON:
+    return JSON({"head": use_cases.integrity.head(ctx)})
 
 
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -66,7 +66,7 @@ Cursor = Annotated[str | None, Query(max_length=200)]
 )
 def accesses(
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     patient_id: Annotated[UUID | None, Query()] = None,
     actor_id: Annotated[str | None, Query(max_length=200)] = None,
     since: Annotated[datetime | None, Query()] = None,
@@ -86,7 +86,7 @@ def accesses(
         "action": action,
     }
     return JSON(
-        services.audit.accesses(
+        use_cases.audit.accesses(
             ctx,
             filters=filters,
             since=since,
@@ -101,8 +101,8 @@ def accesses(
 @router.get(
     "/accesses/{access_id}", summary="One access record", **documented(AccessRecord, 200, 404, 410)
 )
-def access(access_id: UUID, ctx: Context, services: Services) -> JSON:
-    return JSON(services.audit.access(ctx, access_id))
+def access(access_id: UUID, ctx: Context, use_cases: UseCases) -> JSON:
+    return JSON(use_cases.audit.access(ctx, access_id))
 
 
 @router.post(
@@ -116,8 +116,8 @@ def access(access_id: UUID, ctx: Context, services: Services) -> JSON:
     ),
     **documented(Replayed, 200, 404, 410, 500, disclosed=True),
 )
-def replay(access_id: UUID, ctx: Context, services: Services) -> Response:
-    return disclosed(services.replays.replay(ctx, access_id))
+def replay(access_id: UUID, ctx: Context, use_cases: UseCases) -> Response:
+    return disclosed(use_cases.replays.replay(ctx, access_id))
 
 
 @router.get(
@@ -127,13 +127,15 @@ def replay(access_id: UUID, ctx: Context, services: Services) -> Response:
 )
 def break_glass(
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     cursor: Cursor = None,
     limit: Limit = 50,
     min_position: MinPosition = None,
 ) -> JSON:
     return JSON(
-        services.audit.break_glass_queue(ctx, cursor=cursor, limit=limit, min_position=min_position)
+        use_cases.audit.break_glass_queue(
+            ctx, cursor=cursor, limit=limit, min_position=min_position
+        )
     )
 
 
@@ -142,5 +144,5 @@ def break_glass(
     summary="Review a break-glass access (auditor); recorded as an event",
     **documented(Reviewed, 200, 404, 409, 413),
 )
-def review(access_id: UUID, body: ReviewIn, ctx: Context, services: Services) -> JSON:
-    return JSON(services.audit.review(ctx, access_id, outcome=body.outcome, note=body.note))
+def review(access_id: UUID, body: ReviewIn, ctx: Context, use_cases: UseCases) -> JSON:
+    return JSON(use_cases.audit.review(ctx, access_id, outcome=body.outcome, note=body.note))

@@ -5,7 +5,7 @@ from uuid import UUID
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from api.dependencies import Context, ExpectedVersion, MinPosition, Services
+from api.dependencies import Context, ExpectedVersion, MinPosition, UseCases
 from api.openapi_document import documented
 from api.openapi_models import Consents, DirectiveWritten, RestrictionWritten
 from api.rendering import written
@@ -26,10 +26,10 @@ def grant_directive(
     patient_id: UUID,
     body: GrantDirectiveIn,
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     expected: ExpectedVersion,
 ) -> JSON:
-    outcome = services.consents.grant_directive(
+    outcome = use_cases.consents.grant_directive(
         ctx,
         patient_id,
         grantee=body.grantee,
@@ -55,10 +55,10 @@ def revoke_directive(
     directive_id: UUID,
     body: ReasonIn,
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     expected: ExpectedVersion,
 ) -> JSON:
-    outcome = services.consents.revoke_directive(
+    outcome = use_cases.consents.revoke_directive(
         ctx, patient_id, directive_id, reason=body.reason, expected_version=expected
     )
     return written(outcome, 200)
@@ -70,9 +70,9 @@ def revoke_directive(
     **documented(Consents, 200, 404, 410, disclosed=True, etag=True),
 )
 def read_consents(
-    patient_id: UUID, ctx: Context, services: Services, min_position: MinPosition = None
+    patient_id: UUID, ctx: Context, use_cases: UseCases, min_position: MinPosition = None
 ) -> Response:
-    return disclosed(services.consents.current(ctx, patient_id, min_position))
+    return disclosed(use_cases.consents.current(ctx, patient_id, min_position))
 
 
 @router.post(
@@ -81,9 +81,9 @@ def read_consents(
     **documented(RestrictionWritten, 201, 404, 409, 410, 413, etag=True),
 )
 def request_restriction(
-    patient_id: UUID, body: RestrictionIn, ctx: Context, services: Services
+    patient_id: UUID, body: RestrictionIn, ctx: Context, use_cases: UseCases
 ) -> JSON:
-    outcome = services.consents.request_restriction(
+    outcome = use_cases.consents.request_restriction(
         ctx,
         patient_id,
         purposes=frozenset(body.purposes),

@@ -11,7 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from api.dependencies import Context, Services
+from api.dependencies import Context, UseCases
 from application.access.access_log import Disclosed, render
 from application.errors import NotFound
 from application.fhir.capability import ENTRY_TYPES, capability_statement
@@ -66,8 +66,8 @@ def media_type(request: Request) -> str | Response:
     return found
 
 
-def fhir(services: Services) -> FhirReads:
-    return FhirReads(services.ledger, services.charts)
+def fhir(use_cases: UseCases) -> FhirReads:
+    return FhirReads(use_cases.ledger, use_cases.charts)
 
 
 def answer(request: Request, read: Callable[[], Disclosed]) -> Response:
@@ -90,24 +90,24 @@ def metadata(request: Request) -> Response:
 
 
 @router.get("/Patient")
-def search_patients(request: Request, ctx: Context, services: Services) -> Response:
-    reads = fhir(services)
+def search_patients(request: Request, ctx: Context, use_cases: UseCases) -> Response:
+    reads = fhir(use_cases)
     return answer(request, lambda: reads.search_patients(ctx, base_of(request), params_of(request)))
 
 
 @router.get("/Patient/{patient_id}")
-def read_patient(patient_id: str, request: Request, ctx: Context, services: Services) -> Response:
+def read_patient(patient_id: str, request: Request, ctx: Context, use_cases: UseCases) -> Response:
     try:
         found = UUID(patient_id)
     except ValueError:
         raise NotFound("patient") from None
-    reads = fhir(services)
+    reads = fhir(use_cases)
     return answer(request, lambda: reads.patient(ctx, found, base_of(request), []))
 
 
 def _search(resource_type: str) -> Callable[..., Response]:
-    def search(request: Request, ctx: Context, services: Services) -> Response:
-        reads = fhir(services)
+    def search(request: Request, ctx: Context, use_cases: UseCases) -> Response:
+        reads = fhir(use_cases)
         base, params = base_of(request), params_of(request)
         return answer(request, lambda: reads.search_entries(ctx, resource_type, base, params))
 
@@ -115,8 +115,8 @@ def _search(resource_type: str) -> Callable[..., Response]:
 
 
 def _read(resource_type: str) -> Callable[..., Response]:
-    def read(resource_id: str, request: Request, ctx: Context, services: Services) -> Response:
-        reads = fhir(services)
+    def read(resource_id: str, request: Request, ctx: Context, use_cases: UseCases) -> Response:
+        reads = fhir(use_cases)
         base = base_of(request)
         return answer(request, lambda: reads.read_entry(ctx, resource_type, base, resource_id))
 

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.dependencies import Context, MinPosition, Services
+from api.dependencies import Context, MinPosition, UseCases
 from api.openapi_document import documented
 from api.openapi_models_audit import AccessPage
 from api.responses import JSON
@@ -19,11 +19,11 @@ router = APIRouter(prefix="/v1/me", tags=["patients"])
 )
 def access_log(
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     min_position: MinPosition = None,
 ) -> JSON:
     return JSON(
-        services.audit.my_access_log(ctx, cursor=cursor, limit=limit, min_position=min_position)
+        use_cases.audit.my_access_log(ctx, cursor=cursor, limit=limit, min_position=min_position)
     )

@@ -5,7 +5,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
 
-from api.dependencies import Context, ExpectedVersion, MinPosition, Services
+from api.dependencies import Context, ExpectedVersion, MinPosition, UseCases
 from api.openapi_document import documented
 from api.openapi_models import Memberships, SponsorDiscontinued, StreamWritten
 from api.rendering import written
@@ -25,8 +25,8 @@ SponsorId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
     summary="Enrol",
     **documented(StreamWritten, 201, 404, 409, 410, 413, etag=True),
 )
-def enrol(body: EnrolIn, ctx: Context, services: Services) -> JSON:
-    outcome = services.memberships.enrol(
+def enrol(body: EnrolIn, ctx: Context, use_cases: UseCases) -> JSON:
+    outcome = use_cases.memberships.enrol(
         ctx,
         patient_id=body.patient_id,
         plan=body.plan,
@@ -47,10 +47,10 @@ def renew(
     membership_id: UUID,
     body: RenewIn,
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     expected: ExpectedVersion,
 ) -> JSON:
-    outcome = services.memberships.renew(
+    outcome = use_cases.memberships.renew(
         ctx,
         membership_id,
         ends_on=body.ends_on,
@@ -69,10 +69,10 @@ def cancel(
     membership_id: UUID,
     body: ReasonIn,
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     expected: ExpectedVersion,
 ) -> JSON:
-    outcome = services.memberships.cancel(
+    outcome = use_cases.memberships.cancel(
         ctx, membership_id, reason=body.reason, expected_version=expected
     )
     return written(outcome, 200)
@@ -85,7 +85,7 @@ def cancel(
 )
 def list_memberships(
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     patient_id: Annotated[UUID | None, Query()] = None,
     sponsor_id: Annotated[str | None, Query(max_length=128)] = None,
     status: Annotated[MembershipStatus | None, Query()] = None,
@@ -95,7 +95,7 @@ def list_memberships(
 ) -> JSON:
     """In (starts_on, id) order; pass `next_cursor` back as `cursor` for the next page."""
     return JSON(
-        services.memberships.roster_page(
+        use_cases.memberships.roster_page(
             ctx,
             patient_id=patient_id,
             sponsor_id=sponsor_id,
@@ -113,9 +113,9 @@ def list_memberships(
     **documented(SponsorDiscontinued, 202, 409, 413, etag=True),
 )
 def discontinue_sponsor(
-    sponsor_id: SponsorId, body: DiscontinueIn, ctx: Context, services: Services
+    sponsor_id: SponsorId, body: DiscontinueIn, ctx: Context, use_cases: UseCases
 ) -> JSON:
-    outcome = services.memberships.discontinue_sponsor(
+    outcome = use_cases.memberships.discontinue_sponsor(
         ctx, sponsor_id, effective_on=body.effective_on
     )
     return written(outcome, 202)

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import PlainTextResponse, Response
 
-from api.dependencies import Services
+from api.dependencies import UseCases
 from api.openapi_document import documented
 from api.openapi_models_audit import Health, Readiness
 from api.responses import JSON
@@ -33,14 +33,14 @@ READY["responses"][503] = {
 
 
 @router.get("/readyz", summary="The store is reachable and processes are running", **READY)
-def readyz(services: Services) -> JSON:
+def readyz(use_cases: UseCases) -> JSON:
     """503 when the store is unreachable or a view lags more than the configured bound."""
     try:
-        position = services.ledger.recorder.max_notification_id() or 0
-        lags = measure_lag(services.projectors)
+        position = use_cases.ledger.recorder.max_notification_id() or 0
+        lags = measure_lag(use_cases.projectors)
     except Exception:
         return JSON({"status": "unavailable", "store": "unreachable"}, status_code=503)
-    bound = services.settings.max_projection_lag
+    bound = use_cases.settings.max_projection_lag
     lagging = {name: events for name, (events, _) in lags.items() if events > bound}
     body = {
         "status": "lagging" if lagging else "ok",
@@ -58,13 +58,13 @@ def readyz(services: Services) -> JSON:
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-def metrics(services: Services) -> Response:
+def metrics(use_cases: UseCases) -> Response:
     try:
-        measure_lag(services.projectors)
+        measure_lag(use_cases.projectors)
         measure_backlog(
-            services.subscriptions.view,  # type: ignore[arg-type]
-            services.ledger.recorder,
-            relay=services.settings.nats_url is not None,
+            use_cases.subscriptions.view,  # type: ignore[arg-type]
+            use_cases.ledger.recorder,
+            relay=use_cases.settings.nats_url is not None,
         )
     except Exception:  # the metrics still answer; the store's state shows in /readyz
         log.warning("could not measure projection lag or subscriber backlog")

@@ -7,7 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from api.dependencies import Context, ExpectedVersion, MinPosition, Services
+from api.dependencies import Context, ExpectedVersion, MinPosition, UseCases
 from api.openapi_document import documented
 from api.openapi_models import (
     Demographics,
@@ -62,8 +62,8 @@ def moment(field: str, text: str | None, *, end_of_day: bool) -> datetime | None
     summary="Register a patient",
     **documented(StreamWritten, 201, 409, 413, disclosed=True, etag=True),
 )
-def register_patient(body: RegisterPatientIn, ctx: Context, services: Services) -> Response:
-    registered = services.patients.register(
+def register_patient(body: RegisterPatientIn, ctx: Context, use_cases: UseCases) -> Response:
+    registered = use_cases.patients.register(
         ctx,
         mrn=body.mrn,
         name=body.name.to_domain(),
@@ -81,7 +81,7 @@ def register_patient(body: RegisterPatientIn, ctx: Context, services: Services) 
 )
 def search_patients(
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     min_position: MinPosition = None,
     mrn: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     mrn_system: Annotated[
@@ -100,7 +100,7 @@ def search_patients(
     """Exact match through blind indexes, within the actor's organisation, in pages of
     `limit` (pass `next_cursor` back as `cursor`)."""
     return disclosed(
-        services.charts.search(
+        use_cases.charts.search(
             ctx,
             mrn=mrn,
             mrn_system=mrn_system,
@@ -121,7 +121,7 @@ def search_patients(
 def read_timeline(
     patient_id: UUID,
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     min_position: MinPosition = None,
     kind: Annotated[EntryKind | None, Query()] = None,
     since: Annotated[str | None, Query(description="a date or a date-time with zone")] = None,
@@ -131,7 +131,7 @@ def read_timeline(
 ) -> Response:
     """Entries ordered by effective time; amended entries show their latest version."""
     return disclosed(
-        services.charts.timeline(
+        use_cases.charts.timeline(
             ctx,
             patient_id,
             kind=kind.value if kind else None,
@@ -152,13 +152,13 @@ def read_timeline(
 def accounting_of_disclosures(
     patient_id: UUID,
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     min_position: MinPosition = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> JSON:
     return JSON(
-        services.audit.disclosures(ctx, patient_id, min_position, cursor=cursor, limit=limit)
+        use_cases.audit.disclosures(ctx, patient_id, min_position, cursor=cursor, limit=limit)
     )
 
 
@@ -167,8 +167,8 @@ def accounting_of_disclosures(
     summary="Read a patient's demographics",
     **documented(Demographics, 200, 404, 410, disclosed=True, etag=True),
 )
-def read_patient(patient_id: UUID, ctx: Context, services: Services) -> Response:
-    return disclosed(services.patients.demographics(ctx, patient_id))
+def read_patient(patient_id: UUID, ctx: Context, use_cases: UseCases) -> Response:
+    return disclosed(use_cases.patients.demographics(ctx, patient_id))
 
 
 @router.patch(
@@ -180,10 +180,10 @@ def update_demographics(
     patient_id: UUID,
     body: UpdateDemographicsIn,
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     expected: ExpectedVersion,
 ) -> Response:
-    write = services.patients.update_demographics(
+    write = use_cases.patients.update_demographics(
         ctx,
         patient_id,
         name=body.name.to_domain() if body.name else None,
@@ -204,10 +204,10 @@ def record_entry(
     patient_id: UUID,
     body: RecordEntryIn,
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     expected: ExpectedVersion,
 ) -> Response:
-    write = services.patients.record_entry(
+    write = use_cases.patients.record_entry(
         ctx,
         patient_id,
         kind=body.kind,
@@ -231,10 +231,10 @@ def amend_entry(
     entry_id: UUID,
     body: AmendEntryIn,
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     expected: ExpectedVersion,
 ) -> Response:
-    write = services.patients.amend_entry(
+    write = use_cases.patients.amend_entry(
         ctx,
         patient_id,
         entry_id,
@@ -259,10 +259,10 @@ def mark_entered_in_error(
     entry_id: UUID,
     body: ReasonIn,
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     expected: ExpectedVersion,
 ) -> Response:
-    write = services.patients.mark_entered_in_error(
+    write = use_cases.patients.mark_entered_in_error(
         ctx, patient_id, entry_id, reason=body.reason, expected_version=expected
     )
     return disclosed_write(write, 201)
@@ -277,10 +277,10 @@ def record_death(
     patient_id: UUID,
     body: DeceasedIn,
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     expected: ExpectedVersion,
 ) -> Response:
-    write = services.patients.record_death(
+    write = use_cases.patients.record_death(
         ctx, patient_id, deceased_at=body.deceased_at, expected_version=expected
     )
     return disclosed_write(write, 201)
@@ -296,6 +296,6 @@ def record_death(
         "snapshots or read-model rows can be decrypted. The hash chain still verifies."
     ),
 )
-def erase_patient(patient_id: UUID, body: EraseIn, ctx: Context, services: Services) -> JSON:
-    outcome = services.erasure.erase(ctx, patient_id, legal_basis=body.legal_basis)
+def erase_patient(patient_id: UUID, body: EraseIn, ctx: Context, use_cases: UseCases) -> JSON:
+    outcome = use_cases.erasure.erase(ctx, patient_id, legal_basis=body.legal_basis)
     return written(outcome, 202)

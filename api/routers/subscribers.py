@@ -6,7 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from api.dependencies import Context, Services
+from api.dependencies import Context, UseCases
 from api.openapi_document import documented
 from api.openapi_models import SubscriberRegistered
 from api.openapi_models_audit import Feed, Subscribers
@@ -22,8 +22,8 @@ router = APIRouter(prefix="/v1/subscribers", tags=["subscribers"])
     summary="Register a subscriber",
     **documented(SubscriberRegistered, 201, 409, 413),
 )
-def register(body: SubscriberIn, ctx: Context, services: Services) -> JSON:
-    outcome = services.subscriptions.register(
+def register(body: SubscriberIn, ctx: Context, use_cases: UseCases) -> JSON:
+    outcome = use_cases.subscriptions.register(
         ctx,
         name=body.name,
         recipient_org=body.recipient_org,
@@ -36,9 +36,9 @@ def register(body: SubscriberIn, ctx: Context, services: Services) -> JSON:
 
 
 @router.get("", summary="List subscribers (admin)", **documented(Subscribers, 200))
-def listing(ctx: Context, services: Services) -> JSON:
+def listing(ctx: Context, use_cases: UseCases) -> JSON:
     """The organisation's whole list, on one page: ``next_cursor`` is always null."""
-    return JSON({**services.subscriptions.listing(ctx), "next_cursor": None})
+    return JSON({**use_cases.subscriptions.listing(ctx), "next_cursor": None})
 
 
 @router.get(
@@ -58,7 +58,7 @@ def listing(ctx: Context, services: Services) -> JSON:
 def feed(
     subscriber_id: UUID,
     ctx: Context,
-    services: Services,
+    use_cases: UseCases,
     after: Annotated[
         int | None,
         Query(
@@ -71,5 +71,5 @@ def feed(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     wait: Annotated[float, Query(ge=0, le=30)] = 0,
 ) -> Response:
-    body = services.subscriptions.feed(ctx, subscriber_id, after=after, limit=limit, wait=wait)
+    body = use_cases.subscriptions.feed(ctx, subscriber_id, after=after, limit=limit, wait=wait)
     return Response(content=body, media_type="application/json")
