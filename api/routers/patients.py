@@ -48,6 +48,8 @@ def moment(field: str, text: str | None, *, end_of_day: bool) -> datetime | None
         if len(text) == 10:
             day = date.fromisoformat(text)
             start = datetime.combine(day, time(0), tzinfo=UTC)
+            if end_of_day and day == date.max:
+                return datetime.max.replace(tzinfo=UTC)  # the last day has no next day
             return start + timedelta(days=1) if end_of_day else start
         parsed = datetime.fromisoformat(text)
     except ValueError:

@@ -21,7 +21,9 @@ SORTABLE_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 def sortable_time(moment: datetime) -> str:
     """Fixed-width UTC text, so that text order is time order on both databases."""
-    return moment.astimezone(UTC).strftime(SORTABLE_TIME)
+    utc = moment.astimezone(UTC)
+    # strftime's %Y drops a year's leading zeros, which would break the fixed width.
+    return f"{utc.year:04d}" + utc.strftime(SORTABLE_TIME.removeprefix("%Y"))
 
 
 def time_bound(field: str, moment: datetime | None) -> str | None:
@@ -30,7 +32,10 @@ def time_bound(field: str, moment: datetime | None) -> str | None:
         return None
     if moment.tzinfo is None:
         raise InvalidValue(field, "must carry a time zone")
-    return sortable_time(moment)
+    try:
+        return sortable_time(moment)
+    except OverflowError:
+        raise InvalidValue(field, "is outside the years 1 to 9999 in UTC") from None
 
 
 Admit = Callable[[dict[str, Any]], bool]
