@@ -15,6 +15,7 @@ from api.dependencies import Context, UseCases
 from application.access.access_log import Disclosed, render
 from application.errors import NotFound
 from application.fhir.capability import ENTRY_TYPES, capability_statement
+from application.fhir.everything import everything
 from application.fhir.reads import FhirReads
 from application.fhir.resources import operation_outcome, parse_resource_id
 
@@ -103,6 +104,19 @@ def read_patient(patient_id: str, request: Request, ctx: Context, use_cases: Use
         raise NotFound("patient") from None
     reads = fhir(use_cases)
     return answer(request, lambda: reads.patient(ctx, found, base_of(request), []))
+
+
+@router.get("/Patient/{patient_id}/$everything")
+def patient_everything(
+    patient_id: str, request: Request, ctx: Context, use_cases: UseCases
+) -> Response:
+    try:
+        found = UUID(patient_id)
+    except ValueError:
+        raise NotFound("patient") from None
+    reads = fhir(use_cases)
+    base, params = base_of(request), params_of(request)
+    return answer(request, lambda: everything(reads, ctx, found, base, params))
 
 
 def _search(resource_type: str) -> Callable[..., Response]:

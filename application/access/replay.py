@@ -50,6 +50,7 @@ from application.charts.disclosure_rendering import (
 from application.charts.read_models import Key, sortable_time
 from application.context import Actor, RequestContext, Role
 from application.errors import DataKeyDestroyed, Forbidden, Gone, IntegrityViolation
+from application.fhir import everything as fhir_everything
 from application.fhir import reads as fhir_reads
 from application.fhir import search as fhir_search
 from application.ledger.ledger import CareLedger
@@ -162,8 +163,23 @@ class Replays:
             versions = record.stream_versions
             hits = [self._hit(UUID(pid), v) for pid, v in sorted(versions.items())]
             return fhir_reads.patients_body(query, hits, query["more"])
+        if query["fhir"] == "everything":
+            return self._everything(record)
         entries, next_key = self._page(record, fhir_search.matcher(query))
         return fhir_reads.entry_body(query, entries, next_key)
+
+    def _everything(self, record: AccessRecord) -> Any:
+        """``$everything``: the Patient at the version shown, and the entries' page."""
+        query = record.request
+        patient = None
+        if query["patient_version"] is not None:
+            versions = {str(record.patient_id): int(query["patient_version"])}
+            patient = self._at(Patient, record.patient_id, versions)
+        entries: list[Row] = []
+        next_key = None
+        if query["kinds"]:  # only the Patient was asked for: no page was scanned
+            entries, next_key = self._page(record, fhir_search.matcher(query))
+        return fhir_everything.everything_body(query, patient, entries, next_key)
 
     def _page(
         self, record: AccessRecord, keeps: Callable[[Row], bool]

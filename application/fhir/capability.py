@@ -36,6 +36,13 @@ def _resource(kind: str, params: list[dict[str, str]]) -> dict[str, Any]:
     }
 
 
+EVERYTHING = {
+    "name": "everything",
+    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+    "documentation": "_since (the entries' clinical time), _type, _count; paged",
+}
+
+
 def capability_statement(base: str) -> dict[str, Any]:
     entry_params = [
         _param("patient", "reference"),
@@ -53,7 +60,8 @@ def capability_statement(base: str) -> dict[str, Any]:
                 _param("birthdate", "date"),
                 _param("_count", "number"),
             ],
-        ),
+        )
+        | {"operation": [EVERYTHING]},
         *(
             _resource(
                 kind,
@@ -76,8 +84,8 @@ def capability_statement(base: str) -> dict[str, Any]:
             {
                 "mode": "server",
                 "documentation": (
-                    "Reads and searches only, through the same policy, access records and "
-                    "replay as /v1. Bearer JWT authentication."
+                    "Reads, searches and Patient/$everything, through the same policy, "
+                    "access records and replay as /v1. Bearer JWT authentication."
                 ),
                 "security": {
                     "cors": False,

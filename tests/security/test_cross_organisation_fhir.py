@@ -110,6 +110,19 @@ FHIR_MATRIX: dict[str, Row] = {
         expect=DEMOGRAPHICS_READERS,
         denial=REACH,
     ),
+    "GET /fhir/Patient/{patient_id}/$everything": Row(
+        lambda w, i: [
+            Call("GET", f"/fhir/Patient/{i.patient}/$everything"),
+            Call("GET", f"/fhir/Patient/{i.patient}/$everything", params={"_type": "Patient"}),
+            Call(
+                "GET",
+                f"/fhir/Patient/{i.patient}/$everything",
+                params={"_type": "Observation", "_since": "2020"},
+            ),
+        ],
+        expect=READERS,
+        denial=REACH,
+    ),
 }
 
 
@@ -157,7 +170,7 @@ def test_the_fhir_matrix_covers_every_route() -> None:
     stub = SimpleNamespace(settings=SimpleNamespace(max_body_bytes=1_000_000))
     routes = fhir_routes(create_app(stub))
     rows = {key.split("?", maxsplit=1)[0] for key in FHIR_MATRIX}
-    assert len(routes) == 3 + 2 * len(ENTRY_TYPES), sorted(routes)
+    assert len(routes) == 4 + 2 * len(ENTRY_TYPES), sorted(routes)
     assert routes == rows
 
 

@@ -1,0 +1,142 @@
+"""``Patient/{id}/$everything``: the patient and every entry the reader may see, paged.
+
+The same gate, page scan and access record as an entry search (``reads``): hidden
+entries are passed over by the timeline's scan, never counted, and the one access
+record's ``request`` (view ``fhir``, interaction ``everything``) is what
+``application.access.replay`` needs to render the page again (docs/fhir.md).
+"""
+
+from typing import Any
+from uuid import UUID
+
+from application.access.access_log import Disclosed
+from application.access.policy import POLICY_VERSION, Content
+from application.access.roles import ChartAction, require_role
+from application.charts.disclosure_rendering import Row, decode_cursor, encode_cursor
+from application.context import RequestContext
+from application.fhir import search
+from application.fhir.capability import ENTRY_TYPES
+from application.fhir.reads import FhirReads
+from application.fhir.resources import (
+    FHIR_RENDER,
+    RESOURCE_OF_KIND,
+    entry_resource,
+    patient_resource,
+    searchset,
+)
+from domain.errors import InvalidValue
+from domain.patient import Patient
+
+EVERYTHING_PARAMS = {"_since", "_type", "_count", "_cursor"}
+
+
+def types_wanted(values: list[str]) -> list[str]:
+    """``_type`` (commas, or repeated): the resource types asked for; none, all."""
+    served = ("Patient", *ENTRY_TYPES)
+    wanted = {part.strip() for value in values for part in value.split(",")}
+    unknown = wanted - set(served)
+    if unknown:
+        raise InvalidValue("_type", "names a type this server does not serve")
+    return [kind for kind in served if not wanted or kind in wanted]
+
+
+def since_of(value: str | None) -> str | None:
+    """``_since`` as the timeline's inclusive lower bound on the entry's time."""
+    if value is None:
+        return None
+    try:
+        since, _ = search.window([f"ge{value}"])
+    except InvalidValue:
+        raise InvalidValue("_since", "must be a FHIR date or a date-time with zone") from None
+    return since
+
+
+def path(patient_id: str) -> str:
+    return f"Patient/{patient_id}/$everything"
+
+
+def everything_body(
+    query: dict[str, Any], patient: Patient | None, rows: list[Row], next_key: Any
+) -> Any:
+    """The searchset a query's page makes: the Patient first (first page only), then
+    the entries shown."""
+    patient_id = UUID(query["patient"])
+    resources = [patient_resource(patient)] if patient is not None else []
+    resources += [entry_resource(patient_id, row) for row in rows]
+    pairs = [(name, value) for name, value in query["params"]]
+    cursor = [("_cursor", query["cursor"])] if query["cursor"] else []
+    where = path(query["patient"])
+    self_url = search.url(query["base"], where, [*pairs, *cursor])
+    next_url = None
+    if next_key is not None:
+        next_url = search.url(query["base"], where, [*pairs, ("_cursor", encode_cursor(next_key))])
+    return searchset(resources, query["base"], self_url, next_url, first=query["cursor"] is None)
+
+
+def everything(
+    reads: FhirReads, ctx: RequestContext, patient_id: UUID, base: str, params: search.Params
+) -> Disclosed:
+    found = search.known(params, EVERYTHING_PARAMS)
+    types = types_wanted(found.get("_type", []))
+    since = since_of(search.single(found, "_since"))
+    limit = search.count(found)
+    cursor = search.single(found, "_cursor")
+    if cursor:
+        decode_cursor(cursor)  # refused (422) before the chart is touched
+    require_role(ctx, ChartAction.READ_CLINICAL)
+    gate = reads.charts.gate
+    # Admitted before the chart is loaded: an outsider's probe is refused, recorded.
+    admission = gate.admit(ctx, patient_id, Content.CLINICAL, "read")
+    with_patient = "Patient" in types and cursor is None
+    patient: Patient | None = None
+    if with_patient:
+        require_role(ctx, ChartAction.READ_DEMOGRAPHICS)
+        gate.admit(ctx, patient_id, Content.DEMOGRAPHICS, "read")
+    chart = reads._chart(patient_id)  # erased: 410, within reach
+    if with_patient:
+        patient = chart
+    kinds = [kind for kind, kind_type in RESOURCE_OF_KIND.items() if kind_type in types]
+    kept = [[n, v] for n, v in params if n not in ("_cursor", *search.IGNORED)]
+    query: dict[str, Any] = {
+        "view": "fhir",
+        "fhir": "everything",
+        "base": base,
+        "params": kept,
+        "patient": str(patient_id),
+        "patient_version": patient.version if patient is not None else None,
+        "kinds": kinds,
+        "kind": kinds[0] if len(kinds) == 1 else None,
+        "codes": [],
+        "since": since,
+        "until": None,
+        "cursor": cursor,
+        "limit": limit,
+        "render": FHIR_RENDER,
+        "policy": POLICY_VERSION,
+    }
+    decision = admission.decision
+    rows: list[Row] = []
+    next_key = None
+    chart_version = chart.version
+    if kinds:
+        keeps = search.matcher(query)
+        page = reads.charts.views.timeline.page(
+            patient_id,
+            kind=query["kind"],
+            since=since,
+            until=None,
+            after=decode_cursor(cursor) if cursor else None,
+            limit=limit,
+            admit=lambda row: decision.shows(row["labels"]) and keeps(row),
+        )
+        rows, next_key, chart_version = page.entries, page.next_key, page.chart_version
+    return reads.charts.disclosures.disclose(
+        ctx,
+        action="read",
+        body=everything_body(query, patient, rows, next_key),
+        decision=decision,
+        patient_id=patient_id,
+        entry_ids=[row["entry_id"] for row in rows],
+        stream_versions={str(patient_id): chart_version, **admission.stream_versions},
+        request=query,
+    )
