@@ -13,9 +13,11 @@ from starlette.responses import Response
 
 from api.dependencies import Context, UseCases
 from application.access.access_log import Disclosed, render
+from application.context import RequestContext
 from application.errors import NotFound
 from application.fhir.capability import ENTRY_TYPES, capability_statement
 from application.fhir.everything import everything
+from application.fhir.history import entry_history, patient_history
 from application.fhir.reads import FhirReads
 from application.fhir.resources import operation_outcome, parse_resource_id
 
@@ -119,6 +121,61 @@ def patient_everything(
     return answer(request, lambda: everything(reads, ctx, found, base, params))
 
 
+def _patient_id(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise NotFound("patient") from None
+
+
+@router.get("/Patient/{patient_id}/_history")
+def patient_versions(
+    patient_id: str, request: Request, ctx: Context, use_cases: UseCases
+) -> Response:
+    found, reads = _patient_id(patient_id), fhir(use_cases)
+    base, params = base_of(request), params_of(request)
+    return answer(request, lambda: patient_history(reads, ctx, found, base, params))
+
+
+@router.get("/Patient/{patient_id}/_history/{vid}")
+def patient_version(
+    patient_id: str, vid: str, request: Request, ctx: Context, use_cases: UseCases
+) -> Response:
+    found, reads = _patient_id(patient_id), fhir(use_cases)
+    base, params = base_of(request), params_of(request)
+    return answer(request, lambda: patient_history(reads, ctx, found, base, params, vid))
+
+
+def _history(resource_type: str) -> Callable[..., Response]:
+    def history(resource_id: str, request: Request, ctx: Context, use_cases: UseCases) -> Response:
+        return _versions(resource_type, resource_id, None, request, ctx, fhir(use_cases))
+
+    return history
+
+
+def _version(resource_type: str) -> Callable[..., Response]:
+    def version(
+        resource_id: str, vid: str, request: Request, ctx: Context, use_cases: UseCases
+    ) -> Response:
+        return _versions(resource_type, resource_id, vid, request, ctx, fhir(use_cases))
+
+    return version
+
+
+def _versions(
+    resource_type: str,
+    resource_id: str,
+    vid: str | None,
+    request: Request,
+    ctx: RequestContext,
+    reads: FhirReads,
+) -> Response:
+    base, params = base_of(request), params_of(request)
+    return answer(
+        request, lambda: entry_history(reads, ctx, resource_type, base, resource_id, params, vid)
+    )
+
+
 def _search(resource_type: str) -> Callable[..., Response]:
     def search(request: Request, ctx: Context, use_cases: UseCases) -> Response:
         reads = fhir(use_cases)
@@ -140,3 +197,7 @@ def _read(resource_type: str) -> Callable[..., Response]:
 for _type in ENTRY_TYPES:
     router.add_api_route(f"/{_type}", _search(_type), methods=["GET"])
     router.add_api_route(f"/{_type}/{{resource_id}}", _read(_type), methods=["GET"])
+    router.add_api_route(f"/{_type}/{{resource_id}}/_history", _history(_type), methods=["GET"])
+    router.add_api_route(
+        f"/{_type}/{{resource_id}}/_history/{{vid}}", _version(_type), methods=["GET"]
+    )

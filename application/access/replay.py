@@ -51,6 +51,7 @@ from application.charts.read_models import Key, sortable_time
 from application.context import Actor, RequestContext, Role
 from application.errors import DataKeyDestroyed, Forbidden, Gone, IntegrityViolation
 from application.fhir import everything as fhir_everything
+from application.fhir import history as fhir_history
 from application.fhir import reads as fhir_reads
 from application.fhir import search as fhir_search
 from application.ledger.ledger import CareLedger
@@ -165,6 +166,9 @@ class Replays:
             return fhir_reads.patients_body(query, hits, query["more"])
         if query["fhir"] == "everything":
             return self._everything(record)
+        if query["fhir"] in ("history-patient", "vread-patient", "history", "vread"):
+            chart = self._at(Patient, record.patient_id, record.stream_versions)
+            return fhir_history.body(self.ledger, query, chart)
         entries, next_key = self._page(record, fhir_search.matcher(query))
         return fhir_reads.entry_body(query, entries, next_key)
 

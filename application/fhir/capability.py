@@ -27,11 +27,12 @@ def _param(name: str, kind: str) -> dict[str, str]:
 
 
 def _resource(kind: str, params: list[dict[str, str]]) -> dict[str, Any]:
+    interactions = ("read", "vread", "history-instance", "search-type")
     return {
         "type": kind,
-        "interaction": [{"code": "read"}, {"code": "search-type"}],
-        "versioning": "versioned" if kind == "Patient" else "no-version",
-        "readHistory": False,
+        "interaction": [{"code": code} for code in interactions],
+        "versioning": "versioned",
+        "readHistory": True,
         "searchParam": params,
     }
 
@@ -84,7 +85,7 @@ def capability_statement(base: str) -> dict[str, Any]:
             {
                 "mode": "server",
                 "documentation": (
-                    "Reads, searches and Patient/$everything, through the same policy, "
+                    "Reads, searches, history and Patient/$everything, through the same policy, "
                     "access records and replay as /v1. Bearer JWT authentication."
                 ),
                 "security": {
