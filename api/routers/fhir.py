@@ -16,6 +16,7 @@ from application.access.access_log import Disclosed, render
 from application.context import RequestContext
 from application.errors import NotFound
 from application.fhir.capability import ENTRY_TYPES, capability_statement
+from application.fhir.consents import consents
 from application.fhir.everything import everything
 from application.fhir.history import entry_history, patient_history
 from application.fhir.reads import FhirReads
@@ -119,6 +120,20 @@ def patient_everything(
     reads = fhir(use_cases)
     base, params = base_of(request), params_of(request)
     return answer(request, lambda: everything(reads, ctx, found, base, params))
+
+
+@router.get("/Consent")
+def search_consents(request: Request, ctx: Context, use_cases: UseCases) -> Response:
+    reads = fhir(use_cases)
+    base, params = base_of(request), params_of(request)
+    return answer(request, lambda: consents(reads, ctx, base, params))
+
+
+@router.get("/Consent/{resource_id}")
+def read_consent(resource_id: str, request: Request, ctx: Context, use_cases: UseCases) -> Response:
+    reads = fhir(use_cases)
+    base, params = base_of(request), params_of(request)
+    return answer(request, lambda: consents(reads, ctx, base, params, resource_id))
 
 
 def _patient_id(text: str) -> UUID:

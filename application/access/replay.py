@@ -50,6 +50,7 @@ from application.charts.disclosure_rendering import (
 from application.charts.read_models import Key, sortable_time
 from application.context import Actor, RequestContext, Role
 from application.errors import DataKeyDestroyed, Forbidden, Gone, IntegrityViolation
+from application.fhir import consents as fhir_consents
 from application.fhir import everything as fhir_everything
 from application.fhir import history as fhir_history
 from application.fhir import reads as fhir_reads
@@ -166,6 +167,9 @@ class Replays:
             return fhir_reads.patients_body(query, hits, query["more"])
         if query["fhir"] == "everything":
             return self._everything(record)
+        if query["fhir"] in ("search-consent", "read-consent"):
+            consent = self._at(Consent, query["consent_id"], record.stream_versions)
+            return fhir_consents.consents_body(query, consent)
         if query["fhir"] in ("history-patient", "vread-patient", "history", "vread"):
             chart = self._at(Patient, record.patient_id, record.stream_versions)
             return fhir_history.body(self.ledger, query, chart)

@@ -63,6 +63,13 @@ def capability_statement(base: str) -> dict[str, Any]:
             ],
         )
         | {"operation": [EVERYTHING]},
+        {
+            "type": "Consent",
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "versioning": "no-version",
+            "readHistory": False,
+            "searchParam": [_param("patient", "reference"), _param("status", "token")],
+        },
         *(
             _resource(
                 kind,
