@@ -183,11 +183,14 @@ class Replays:
         if query["patient_version"] is not None:
             versions = {str(record.patient_id): int(query["patient_version"])}
             patient = self._at(Patient, record.patient_id, versions)
+        consent = None
+        if query.get("consent_id") is not None:
+            consent = self._at(Consent, query["consent_id"], record.stream_versions)
         entries: list[Row] = []
         next_key = None
-        if query["kinds"]:  # only the Patient was asked for: no page was scanned
+        if query["kinds"]:  # only the Patient or Consents were asked for: no page scanned
             entries, next_key = self._page(record, fhir_search.matcher(query))
-        return fhir_everything.everything_body(query, patient, entries, next_key)
+        return fhir_everything.everything_body(query, patient, consent, entries, next_key)
 
     def _page(
         self, record: AccessRecord, keeps: Callable[[Row], bool]

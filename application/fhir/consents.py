@@ -87,6 +87,15 @@ def consent_resource(
     }
 
 
+def consent_resources(patient_id: UUID, consent: Consent, today: str) -> list[dict[str, Any]]:
+    """Every directive of the patient's consent, as Consents, in the order granted."""
+    directives = consent_state(consent)["directives"]
+    return [
+        consent_resource(patient_id, key, directive, today)
+        for key, directive in sorted(directives.items(), key=lambda d: d[1]["granted_at"])
+    ]
+
+
 def consents_body(query: dict[str, Any], consent: Consent) -> Any:
     """A Consent read, or the patient's searchset; replay renders through it too."""
     patient_id = UUID(query["patient"])
@@ -98,10 +107,7 @@ def consents_body(query: dict[str, Any], consent: Consent) -> Any:
             raise NotFound("Consent")
         return consent_resource(patient_id, query["directive"], directive, today)
     wanted = set(query["statuses"])
-    resources = [
-        consent_resource(patient_id, key, directive, today)
-        for key, directive in sorted(directives.items(), key=lambda d: d[1]["granted_at"])
-    ]
+    resources = consent_resources(patient_id, consent, today)
     resources = [r for r in resources if not wanted or r["status"] in wanted]
     pairs = [(name, value) for name, value in query["params"]]
     return searchset(resources, query["base"], search.url(query["base"], "Consent", pairs), None)

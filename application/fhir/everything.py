@@ -16,6 +16,7 @@ from application.charts.disclosure_rendering import Row, decode_cursor, encode_c
 from application.context import RequestContext
 from application.fhir import search
 from application.fhir.capability import ENTRY_TYPES
+from application.fhir.consents import consent_resources
 from application.fhir.reads import FhirReads
 from application.fhir.resources import (
     FHIR_RENDER,
@@ -24,6 +25,7 @@ from application.fhir.resources import (
     patient_resource,
     searchset,
 )
+from domain.consent import Consent
 from domain.errors import InvalidValue
 from domain.patient import Patient
 
@@ -32,7 +34,7 @@ EVERYTHING_PARAMS = {"_since", "_type", "_count", "_cursor"}
 
 def types_wanted(values: list[str]) -> list[str]:
     """``_type`` (commas, or repeated): the resource types asked for; none, all."""
-    served = ("Patient", *ENTRY_TYPES)
+    served = ("Patient", "Consent", *ENTRY_TYPES)
     wanted = {part.strip() for value in values for part in value.split(",")}
     unknown = wanted - set(served)
     if unknown:
@@ -56,12 +58,18 @@ def path(patient_id: str) -> str:
 
 
 def everything_body(
-    query: dict[str, Any], patient: Patient | None, rows: list[Row], next_key: Any
+    query: dict[str, Any],
+    patient: Patient | None,
+    consent: Consent | None,
+    rows: list[Row],
+    next_key: Any,
 ) -> Any:
-    """The searchset a query's page makes: the Patient first (first page only), then
-    the entries shown."""
+    """The searchset a query's page makes: the Patient and the Consents first (first
+    page only), then the entries shown."""
     patient_id = UUID(query["patient"])
     resources = [patient_resource(patient)] if patient is not None else []
+    if consent is not None:
+        resources += consent_resources(patient_id, consent, query["today"])
     resources += [entry_resource(patient_id, row) for row in rows]
     pairs = [(name, value) for name, value in query["params"]]
     cursor = [("_cursor", query["cursor"])] if query["cursor"] else []
@@ -92,9 +100,23 @@ def everything(
     if with_patient:
         require_role(ctx, ChartAction.READ_DEMOGRAPHICS)
         gate.admit(ctx, patient_id, Content.DEMOGRAPHICS, "read")
+    with_consent = "Consent" in types and cursor is None
+    consent: Consent | None = None
+    if with_consent:
+        require_role(ctx, ChartAction.READ_CONSENT)
+        gate.admit(ctx, patient_id, Content.CONSENT, "read")
     chart = reads._chart(patient_id)  # erased: 410, within reach
     if with_patient:
         patient = chart
+    extra: dict[str, Any] = {}
+    seen = admission.stream_versions.get(str(chart.consent_id))
+    if with_consent and seen is not None:
+        # The consent at the version the decision read, which replay decides on again;
+        # a consent the view has not seen yet is not shown, as entries it has not seen.
+        stream: Any = reads.ledger.repository.get(chart.consent_id, version=seen)
+        assert isinstance(stream, Consent), "a consent stream holds a consent"
+        consent = stream
+        extra = {"consent_id": str(consent.id), "today": gate.clock().date().isoformat()}
     kinds = [kind for kind, kind_type in RESOURCE_OF_KIND.items() if kind_type in types]
     kept = [[n, v] for n, v in params if n not in ("_cursor", *search.IGNORED)]
     query: dict[str, Any] = {
@@ -111,6 +133,7 @@ def everything(
         "until": None,
         "cursor": cursor,
         "limit": limit,
+        **extra,
         "render": FHIR_RENDER,
         "policy": POLICY_VERSION,
     }
@@ -133,10 +156,14 @@ def everything(
     return reads.charts.disclosures.disclose(
         ctx,
         action="read",
-        body=everything_body(query, patient, rows, next_key),
+        body=everything_body(query, patient, consent, rows, next_key),
         decision=decision,
         patient_id=patient_id,
         entry_ids=[row["entry_id"] for row in rows],
-        stream_versions={str(patient_id): chart_version, **admission.stream_versions},
+        stream_versions={
+            str(patient_id): chart_version,
+            **admission.stream_versions,
+            **({str(consent.id): consent.version} if consent is not None else {}),
+        },
         request=query,
     )

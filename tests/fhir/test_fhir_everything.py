@@ -7,8 +7,24 @@ from typing import Any
 import orjson
 from fastapi.testclient import TestClient
 
-from tests.api.support import ADMIN, AUDITOR, CLINICIAN, OUTSIDER, UNKNOWN_ID, patient_token
-from tests.fhir.support import caught_up, fhir_get, full_chart, next_url, outcome, validated
+from tests.api.support import (
+    ADMIN,
+    AUDITOR,
+    CLINICIAN,
+    GRANT_BODY,
+    OUTSIDER,
+    UNKNOWN_ID,
+    patient_token,
+)
+from tests.fhir.support import (
+    caught_up,
+    fhir_get,
+    full_chart,
+    next_url,
+    outcome,
+    resource_id,
+    validated,
+)
 from tests.fhir.test_fhir_reads import assert_replays
 
 
@@ -103,6 +119,30 @@ def test_type_and_since_narrow_everything(client: TestClient) -> None:
     assert_replays(client, own)
 
 
+def test_everything_carries_the_patient_s_consents_and_the_labels_they_show(
+    client: TestClient,
+) -> None:
+    patient_id, ids = full_chart(client)
+    directive = {**GRANT_BODY, "grantee": "org:org-main", "labels": ["mental_health"]}
+    granted = client.post(
+        f"/v1/patients/{patient_id}/consents", json=directive, headers=patient_token(patient_id)
+    )
+    assert granted.status_code == 201, granted.text
+    caught_up(client)
+    response = fhir_get(client, f"/fhir/Patient/{patient_id}/$everything")
+    found = validated(response.json())
+    assert [r["resourceType"] for r in found[:2]] == ["Patient", "Consent"]
+    assert found[1]["status"] == "active"
+    assert found[1]["provision"]["securityLabel"][0]["code"] == "MH"
+    # The directive shows the mental-health condition: now 12 resources, all counted
+    assert response.json()["total"] == 1 + 1 + 11
+    assert resource_id(patient_id, ids["panic"]) in {r["id"] for r in found}
+    assert_replays(client, response)
+    only = fhir_get(client, f"/fhir/Patient/{patient_id}/$everything", {"_type": "Consent"})
+    assert validated(only.json()) == [found[1]]
+    assert_replays(client, only)
+
+
 def test_everything_refuses_what_it_must(client: TestClient) -> None:
     patient_id, _ids = full_chart(client)
     caught_up(client)
@@ -114,6 +154,7 @@ def test_everything_refuses_what_it_must(client: TestClient) -> None:
     assert "X-Access-Id" not in outsider.headers
     outcome(fhir_get(client, where, headers=ADMIN), 403)
     outcome(fhir_get(client, where, {"_type": "Coverage"}), 422)
+    outcome(fhir_get(client, where, {"_type": "Provenance"}), 422)
     outcome(fhir_get(client, where, {"_since": "soon"}), 422)
     outcome(fhir_get(client, where, {"start": "2026"}), 422)
     outcome(fhir_get(client, where, {"_cursor": "not-a-cursor"}), 422)
