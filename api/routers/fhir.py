@@ -17,6 +17,7 @@ from application.context import RequestContext
 from application.errors import NotFound
 from application.fhir.capability import ENTRY_TYPES, capability_statement
 from application.fhir.consents import consents
+from application.fhir.coverage import coverages
 from application.fhir.everything import everything
 from application.fhir.history import entry_history, patient_history
 from application.fhir.reads import FhirReads
@@ -43,13 +44,14 @@ def params_of(request: Request) -> list[tuple[str, str]]:
 
 
 def patient_addressed(request: Request) -> UUID | None:
-    """The patient a FHIR request names (its ``patient`` or ``_id`` parameter, a
+    """The patient a FHIR request names (its ``patient``, ``_id`` or ``beneficiary``, a
     Patient id, or an entry's id), so that a refusal is recorded where that patient's
     auditors see it."""
     entry = parse_resource_id(str(request.path_params.get("resource_id", "")))
     if entry is not None:
         return entry[0]
-    named = request.query_params.get("patient") or request.query_params.get("_id")
+    query = request.query_params
+    named = query.get("patient") or query.get("_id") or query.get("beneficiary")
     for text in (request.path_params.get("patient_id"), named):
         try:
             return UUID(str(text).removeprefix("Patient/"))
@@ -134,6 +136,22 @@ def read_consent(resource_id: str, request: Request, ctx: Context, use_cases: Us
     reads = fhir(use_cases)
     base, params = base_of(request), params_of(request)
     return answer(request, lambda: consents(reads, ctx, base, params, resource_id))
+
+
+@router.get("/Coverage")
+def search_coverage(request: Request, ctx: Context, use_cases: UseCases) -> Response:
+    reads = fhir(use_cases)
+    base, params = base_of(request), params_of(request)
+    return answer(request, lambda: coverages(reads, ctx, base, params))
+
+
+@router.get("/Coverage/{resource_id}")
+def read_coverage(
+    resource_id: str, request: Request, ctx: Context, use_cases: UseCases
+) -> Response:
+    reads = fhir(use_cases)
+    base, params = base_of(request), params_of(request)
+    return answer(request, lambda: coverages(reads, ctx, base, params, resource_id))
 
 
 def _patient_id(text: str) -> UUID:

@@ -51,6 +51,7 @@ from application.charts.read_models import Key, sortable_time
 from application.context import Actor, RequestContext, Role
 from application.errors import DataKeyDestroyed, Forbidden, Gone, IntegrityViolation
 from application.fhir import consents as fhir_consents
+from application.fhir import coverage as fhir_coverage
 from application.fhir import everything as fhir_everything
 from application.fhir import history as fhir_history
 from application.fhir import reads as fhir_reads
@@ -167,6 +168,13 @@ class Replays:
             return fhir_reads.patients_body(query, hits, query["more"])
         if query["fhir"] == "everything":
             return self._everything(record)
+        if query["fhir"] in ("search-coverage", "read-coverage"):
+            versions = record.stream_versions
+            memberships: list[Any] = [
+                self.ledger.repository.get(UUID(stream), version=versions[stream])
+                for stream in query["memberships"]
+            ]
+            return fhir_coverage.coverage_body(query, memberships)
         if query["fhir"] in ("search-consent", "read-consent"):
             consent = self._at(Consent, query["consent_id"], record.stream_versions)
             return fhir_consents.consents_body(query, consent)

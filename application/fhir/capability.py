@@ -64,6 +64,13 @@ def capability_statement(base: str) -> dict[str, Any]:
         )
         | {"operation": [EVERYTHING]},
         {
+            "type": "Coverage",
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "versioning": "no-version",
+            "readHistory": False,
+            "searchParam": [_param("beneficiary", "reference"), _param("status", "token")],
+        },
+        {
             "type": "Consent",
             "interaction": [{"code": "read"}, {"code": "search-type"}],
             "versioning": "no-version",

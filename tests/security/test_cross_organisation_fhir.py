@@ -123,6 +123,20 @@ FHIR_MATRIX: dict[str, Row] = {
         expect=READERS,
         denial=REACH,
     ),
+    "GET /fhir/Coverage": Row(
+        lambda w, i: [
+            Call("GET", "/fhir/Coverage", params={"beneficiary": i.patient}),
+            Call("GET", "/fhir/Coverage", params={"beneficiary": f"Patient/{i.patient}"}),
+            Call("GET", "/fhir/Coverage", params={"beneficiary": i.patient, "status": "active"}),
+        ],
+        expect=READERS,
+        denial=REACH,
+    ),
+    "GET /fhir/Coverage/{resource_id}": Row(
+        lambda w, i: [Call("GET", f"/fhir/Coverage/{entry_id(i)}")],
+        expect=READERS,
+        denial=REACH,
+    ),
     "GET /fhir/Consent": Row(
         lambda w, i: [
             Call("GET", "/fhir/Consent", params={"patient": i.patient}),
@@ -208,7 +222,7 @@ def test_the_fhir_matrix_covers_every_route() -> None:
     stub = SimpleNamespace(settings=SimpleNamespace(max_body_bytes=1_000_000))
     routes = fhir_routes(create_app(stub))
     rows = {key.split("?", maxsplit=1)[0] for key in FHIR_MATRIX}
-    assert len(routes) == 8 + 4 * len(ENTRY_TYPES), sorted(routes)
+    assert len(routes) == 10 + 4 * len(ENTRY_TYPES), sorted(routes)
     assert routes == rows
 
 
