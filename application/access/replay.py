@@ -191,6 +191,13 @@ class Replays:
         if query["patient_version"] is not None:
             versions = {str(record.patient_id): int(query["patient_version"])}
             patient = self._at(Patient, record.patient_id, versions)
+        memberships: list[Any] | None = None
+        if query.get("memberships") is not None:
+            versions = record.stream_versions
+            memberships = [
+                self.ledger.repository.get(UUID(stream), version=versions[stream])
+                for stream in query["memberships"]
+            ]
         consent = None
         if query.get("consent_id") is not None:
             consent = self._at(Consent, query["consent_id"], record.stream_versions)
@@ -198,7 +205,9 @@ class Replays:
         next_key = None
         if query["kinds"]:  # only the Patient or Consents were asked for: no page scanned
             entries, next_key = self._page(record, fhir_search.matcher(query))
-        return fhir_everything.everything_body(query, patient, consent, entries, next_key)
+        return fhir_everything.everything_body(
+            query, patient, memberships, consent, entries, next_key
+        )
 
     def _page(
         self, record: AccessRecord, keeps: Callable[[Row], bool]

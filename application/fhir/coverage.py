@@ -119,7 +119,7 @@ def coverages(
         for stream, version in admission.stream_versions.items()
         if stream != str(chart.consent_id)
     }
-    shown = [_at(reads, stream, version) for stream, version in sorted(versions.items())]
+    shown = [membership_at(reads, stream, version) for stream, version in sorted(versions.items())]
     query |= {
         "patient": str(patient_id),
         "memberships": sorted(versions),
@@ -138,7 +138,7 @@ def coverages(
     )
 
 
-def _at(reads: FhirReads, stream: str, version: int) -> Membership:
+def membership_at(reads: FhirReads, stream: str, version: int) -> Membership:
     found: Any = reads.ledger.repository.get(UUID(stream), version=version)
     assert isinstance(found, Membership), "the decision's streams are memberships"
     return found

@@ -14,9 +14,12 @@ from application.access.policy import POLICY_VERSION, Content
 from application.access.roles import ChartAction, require_role
 from application.charts.disclosure_rendering import Row, decode_cursor, encode_cursor
 from application.context import RequestContext
+from application.errors import Forbidden
 from application.fhir import search
 from application.fhir.capability import ENTRY_TYPES
 from application.fhir.consents import consent_resources
+from application.fhir.coverage import READERS as COVERAGE_READERS
+from application.fhir.coverage import coverage_resource, membership_at
 from application.fhir.reads import FhirReads
 from application.fhir.resources import (
     FHIR_RENDER,
@@ -27,6 +30,7 @@ from application.fhir.resources import (
 )
 from domain.consent import Consent
 from domain.errors import InvalidValue
+from domain.membership import Membership
 from domain.patient import Patient
 
 EVERYTHING_PARAMS = {"_since", "_type", "_count", "_cursor"}
@@ -34,7 +38,7 @@ EVERYTHING_PARAMS = {"_since", "_type", "_count", "_cursor"}
 
 def types_wanted(values: list[str]) -> list[str]:
     """``_type`` (commas, or repeated): the resource types asked for; none, all."""
-    served = ("Patient", "Consent", *ENTRY_TYPES)
+    served = ("Patient", "Coverage", "Consent", *ENTRY_TYPES)
     wanted = {part.strip() for value in values for part in value.split(",")}
     unknown = wanted - set(served)
     if unknown:
@@ -60,14 +64,18 @@ def path(patient_id: str) -> str:
 def everything_body(
     query: dict[str, Any],
     patient: Patient | None,
+    memberships: list[Membership] | None,
     consent: Consent | None,
     rows: list[Row],
     next_key: Any,
 ) -> Any:
-    """The searchset a query's page makes: the Patient and the Consents first (first
-    page only), then the entries shown."""
+    """The searchset a query's page makes: the Patient, the Coverages and the Consents
+    first (first page only), then the entries shown."""
     patient_id = UUID(query["patient"])
     resources = [patient_resource(patient)] if patient is not None else []
+    if memberships is not None:
+        by_start = sorted(memberships, key=lambda m: (m.starts_on, m.id.hex))
+        resources += [coverage_resource(m, query["today"]) for m in by_start]
     if consent is not None:
         resources += consent_resources(patient_id, consent, query["today"])
     resources += [entry_resource(patient_id, row) for row in rows]
@@ -79,6 +87,26 @@ def everything_body(
     if next_key is not None:
         next_url = search.url(query["base"], where, [*pairs, ("_cursor", encode_cursor(next_key))])
     return searchset(resources, query["base"], self_url, next_url, first=query["cursor"] is None)
+
+
+# The first page's resources besides the entries, and the content each is decided as.
+HEADS = {
+    "Patient": Content.DEMOGRAPHICS,
+    "Coverage": Content.MEMBERSHIP,
+    "Consent": Content.CONSENT,
+}
+
+
+def _admit_heads(reads: FhirReads, ctx: RequestContext, patient_id: UUID, heads: list[str]) -> None:
+    """Each of them through the gate as its own read would be: refused, recorded."""
+    for kind in heads:
+        if kind == "Patient":
+            require_role(ctx, ChartAction.READ_DEMOGRAPHICS)
+        elif kind == "Consent":
+            require_role(ctx, ChartAction.READ_CONSENT)
+        elif ctx.actor.role not in COVERAGE_READERS:
+            raise Forbidden(f"the {ctx.actor.role} role may not read memberships")
+        reads.charts.gate.admit(ctx, patient_id, HEADS[kind], "read")
 
 
 def everything(
@@ -95,28 +123,28 @@ def everything(
     gate = reads.charts.gate
     # Admitted before the chart is loaded: an outsider's probe is refused, recorded.
     admission = gate.admit(ctx, patient_id, Content.CLINICAL, "read")
-    with_patient = "Patient" in types and cursor is None
+    heads = [kind for kind in HEADS if kind in types] if cursor is None else []
+    _admit_heads(reads, ctx, patient_id, heads)
     patient: Patient | None = None
-    if with_patient:
-        require_role(ctx, ChartAction.READ_DEMOGRAPHICS)
-        gate.admit(ctx, patient_id, Content.DEMOGRAPHICS, "read")
-    with_consent = "Consent" in types and cursor is None
     consent: Consent | None = None
-    if with_consent:
-        require_role(ctx, ChartAction.READ_CONSENT)
-        gate.admit(ctx, patient_id, Content.CONSENT, "read")
     chart = reads._chart(patient_id)  # erased: 410, within reach
-    if with_patient:
+    if "Patient" in heads:
         patient = chart
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"today": gate.clock().date().isoformat()}
+    memberships: list[Membership] | None = None
+    if "Coverage" in heads:
+        # The memberships the clinical decision read, at the versions it read them.
+        streams = sorted(s for s in admission.stream_versions if s != str(chart.consent_id))
+        memberships = [membership_at(reads, s, admission.stream_versions[s]) for s in streams]
+        extra["memberships"] = streams
     seen = admission.stream_versions.get(str(chart.consent_id))
-    if with_consent and seen is not None:
+    if "Consent" in heads and seen is not None:
         # The consent at the version the decision read, which replay decides on again;
         # a consent the view has not seen yet is not shown, as entries it has not seen.
         stream: Any = reads.ledger.repository.get(chart.consent_id, version=seen)
         assert isinstance(stream, Consent), "a consent stream holds a consent"
         consent = stream
-        extra = {"consent_id": str(consent.id), "today": gate.clock().date().isoformat()}
+        extra["consent_id"] = str(consent.id)
     kinds = [kind for kind, kind_type in RESOURCE_OF_KIND.items() if kind_type in types]
     kept = [[n, v] for n, v in params if n not in ("_cursor", *search.IGNORED)]
     query: dict[str, Any] = {
@@ -156,14 +184,10 @@ def everything(
     return reads.charts.disclosures.disclose(
         ctx,
         action="read",
-        body=everything_body(query, patient, consent, rows, next_key),
+        body=everything_body(query, patient, memberships, consent, rows, next_key),
         decision=decision,
         patient_id=patient_id,
         entry_ids=[row["entry_id"] for row in rows],
-        stream_versions={
-            str(patient_id): chart_version,
-            **admission.stream_versions,
-            **({str(consent.id): consent.version} if consent is not None else {}),
-        },
+        stream_versions={str(patient_id): chart_version, **admission.stream_versions},
         request=query,
     )

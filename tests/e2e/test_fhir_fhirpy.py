@@ -86,7 +86,8 @@ def test_fhirpy_pages_a_patient_search_and_reads_observations(
         assert [o["valueQuantity"]["unit"] for o in labs] == ["mmol/L"]
         read = client.reference("Patient", ids[0]).to_resource()
         assert read["identifier"][0]["value"] == "MRN-FHIR-0"
-        # $everything: the Patient, then the three observations, two to a page
+        # $everything: the Patient, their membership, then the three observations, two
+        # to a page
         everything = client.execute(
             f"Patient/{ids[0]}/$everything", method="get", params={"_count": 2}
         )
@@ -94,9 +95,9 @@ def test_fhirpy_pages_a_patient_search_and_reads_observations(
         while (following := _next(everything)) is not None:
             everything = http.get(following, headers=FHIR_USER).json()
             found += validated(everything)
-        assert [r["resourceType"] for r in found] == ["Patient"] + ["Observation"] * 3
+        assert [r["resourceType"] for r in found] == ["Patient", "Coverage"] + ["Observation"] * 3
         # _history of an observation, and its one version read by id
-        heart = found[1]
+        heart = found[2]
         history = client.execute(f"Observation/{heart['id']}/_history", method="get")
         [version] = validated(history)
         assert version["valueQuantity"] == heart["valueQuantity"]

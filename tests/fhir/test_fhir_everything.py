@@ -74,19 +74,22 @@ def test_everything_pages_the_whole_chart_and_each_page_is_one_replayable_record
         [record] = accesses(client, patient_id, response.headers["X-Access-Id"])
         assert record["action"] == "read", record
         url = next_url(bundle)
-    # The Patient first, then the ten entries the clinician may see, by time; the
-    # mental-health condition (no directive) is left out, not masked
+    # The Patient and their membership first, then the ten entries the clinician may
+    # see, by time; the mental-health condition (no directive) is left out, not masked
     assert shown[0]["resourceType"] == "Patient" and shown[0]["id"] == patient_id
-    assert [r["resourceType"] for r in shown[1:]].count("Condition") == 1
-    assert len(shown) == 1 + 10
-    times = [when(r) for r in shown[1:]]
+    assert shown[1]["resourceType"] == "Coverage" and shown[1]["status"] == "active"
+    coverage = fhir_get(client, "/fhir/Coverage", {"beneficiary": patient_id}).json()
+    assert [e["resource"] for e in coverage["entry"]] == [shown[1]]
+    assert [r["resourceType"] for r in shown[2:]].count("Condition") == 1
+    assert len(shown) == 2 + 10
+    times = [when(r) for r in shown[2:]]
     assert times == sorted(times)
     assert len({r["id"] for r in shown}) == len(shown)
     assert "Panic" not in orjson.dumps(pages).decode()
     # A multi-page result claims no total; a one-page result counts what it shows
     assert [("total" in page) for page in pages] == [False] * len(pages)
     whole = fhir_get(client, f"/fhir/Patient/{patient_id}/$everything").json()
-    assert whole["total"] == 11 and "next" not in str(whole["link"])
+    assert whole["total"] == 12 and "next" not in str(whole["link"])
     assert [e["resource"]["id"] for e in whole["entry"]] == [r["id"] for r in shown]
 
 
@@ -131,15 +134,18 @@ def test_everything_carries_the_patient_s_consents_and_the_labels_they_show(
     caught_up(client)
     response = fhir_get(client, f"/fhir/Patient/{patient_id}/$everything")
     found = validated(response.json())
-    assert [r["resourceType"] for r in found[:2]] == ["Patient", "Consent"]
-    assert found[1]["status"] == "active"
-    assert found[1]["provision"]["securityLabel"][0]["code"] == "MH"
-    # The directive shows the mental-health condition: now 12 resources, all counted
-    assert response.json()["total"] == 1 + 1 + 11
+    assert [r["resourceType"] for r in found[:3]] == ["Patient", "Coverage", "Consent"]
+    assert found[2]["status"] == "active"
+    assert found[2]["provision"]["securityLabel"][0]["code"] == "MH"
+    # The directive shows the mental-health condition: now 11 entries, all counted
+    assert response.json()["total"] == 3 + 11
     assert resource_id(patient_id, ids["panic"]) in {r["id"] for r in found}
     assert_replays(client, response)
     only = fhir_get(client, f"/fhir/Patient/{patient_id}/$everything", {"_type": "Consent"})
-    assert validated(only.json()) == [found[1]]
+    assert validated(only.json()) == [found[2]]
+    coverage = fhir_get(client, f"/fhir/Patient/{patient_id}/$everything", {"_type": "Coverage"})
+    assert validated(coverage.json()) == [found[1]]
+    assert_replays(client, coverage)
     assert_replays(client, only)
 
 
@@ -153,7 +159,6 @@ def test_everything_refuses_what_it_must(client: TestClient) -> None:
     outcome(outsider, 404)
     assert "X-Access-Id" not in outsider.headers
     outcome(fhir_get(client, where, headers=ADMIN), 403)
-    outcome(fhir_get(client, where, {"_type": "Coverage"}), 422)
     outcome(fhir_get(client, where, {"_type": "Provenance"}), 422)
     outcome(fhir_get(client, where, {"_since": "soon"}), 422)
     outcome(fhir_get(client, where, {"start": "2026"}), 422)
