@@ -148,7 +148,7 @@ def consents(
     gate = reads.charts.gate
     # Admitted before the chart is loaded: an outsider's probe is refused, recorded.
     admission = gate.admit(ctx, patient_id, Content.CONSENT, "read")
-    chart = reads._chart(patient_id)  # erased: 410, within reach
+    chart = reads.chart(patient_id)  # erased: 410, within reach
     consent = reads.ledger.load(Consent, chart.consent_id, "consent")
     query |= {
         "patient": str(patient_id),

@@ -113,7 +113,7 @@ def coverages(
     gate = reads.charts.gate
     # Admitted before anything is loaded: an outsider's probe is refused, recorded.
     admission = gate.admit(ctx, patient_id, Content.MEMBERSHIP, "read")
-    chart = reads._chart(patient_id)  # erased: 410, within reach
+    chart = reads.chart(patient_id)  # erased: 410, within reach
     versions = {
         stream: version
         for stream, version in admission.stream_versions.items()

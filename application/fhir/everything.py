@@ -127,7 +127,7 @@ def everything(
     _admit_heads(reads, ctx, patient_id, heads)
     patient: Patient | None = None
     consent: Consent | None = None
-    chart = reads._chart(patient_id)  # erased: 410, within reach
+    chart = reads.chart(patient_id)  # erased: 410, within reach
     if "Patient" in heads:
         patient = chart
     extra: dict[str, Any] = {"today": gate.clock().date().isoformat()}

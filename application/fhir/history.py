@@ -167,7 +167,7 @@ def patient_history(
     version = _vid(vid, "patient version")
     require_role(ctx, ChartAction.READ_DEMOGRAPHICS)
     admission = reads.charts.gate.admit(ctx, patient_id, Content.DEMOGRAPHICS, "read")
-    chart = reads._chart(patient_id)  # erased: 410, within reach
+    chart = reads.chart(patient_id)  # erased: 410, within reach
     query: dict[str, Any] = {"view": "fhir", "base": base}
     if version is None:
         query |= {"fhir": "history-patient"}
@@ -207,7 +207,7 @@ def entry_history(
     require_role(ctx, ChartAction.READ_CLINICAL)
     # Admitted before the chart is loaded: an outsider's probe is refused, recorded.
     admission = reads.charts.gate.admit(ctx, patient_id, Content.CLINICAL, "read")
-    chart = reads._chart(patient_id)
+    chart = reads.chart(patient_id)
     facts = chart.entries.get(entry_id.hex)
     if facts is None or RESOURCE_OF_KIND[facts["kind"]] != resource_type:
         raise NotFound(resource_type)
