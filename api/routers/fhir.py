@@ -13,8 +13,13 @@ from starlette.responses import Response
 
 from api.dependencies import Context, UseCases
 from application.access.access_log import Disclosed, render
+from application.context import RequestContext
 from application.errors import NotFound
 from application.fhir.capability import ENTRY_TYPES, capability_statement
+from application.fhir.consents import consents
+from application.fhir.coverage import coverages
+from application.fhir.everything import everything
+from application.fhir.history import entry_history, patient_history
 from application.fhir.reads import FhirReads
 from application.fhir.resources import operation_outcome, parse_resource_id
 
@@ -39,13 +44,14 @@ def params_of(request: Request) -> list[tuple[str, str]]:
 
 
 def patient_addressed(request: Request) -> UUID | None:
-    """The patient a FHIR request names (its ``patient`` or ``_id`` parameter, a
+    """The patient a FHIR request names (its ``patient``, ``_id`` or ``beneficiary``, a
     Patient id, or an entry's id), so that a refusal is recorded where that patient's
     auditors see it."""
     entry = parse_resource_id(str(request.path_params.get("resource_id", "")))
     if entry is not None:
         return entry[0]
-    named = request.query_params.get("patient") or request.query_params.get("_id")
+    query = request.query_params
+    named = query.get("patient") or query.get("_id") or query.get("beneficiary")
     for text in (request.path_params.get("patient_id"), named):
         try:
             return UUID(str(text).removeprefix("Patient/"))
@@ -105,6 +111,104 @@ def read_patient(patient_id: str, request: Request, ctx: Context, use_cases: Use
     return answer(request, lambda: reads.patient(ctx, found, base_of(request), []))
 
 
+@router.get("/Patient/{patient_id}/$everything")
+def patient_everything(
+    patient_id: str, request: Request, ctx: Context, use_cases: UseCases
+) -> Response:
+    try:
+        found = UUID(patient_id)
+    except ValueError:
+        raise NotFound("patient") from None
+    reads = fhir(use_cases)
+    base, params = base_of(request), params_of(request)
+    return answer(request, lambda: everything(reads, ctx, found, base, params))
+
+
+@router.get("/Consent")
+def search_consents(request: Request, ctx: Context, use_cases: UseCases) -> Response:
+    reads = fhir(use_cases)
+    base, params = base_of(request), params_of(request)
+    return answer(request, lambda: consents(reads, ctx, base, params))
+
+
+@router.get("/Consent/{resource_id}")
+def read_consent(resource_id: str, request: Request, ctx: Context, use_cases: UseCases) -> Response:
+    reads = fhir(use_cases)
+    base, params = base_of(request), params_of(request)
+    return answer(request, lambda: consents(reads, ctx, base, params, resource_id))
+
+
+@router.get("/Coverage")
+def search_coverage(request: Request, ctx: Context, use_cases: UseCases) -> Response:
+    reads = fhir(use_cases)
+    base, params = base_of(request), params_of(request)
+    return answer(request, lambda: coverages(reads, ctx, base, params))
+
+
+@router.get("/Coverage/{resource_id}")
+def read_coverage(
+    resource_id: str, request: Request, ctx: Context, use_cases: UseCases
+) -> Response:
+    reads = fhir(use_cases)
+    base, params = base_of(request), params_of(request)
+    return answer(request, lambda: coverages(reads, ctx, base, params, resource_id))
+
+
+def _patient_id(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise NotFound("patient") from None
+
+
+@router.get("/Patient/{patient_id}/_history")
+def patient_versions(
+    patient_id: str, request: Request, ctx: Context, use_cases: UseCases
+) -> Response:
+    found, reads = _patient_id(patient_id), fhir(use_cases)
+    base, params = base_of(request), params_of(request)
+    return answer(request, lambda: patient_history(reads, ctx, found, base, params))
+
+
+@router.get("/Patient/{patient_id}/_history/{vid}")
+def patient_version(
+    patient_id: str, vid: str, request: Request, ctx: Context, use_cases: UseCases
+) -> Response:
+    found, reads = _patient_id(patient_id), fhir(use_cases)
+    base, params = base_of(request), params_of(request)
+    return answer(request, lambda: patient_history(reads, ctx, found, base, params, vid))
+
+
+def _history(resource_type: str) -> Callable[..., Response]:
+    def history(resource_id: str, request: Request, ctx: Context, use_cases: UseCases) -> Response:
+        return _versions(resource_type, resource_id, None, request, ctx, fhir(use_cases))
+
+    return history
+
+
+def _version(resource_type: str) -> Callable[..., Response]:
+    def version(
+        resource_id: str, vid: str, request: Request, ctx: Context, use_cases: UseCases
+    ) -> Response:
+        return _versions(resource_type, resource_id, vid, request, ctx, fhir(use_cases))
+
+    return version
+
+
+def _versions(
+    resource_type: str,
+    resource_id: str,
+    vid: str | None,
+    request: Request,
+    ctx: RequestContext,
+    reads: FhirReads,
+) -> Response:
+    base, params = base_of(request), params_of(request)
+    return answer(
+        request, lambda: entry_history(reads, ctx, resource_type, base, resource_id, params, vid)
+    )
+
+
 def _search(resource_type: str) -> Callable[..., Response]:
     def search(request: Request, ctx: Context, use_cases: UseCases) -> Response:
         reads = fhir(use_cases)
@@ -126,3 +230,7 @@ def _read(resource_type: str) -> Callable[..., Response]:
 for _type in ENTRY_TYPES:
     router.add_api_route(f"/{_type}", _search(_type), methods=["GET"])
     router.add_api_route(f"/{_type}/{{resource_id}}", _read(_type), methods=["GET"])
+    router.add_api_route(f"/{_type}/{{resource_id}}/_history", _history(_type), methods=["GET"])
+    router.add_api_route(
+        f"/{_type}/{{resource_id}}/_history/{{vid}}", _version(_type), methods=["GET"]
+    )

@@ -50,6 +50,10 @@ from application.charts.disclosure_rendering import (
 from application.charts.read_models import Key, sortable_time
 from application.context import Actor, RequestContext, Role
 from application.errors import DataKeyDestroyed, Forbidden, Gone, IntegrityViolation
+from application.fhir import consents as fhir_consents
+from application.fhir import coverage as fhir_coverage
+from application.fhir import everything as fhir_everything
+from application.fhir import history as fhir_history
 from application.fhir import reads as fhir_reads
 from application.fhir import search as fhir_search
 from application.ledger.ledger import CareLedger
@@ -162,8 +166,48 @@ class Replays:
             versions = record.stream_versions
             hits = [self._hit(UUID(pid), v) for pid, v in sorted(versions.items())]
             return fhir_reads.patients_body(query, hits, query["more"])
+        if query["fhir"] == "everything":
+            return self._everything(record)
+        if query["fhir"] in ("search-coverage", "read-coverage"):
+            versions = record.stream_versions
+            memberships: list[Any] = [
+                self.ledger.repository.get(UUID(stream), version=versions[stream])
+                for stream in query["memberships"]
+            ]
+            return fhir_coverage.coverage_body(query, memberships)
+        if query["fhir"] in ("search-consent", "read-consent"):
+            consent = self._at(Consent, query["consent_id"], record.stream_versions)
+            return fhir_consents.consents_body(query, consent)
+        if query["fhir"] in ("history-patient", "vread-patient", "history", "vread"):
+            chart = self._at(Patient, record.patient_id, record.stream_versions)
+            return fhir_history.body(self.ledger, query, chart)
         entries, next_key = self._page(record, fhir_search.matcher(query))
         return fhir_reads.entry_body(query, entries, next_key)
+
+    def _everything(self, record: AccessRecord) -> Any:
+        """``$everything``: the Patient at the version shown, and the entries' page."""
+        query = record.request
+        patient = None
+        if query["patient_version"] is not None:
+            versions = {str(record.patient_id): int(query["patient_version"])}
+            patient = self._at(Patient, record.patient_id, versions)
+        memberships: list[Any] | None = None
+        if query.get("memberships") is not None:
+            versions = record.stream_versions
+            memberships = [
+                self.ledger.repository.get(UUID(stream), version=versions[stream])
+                for stream in query["memberships"]
+            ]
+        consent = None
+        if query.get("consent_id") is not None:
+            consent = self._at(Consent, query["consent_id"], record.stream_versions)
+        entries: list[Row] = []
+        next_key = None
+        if query["kinds"]:  # only the Patient or Consents were asked for: no page scanned
+            entries, next_key = self._page(record, fhir_search.matcher(query))
+        return fhir_everything.everything_body(
+            query, patient, memberships, consent, entries, next_key
+        )
 
     def _page(
         self, record: AccessRecord, keeps: Callable[[Row], bool]

@@ -27,13 +27,21 @@ def _param(name: str, kind: str) -> dict[str, str]:
 
 
 def _resource(kind: str, params: list[dict[str, str]]) -> dict[str, Any]:
+    interactions = ("read", "vread", "history-instance", "search-type")
     return {
         "type": kind,
-        "interaction": [{"code": "read"}, {"code": "search-type"}],
-        "versioning": "versioned" if kind == "Patient" else "no-version",
-        "readHistory": False,
+        "interaction": [{"code": code} for code in interactions],
+        "versioning": "versioned",
+        "readHistory": True,
         "searchParam": params,
     }
+
+
+EVERYTHING = {
+    "name": "everything",
+    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+    "documentation": "_since (the entries' clinical time), _type, _count; paged",
+}
 
 
 def capability_statement(base: str) -> dict[str, Any]:
@@ -53,7 +61,22 @@ def capability_statement(base: str) -> dict[str, Any]:
                 _param("birthdate", "date"),
                 _param("_count", "number"),
             ],
-        ),
+        )
+        | {"operation": [EVERYTHING]},
+        {
+            "type": "Coverage",
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "versioning": "no-version",
+            "readHistory": False,
+            "searchParam": [_param("beneficiary", "reference"), _param("status", "token")],
+        },
+        {
+            "type": "Consent",
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "versioning": "no-version",
+            "readHistory": False,
+            "searchParam": [_param("patient", "reference"), _param("status", "token")],
+        },
         *(
             _resource(
                 kind,
@@ -76,8 +99,8 @@ def capability_statement(base: str) -> dict[str, Any]:
             {
                 "mode": "server",
                 "documentation": (
-                    "Reads and searches only, through the same policy, access records and "
-                    "replay as /v1. Bearer JWT authentication."
+                    "Reads, searches, history and Patient/$everything, through the same policy, "
+                    "access records and replay as /v1. Bearer JWT authentication."
                 ),
                 "security": {
                     "cors": False,

@@ -94,7 +94,7 @@ class FhirReads:
         require_role(ctx, ChartAction.READ_DEMOGRAPHICS)
         gate = self.charts.gate
         admission = gate.admit(ctx, patient_id, Content.DEMOGRAPHICS, "read")
-        patient = self._chart(patient_id)
+        patient = self.chart(patient_id)
         query: dict[str, Any] = {"view": "fhir", "fhir": "read-patient", "base": base}
         if params:
             query |= {"fhir": "search-patient-id", "params": [list(p) for p in params]}
@@ -170,7 +170,7 @@ class FhirReads:
             request=query,
         )
 
-    def _chart(self, patient_id: UUID) -> Patient:
+    def chart(self, patient_id: UUID) -> Patient:
         """The chart of an admitted patient; erased meanwhile, 410 (within reach)."""
         try:
             patient = self.ledger.load(Patient, patient_id, "patient")
@@ -229,7 +229,7 @@ class FhirReads:
         require_role(ctx, ChartAction.READ_CLINICAL)
         # Admitted before the chart is loaded: an outsider's probe is refused, recorded.
         admission = self.charts.gate.admit(ctx, patient_id, Content.CLINICAL, "read")
-        facts = self._chart(patient_id).entries.get(entry_id.hex)
+        facts = self.chart(patient_id).entries.get(entry_id.hex)
         if facts is None or RESOURCE_OF_KIND[facts["kind"]] != resource_type:
             raise NotFound(resource_type)
         at = facts["effective_at"]

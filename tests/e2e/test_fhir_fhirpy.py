@@ -1,8 +1,9 @@
 """A FHIR client nobody here wrote (fhirpy) against a real server process: a patient
-search paged through Bundle.link next, and an Observation search, each page valid R4B
-and each disclosure in the access log, replaying byte for byte."""
+search paged through Bundle.link next, an Observation search, $everything and _history,
+each page valid R4B and each disclosure in the access log, replaying byte for byte."""
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,11 @@ CLINICIAN = auth("clinician", sub="dr-fhir")
 FHIR_USER = auth("clinician", sub="dr-fhirpy")  # its records are the FHIR client's
 ADMIN = auth("admin", sub="admin-fhir")
 AUDITOR = auth("auditor", sub="auditor-fhir")
+
+
+def _next(bundle: dict[str, Any]) -> str | None:
+    links = {link["relation"]: link["url"] for link in bundle["link"]}
+    return links.get("next")
 
 
 def test_fhirpy_pages_a_patient_search_and_reads_observations(
@@ -80,6 +86,24 @@ def test_fhirpy_pages_a_patient_search_and_reads_observations(
         assert [o["valueQuantity"]["unit"] for o in labs] == ["mmol/L"]
         read = client.reference("Patient", ids[0]).to_resource()
         assert read["identifier"][0]["value"] == "MRN-FHIR-0"
+        # $everything: the Patient, their membership, then the three observations, two
+        # to a page
+        everything = client.execute(
+            f"Patient/{ids[0]}/$everything", method="get", params={"_count": 2}
+        )
+        found = validated(everything)
+        while (following := _next(everything)) is not None:
+            everything = http.get(following, headers=FHIR_USER).json()
+            found += validated(everything)
+        assert [r["resourceType"] for r in found] == ["Patient", "Coverage"] + ["Observation"] * 3
+        # _history of an observation, and its one version read by id
+        heart = found[2]
+        history = client.execute(f"Observation/{heart['id']}/_history", method="get")
+        [version] = validated(history)
+        assert version["valueQuantity"] == heart["valueQuantity"]
+        vid = version["meta"]["versionId"]
+        again = client.execute(f"Observation/{heart['id']}/_history/{vid}", method="get")
+        assert validated(again) == [version]
 
         # Every page was disclosed with an access record of the patient, which replays
         settled = http.get("/readyz").json()["position"]
@@ -90,8 +114,9 @@ def test_fhirpy_pages_a_patient_search_and_reads_observations(
         )
         assert accesses.status_code == 200, accesses.text
         fhir = accesses.json()["items"]
-        # one patient-search page, two Observation pages, the lab search and the read
-        assert sorted(r["action"] for r in fhir) == ["read"] * 4 + ["search"], fhir
+        # one patient-search page, two Observation pages, the lab search, the read, two
+        # $everything pages, the history and the version read
+        assert sorted(r["action"] for r in fhir) == ["read"] * 8 + ["search"], fhir
         for record in fhir:
             replay = http.post(f"/v1/audit/accesses/{record['access_id']}/replay", headers=AUDITOR)
             assert replay.status_code == 200, replay.text

@@ -110,6 +110,56 @@ FHIR_MATRIX: dict[str, Row] = {
         expect=DEMOGRAPHICS_READERS,
         denial=REACH,
     ),
+    "GET /fhir/Patient/{patient_id}/$everything": Row(
+        lambda w, i: [
+            Call("GET", f"/fhir/Patient/{i.patient}/$everything"),
+            Call("GET", f"/fhir/Patient/{i.patient}/$everything", params={"_type": "Patient"}),
+            Call(
+                "GET",
+                f"/fhir/Patient/{i.patient}/$everything",
+                params={"_type": "Observation", "_since": "2020"},
+            ),
+        ],
+        expect=READERS,
+        denial=REACH,
+    ),
+    "GET /fhir/Coverage": Row(
+        lambda w, i: [
+            Call("GET", "/fhir/Coverage", params={"beneficiary": i.patient}),
+            Call("GET", "/fhir/Coverage", params={"beneficiary": f"Patient/{i.patient}"}),
+            Call("GET", "/fhir/Coverage", params={"beneficiary": i.patient, "status": "active"}),
+        ],
+        expect=READERS,
+        denial=REACH,
+    ),
+    "GET /fhir/Coverage/{resource_id}": Row(
+        lambda w, i: [Call("GET", f"/fhir/Coverage/{entry_id(i)}")],
+        expect=READERS,
+        denial=REACH,
+    ),
+    "GET /fhir/Consent": Row(
+        lambda w, i: [
+            Call("GET", "/fhir/Consent", params={"patient": i.patient}),
+            Call("GET", "/fhir/Consent", params={"patient": i.patient, "status": "active"}),
+        ],
+        expect=READERS,
+        denial=REACH,
+    ),
+    "GET /fhir/Consent/{resource_id}": Row(
+        lambda w, i: [Call("GET", f"/fhir/Consent/{entry_id(i)}")],
+        expect=READERS,
+        denial=REACH,
+    ),
+    "GET /fhir/Patient/{patient_id}/_history": Row(
+        lambda w, i: [Call("GET", f"/fhir/Patient/{i.patient}/_history")],
+        expect=DEMOGRAPHICS_READERS,
+        denial=REACH,
+    ),
+    "GET /fhir/Patient/{patient_id}/_history/{vid}": Row(
+        lambda w, i: [Call("GET", f"/fhir/Patient/{i.patient}/_history/1")],
+        expect=DEMOGRAPHICS_READERS,
+        denial=REACH,
+    ),
 }
 
 
@@ -126,7 +176,22 @@ def entry_rows(kind: str) -> dict[str, Row]:
     read = Row(
         lambda w, i: [Call("GET", f"/fhir/{kind}/{entry_id(i)}")], expect=READERS, denial=REACH
     )
-    return {f"GET /fhir/{kind}": search, f"GET /fhir/{kind}/{{resource_id}}": read}
+    history = Row(
+        lambda w, i: [Call("GET", f"/fhir/{kind}/{entry_id(i)}/_history")],
+        expect=READERS,
+        denial=REACH,
+    )
+    version = Row(
+        lambda w, i: [Call("GET", f"/fhir/{kind}/{entry_id(i)}/_history/1")],
+        expect=READERS,
+        denial=REACH,
+    )
+    return {
+        f"GET /fhir/{kind}": search,
+        f"GET /fhir/{kind}/{{resource_id}}": read,
+        f"GET /fhir/{kind}/{{resource_id}}/_history": history,
+        f"GET /fhir/{kind}/{{resource_id}}/_history/{{vid}}": version,
+    }
 
 
 for _type in ENTRY_TYPES:
@@ -157,7 +222,7 @@ def test_the_fhir_matrix_covers_every_route() -> None:
     stub = SimpleNamespace(settings=SimpleNamespace(max_body_bytes=1_000_000))
     routes = fhir_routes(create_app(stub))
     rows = {key.split("?", maxsplit=1)[0] for key in FHIR_MATRIX}
-    assert len(routes) == 3 + 2 * len(ENTRY_TYPES), sorted(routes)
+    assert len(routes) == 10 + 4 * len(ENTRY_TYPES), sorted(routes)
     assert routes == rows
 
 

@@ -212,7 +212,12 @@ def routes() -> set[tuple[str, str]]:
 
 def endpoint_table() -> dict[tuple[str, str], set[str]]:
     table = {}
-    for row in table_rows(section(README.read_text(), "Endpoints and roles")):
+    # README's table, and docs/fhir.md's for the /fhir routes (README's size is bounded).
+    rows = [
+        *table_rows(section(README.read_text(), "Endpoints and roles")),
+        *table_rows(section((ROOT / "docs" / "fhir.md").read_text(), "Endpoints and roles")),
+    ]
+    for row in rows:
         method = row[0].strip("`").split()[0]
         for path in re.findall(r"(/[^\s`?]*)", row[0]):
             roles = set(re.findall(r"clinician|patient|admin|auditor|service", row[1]))

@@ -1,0 +1,144 @@
+"""``Coverage``: a patient's memberships as FHIR R4B Coverages (docs/fhir.md).
+
+Admitted by the policy as membership content (the patient, the care organisation's
+clinicians and administrators; foreign actors are refused and recorded). The
+memberships shown are those the decision read, loaded from the event store at the
+versions it read them, which the access record keeps with the day the statuses were
+judged on, so that replay renders the same bytes (``application.access.replay``).
+"""
+
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from application.access.access_log import Disclosed
+from application.access.policy import POLICY_VERSION, Content
+from application.context import RequestContext, Role
+from application.errors import Forbidden, NotFound
+from application.fhir import search
+from application.fhir.reads import FhirReads
+from application.fhir.resources import FHIR_RENDER, searchset
+from domain.errors import InvalidValue
+from domain.membership import Membership, membership_active_on
+
+PLAN_SYSTEM = "urn:careledger:plan"
+SPONSOR_SYSTEM = "urn:careledger:sponsor"
+RELATIONSHIP = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
+COVERAGE_PARAMS = {"beneficiary", "status"}
+STATUSES = ("active", "cancelled")
+READERS = (Role.CLINICIAN, Role.PATIENT, Role.ADMIN)
+
+
+def coverage_resource(membership: Membership, today: str) -> dict[str, Any]:
+    """One membership: ``payor`` its sponsor, or the patient paying for themself."""
+    patient = {"reference": f"Patient/{membership.patient_id}"}
+    ended_on = getattr(membership, "ended_on", None)
+    active = membership_active_on(
+        membership.status,
+        membership.starts_on,
+        membership.ends_on,
+        ended_on,
+        date.fromisoformat(today),
+    )
+    end = min(membership.ends_on, ended_on) if ended_on else membership.ends_on
+    sponsor = membership.sponsor_id
+    payor = (
+        {"identifier": {"system": SPONSOR_SYSTEM, "value": sponsor}, "display": sponsor}
+        if sponsor
+        else {**patient, "display": "self-pay"}
+    )
+    return {
+        "resourceType": "Coverage",
+        "id": membership.patient_id.hex + membership.id.hex,
+        "status": "active" if active else "cancelled",
+        "type": {"coding": [{"system": PLAN_SYSTEM, "code": membership.plan}]},
+        "beneficiary": patient,
+        "relationship": {
+            "coding": [{"system": RELATIONSHIP, "code": "other" if sponsor else "self"}]
+        },
+        "period": {"start": membership.starts_on.isoformat(), "end": end.isoformat()},
+        "payor": [payor],
+    }
+
+
+def coverage_body(query: dict[str, Any], memberships: list[Membership]) -> Any:
+    """A Coverage read, or the patient's searchset; replay renders through it too."""
+    by_start = sorted(memberships, key=lambda m: (m.starts_on, m.id.hex))
+    resources = [coverage_resource(m, query["today"]) for m in by_start]
+    if query["fhir"] == "read-coverage":
+        found = [r for r in resources if r["id"].endswith(query["membership"])]
+        if not found:
+            raise NotFound("Coverage")
+        return found[0]
+    wanted = set(query["statuses"])
+    resources = [r for r in resources if not wanted or r["status"] in wanted]
+    pairs = [(name, value) for name, value in query["params"]]
+    return searchset(resources, query["base"], search.url(query["base"], "Coverage", pairs), None)
+
+
+def coverages(
+    reads: FhirReads,
+    ctx: RequestContext,
+    base: str,
+    params: search.Params,
+    resource_id: str | None = None,
+) -> Disclosed:
+    """``Coverage?beneficiary=&status=`` (every membership in one page) or
+    ``Coverage/{id}``."""
+    query: dict[str, Any] = {"view": "fhir", "base": base}
+    if resource_id is None:
+        found = search.known(params, COVERAGE_PARAMS)
+        subject = search.single(found, "beneficiary")
+        if subject is None:
+            raise InvalidValue("beneficiary", "is required: this server searches one patient")
+        try:
+            patient_id = UUID(subject.removeprefix("Patient/"))
+        except ValueError:
+            raise InvalidValue("beneficiary", "is not a patient id") from None
+        statuses = [code for _, code in search.tokens(found.get("status", []), "status")]
+        if any(code not in STATUSES for code in statuses):
+            raise InvalidValue("status", "is active or cancelled")
+        kept = [[n, v] for n, v in params if n not in search.IGNORED]
+        query |= {"fhir": "search-coverage", "params": kept, "statuses": statuses}
+    else:
+        try:
+            if len(resource_id) != 64:
+                raise ValueError(resource_id)
+            patient_id, membership = UUID(hex=resource_id[:32]), UUID(hex=resource_id[32:])
+        except ValueError:
+            raise NotFound("Coverage") from None
+        query |= {"fhir": "read-coverage", "membership": membership.hex}
+    if ctx.actor.role not in READERS:
+        raise Forbidden(f"the {ctx.actor.role} role may not read memberships")
+    gate = reads.charts.gate
+    # Admitted before anything is loaded: an outsider's probe is refused, recorded.
+    admission = gate.admit(ctx, patient_id, Content.MEMBERSHIP, "read")
+    chart = reads.chart(patient_id)  # erased: 410, within reach
+    versions = {
+        stream: version
+        for stream, version in admission.stream_versions.items()
+        if stream != str(chart.consent_id)
+    }
+    shown = [membership_at(reads, stream, version) for stream, version in sorted(versions.items())]
+    query |= {
+        "patient": str(patient_id),
+        "memberships": sorted(versions),
+        "today": gate.clock().date().isoformat(),
+        "render": FHIR_RENDER,
+        "policy": POLICY_VERSION,
+    }
+    return reads.charts.disclosures.disclose(
+        ctx,
+        action="read",
+        body=coverage_body(query, shown),
+        decision=admission.decision,
+        patient_id=patient_id,
+        stream_versions={str(patient_id): chart.version, **admission.stream_versions},
+        request=query,
+    )
+
+
+def membership_at(reads: FhirReads, stream: str, version: int) -> Membership:
+    found: Any = reads.ledger.repository.get(UUID(stream), version=version)
+    assert isinstance(found, Membership), "the decision's streams are memberships"
+    return found
