@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from application.charts.disclosure_rendering import Row
-from application.charts.read_models import sortable_time
+from application.charts.read_models import time_bound
 from application.fhir.resources import CATEGORY_OF_KIND, KINDS_OF_RESOURCE, OBSERVATION_CATEGORY
 from domain.errors import InvalidValue
 
@@ -63,20 +63,28 @@ def _bounds(text: str) -> tuple[datetime, datetime]:
     try:
         if len(text) == 4:
             start = datetime(int(text), 1, 1, tzinfo=UTC)
-            return start, start.replace(year=start.year + 1)
+            return start, _end(lambda: start.replace(year=start.year + 1))
         if len(text) == 7:
             start = datetime(int(text[:4]), int(text[5:7]), 1, tzinfo=UTC)
             year, month = divmod(start.month, 12)
-            return start, start.replace(year=start.year + year, month=month + 1)
+            return start, _end(lambda: start.replace(year=start.year + year, month=month + 1))
         if len(text) == 10:
             start = datetime.fromisoformat(text).replace(tzinfo=UTC)
-            return start, start + timedelta(days=1)
+            return start, _end(lambda: start + timedelta(days=1))
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidValue("date", "must be a FHIR date or a date-time with zone") from None
     if moment.tzinfo is None:
         raise InvalidValue("date", "a date-time must carry a time zone")
-    return moment, moment + timedelta(microseconds=1)
+    return moment, _end(lambda: moment + timedelta(microseconds=1))
+
+
+def _end(step: Callable[[], datetime]) -> datetime:
+    """The instant after a span; the last span of the year 9999 runs to the end of time."""
+    try:
+        return step()
+    except (OverflowError, ValueError):
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def window(values: list[str]) -> tuple[str | None, str | None]:
@@ -95,10 +103,7 @@ def window(values: list[str]) -> tuple[str | None, str | None]:
             since = low if since is None else max(since, low)
         if high is not None:
             until = high if until is None else min(until, high)
-    return (
-        sortable_time(since) if since else None,
-        sortable_time(until) if until else None,
-    )
+    return time_bound("date", since), time_bound("date", until)
 
 
 def tokens(values: list[str], field: str) -> list[list[str | None]]:

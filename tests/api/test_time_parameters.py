@@ -1,4 +1,4 @@
-"""Every date and time a query takes, from the year 1 to 9999 and at any offset, is
+"""Every date and time a query takes (/v1 and /fhir), from the year 1 to 9999 and at any offset, is
 answered (200) or refused as bad input (422), never a 500; and a bound's text sorts as
 its time does, whatever its year (issue 23: ``until=9999-12-31`` answered 500, and a
 year below 1000 lost its fixed width and sorted after 2026).
@@ -51,6 +51,15 @@ def test_a_time_bound_is_answered_or_refused_never_a_server_error(client: TestCl
             assert response.status_code in (200, 422), (path, query, response.text)
             if response.status_code == 422:
                 assert response.headers["content-type"] == "application/problem+json"
+        # FHIR's date parameter spans a whole year, month or day, or one instant.
+        for prefix in ("eq", "ge", "gt", "le", "lt"):
+            for value in {since, until, (since or "")[:4], (until or "")[:7]} - {None, ""}:
+                response = client.get(
+                    "/fhir/Observation",
+                    params={"patient": patient, "date": f"{prefix}{value}"},
+                    headers=CLINICIAN,
+                )
+                assert response.status_code in (200, 422), (value, response.text)
 
     each()
 
