@@ -26,7 +26,11 @@ OrgId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0
 
 
 def _from_1900(moment: datetime) -> datetime:
-    if moment.astimezone(UTC).year < 1900:
+    try:
+        year = moment.astimezone(UTC).year
+    except OverflowError:  # the year 1 or 9999 moved out of range by its offset
+        raise ValueError("must be in 1900 or later, and before the year 9999 ends in UTC") from None
+    if year < 1900:
         raise ValueError("must be in 1900 or later")
     return moment
 

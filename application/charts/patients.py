@@ -87,7 +87,14 @@ class Patients:
         )
         if (prior := self.ledger.repeated(ctx)) is not None:
             return self._repeated(ctx, UUID(prior.result["id"]), prior)
-        self._check_unclaimed(org, identifier)
+        try:
+            self._check_unclaimed(org, identifier)
+        except MrnInUse:
+            # A retry of this very request may have registered the MRN since the
+            # look-up above: it is answered as the first was, not refused.
+            if (prior := self.ledger.repeated(ctx)) is not None:
+                return self._repeated(ctx, UUID(prior.result["id"]), prior)
+            raise
         by = self._by(ctx)
         patient = Patient.register(
             patient_id=self.new_patient_id(),

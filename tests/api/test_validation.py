@@ -47,6 +47,11 @@ def test_an_entry_before_1900_is_422_naming_effective_at(client: TestClient) -> 
     )
     # Then it is refused, naming the field; 1900 itself is a clinical time
     assert_problem(response, 422, "effective_at", detail_mentions="1900")
+    # So are the first and last instants whose offset takes them out of the calendar
+    for edge in ("0001-01-01T00:00:01+02:00", "9999-12-31T23:00:00-05:00"):
+        body = {**ENTRY_BODY, "effective_at": edge}
+        response = client.post(f"/v1/patients/{patient_id}/entries", json=body, headers=CLINICIAN)
+        assert_problem(response, 422, "effective_at", detail_mentions="1900")
     ok = {**ENTRY_BODY, "effective_at": "1900-01-01T00:00:00Z"}
     accepted = client.post(f"/v1/patients/{patient_id}/entries", json=ok, headers=CLINICIAN)
     assert accepted.status_code == 201, accepted.text
