@@ -12,7 +12,8 @@ from typing import Any
 from uuid import UUID
 
 from application.access.access_log import Disclosed
-from application.access.policy import POLICY_VERSION, Content
+from application.access.chart_gate import Admission
+from application.access.policy import POLICY_VERSION, TPO, Content, deny
 from application.context import RequestContext, Role
 from application.errors import Forbidden, NotFound
 from application.fhir import search
@@ -20,6 +21,7 @@ from application.fhir.reads import FhirReads
 from application.fhir.resources import FHIR_RENDER, searchset
 from domain.errors import InvalidValue
 from domain.membership import Membership, membership_active_on
+from domain.vocabulary import Purpose
 
 PLAN_SYSTEM = "urn:careledger:plan"
 SPONSOR_SYSTEM = "urn:careledger:sponsor"
@@ -27,6 +29,29 @@ RELATIONSHIP = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
 COVERAGE_PARAMS = {"beneficiary", "status"}
 STATUSES = ("active", "cancelled")
 READERS = (Role.CLINICIAN, Role.PATIENT, Role.ADMIN)
+# A directive or public-health reporting opens clinical content to others, never a
+# patient's plans and sponsors: those are the care organisation's own business.
+MEMBERSHIP_PURPOSES = TPO | {Purpose.ETREAT}
+
+
+def may_read_memberships(ctx: RequestContext, care_organisation: str) -> bool:
+    if ctx.actor.role is Role.PATIENT:
+        return True  # the gate has checked it is their own record
+    own = ctx.actor.org == care_organisation
+    return own and ctx.actor.role in READERS and ctx.purpose in MEMBERSHIP_PURPOSES
+
+
+def admit_memberships(reads: FhirReads, ctx: RequestContext, patient_id: UUID) -> Admission:
+    """The gate's admission, narrowed to the patient and their care organisation's staff
+    acting for treatment, payment or operations; any other reader is refused, recorded."""
+    admission = reads.charts.gate.admit(ctx, patient_id, Content.MEMBERSHIP, "read")
+    if not may_read_memberships(ctx, admission.care_organisation):
+        reason = "memberships are read by the patient and their care organisation only"
+        refusal = deny(f"{reason}, for treatment, payment or operations")
+        raise reads.charts.disclosures.refuse(
+            ctx, action="read", decision=refusal, patient_id=patient_id
+        )
+    return admission
 
 
 def coverage_resource(membership: Membership, today: str) -> dict[str, Any]:
@@ -112,7 +137,7 @@ def coverages(
         raise Forbidden(f"the {ctx.actor.role} role may not read memberships")
     gate = reads.charts.gate
     # Admitted before anything is loaded: an outsider's probe is refused, recorded.
-    admission = gate.admit(ctx, patient_id, Content.MEMBERSHIP, "read")
+    admission = admit_memberships(reads, ctx, patient_id)
     chart = reads.chart(patient_id)  # erased: 410, within reach
     versions = {
         stream: version

@@ -19,7 +19,12 @@ from application.fhir import search
 from application.fhir.capability import ENTRY_TYPES
 from application.fhir.consents import consent_resources
 from application.fhir.coverage import READERS as COVERAGE_READERS
-from application.fhir.coverage import coverage_resource, membership_at
+from application.fhir.coverage import (
+    admit_memberships,
+    coverage_resource,
+    may_read_memberships,
+    membership_at,
+)
 from application.fhir.reads import FhirReads
 from application.fhir.resources import (
     FHIR_RENDER,
@@ -106,6 +111,9 @@ def _admit_heads(reads: FhirReads, ctx: RequestContext, patient_id: UUID, heads:
             require_role(ctx, ChartAction.READ_CONSENT)
         elif ctx.actor.role not in COVERAGE_READERS:
             raise Forbidden(f"the {ctx.actor.role} role may not read memberships")
+        else:
+            admit_memberships(reads, ctx, patient_id)
+            continue
         reads.charts.gate.admit(ctx, patient_id, HEADS[kind], "read")
 
 
@@ -124,6 +132,9 @@ def everything(
     # Admitted before the chart is loaded: an outsider's probe is refused, recorded.
     admission = gate.admit(ctx, patient_id, Content.CLINICAL, "read")
     heads = [kind for kind in HEADS if kind in types] if cursor is None else []
+    if not may_read_memberships(ctx, admission.care_organisation):
+        # Left out, as a hidden entry is: a directive opens the chart, not the plans.
+        heads = [kind for kind in heads if kind != "Coverage"]
     _admit_heads(reads, ctx, patient_id, heads)
     patient: Patient | None = None
     consent: Consent | None = None

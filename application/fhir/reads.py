@@ -123,8 +123,9 @@ class FhirReads:
             return self.patient(ctx, patient_id, base, [("_id", by_id)])
         require_role(ctx, ChartAction.SEARCH)
         limit = search.count(found)
-        cursor = search.single(found, "_cursor")
-        offset = search.decode_offset(cursor) if cursor else 0
+        if search.single(found, "_cursor") is not None:
+            raise InvalidValue("_cursor", "a patient search answers in one page")
+        offset = 0
         identifier = search.single(found, "identifier")
         family, birthdate = search.single(found, "family"), search.single(found, "birthdate")
         if (identifier is None) == (family is None or birthdate is None):
@@ -149,10 +150,20 @@ class FhirReads:
             items = directory.by_name(org, family, day, wanted)
         items.sort(key=lambda item: item["id"])
         hits, more = items[offset : offset + limit], len(items) > offset + limit
-        kept = [[n, v] for n, v in params if n not in ("_cursor", *search.IGNORED)]
+        if more:
+            # A next link would have to carry the name, birth date or MRN searched for.
+            raise InvalidValue(
+                "_count",
+                f"more than {limit} patients match: narrow the search, or raise _count "
+                f"(at most {search.MAX_COUNT})",
+            )
+        # Neither the links nor the access record keep what was searched for (PHI):
+        # only how, and how many.
+        kept = [[n, v] for n, v in params if n == "_count"]
         query = {
             "view": "fhir",
             "fhir": "search-patient",
+            "by": "identifier" if identifier is not None else "name",
             "base": base,
             "params": kept,
             "offset": offset,

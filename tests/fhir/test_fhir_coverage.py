@@ -10,6 +10,7 @@ from tests.api.support import (
     AUDITOR,
     CLINICIAN,
     OUTSIDER,
+    directive,
     enrol,
     patient_token,
     register,
@@ -85,3 +86,40 @@ def test_coverage_refuses_what_it_must(client: TestClient) -> None:
     unknown = patient_id.replace("-", "") + "0" * 32
     outcome(fhir_get(client, f"/fhir/Coverage/{unknown}", headers=CLINICIAN), 404)
     outcome(fhir_get(client, "/fhir/Coverage/short"), 404)
+
+
+def test_a_directive_or_public_health_opens_the_chart_never_the_plans(
+    client: TestClient,
+) -> None:
+    # Given our patient under care, who names a clinician of another organisation for
+    # treatment (found by review: the policy admitted them to memberships too)
+    patient_id = register(client)
+    under_care(client, patient_id)
+    directive(client, patient_id, "practitioner:org-other/dr-other", ["TREAT"])
+    caught_up(client)
+    coverage = {"beneficiary": patient_id}
+    # The named outsider reads the chart, but not the patient's plans and sponsors
+    observations = fhir_get(client, "/fhir/Observation", {"patient": patient_id}, OUTSIDER)
+    assert observations.status_code == 200, observations.text
+    refused = fhir_get(client, "/fhir/Coverage", coverage, headers=OUTSIDER)
+    outcome(refused, 403)
+    assert "X-Access-Id" not in refused.headers
+    everything = fhir_get(client, f"/fhir/Patient/{patient_id}/$everything", None, OUTSIDER)
+    assert everything.status_code == 200, everything.text
+    kinds = {resource["resourceType"] for resource in validated(everything.json())}
+    assert "Coverage" not in kinds and "Patient" in kinds
+    # Nor does our own clinician reporting to public health
+    public_health = {**CLINICIAN, "X-Purpose-Of-Use": "PUBHLTH"}
+    outcome(fhir_get(client, "/fhir/Coverage", coverage, headers=public_health), 403)
+    # Both refusals are in our auditor's log of the patient
+    settled_at = client.get("/readyz").json()["position"]
+    log = client.get(
+        "/v1/audit/accesses",
+        params={"patient_id": patient_id, "decision": "deny", "min_position": settled_at},
+        headers=AUDITOR,
+    )
+    assert log.status_code == 200, log.text
+    assert {(r["actor"]["org"], r["purpose"]) for r in log.json()["items"]} >= {
+        ("org-other", "TREAT"),
+        ("org-main", "PUBHLTH"),
+    }
