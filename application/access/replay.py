@@ -165,7 +165,7 @@ class Replays:
         if query["fhir"] == "search-patient":
             versions = record.stream_versions
             hits = [self._hit(UUID(pid), v) for pid, v in sorted(versions.items())]
-            return fhir_reads.patients_body(query, hits, query["more"])
+            return fhir_reads.patients_body(query, hits)
         if query["fhir"] == "everything":
             return self._everything(record)
         if query["fhir"] in ("search-coverage", "read-coverage"):

@@ -61,17 +61,12 @@ def patient_body(query: dict[str, Any], patient: Patient) -> Any:
     return searchset([resource], query["base"], search.url(query["base"], "Patient", pairs), None)
 
 
-def patients_body(query: dict[str, Any], hits: list[dict[str, Any]], more: bool) -> Any:
+def patients_body(query: dict[str, Any], hits: list[dict[str, Any]]) -> Any:
+    """A patient search's one page; its self link names how many, never what."""
     pairs = [(name, value) for name, value in query["params"]]
-    offset = query["offset"]
-    cursor = [("_cursor", search.encode_offset(offset))] if offset else []
-    self_url = search.url(query["base"], "Patient", [*pairs, *cursor])
-    next_url = None
-    if more:
-        following = [("_cursor", search.encode_offset(offset + len(hits)))]
-        next_url = search.url(query["base"], "Patient", [*pairs, *following])
+    self_url = search.url(query["base"], "Patient", pairs)
     resources = [hit_resource(hit) for hit in hits]
-    return searchset(resources, query["base"], self_url, next_url, first=offset == 0)
+    return searchset(resources, query["base"], self_url, None, first=True)
 
 
 def _cursor(cursor: str | None) -> list[tuple[str, str]]:
@@ -125,7 +120,6 @@ class FhirReads:
         limit = search.count(found)
         if search.single(found, "_cursor") is not None:
             raise InvalidValue("_cursor", "a patient search answers in one page")
-        offset = 0
         identifier = search.single(found, "identifier")
         family, birthdate = search.single(found, "family"), search.single(found, "birthdate")
         if (identifier is None) == (family is None or birthdate is None):
@@ -136,7 +130,7 @@ class FhirReads:
         decision = self.charts.directory_decision(ctx)
         disclosures = self.charts.disclosures
         directory = self.charts.views.directory
-        wanted = offset + limit + 1  # one more, to know whether a next page exists
+        wanted = limit + 1  # one more, to know whether more match than the page holds
         if identifier is not None:
             system, bar, value = identifier.rpartition("|")
             if not value:
@@ -149,8 +143,8 @@ class FhirReads:
             day = search.day(birthdate)
             items = directory.by_name(org, family, day, wanted)
         items.sort(key=lambda item: item["id"])
-        hits, more = items[offset : offset + limit], len(items) > offset + limit
-        if more:
+        hits = items[:limit]
+        if len(items) > limit:
             # A next link would have to carry the name, birth date or MRN searched for.
             raise InvalidValue(
                 "_count",
@@ -166,15 +160,13 @@ class FhirReads:
             "by": "identifier" if identifier is not None else "name",
             "base": base,
             "params": kept,
-            "offset": offset,
-            "more": more,
             "render": FHIR_RENDER,
         }
         versions = {item["id"]: item.pop("_version") for item in hits}
         return disclosures.disclose_each(
             ctx,
             action="search",
-            body=patients_body(query, hits, more),
+            body=patients_body(query, hits),
             decision=decision,
             patient_ids=[UUID(item["id"]) for item in hits],
             stream_versions=versions,

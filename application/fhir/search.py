@@ -5,8 +5,6 @@ A search is the timeline's page scan with the resource's kinds, a time window fr
 query from what the access record keeps, so both pass over the same entries.
 """
 
-import base64
-import binascii
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -163,18 +161,3 @@ def day(text: str) -> date:
         return date.fromisoformat(text) if len(text) == 10 else date.fromisoformat("")
     except ValueError:
         raise InvalidValue("birthdate", "must be a date (YYYY-MM-DD)") from None
-
-
-def encode_offset(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"p|{offset}".encode()).decode().rstrip("=")
-
-
-def decode_offset(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        tag, offset = text.split("|")
-        if tag != "p" or not offset.isdigit() or int(offset) > 10_000:
-            raise ValueError(cursor)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidValue("_cursor", "is not a cursor this server issued") from None
-    return int(offset)
