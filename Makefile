@@ -45,7 +45,7 @@ fuzz: $(STAMP)
 	$(BIN)/pytest -q tests/fuzz/test_schemathesis.py $(PYTEST_ARGS)
 
 # Ratios measured in one run (absolute times on shared machines are noise). Quick mode
-# by default; `make bench FULL=1` for the full one. Regenerates the README's table.
+# by default; `make bench FULL=1` for the full one. Regenerates docs/benchmarks.md's table.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(if $(FULL),--full,)
 
