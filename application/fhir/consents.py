@@ -18,9 +18,14 @@ from application.context import RequestContext
 from application.errors import NotFound
 from application.fhir import search
 from application.fhir.reads import FhirReads
-from application.fhir.resources import ACT_CODE, FHIR_RENDER, SECURITY_LABELS, searchset
+from application.fhir.resources import (
+    ACT_CODE,
+    FHIR_RENDER,
+    SECURITY_LABELS,
+    parse_resource_id,
+    searchset,
+)
 from domain.consent import Consent
-from domain.errors import InvalidValue
 
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
@@ -124,25 +129,15 @@ def consents(
     query: dict[str, Any] = {"view": "fhir", "base": base}
     if resource_id is None:
         found = search.known(params, CONSENT_PARAMS)
-        subject = search.single(found, "patient")
-        if subject is None:
-            raise InvalidValue("patient", "is required: this server searches one chart at a time")
-        try:
-            patient_id = UUID(subject.removeprefix("Patient/"))
-        except ValueError:
-            raise InvalidValue("patient", "is not a patient id") from None
-        statuses = [code for _, code in search.tokens(found.get("status", []), "status")]
-        if any(code not in STATUSES for code in statuses):
-            raise InvalidValue("status", "is active or inactive")
+        patient_id = search.chart_of(found, "patient")
+        statuses = search.statuses(found, STATUSES)
         kept = [[n, v] for n, v in params if n not in search.IGNORED]
         query |= {"fhir": "search-consent", "params": kept, "statuses": statuses}
     else:
-        if len(resource_id) != 64:
+        ids = parse_resource_id(resource_id)
+        if ids is None:
             raise NotFound("Consent")
-        try:
-            patient_id, directive = UUID(hex=resource_id[:32]), UUID(hex=resource_id[32:])
-        except ValueError:
-            raise NotFound("Consent") from None
+        patient_id, directive = ids
         query |= {"fhir": "read-consent", "directive": directive.hex}
     require_role(ctx, ChartAction.READ_CONSENT)
     gate = reads.charts.gate

@@ -18,8 +18,7 @@ from application.context import RequestContext, Role
 from application.errors import Forbidden, NotFound
 from application.fhir import search
 from application.fhir.reads import FhirReads
-from application.fhir.resources import FHIR_RENDER, searchset
-from domain.errors import InvalidValue
+from application.fhir.resources import FHIR_RENDER, parse_resource_id, searchset
 from domain.membership import Membership, membership_active_on
 from domain.vocabulary import Purpose
 
@@ -113,25 +112,15 @@ def coverages(
     query: dict[str, Any] = {"view": "fhir", "base": base}
     if resource_id is None:
         found = search.known(params, COVERAGE_PARAMS)
-        subject = search.single(found, "beneficiary")
-        if subject is None:
-            raise InvalidValue("beneficiary", "is required: this server searches one patient")
-        try:
-            patient_id = UUID(subject.removeprefix("Patient/"))
-        except ValueError:
-            raise InvalidValue("beneficiary", "is not a patient id") from None
-        statuses = [code for _, code in search.tokens(found.get("status", []), "status")]
-        if any(code not in STATUSES for code in statuses):
-            raise InvalidValue("status", "is active or cancelled")
+        patient_id = search.chart_of(found, "beneficiary")
+        statuses = search.statuses(found, STATUSES)
         kept = [[n, v] for n, v in params if n not in search.IGNORED]
         query |= {"fhir": "search-coverage", "params": kept, "statuses": statuses}
     else:
-        try:
-            if len(resource_id) != 64:
-                raise ValueError(resource_id)
-            patient_id, membership = UUID(hex=resource_id[:32]), UUID(hex=resource_id[32:])
-        except ValueError:
-            raise NotFound("Coverage") from None
+        ids = parse_resource_id(resource_id)
+        if ids is None:
+            raise NotFound("Coverage")
+        patient_id, membership = ids
         query |= {"fhir": "read-coverage", "membership": membership.hex}
     if ctx.actor.role not in READERS:
         raise Forbidden(f"the {ctx.actor.role} role may not read memberships")

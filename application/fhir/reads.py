@@ -190,13 +190,7 @@ class FhirReads:
     ) -> Disclosed:
         allowed = search.ENTRY_PARAMS | search.EXTRA_PARAMS.get(resource_type, set())
         found = search.known(params, allowed)
-        subject = search.single(found, "patient")
-        if subject is None:
-            raise InvalidValue("patient", "is required: this server searches one chart at a time")
-        try:
-            patient_id = UUID(subject.removeprefix("Patient/"))
-        except ValueError:
-            raise InvalidValue("patient", "is not a patient id") from None
+        patient_id = search.chart_of(found, "patient")
         since, until = search.window(found.get("date", []))
         cursor = search.single(found, "_cursor")
         if cursor:

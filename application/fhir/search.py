@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from uuid import UUID
 
 from application.charts.disclosure_rendering import Row
 from application.charts.read_models import time_bound
@@ -45,6 +46,26 @@ def single(found: dict[str, list[str]], name: str) -> str | None:
     if len(values) > 1:
         raise InvalidValue(name, "may be given once")
     return values[0]
+
+
+def chart_of(found: dict[str, list[str]], name: str) -> UUID:
+    """The one patient a search names (``patient``, ``beneficiary``): required, since
+    this server searches one chart at a time."""
+    subject = single(found, name)
+    if subject is None:
+        raise InvalidValue(name, "is required: this server searches one chart at a time")
+    try:
+        return UUID(subject.removeprefix("Patient/"))
+    except ValueError:
+        raise InvalidValue(name, "is not a patient id") from None
+
+
+def statuses(found: dict[str, list[str]], allowed: tuple[str, ...]) -> list[str]:
+    """``status`` codes, each one of ``allowed`` (alternatives by commas)."""
+    codes = [code for _, code in tokens(found.get("status", []), "status")]
+    if any(code not in allowed for code in codes):
+        raise InvalidValue("status", "is " + " or ".join(allowed))
+    return [str(code) for code in codes]
 
 
 def count(found: dict[str, list[str]]) -> int:
