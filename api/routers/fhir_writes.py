@@ -20,6 +20,7 @@ from api.routers.fhir import FHIR_JSON, base_of, fhir, media_type
 from application.access.access_log import render
 from application.errors import NotFound
 from application.fhir.capability import ENTRY_TYPES
+from application.fhir.intake import addressed_patient
 from application.fhir.resources import operation_outcome
 from application.fhir.writes import FhirWrites, Found, Written
 
@@ -119,6 +120,7 @@ def _create(resource_type: str) -> Any:
         resource = await resource_of(request, resource_type)
         if isinstance(resource, Response):
             return resource
+        request.state.fhir_patient = addressed_patient(resource_type, resource)
         return await run_in_threadpool(
             lambda: answer(
                 request, writes(use_cases).create_entry(ctx, resource_type, resource), 201

@@ -27,12 +27,15 @@ def _param(name: str, kind: str) -> dict[str, str]:
 
 
 def _resource(kind: str, params: list[dict[str, str]]) -> dict[str, Any]:
-    interactions = ("read", "vread", "history-instance", "search-type")
+    interactions = ("read", "vread", "update", "history-instance", "create", "search-type")
     return {
         "type": kind,
         "interaction": [{"code": code} for code in interactions],
         "versioning": "versioned",
         "readHistory": True,
+        # An update amends an entry the server created: a client never picks the id.
+        "updateCreate": False,
+        "conditionalCreate": kind == "Patient",
         "searchParam": params,
     }
 

@@ -465,3 +465,17 @@ def _value(resource: Resource, where: str) -> ComponentValue | None:
         return Quantity(Decimal(str(number)), unit)
     except InvalidOperation:
         raise _refuse(f"{element}.value", "must be a number") from None
+
+
+def addressed_patient(resource_type: str, resource: Resource) -> UUID | None:
+    """The patient an entry resource names as its subject, if it names one validly: a
+    refusal before the resource is read is recorded where that patient's auditors see
+    it, as a refusal of a path naming the patient is."""
+    shape = SHAPES.get(resource_type)
+    reference = resource.get(shape["subject"]) if shape else None
+    if not isinstance(reference, dict) or not isinstance(reference.get("reference"), str):
+        return None
+    try:
+        return patient_id_of(reference["reference"], "subject")
+    except InvalidValue:
+        return None

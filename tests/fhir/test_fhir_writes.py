@@ -8,8 +8,10 @@ from uuid import UUID
 
 from fastapi.testclient import TestClient
 
+from application.fhir.capability import ENTRY_TYPES
 from domain.patient import Patient
 from tests.api.support import CLINICIAN, patient_token, records_written, register, under_care
+from tests.fhir.bodies import entry_body
 from tests.fhir.support import caught_up, fhir_get, outcome, validated
 from tests.fhir.test_fhir_reads import assert_replays
 
@@ -188,9 +190,7 @@ def test_a_patient_is_created_found_again_by_its_identifier_and_updated_with_if_
     )
     _, newer = created(fresh, "Patient")
     assert fresh.status_code == 200 and newer == current + 1
-    assert fhir_get(client, f"/fhir/Patient/{patient_id}").json()["name"][0]["given"] == [
-        "Odette"
-    ]
+    assert fhir_get(client, f"/fhir/Patient/{patient_id}").json()["name"][0]["given"] == ["Odette"]
     # And an update that would change the MRN is refused, naming the element
     moved = {**renamed, "identifier": [{"system": "urn:x", "value": "OTHER"}]}
     refused = outcome(client.put(f"/fhir/Patient/{patient_id}", json=moved, headers=FHIR), 422)
@@ -271,3 +271,26 @@ def test_a_patient_may_not_write_to_their_own_chart_through_fhir(client: TestCli
     headers = {**patient_token(patient_id), "Content-Type": "application/fhir+json"}
     response = client.post("/fhir/Observation", json=blood_pressure(patient_id), headers=headers)
     outcome(response, 403)
+
+
+def test_every_entry_type_written_reads_back_as_written_and_writes_again(
+    client: TestClient,
+) -> None:
+    patient_id = register(client)
+    under_care(client, patient_id)
+    for resource_type in ENTRY_TYPES:
+        body = entry_body(resource_type, patient_id, f"written as {resource_type}")
+        resource_id, version = created(
+            client.post(f"/fhir/{resource_type}", json=body, headers=FHIR), resource_type
+        )
+        caught_up(client)
+        [read] = validated(fhir_get(client, f"/fhir/{resource_type}/{resource_id}").json())
+        # What was written comes back element for element (the server adds its id).
+        assert {k: v for k, v in read.items() if k != "id"} == body, resource_type
+        # And the resource read is a valid update of itself.
+        again = client.put(
+            f"/fhir/{resource_type}/{resource_id}",
+            json=read,
+            headers={**FHIR, "If-Match": f'W/"{version}"'},
+        )
+        created(again, resource_type)
