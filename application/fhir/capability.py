@@ -102,9 +102,13 @@ def capability_statement(base: str) -> dict[str, Any]:
             {
                 "mode": "server",
                 "documentation": (
-                    "Reads, searches, history and Patient/$everything, through the same policy, "
-                    "access records and replay as /v1. Bearer JWT authentication."
+                    "Reads, searches, history, Patient/$everything, creates, updates, and "
+                    "transaction and batch Bundles (MedicationRequest and DiagnosticReport "
+                    "imported as MedicationStatement and DocumentReference), through the same "
+                    "policy, access records and replay as /v1. Bearer JWT authentication."
                 ),
+                # POST /fhir: a transaction is one patient's chart, all or nothing.
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
                 "security": {
                     "cors": False,
                     "description": "Authorization: Bearer <JWT>; every PHI response is audited.",

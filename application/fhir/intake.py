@@ -375,17 +375,18 @@ def concept_code(value: Any, element: str) -> str:
     found = _dict(value, element)
     _only(found, {"coding"}, element)
     first = _dict(_list(found.get("coding"), f"{element}.coding")[0], f"{element}.coding[0]")
-    _only(first, {"system", "code", "display"}, f"{element}.coding[0]")
+    _only(first, {"system", "code"}, f"{element}.coding[0]")
     return _text(first.get("code"), f"{element}.coding[0].code")
 
 
 def _category(resource: Resource, where: str) -> EntryKind:
     element = f"{where}.category"
     category = _dict(_list(resource.get("category"), element)[0], f"{element}[0]")
-    _only(category, {"coding", "text"}, f"{element}[0]")
+    _only(category, {"coding"}, f"{element}[0]")
     first = _list(category.get("coding"), f"{element}[0].coding")[0]
     first = _dict(first, f"{element}[0].coding[0]")
-    _only(first, {"system", "code", "display"}, f"{element}[0].coding[0]")
+    # The category is the entry's kind: a display or text would not come back.
+    _only(first, {"system", "code"}, f"{element}[0].coding[0]")
     if first.get("system") != OBSERVATION_CATEGORY or first.get("code") not in KIND_OF_CATEGORY:
         raise _refuse(f"{element}[0]", "must be vital-signs or laboratory")
     return KIND_OF_CATEGORY[first["code"]]
@@ -396,7 +397,10 @@ def _modality(value: Any, element: str) -> Modality:
     _only(found, {"system", "code", "display"}, element)
     if found.get("system") != ACT_CODE or found.get("code") not in MODALITY_OF_CLASS:
         raise _refuse(element, "must be v3-ActCode VR, AMB or HH")
-    return MODALITY_OF_CLASS[found["code"]]
+    modality = MODALITY_OF_CLASS[found["code"]]
+    if found.get("display", ENCOUNTER_CLASS[modality][1]) != ENCOUNTER_CLASS[modality][1]:
+        raise _refuse(f"{element}.display", f"must be {ENCOUNTER_CLASS[modality][1]!r}")
+    return modality
 
 
 def _attachment(value: Any, element: str) -> TextValue:

@@ -10,7 +10,14 @@ from fastapi.testclient import TestClient
 
 from application.fhir.capability import ENTRY_TYPES
 from domain.patient import Patient
-from tests.api.support import CLINICIAN, patient_token, records_written, register, under_care
+from tests.api.support import (
+    CLINICIAN,
+    patient_token,
+    records_written,
+    register,
+    settled,
+    under_care,
+)
 from tests.fhir.bodies import entry_body
 from tests.fhir.support import caught_up, fhir_get, outcome, validated
 from tests.fhir.test_fhir_reads import assert_replays
@@ -148,7 +155,9 @@ def test_v1_records_a_panel_and_refuses_components_on_a_condition(client: TestCl
     )
     assert refused.status_code == 422, refused.text
     assert "components" in refused.text
-    timeline = client.get(f"/v1/patients/{patient_id}/timeline", headers=CLINICIAN).json()
+    timeline = client.get(
+        f"/v1/patients/{patient_id}/timeline", params=settled(client), headers=CLINICIAN
+    ).json()
     [entry] = timeline["entries"]
     assert entry["value"]["components"][0]["value"] == {"quantity": 120.5, "unit": "mm[Hg]"}
     assert "tags" not in entry

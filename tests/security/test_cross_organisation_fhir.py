@@ -181,6 +181,24 @@ FHIR_MATRIX: dict[str, Row] = {
         check=created_theirs,
         compare_unknown=False,
     ),
+    "POST /fhir": Row(
+        lambda w, i: [
+            Call(
+                "POST",
+                "/fhir",
+                body={
+                    "resourceType": "Bundle",
+                    "type": "transaction",
+                    "entry": [
+                        {"resource": planted(i, kind), "request": {"method": "POST", "url": kind}}
+                        for kind in ("Observation", "Condition")
+                    ],
+                },
+            )
+        ],
+        expect=WRITER,
+        denial=REACH,
+    ),
     "PUT /fhir/Patient/{patient_id}": Row(
         lambda w, i: [
             Call(
@@ -268,7 +286,7 @@ def test_the_fhir_matrix_covers_every_route() -> None:
     stub = SimpleNamespace(settings=SimpleNamespace(max_body_bytes=1_000_000))
     routes = fhir_routes(create_app(stub))
     rows = {key.split("?", maxsplit=1)[0] for key in FHIR_MATRIX}
-    assert len(routes) == 12 + 6 * len(ENTRY_TYPES), sorted(routes)
+    assert len(routes) == 13 + 6 * len(ENTRY_TYPES), sorted(routes)
     assert routes == rows
 
 
@@ -377,3 +395,36 @@ def test_a_conditional_create_with_our_mrn_never_finds_our_patient(world: World)
     assert created_theirs(world, CLINICIAN, response) == []
     assert leaks(world, response) == []
     assert ledger.load(Patient, UUID(world.main.patient_id), "patient").version == before
+
+
+def test_a_batch_from_another_organisation_writes_nothing_into_our_chart(world: World) -> None:
+    """Their clinician's batch names our patient in every entry: each is 404, recorded
+    against our patient, and our chart stays as it was."""
+    client = world.client
+    settled(client)
+    ledger = client.app.state.container.ledger  # type: ignore[attr-defined]
+    before = ledger.load(Patient, UUID(world.main.patient_id), "patient").version
+    ours = Ids.ours(world)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {
+                "resource": planted(ours, "Observation"),
+                "request": {"method": "POST", "url": "Observation"},
+            },
+            {
+                "resource": planted(ours, "Observation", id=entry_id(ours)),
+                "request": {"method": "PUT", "url": f"Observation/{entry_id(ours)}"},
+            },
+        ],
+    }
+    headers = {**world.other.clinician, "X-Request-Id": "fhir-batch-outsider"}
+    response = client.post("/fhir", json=bundle, headers=headers)
+    assert response.status_code == 200, response.text
+    statuses = [e["response"]["status"] for e in response.json()["entry"]]
+    assert statuses == ["404 Not Found", "404 Not Found"]
+    assert leaks(world, response) == []
+    assert ledger.load(Patient, UUID(world.main.patient_id), "patient").version == before
+    denials = world.records(patient_id=world.main.patient_id, decision="deny")
+    assert len([r for r in denials if r.get("request_id") == "fhir-batch-outsider"]) == 2
