@@ -59,7 +59,7 @@ async def bundle(request: Request, ctx: Context, use_cases: UseCases) -> Respons
         raise InvalidValue("Idempotency-Key", "a batch's entries are writes of their own")
     fhir = writes(use_cases)
     entries = [
-        await run_in_threadpool(_batch_entry, request, ctx, fhir, index, entry)
+        await run_in_threadpool(batch_entry, ctx, fhir, index, entry)
         for index, entry in enumerate(body.get("entry", []))
     ]
     answer: dict[str, Any] = {"resourceType": "Bundle", "type": "batch-response"}
@@ -79,9 +79,7 @@ def _addressed(body: dict[str, Any]) -> UUID | None:
     return None
 
 
-def _batch_entry(
-    request: Request, ctx: RequestContext, fhir: FhirWrites, index: int, entry: Any
-) -> dict[str, Any]:
+def batch_entry(ctx: RequestContext, fhir: FhirWrites, index: int, entry: Any) -> dict[str, Any]:
     """One entry's write, and its outcome; a refusal is recorded as a request's is."""
     resource = entry.get("resource") if isinstance(entry, dict) else None
     try:
