@@ -2,8 +2,9 @@
 
 Each maps onto the /v1 command through ``application.fhir.writes``, so the policy,
 the write's access record, ``If-Match`` and ``Idempotency-Key`` are /v1's. Answers
-follow ``Prefer: return=minimal`` (docs/fhir.md): ``Location`` and ``ETag``, no body,
-except a conditional create that finds its patient, which answers the Patient read.
+are ``Location`` and ``ETag`` without a body (``return=minimal``), or with
+``Prefer: return=representation`` the new version read as ``_history/{vid}`` is; a
+conditional create that finds its patient answers the Patient read (docs/fhir.md).
 """
 
 import json
@@ -17,10 +18,12 @@ from starlette.responses import Response
 
 from api.dependencies import Context, ExpectedVersion, UseCases
 from api.routers.fhir import FHIR_JSON, base_of, fhir, media_type
-from application.access.access_log import render
-from application.errors import NotFound
+from application.access.access_log import Disclosed, render
+from application.errors import Forbidden, NotFound
 from application.fhir.capability import ENTRY_TYPES
+from application.fhir.history import entry_history, patient_history
 from application.fhir.intake import addressed_patient
+from application.fhir.reads import FhirReads
 from application.fhir.resources import operation_outcome
 from application.fhir.writes import FhirWrites, Found, Written
 
@@ -52,7 +55,9 @@ def _refused(status: int, code: str, diagnostics: str) -> Response:
     return Response(body, status_code=status, media_type=FHIR_JSON)
 
 
-def answer(request: Request, outcome: Written | Found, status: int) -> Response:
+def answer(
+    request: Request, outcome: Written | Found, status: int, reads: FhirReads | None = None
+) -> Response:
     kind = media_type(request)
     if isinstance(kind, Response):
         return kind
@@ -75,7 +80,27 @@ def answer(request: Request, outcome: Written | Found, status: int) -> Response:
     }
     if write.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return Response(status_code=status, headers=headers)
+    body = representation(request, outcome, reads) if reads is not None else None
+    if body is None:
+        return Response(status_code=status, headers=headers)
+    headers["X-Access-Id"] = str(body.access_id)  # the disclosure of the body sent
+    return Response(body.body, status_code=status, media_type=kind, headers=headers)
+
+
+def representation(request: Request, outcome: Written, reads: FhirReads) -> Disclosed | None:
+    """``Prefer: return=representation``: the new version, read as ``_history/{vid}``
+    is (its own access record, replayed byte for byte). A writer the policy does not
+    let read it (no care relationship yet) is answered minimally."""
+    if "return=representation" not in request.headers.get("prefer", ""):
+        return None
+    ctx, base, vid = request.state.context, base_of(request), str(outcome.version)
+    try:
+        if outcome.resource_type == "Patient":
+            return patient_history(reads, ctx, UUID(outcome.resource_id), base, [], vid)
+        kind = outcome.resource_type
+        return entry_history(reads, ctx, kind, base, outcome.resource_id, [], vid)
+    except (Forbidden, NotFound):
+        return None
 
 
 @router.post("/Patient")
@@ -92,7 +117,7 @@ async def create_patient(
 
     def create() -> Response:
         created = writes(use_cases).create_patient(ctx, resource, base, if_none_exist)
-        return answer(request, created, 201)
+        return answer(request, created, 201, fhir(use_cases))
 
     return await run_in_threadpool(create)
 
@@ -110,7 +135,10 @@ async def update_patient(
         return resource
     return await run_in_threadpool(
         lambda: answer(
-            request, writes(use_cases).update_patient(ctx, found, resource, expected), 200
+            request,
+            writes(use_cases).update_patient(ctx, found, resource, expected),
+            200,
+            fhir(use_cases),
         )
     )
 
@@ -123,7 +151,10 @@ def _create(resource_type: str) -> Any:
         request.state.fhir_patient = addressed_patient(resource_type, resource)
         return await run_in_threadpool(
             lambda: answer(
-                request, writes(use_cases).create_entry(ctx, resource_type, resource), 201
+                request,
+                writes(use_cases).create_entry(ctx, resource_type, resource),
+                201,
+                fhir(use_cases),
             )
         )
 
@@ -146,7 +177,7 @@ def _update(resource_type: str) -> Any:
             updated = writes(use_cases).update_entry(
                 ctx, resource_type, resource_id, resource, expected
             )
-            return answer(request, updated, 200)
+            return answer(request, updated, 200, fhir(use_cases))
 
         return await run_in_threadpool(update)
 

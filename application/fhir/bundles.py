@@ -14,16 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from application.fhir.capability import ENTRY_TYPES
-from application.fhir.intake import (
-    IGNORED,
-    EntryFields,
-    PatientFields,
-    Resource,
-    concept,
-    entry_fields,
-    moment,
-    patient_fields,
-)
+from application.fhir.elements import IGNORED, Resource, concept, moment
+from application.fhir.intake import EntryFields, PatientFields, entry_fields, patient_fields
 from domain.errors import InvalidValue
 
 MAX_ENTRIES = 5000

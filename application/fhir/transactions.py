@@ -22,7 +22,7 @@ from application.charts.patients import Patients
 from application.context import RequestContext
 from application.errors import NotFound
 from application.fhir.bundles import EntryRefused, Step, plan
-from application.fhir.intake import patient_id_of
+from application.fhir.elements import patient_id_of
 from application.fhir.resources import RESOURCE_OF_KIND, parse_resource_id, resource_id
 from application.ports import Clock
 from domain.access_record import AccessRecord
@@ -93,6 +93,8 @@ class Transactions:
         disclosures = patients.reads.disclosures
         new = [s for s in steps if s.patient is not None]
         patient_id = _one_patient(steps, new)
+        if patient_id is None and not new:
+            raise InvalidValue("Bundle.entry", "a transaction writes one patient's chart")
         if patient_id is not None:
             # Admitted before an idempotency claim is looked up, as /v1 writes are.
             gate = patients.reads.gate

@@ -16,12 +16,12 @@ from application.charts.chart_reads import ChartReads
 from application.charts.patients import Patients
 from application.context import RequestContext
 from application.errors import NotFound, PreconditionFailed
+from application.fhir.elements import patient_id_of
 from application.fhir.intake import (
     EntryFields,
     PatientFields,
     entry_fields,
     patient_fields,
-    patient_id_of,
 )
 from application.fhir.reads import FhirReads
 from application.fhir.resources import RESOURCE_OF_KIND, parse_resource_id, resource_id

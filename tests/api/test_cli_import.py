@@ -13,7 +13,7 @@ import pytest
 from api.cli_import import import_files
 from api.container import Container
 from application.context import Role
-from tests.api.test_cli_first_use import careledger, workdir  # noqa: F401 (a fixture)
+from tests.api.test_cli_first_use import careledger, workdir
 from tests.contract.stories import ctx
 from tests.fhir.test_fhir_transactions import FIXTURE
 
@@ -77,7 +77,7 @@ def test_a_directory_imports_file_by_file_and_again_writes_nothing(
 
 
 def test_the_command_shows_a_summary_and_names_each_failed_file(
-    workdir: Path,  # noqa: F811
+    workdir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CARELEDGER_DATABASE_URL", f"sqlite:///{workdir / 'clinic.db'}")

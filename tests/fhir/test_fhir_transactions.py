@@ -141,11 +141,14 @@ def test_a_refused_entry_names_its_index_and_nothing_is_written(client: TestClie
     refused = outcome(post_bundle(client, bundle), 422)
     assert "Bundle.entry[5].resource.Observation.encounter" in refused["issue"][0]["diagnostics"]
     assert records_written(client) == before
-    # A refusal the chart's own rules make (an encounter without its class) also
+    # An entry whose subject is no Patient of the Bundle is refused too
     del bundle["entry"][5]["resource"]["encounter"]
     bundle["entry"][1]["resource"]["subject"] = {"reference": "urn:uuid:nobody"}
     refused = outcome(post_bundle(client, bundle), 422)
     assert "Bundle.entry[1]" in refused["issue"][0]["diagnostics"]
+    # And a transaction of nothing writes nothing
+    empty = {"resourceType": "Bundle", "type": "transaction"}
+    assert "Bundle.entry" in outcome(post_bundle(client, empty), 422)["issue"][0]["diagnostics"]
     assert records_written(client) == before
 
 

@@ -18,6 +18,7 @@ from tests.api.support import (
     settled,
     under_care,
 )
+from tests.conftest import REGISTER_BODY
 from tests.fhir.bodies import entry_body
 from tests.fhir.support import caught_up, fhir_get, outcome, validated
 from tests.fhir.test_fhir_reads import assert_replays
@@ -303,3 +304,26 @@ def test_every_entry_type_written_reads_back_as_written_and_writes_again(
             headers={**FHIR, "If-Match": f'W/"{version}"'},
         )
         created(again, resource_type)
+
+
+def test_return_representation_answers_the_new_version_as_a_replayable_read(
+    client: TestClient,
+) -> None:
+    patient_id = register(client)
+    under_care(client, patient_id)
+    prefer = {**FHIR, "Prefer": "return=representation"}
+    response = client.post("/fhir/Observation", json=blood_pressure(patient_id), headers=prefer)
+    resource_id, version = created(response, "Observation")
+    [observation] = validated(response.json())
+    assert observation["id"] == resource_id
+    assert observation["meta"]["versionId"] == str(version)
+    assert [c["code"]["coding"][0]["code"] for c in observation["component"]] == [
+        "8480-6",
+        "8462-6",
+    ]
+    assert_replays(client, response)
+    # A writer who may not read the chart yet (no care relationship) gets no body
+    stranger = register(client, {**REGISTER_BODY, "mrn": "MRN-NO-CARE"})
+    minimal = client.post("/fhir/Observation", json=blood_pressure(stranger), headers=prefer)
+    created(minimal, "Observation")
+    assert minimal.content == b""
