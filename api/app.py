@@ -15,6 +15,8 @@ from api.routers import (
     audit,
     consents,
     fhir,
+    fhir_bundles,
+    fhir_writes,
     me,
     memberships,
     operations,
@@ -55,5 +57,7 @@ def create_app(container: Container) -> FastAPI:
     problems.install(app)
     for module in (patients, consents, memberships, audit, me, subscribers, operations, fhir):
         app.include_router(module.router)
+    app.include_router(fhir_writes.router)
+    app.include_router(fhir_bundles.router)
     app.add_middleware(RequestGuard, max_body_bytes=container.settings.max_body_bytes)
     return app

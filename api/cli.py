@@ -14,6 +14,7 @@ import uvicorn
 
 from api import logging as structured_logging
 from api.auth import mint_token
+from api.cli_import import import_command
 from api.cli_store import audit_cli, keys_cli, migrate_command, patients_cli, projections_cli
 from api.settings import ConfigError, Settings, load_settings, resolve_secrets
 from application.context import Role
@@ -196,6 +197,7 @@ def demo(
 
 
 cli.command("migrate")(migrate_command)
+cli.command("import")(import_command)
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(patients_cli, name="patients")

@@ -211,7 +211,29 @@ class BooleanValue(Model):
     boolean: bool
 
 
-EntryValue = QuantityValue | TextValue | CodedValue | BooleanValue
+class Component(Model):
+    code: Coding
+    value: QuantityValue | TextValue | CodedValue | BooleanValue
+
+
+class ComponentsValue(Model):
+    """A panel, such as blood pressure (LOINC 85354-9) with its systolic and diastolic
+    parts: the parts' values, and none of its own."""
+
+    model_config = example(
+        {
+            "components": [
+                {
+                    "code": {"system": "http://loinc.org", "code": "8480-6", "display": "Systolic"},
+                    "value": {"quantity": 120.0, "unit": "mm[Hg]"},
+                }
+            ]
+        }
+    )
+    components: list[Component]
+
+
+EntryValue = QuantityValue | TextValue | CodedValue | BooleanValue | ComponentsValue
 
 _ENTRY_EXAMPLE = {
     "entry_id": ENTRY,
@@ -234,6 +256,11 @@ class TimelineEntry(Model):
     value: EntryValue | None
     modality: Modality | None
     labels: list[SensitivityLabel]
+    tags: list[Coding] = Field(
+        default_factory=list,
+        description="Security codes that are not sensitivity labels, such as HL7 HTEST "
+        "(test data), as a FHIR write gave them; absent when there are none",
+    )
     author: str
     effective_at: Instant
     status: EntryStatus

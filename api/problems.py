@@ -101,7 +101,7 @@ async def _forbidden(request: Request, error: Exception) -> Problem:
 def _patient_addressed(request: Request) -> UUID | None:
     """The patient a refused request's path names, if it names a valid id (a purpose
     is refused before the path's parameters are validated)."""
-    if request.url.path.startswith("/fhir/"):
+    if request.url.path.startswith("/fhir/") or request.url.path == "/fhir":
         return fhir.patient_addressed(request)
     try:
         return UUID(request.path_params["patient_id"])

@@ -123,10 +123,31 @@ class BooleanIn(Body):
     boolean: bool
 
 
-ValueIn = QuantityIn | TextIn | CodedIn | BooleanIn
+ComponentValueIn = QuantityIn | TextIn | CodedIn | BooleanIn
+
+
+class ComponentIn(Body):
+    code: CodingIn
+    value: ComponentValueIn
+
+
+class ComponentsIn(Body):
+    """A panel (blood pressure 85354-9): coded parts, each with its own value."""
+
+    components: Annotated[list[ComponentIn], Field(min_length=1, max_length=20)]
+
+
+ValueIn = QuantityIn | TextIn | CodedIn | BooleanIn | ComponentsIn
 
 
 def value_to_domain(value: ValueIn | None) -> values.EntryValue | None:
+    if isinstance(value, ComponentsIn):
+        return values.Components(
+            tuple(
+                values.Component(part.code.to_domain(), _part(value_to_domain(part.value)))
+                for part in value.components
+            )
+        )
     if isinstance(value, QuantityIn):
         return values.Quantity(value.quantity, value.unit)
     if isinstance(value, TextIn):
@@ -136,6 +157,11 @@ def value_to_domain(value: ValueIn | None) -> values.EntryValue | None:
     if isinstance(value, BooleanIn):
         return values.BooleanValue(value.boolean)
     return None
+
+
+def _part(value: values.EntryValue | None) -> values.ComponentValue:
+    assert value is not None and not isinstance(value, values.Components)
+    return value
 
 
 class RecordEntryIn(Body):

@@ -7,7 +7,7 @@ behaviour, and these checks can be read (and reused by other callers) on their o
 from datetime import date
 
 from domain.errors import InvalidValue
-from domain.values import Provenance
+from domain.values import Components, EntryValue, Provenance
 from domain.vocabulary import EntryKind, Modality
 
 EARLIEST_BIRTH_YEAR = 1850
@@ -39,3 +39,10 @@ def check_reason(reason: str) -> None:
     """A correction of the chart must say why; the reason is kept in its event."""
     if not reason.strip():
         raise InvalidValue("reason", "must not be blank")
+
+
+def check_value(kind: EntryKind, value: EntryValue | None) -> None:
+    """Components are the parts of a measured panel: observations and lab results."""
+    panels = (EntryKind.OBSERVATION, EntryKind.LAB_RESULT)
+    if isinstance(value, Components) and kind not in panels:
+        raise InvalidValue("value.components", "apply to observations and lab results only")

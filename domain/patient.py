@@ -8,7 +8,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain import entry_records, errors
-from domain.chart_rules import check_birth_date, check_modality, check_reason
+from domain.chart_rules import check_birth_date, check_modality, check_reason, check_value
 from domain.events import AttributedEvent
 from domain.identifiers import MedicalRecordNumber, default_mrn_system
 from domain.values import Coding, ContactDetails, EntryValue, HumanName, Provenance, require_utc
@@ -65,6 +65,15 @@ class Patient(Aggregate):
         contact: ContactDetails | None
 
     class EntryRecorded(Event):
+        """``tags`` (v2) are security codes that are not sensitivity labels, such as
+        HL7's HTEST (test data): kept as given and shown, never a policy input."""
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["tags"] = []
+
         entry_id: UUID
         kind: str
         code: Coding
@@ -72,10 +81,17 @@ class Patient(Aggregate):
         effective_at: datetime
         modality: str | None
         labels: list[str]
+        tags: list[Coding]
         author: str
 
     class EntryAmended(Event):
         """Supersedes the entry. Fields left as None keep their recorded values."""
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["tags"] = None
 
         entry_id: UUID
         reason: str
@@ -84,6 +100,7 @@ class Patient(Aggregate):
         effective_at: datetime | None
         modality: str | None
         labels: list[str] | None
+        tags: list[Coding] | None
         author: str
 
     class EntryEnteredInError(Event):
@@ -231,10 +248,12 @@ class Patient(Aggregate):
         modality: Modality | None,
         labels: frozenset[SensitivityLabel],
         by: Provenance,
+        tags: tuple[Coding, ...] = (),
     ) -> None:
         self._check_chart_open()
         require_utc("effective_at", effective_at)
         check_modality(kind, modality)
+        check_value(kind, value)
         if entry_id.hex in self.entries:
             raise errors.InvalidValue("entry_id", "already used in this chart")
         self._entry_recorded(
@@ -245,6 +264,7 @@ class Patient(Aggregate):
             effective_at=effective_at,
             modality=modality.value if modality else None,
             labels=sorted(label.value for label in labels),
+            tags=list(tags),
             author=by.actor_id,
             actor_id=by.actor_id,
             timestamp=by.occurred_at,
@@ -261,6 +281,7 @@ class Patient(Aggregate):
         effective_at: datetime,
         modality: str | None,
         labels: list[str],
+        tags: list[Coding],
         author: str,
         actor_id: str,
         timestamp: datetime,
@@ -278,6 +299,7 @@ class Patient(Aggregate):
         modality: Modality | None = None,
         labels: frozenset[SensitivityLabel] | None = None,
         by: Provenance,
+        tags: tuple[Coding, ...] | None = None,
     ) -> None:
         """Supersede an entry. Fields left as None keep their current values."""
         self._check_chart_open()
@@ -287,6 +309,7 @@ class Patient(Aggregate):
             require_utc("effective_at", effective_at)
         if modality is not None:
             check_modality(EntryKind(entry["kind"]), modality)
+        check_value(EntryKind(entry["kind"]), value)
         self._entry_amended(
             entry_id=entry_id,
             reason=reason,
@@ -295,6 +318,7 @@ class Patient(Aggregate):
             effective_at=effective_at,
             modality=modality.value if modality else None,
             labels=sorted(label.value for label in labels) if labels is not None else None,
+            tags=list(tags) if tags is not None else None,
             author=by.actor_id,
             actor_id=by.actor_id,
             timestamp=by.occurred_at,
@@ -311,6 +335,7 @@ class Patient(Aggregate):
         effective_at: datetime | None,
         modality: str | None,
         labels: list[str] | None,
+        tags: list[Coding] | None,
         author: str,
         actor_id: str,
         timestamp: datetime,

@@ -104,7 +104,40 @@ class BooleanValue:
     boolean: bool
 
 
-EntryValue = Quantity | TextValue | CodedValue | BooleanValue
+ComponentValue = Quantity | TextValue | CodedValue | BooleanValue
+
+# A blood pressure panel has two readings, so a panel holds at most a handful.
+MAX_COMPONENTS = 20
+
+
+@dataclass(frozen=True)
+class Component:
+    """One coded part of a panel observation (systolic 8480-6 under 85354-9)."""
+
+    code: Coding
+    value: ComponentValue
+
+
+@dataclass(frozen=True)
+class Components:
+    """A panel's parts, in the order given: an observation with components and no
+    value of its own (FHIR ``Observation.component``)."""
+
+    components: tuple[Component, ...]
+
+    def __post_init__(self) -> None:
+        # The event log's JSON gives lists back; the value stays immutable.
+        object.__setattr__(self, "components", tuple(self.components))
+        if not self.components:
+            raise InvalidValue("value.components", "must not be empty")
+        if len(self.components) > MAX_COMPONENTS:
+            raise InvalidValue("value.components", f"must be at most {MAX_COMPONENTS}")
+        for part in self.components:
+            if not isinstance(part.value, ComponentValue):
+                raise InvalidValue("value.components", "a component's value is not a panel")
+
+
+EntryValue = Quantity | TextValue | CodedValue | BooleanValue | Components
 
 
 @dataclass(frozen=True)

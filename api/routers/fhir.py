@@ -47,6 +47,9 @@ def patient_addressed(request: Request) -> UUID | None:
     """The patient a FHIR request names (its ``patient``, ``_id`` or ``beneficiary``, a
     Patient id, or an entry's id), so that a refusal is recorded where that patient's
     auditors see it."""
+    in_body = getattr(request.state, "fhir_patient", None)  # a create's subject
+    if in_body is not None:
+        return UUID(str(in_body))
     entry = parse_resource_id(str(request.path_params.get("resource_id", "")))
     if entry is not None:
         return entry[0]

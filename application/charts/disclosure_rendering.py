@@ -26,6 +26,7 @@ from domain.values import (
     BooleanValue,
     CodedValue,
     Coding,
+    Components,
     ConsentEvidence,
     EntryValue,
     Period,
@@ -65,21 +66,48 @@ def entry_value(value: EntryValue | None) -> dict[str, Any] | None:
         return {"code": coding(value.code)}
     if isinstance(value, BooleanValue):
         return {"boolean": value.boolean}
+    if isinstance(value, Components):
+        return {
+            "components": [
+                {"code": coding(part.code), "value": entry_value(part.value)}
+                for part in value.components
+            ]
+        }
     return None
 
 
+def _as_number(value: dict[str, Any]) -> dict[str, Any]:
+    """A value as the API shows it: quantities, a panel's too, as JSON numbers."""
+    if "quantity" in value:
+        return {**value, "quantity": Decimal(value["quantity"])}
+    if "components" in value:
+        parts = value["components"]
+        return {"components": [{**part, "value": _as_number(part["value"])} for part in parts]}
+    return value
+
+
+def _tags(phi: dict[str, Any], tags: list[Coding]) -> None:
+    """Security tags that are not labels (HTEST): a key only when there are some, so
+    that rows and bodies from before them stay as they were."""
+    phi.pop("tags", None)
+    if tags:
+        phi["tags"] = [coding(tag) for tag in tags]
+
+
 def recorded(event: Patient.EntryRecorded) -> Row:
+    phi = {
+        "code": coding(event.code),
+        "value": entry_value(event.value),
+        "modality": event.modality,
+        "labels": sorted(event.labels),
+        "author": event.author,
+    }
+    _tags(phi, event.tags)
     return {
         "kind": event.kind,
         "status": EntryStatus.ACTIVE.value,
         "effective_at": sortable_time(event.effective_at),
-        "phi": {
-            "code": coding(event.code),
-            "value": entry_value(event.value),
-            "modality": event.modality,
-            "labels": sorted(event.labels),
-            "author": event.author,
-        },
+        "phi": phi,
     }
 
 
@@ -96,6 +124,8 @@ def amended(row: Row, event: Patient.EntryAmended) -> None:
         phi["modality"] = event.modality
     if event.labels is not None:
         phi["labels"] = sorted(event.labels)
+    if event.tags is not None:
+        _tags(phi, event.tags)
     if event.effective_at is not None:
         row["effective_at"] = sortable_time(event.effective_at)
 
@@ -115,9 +145,8 @@ def changed(row: Row, event: Patient.EntryAmended | Patient.EntryEnteredInError)
 def rendered(entry_hex: str, kind: str, status: str, effective_at: str, phi: dict[str, Any]) -> Row:
     """An entry as the API shows it; quantities go out as JSON numbers."""
     phi = dict(phi)
-    value = phi["value"]
-    if value is not None and "quantity" in value:
-        phi["value"] = {**value, "quantity": Decimal(value["quantity"])}
+    if phi["value"] is not None:
+        phi["value"] = _as_number(phi["value"])
     return {
         "entry_id": f"{entry_hex[:8]}-{entry_hex[8:12]}-{entry_hex[12:16]}-"
         f"{entry_hex[16:20]}-{entry_hex[20:]}",

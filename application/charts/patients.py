@@ -27,6 +27,11 @@ MrnClaimId = Callable[[str, MedicalRecordNumber], UUID]
 discloses nothing (``infrastructure.claims`` in production)."""
 
 
+Precondition = Callable[[Patient], None]
+"""A check of the loaded chart inside the command's optimistic transaction, after the
+actor is admitted (a FHIR update's If-Match on one entry's version, for instance)."""
+
+
 class SystemAndValue(Protocol):
     """An MRN with its system, as a request body gives it."""
 
@@ -140,8 +145,11 @@ class Patients:
         sex: AdministrativeSex | None,
         contact: ContactDetails | None,
         expected_version: int | None = None,
+        precondition: Precondition | None = None,
     ) -> DisclosedWrite:
         def command(patient: Patient, by: Provenance) -> dict[str, Any]:
+            if precondition is not None:
+                precondition(patient)
             patient.update_demographics(
                 name=name, birth_date=birth_date, sex=sex, contact=contact, by=by
             )
@@ -161,6 +169,7 @@ class Patients:
         modality: Modality | None,
         labels: frozenset[SensitivityLabel],
         expected_version: int | None = None,
+        tags: tuple[Coding, ...] = (),
     ) -> DisclosedWrite:
         entry_id = self.new_id()
 
@@ -174,6 +183,7 @@ class Patients:
                 modality=modality,
                 labels=labels,
                 by=by,
+                tags=tags,
             )
             return {"entry_id": str(entry_id)}
 
@@ -192,8 +202,12 @@ class Patients:
         modality: Modality | None,
         labels: frozenset[SensitivityLabel] | None,
         expected_version: int | None = None,
+        tags: tuple[Coding, ...] | None = None,
+        precondition: Precondition | None = None,
     ) -> DisclosedWrite:
         def command(patient: Patient, by: Provenance) -> dict[str, Any]:
+            if precondition is not None:
+                precondition(patient)
             patient.amend_entry(
                 entry_id=entry_id,
                 reason=reason,
@@ -203,6 +217,7 @@ class Patients:
                 modality=modality,
                 labels=labels,
                 by=by,
+                tags=tags,
             )
             return {"entry_id": str(entry_id)}
 
@@ -216,8 +231,11 @@ class Patients:
         *,
         reason: str,
         expected_version: int | None = None,
+        precondition: Precondition | None = None,
     ) -> DisclosedWrite:
         def command(patient: Patient, by: Provenance) -> dict[str, Any]:
+            if precondition is not None:
+                precondition(patient)
             patient.mark_entered_in_error(entry_id=entry_id, reason=reason, by=by)
             return {"entry_id": str(entry_id)}
 

@@ -27,12 +27,15 @@ def _param(name: str, kind: str) -> dict[str, str]:
 
 
 def _resource(kind: str, params: list[dict[str, str]]) -> dict[str, Any]:
-    interactions = ("read", "vread", "history-instance", "search-type")
+    interactions = ("read", "vread", "update", "history-instance", "create", "search-type")
     return {
         "type": kind,
         "interaction": [{"code": code} for code in interactions],
         "versioning": "versioned",
         "readHistory": True,
+        # An update amends an entry the server created: a client never picks the id.
+        "updateCreate": False,
+        "conditionalCreate": kind == "Patient",
         "searchParam": params,
     }
 
@@ -99,9 +102,13 @@ def capability_statement(base: str) -> dict[str, Any]:
             {
                 "mode": "server",
                 "documentation": (
-                    "Reads, searches, history and Patient/$everything, through the same policy, "
-                    "access records and replay as /v1. Bearer JWT authentication."
+                    "Reads, searches, history, Patient/$everything, creates, updates, and "
+                    "transaction and batch Bundles (MedicationRequest and DiagnosticReport "
+                    "imported as MedicationStatement and DocumentReference), through the same "
+                    "policy, access records and replay as /v1. Bearer JWT authentication."
                 ),
+                # POST /fhir: a transaction is one patient's chart, all or nothing.
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
                 "security": {
                     "cors": False,
                     "description": "Authorization: Bearer <JWT>; every PHI response is audited.",

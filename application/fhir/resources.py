@@ -82,6 +82,8 @@ def _meta(row: Row) -> dict[str, Any]:
         for label in row["labels"]
         if label in SECURITY_LABELS
     ]
+    # Other security codes (HTEST) come back as they were written, after the labels.
+    security += [dict(tag) for tag in row.get("tags", ())]
     return {"meta": {"security": security}} if security else {}
 
 
@@ -102,6 +104,13 @@ def _value(value: dict[str, Any] | None) -> dict[str, Any]:
         return {"valueString": value["text"]}
     if "code" in value:
         return {"valueCodeableConcept": _coding(value["code"])}
+    if "components" in value:
+        return {
+            "component": [
+                {"code": _coding(part["code"]), **_value(part["value"])}
+                for part in value["components"]
+            ]
+        }
     return {"valueBoolean": value["boolean"]}
 
 

@@ -45,6 +45,8 @@ VALUE_OBJECTS: tuple[type[Any], ...] = (
     values.TextValue,
     values.CodedValue,
     values.BooleanValue,
+    values.Component,
+    values.Components,
     values.Period,
     values.ConsentEvidence,
 )

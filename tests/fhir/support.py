@@ -117,7 +117,14 @@ def validated(body: dict[str, Any]) -> list[dict[str, Any]]:
         return [body]
     found = []
     for entry in body.get("entry", []):
-        resource = entry["resource"]
+        # A transaction- or batch-response's entries carry a response, and an outcome.
+        outcome = entry.get("response", {}).get("outcome")
+        if outcome is not None:
+            get_fhir_model_class(outcome["resourceType"]).model_validate(outcome)
+        resource = entry.get("resource")
+        if resource is None:
+            assert body["type"] in ("transaction-response", "batch-response"), entry
+            continue
         get_fhir_model_class(resource["resourceType"]).model_validate(resource)
         found.append(resource)
     return found

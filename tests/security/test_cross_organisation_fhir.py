@@ -20,11 +20,14 @@ import pytest
 from api.app import create_app
 from application.fhir.capability import ENTRY_TYPES
 from domain.identifiers import default_mrn_system
+from domain.patient import Patient
+from tests.fhir.bodies import entry_body, patient_body
 from tests.security.test_cross_organisation import (
     ACTORS,
     CLINICIAN,
     REACH,
     READERS,
+    WRITER,
     Call,
     Expect,
     Ids,
@@ -74,6 +77,18 @@ def entry_id(i: Ids) -> str:
 
 
 DEMOGRAPHICS_READERS = READERS  # clinicians and patients read demographics; others 403
+
+
+def created_theirs(world: World, actor: str, response: httpx.Response) -> list[str]:
+    """A create in the actor's own organisation: its Location names none of ours."""
+    location = response.headers.get("location", "")
+    secrets = [world.main.patient_id, world.second_patient_id, *hexes(world)]
+    return [f"answers with our id {s}" for s in secrets if s in location]
+
+
+def planted(i: Ids, resource_type: str, **extra: Any) -> dict[str, Any]:
+    return {**entry_body(resource_type, i.patient, "Planted by outsider"), **extra}
+
 
 FHIR_MATRIX: dict[str, Row] = {
     "GET /fhir/metadata": Row(
@@ -160,6 +175,41 @@ FHIR_MATRIX: dict[str, Row] = {
         expect=DEMOGRAPHICS_READERS,
         denial=REACH,
     ),
+    "POST /fhir/Patient": Row(
+        lambda w, i: [Call("POST", "/fhir/Patient", body=patient_body("FHIR-THEIRS-0001"))],
+        expect={CLINICIAN: Expect.OWN},
+        check=created_theirs,
+        compare_unknown=False,
+    ),
+    "POST /fhir": Row(
+        lambda w, i: [
+            Call(
+                "POST",
+                "/fhir",
+                body={
+                    "resourceType": "Bundle",
+                    "type": "transaction",
+                    "entry": [
+                        {"resource": planted(i, kind), "request": {"method": "POST", "url": kind}}
+                        for kind in ("Observation", "Condition")
+                    ],
+                },
+            )
+        ],
+        expect=WRITER,
+        denial=REACH,
+    ),
+    "PUT /fhir/Patient/{patient_id}": Row(
+        lambda w, i: [
+            Call(
+                "PUT",
+                f"/fhir/Patient/{i.patient}",
+                body={**patient_body(w.main.mrn, default_mrn_system(ORG_MAIN)), "id": i.patient},
+            )
+        ],
+        expect=WRITER,
+        denial=REACH,
+    ),
 }
 
 
@@ -186,7 +236,21 @@ def entry_rows(kind: str) -> dict[str, Row]:
         expect=READERS,
         denial=REACH,
     )
+    create = Row(
+        lambda w, i: [Call("POST", f"/fhir/{kind}", body=planted(i, kind))],
+        expect=WRITER,
+        denial=REACH,
+    )
+    update = Row(
+        lambda w, i: [
+            Call("PUT", f"/fhir/{kind}/{entry_id(i)}", body=planted(i, kind, id=entry_id(i)))
+        ],
+        expect=WRITER,
+        denial=REACH,
+    )
     return {
+        f"POST /fhir/{kind}": create,
+        f"PUT /fhir/{kind}/{{resource_id}}": update,
         f"GET /fhir/{kind}": search,
         f"GET /fhir/{kind}/{{resource_id}}": read,
         f"GET /fhir/{kind}/{{resource_id}}/_history": history,
@@ -222,7 +286,7 @@ def test_the_fhir_matrix_covers_every_route() -> None:
     stub = SimpleNamespace(settings=SimpleNamespace(max_body_bytes=1_000_000))
     routes = fhir_routes(create_app(stub))
     rows = {key.split("?", maxsplit=1)[0] for key in FHIR_MATRIX}
-    assert len(routes) == 10 + 4 * len(ENTRY_TYPES), sorted(routes)
+    assert len(routes) == 13 + 6 * len(ENTRY_TYPES), sorted(routes)
     assert routes == rows
 
 
@@ -249,7 +313,7 @@ def judge(world: World, actor: str, row: Row, response: httpx.Response) -> list[
         problems += [p for p in refused(response) if "403 or 404" not in p]
     elif expected is Expect.REFUSED:
         problems += refused(response)
-    elif status != 200:
+    elif status not in (200, 201):  # 201: a create in the actor's own organisation
         problems.append(f"answered {status}, not 200 within its own organisation")
     else:
         assert row.check is not None
@@ -282,6 +346,8 @@ def test_another_organisation_gets_nothing_of_ours_through_fhir(world: World, ac
     deviations: list[str] = []
     awaiting_denial: dict[str, str] = {}
     n = 0
+    ledger = client.app.state.container.ledger  # type: ignore[attr-defined]
+    chart_before = ledger.load(Patient, UUID(world.main.patient_id), "patient").version
     for key, row in FHIR_MATRIX.items():
         ours, unknown = row.probes(world, Ids.ours(world)), row.probes(world, Ids.unknown())
         for call, stranger in zip(ours, unknown, strict=True):
@@ -306,4 +372,59 @@ def test_another_organisation_gets_nothing_of_ours_through_fhir(world: World, ac
         elif {k: record["actor"].get(k) for k in who} != who:
             deviations.append(f"{call}: the deny record names {record['actor']}")
     assert awaiting_denial, "the matrix addresses our patient"
+    # And nothing was written into our chart by any of their writes.
+    chart_after = ledger.load(Patient, UUID(world.main.patient_id), "patient").version
+    assert chart_after == chart_before
     assert not deviations, "\n" + "\n".join(deviations)
+
+
+def test_a_conditional_create_with_our_mrn_never_finds_our_patient(world: World) -> None:
+    """Their clinician's If-None-Exist names our MRN: their organisation has no such
+    patient, so it registers one of theirs; ours is neither answered nor changed."""
+    client = world.client
+    settled(client)
+    ledger = client.app.state.container.ledger  # type: ignore[attr-defined]
+    before = ledger.load(Patient, UUID(world.main.patient_id), "patient").version
+    criteria = f"identifier={default_mrn_system(ORG_MAIN)}|{world.main.mrn}"
+    response = client.post(
+        "/fhir/Patient",
+        json=patient_body("FHIR-THEIRS-0002"),
+        headers={**world.other.clinician, "If-None-Exist": criteria},
+    )
+    assert response.status_code == 201, response.text
+    assert created_theirs(world, CLINICIAN, response) == []
+    assert leaks(world, response) == []
+    assert ledger.load(Patient, UUID(world.main.patient_id), "patient").version == before
+
+
+def test_a_batch_from_another_organisation_writes_nothing_into_our_chart(world: World) -> None:
+    """Their clinician's batch names our patient in every entry: each is 404, recorded
+    against our patient, and our chart stays as it was."""
+    client = world.client
+    settled(client)
+    ledger = client.app.state.container.ledger  # type: ignore[attr-defined]
+    before = ledger.load(Patient, UUID(world.main.patient_id), "patient").version
+    ours = Ids.ours(world)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {
+                "resource": planted(ours, "Observation"),
+                "request": {"method": "POST", "url": "Observation"},
+            },
+            {
+                "resource": planted(ours, "Observation", id=entry_id(ours)),
+                "request": {"method": "PUT", "url": f"Observation/{entry_id(ours)}"},
+            },
+        ],
+    }
+    headers = {**world.other.clinician, "X-Request-Id": "fhir-batch-outsider"}
+    response = client.post("/fhir", json=bundle, headers=headers)
+    assert response.status_code == 200, response.text
+    statuses = [e["response"]["status"] for e in response.json()["entry"]]
+    assert statuses == ["404 Not Found", "404 Not Found"]
+    assert leaks(world, response) == []
+    assert ledger.load(Patient, UUID(world.main.patient_id), "patient").version == before
+    denials = world.records(patient_id=world.main.patient_id, decision="deny")
+    assert len([r for r in denials if r.get("request_id") == "fhir-batch-outsider"]) == 2

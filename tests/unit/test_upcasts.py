@@ -39,6 +39,15 @@ def test_a_v1_tombstone_names_no_organisation() -> None:
     assert state == {"legal_basis": "GDPR art. 17", "organisation_id": None}
 
 
+def test_entries_recorded_before_tags_have_none_and_amendments_keep_theirs() -> None:
+    recorded: dict[str, object] = {"labels": []}
+    Patient.EntryRecorded.upcast_v1_v2(recorded)
+    assert recorded == {"labels": [], "tags": []}
+    amended: dict[str, object] = {"labels": None}
+    Patient.EntryAmended.upcast_v1_v2(amended)
+    assert amended == {"labels": None, "tags": None}  # None: the amendment left them
+
+
 @pytest.mark.parametrize(
     ("text", "canonical"),
     [

@@ -1,0 +1,175 @@
+"""``careledger import FILE|DIR``: FHIR Bundles and NDJSON charts, in-process.
+
+Each file goes through the same application path as ``POST /fhir``: a transaction
+Bundle (or an NDJSON chart, one patient's resources a line each, imported as one
+transaction) is written all or nothing; a batch Bundle entry by entry. A file's
+Idempotency-Key is its SHA-256, so importing a file again answers as the first time
+and writes nothing. docs/fhir.md, "Import", says more.
+"""
+
+import getpass
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from api.cli_store import _fail, _opened, _progress
+from api.routers.fhir_bundles import batch_entry
+from application.context import Actor, RequestContext, Role
+from application.errors import ApplicationError
+from application.fhir.bundles import bundle_kind
+from application.fhir.reads import FhirReads
+from application.fhir.transactions import Transactions
+from application.fhir.writes import FhirWrites
+from domain.errors import DomainError
+from domain.vocabulary import Purpose
+
+SUFFIXES = (".json", ".ndjson")
+
+
+@dataclass
+class Summary:
+    files: int = 0
+    imported: int = 0
+    resources: int = 0
+    repeated: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # file -> why
+
+
+def files_of(paths: Iterable[Path]) -> list[Path]:
+    """The files named, and those under the directories named, in name order."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FileNotFoundError(str(path))
+    return found
+
+
+def bundle_of(path: Path, content: bytes) -> dict[str, Any]:
+    """A file as a Bundle: a .json Bundle as it is, an NDJSON chart as a transaction
+    whose Patient's ``fullUrl`` is ``Patient/{its id}``, as the other lines name it."""
+    if path.suffix == ".json":
+        bundle = json.loads(content, parse_float=Decimal)
+        if not isinstance(bundle, dict):
+            raise ValueError("not a Bundle")
+        return bundle
+    entries = []
+    for number, line in enumerate(content.decode().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            resource = json.loads(line, parse_float=Decimal)
+        except ValueError:
+            raise ValueError(f"line {number} is not JSON") from None
+        if not isinstance(resource, dict) or "resourceType" not in resource:
+            raise ValueError(f"line {number} is not a resource")
+        kind = str(resource["resourceType"])
+        entry: dict[str, Any] = {"resource": {k: v for k, v in resource.items() if k != "id"}}
+        if kind == "Patient" and "id" in resource:
+            entry["fullUrl"] = f"Patient/{resource['id']}"
+        entry["request"] = {"method": "POST", "url": kind}
+        entries.append(entry)
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def import_files(
+    container: Any, ctx: RequestContext, files: list[Path], advance: Callable[[int], None]
+) -> Summary:
+    """Import each file through the application; ``advance`` is told each file's
+    resources. A failed file is named with its reason, and the next one goes on."""
+    summary = Summary()
+    transactions = Transactions(container.patients)
+    reads = FhirReads(container.ledger, container.charts)
+    writes = FhirWrites(container.patients, container.charts, reads)
+    for path in files:
+        summary.files += 1
+        content = path.read_bytes()
+        digest = hashlib.sha256(content).hexdigest()
+        keyed = replace(
+            ctx,
+            request_id=uuid.uuid4().hex,
+            idempotency_key=f"import:{digest}",
+            request_fingerprint=digest,
+        )
+        try:
+            bundle = bundle_of(path, content)
+            entries = bundle.get("entry", [])
+            if bundle_kind(bundle) == "transaction" and container.ledger.repeated(keyed):
+                summary.repeated += 1  # imported before: answered as then, nothing written
+                advance(1)
+                continue
+            if bundle_kind(bundle) == "transaction":
+                answer = json.loads(transactions.transaction(keyed, bundle).body)
+                outcomes = [e["response"]["status"] for e in answer.get("entry", [])]
+            else:
+                fresh = replace(keyed, idempotency_key=None)
+                outcomes = [
+                    batch_entry(fresh, writes, index, entry)["response"]["status"]
+                    for index, entry in enumerate(entries)
+                ]
+                refused = [s for s in outcomes if not s.startswith("2")]
+                if refused:
+                    summary.failed[str(path)] = f"{len(refused)} of {len(outcomes)} entries refused"
+        except (ApplicationError, DomainError, ValueError, UnicodeDecodeError) as error:
+            summary.failed[str(path)] = str(error)
+        else:
+            written = sum(1 for s in outcomes if s.startswith("2"))
+            summary.resources += written
+            summary.imported += 1 if str(path) not in summary.failed else 0
+        advance(1)
+    return summary
+
+
+def import_command(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Bundle (.json) or NDJSON files, or directories of them")
+    ],
+    org: Annotated[str | None, typer.Option(help="Organisation (default CARELEDGER_ORG)")] = None,
+    clinician: Annotated[
+        str | None, typer.Option(help="The importing clinician's id (default cli:<user>)")
+    ] = None,
+) -> None:
+    """Import FHIR charts: transactions all or nothing, batches entry by entry."""
+    try:
+        files = files_of(paths)
+    except FileNotFoundError as missing:
+        raise _fail(f"no such file or directory: {missing}") from None
+    with _opened() as container:
+        who = clinician or f"cli:{getpass.getuser()}"
+        actor = Actor(who, Role.CLINICIAN, org or container.settings.org)
+        ctx = RequestContext(actor, Purpose.TREAT, request_id=uuid.uuid4().hex, source="cli")
+        started = time.monotonic()
+        with _progress() as progress:
+            task = progress.add_task("importing", total=len(files), rate="")
+            summary = import_files(
+                container, ctx, files, lambda n: progress.update(task, advance=n)
+            )
+        seconds = time.monotonic() - started
+    for name, why in summary.failed.items():
+        typer.echo(f"careledger: {name}: {why}", err=True)
+    typer.echo(
+        json.dumps(
+            {
+                "files": summary.files,
+                "imported": summary.imported,
+                "failed": len(summary.failed),
+                "already_imported": summary.repeated,
+                "resources": summary.resources,
+                "seconds": round(seconds, 3),
+                "resources_per_second": round(summary.resources / seconds, 1) if seconds else None,
+            }
+        )
+    )
+    if summary.failed:
+        raise typer.Exit(code=1)

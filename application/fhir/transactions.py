@@ -1,0 +1,270 @@
+"""A transaction Bundle: one patient's chart, written all or nothing in one commit.
+
+The plan (``bundles``) refuses what the chart cannot hold before anything is written.
+Then every step runs on one ``Patient`` aggregate (a new one, registered in the same
+commit with its consent and MRN claim, or the existing chart, admitted as a /v1 write
+is) and the ledger saves it once, group-committed with its access record: the
+record's digest is of the transaction-response's exact bytes, which replay and a
+retried ``Idempotency-Key`` render from the same result.
+"""
+
+import hashlib
+from dataclasses import dataclass, replace
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from application.access.access_log import WRITE_ADMITTED, Disclosed, access_record, render
+from application.access.policy import Content
+from application.access.roles import ChartAction, require_role
+from application.charts.patients import Patients
+from application.context import RequestContext
+from application.errors import NotFound
+from application.fhir.bundles import EntryRefused, Step, plan
+from application.fhir.elements import patient_id_of
+from application.fhir.resources import RESOURCE_OF_KIND, parse_resource_id, resource_id
+from application.ports import Clock
+from domain.access_record import AccessRecord
+from domain.consent import Consent
+from domain.errors import DomainError, InvalidValue
+from domain.identifiers import MedicalRecordNumber, MrnClaim, MrnInUse
+from domain.patient import Patient
+from domain.values import Provenance
+
+UPDATE_REASON = "updated through a FHIR transaction"
+
+
+def response_bundle(kind: str, result: dict[str, Any]) -> dict[str, Any]:
+    """The transaction-response (or batch-response) for a result's written entries:
+    each ``[type, id, version, status]``, in the Bundle's order."""
+    entries = []
+    for resource_type, found, version, status in result["entries"]:
+        response = {
+            "status": status,
+            "location": f"{resource_type}/{found}/_history/{version}",
+            "etag": f'W/"{version}"',
+        }
+        entries.append({"response": response})
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": f"{kind}-response"}
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
+@dataclass(frozen=True)
+class TransactionAttestation:
+    """The transaction's access record (an ``attested_writes.Attestation``): action
+    write, its digest of the transaction-response's bytes."""
+
+    access_id: UUID
+    ctx: RequestContext
+    patient_id: UUID
+    clock: Clock
+
+    def record(self, result: dict[str, Any], position: int) -> AccessRecord.Recorded:
+        body = render(response_bundle("transaction", result))
+        return access_record(
+            self.clock(),
+            self.access_id,
+            self.ctx,
+            "write",
+            replace(WRITE_ADMITTED, care_organisation=self.ctx.actor.org),
+            self.patient_id,
+            (),
+            {str(self.patient_id): int(result["version"])},
+            {"view": "write", "fhir": "transaction", "entries": len(result["entries"])},
+            hashlib.sha256(body).hexdigest(),
+        )
+
+
+class Transactions:
+    def __init__(self, patients: Patients) -> None:
+        self.patients = patients
+
+    def transaction(self, ctx: RequestContext, bundle: dict[str, Any]) -> Disclosed:
+        steps = []
+        for step in plan(bundle):
+            if isinstance(step, InvalidValue):
+                raise step  # nothing is written: the first refusal names its entry
+            steps.append(step)
+        require_role(ctx, ChartAction.WRITE_CLINICAL)
+        patients, ledger = self.patients, self.patients.ledger
+        disclosures = patients.reads.disclosures
+        new = [s for s in steps if s.patient is not None]
+        patient_id = _one_patient(steps, new)
+        if patient_id is None and not new:
+            raise InvalidValue("Bundle.entry", "a transaction writes one patient's chart")
+        if patient_id is not None:
+            # Admitted before an idempotency claim is looked up, as /v1 writes are.
+            gate = patients.reads.gate
+            chart = gate.chart(ctx, patient_id, "write")
+            gate.admit_write(
+                ctx, Content.CLINICAL, chart.id, chart.organisation_id, erased=chart.erased
+            )
+        if (prior := ledger.repeated(ctx)) is not None:
+            attestation = TransactionAttestation(
+                disclosures.new_id(), ctx, UUID(prior.result["id"]), disclosures.clock
+            )
+            disclosures.writer.write(attestation.record(prior.result, prior.position))
+            return Disclosed(
+                render(response_bundle("transaction", prior.result)), attestation.access_id
+            )
+        by = Provenance(ctx.actor.id, patients.clock())
+        if patient_id is None:
+            outcome_id, aggregates, result = self._register(ctx, new[0], steps, by)
+            attestation = TransactionAttestation(
+                disclosures.new_id(), ctx, outcome_id, disclosures.clock
+            )
+            try:
+                outcome = ledger.commit(ctx, aggregates, result, attestation)
+            except IntegrityError:
+                claim = aggregates[-1]
+                if ledger.existing([claim.id]):
+                    raise MrnInUse() from None
+                raise
+        else:
+            attestation = TransactionAttestation(
+                disclosures.new_id(), ctx, patient_id, disclosures.clock
+            )
+
+            def admit(chart: Patient) -> None:
+                patients.reads.gate.admit_write(
+                    ctx, Content.CLINICAL, chart.id, chart.organisation_id, erased=chart.erased
+                )
+
+            def apply(chart: Patient) -> tuple[list[Patient], dict[str, Any]]:
+                return [chart], _apply(chart, steps, by, patients)
+
+            outcome = ledger.change(
+                ctx, Patient, patient_id, "patient", apply, None, admit, attestation
+            )
+        body = render(response_bundle("transaction", outcome.result))
+        if outcome.replayed:
+            disclosures.writer.write(attestation.record(outcome.result, outcome.position))
+        return Disclosed(body, attestation.access_id)
+
+    def _register(
+        self, ctx: RequestContext, step: Step, steps: list[Step], by: Provenance
+    ) -> tuple[UUID, list[Any], dict[str, Any]]:
+        require_role(ctx, ChartAction.REGISTER)
+        fields = step.patient
+        assert fields is not None
+        if step.method != "POST":
+            raise EntryRefused(step.index, InvalidValue("Patient", "a new patient is POSTed"))
+        if fields.sex is None:
+            raise EntryRefused(step.index, InvalidValue("Patient.gender", "is required"))
+        if fields.deceased_at is not None:
+            why = InvalidValue("Patient.deceasedDateTime", "is recorded after registration")
+            raise EntryRefused(step.index, why)
+        patients, org = self.patients, ctx.actor.org
+        identifier = MedicalRecordNumber(fields.mrn_system, fields.mrn)
+        patients._check_unclaimed(org, identifier)
+        patient = Patient.register(
+            patient_id=patients.new_patient_id(),
+            consent_id=patients.new_id(),
+            organisation_id=org,
+            mrn=identifier,
+            name=fields.name,
+            birth_date=fields.birth_date,
+            sex=fields.sex,
+            contact=fields.contact,
+            by=by,
+        )
+        patients.reads.gate.admit_write(ctx, Content.CLINICAL, patient.id, org)
+        consent = Consent.open(consent_id=patient.consent_id, patient_id=patient.id, by=by)
+        claim = MrnClaim.claim(
+            claim_id=patients.mrn_claim_id(org, identifier),
+            patient_id=patient.id,
+            organisation_id=org,
+            by=by,
+        )
+        created = [["Patient", str(patient.id), patient.version, "201 Created"]]
+        result = _apply(patient, [s for s in steps if s is not step], by, patients)
+        result["entries"] = [*created, *result["entries"]]
+        # The Patient's entry answers in its place in the Bundle.
+        order = [step.index, *(s.index for s in steps if s is not step)]
+        result["entries"] = [e for _, e in sorted(zip(order, result["entries"], strict=True))]
+        return patient.id, [patient, consent, claim], result
+
+
+def _one_patient(steps: list[Step], new: list[Step]) -> UUID | None:
+    """The existing chart the transaction writes to, or None for a new Patient in it.
+    A transaction is one patient's chart: references to others are refused."""
+    if len(new) > 1:
+        raise EntryRefused(new[1].index, InvalidValue("Patient", "one Patient per transaction"))
+    urls = {new[0].full_url} if new and new[0].full_url else set()
+    named: set[UUID] = set()
+    for step in steps:
+        if step.entry is None:
+            continue
+        reference = step.entry.patient_reference
+        if reference in urls:
+            continue
+        if reference.startswith("urn:"):
+            why = InvalidValue(f"{step.resource_type}.subject", "names no Patient in the Bundle")
+            raise EntryRefused(step.index, why)
+        named.add(patient_id_of(reference, f"Bundle.entry[{step.index}].subject"))
+        if new or len(named) > 1:
+            why = InvalidValue(f"{step.resource_type}.subject", "one patient per transaction")
+            raise EntryRefused(step.index, why)
+    return next(iter(named), None)
+
+
+def _apply(
+    patient: Patient, steps: list[Step], by: Provenance, patients: Patients
+) -> dict[str, Any]:
+    """Every entry step on the one chart, in order; a domain refusal names its entry."""
+    entries = []
+    for step in steps:
+        fields = step.entry
+        if fields is None:
+            raise EntryRefused(step.index, InvalidValue("Patient", "a Patient is updated alone"))
+        try:
+            if step.method == "POST":
+                if fields.entered_in_error:
+                    raise InvalidValue("status", "a new entry is not entered in error")
+                entry_id = patients.new_id()
+                patient.record_entry(
+                    entry_id=entry_id,
+                    kind=fields.kind,
+                    code=fields.code,
+                    value=fields.value,
+                    effective_at=fields.effective_at,
+                    modality=fields.modality,
+                    labels=fields.labels,
+                    by=by,
+                    tags=fields.tags,
+                )
+                status = "201 Created"
+            else:
+                entry_id = _target(patient, step)
+                patient.amend_entry(
+                    entry_id=entry_id,
+                    reason=UPDATE_REASON,
+                    code=fields.code,
+                    value=fields.value,
+                    effective_at=fields.effective_at,
+                    modality=fields.modality,
+                    labels=fields.labels,
+                    by=by,
+                    tags=fields.tags,
+                )
+                status = "200 OK"
+        except InvalidValue as error:
+            raise EntryRefused(step.index, error) from None
+        except DomainError as error:
+            raise EntryRefused(step.index, InvalidValue(step.resource_type, str(error))) from None
+        found = resource_id(patient.id, str(entry_id))
+        entries.append([step.resource_type, found, patient.version, status])
+    return {"id": str(patient.id), "version": patient.version, "entries": entries}
+
+
+def _target(patient: Patient, step: Step) -> UUID:
+    ids = parse_resource_id(step.target or "")
+    if ids is None or ids[0] != patient.id:
+        raise NotFound(step.resource_type)
+    entry = patient.entries.get(ids[1].hex)
+    if entry is None or RESOURCE_OF_KIND[entry["kind"]] != step.resource_type:
+        raise NotFound(step.resource_type)
+    return ids[1]

@@ -1,0 +1,98 @@
+"""`careledger import FILE|DIR`: an operator imports a directory of FHIR charts. Each
+transaction file is written whole or not at all, a bad file is named with its reason
+and the others go on, an NDJSON chart is one transaction, and importing the same
+files again writes nothing."""
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.cli_import import import_files
+from api.container import Container
+from application.context import Role
+from tests.api.test_cli_first_use import careledger, workdir
+from tests.contract.stories import ctx
+from tests.fhir.test_fhir_transactions import FIXTURE
+
+__all__ = ["workdir"]
+
+
+def written(container: Container) -> int:
+    """Events in the log other than access records."""
+    recorder: Any = container.ledger.recorder
+    notifications = recorder.select_notifications(start=1, limit=1_000_000)
+    return sum(1 for n in notifications if not n.topic.startswith("domain.access_record:"))
+
+
+def charts(directory: Path) -> Path:
+    """A directory as an export might leave it: a transaction Bundle, an NDJSON chart,
+    a Bundle with one entry this server cannot hold, and a file that is not JSON."""
+    directory.mkdir()
+    shutil.copy(FIXTURE, directory / "a-chart.json")
+    bundle = json.loads(FIXTURE.read_text())
+    patient = bundle["entry"][0]["resource"]
+    ndjson = [
+        {**patient, "id": "p-1", "identifier": [{"system": "urn:x", "value": "ND-1"}]},
+        {
+            **bundle["entry"][2]["resource"],
+            "id": "o-1",
+            "subject": {"reference": "Patient/p-1"},
+        },
+    ]
+    lines = "\n".join(json.dumps(resource) for resource in ndjson)
+    (directory / "b-chart.ndjson").write_text(lines + "\n")
+    broken = json.loads(FIXTURE.read_text())
+    broken["entry"][0]["resource"]["identifier"][0]["value"] = "BROKEN-1"
+    broken["entry"][4]["resource"]["encounter"] = {"reference": "urn:uuid:x"}
+    (directory / "c-broken.json").write_text(json.dumps(broken))
+    (directory / "d-garbage.json").write_text("{not json")
+    return directory
+
+
+def test_a_directory_imports_file_by_file_and_again_writes_nothing(
+    container: Container, tmp_path: Path
+) -> None:
+    directory = charts(tmp_path / "charts")
+    files = sorted(directory.iterdir())
+    clinician = ctx(Role.CLINICIAN, "importer")
+    before = written(container)
+    steps: list[int] = []
+    summary = import_files(container, clinician, files, steps.append)
+    assert steps == [1, 1, 1, 1]
+    assert (summary.files, summary.imported, summary.resources) == (4, 2, 14 + 2)
+    assert set(summary.failed) == {str(files[2]), str(files[3])}
+    assert "Bundle.entry[4].resource.Observation.encounter" in summary.failed[str(files[2])]
+    after = written(container)
+    # Two charts: each chart's registration and entries, its consent and MRN claim.
+    assert after - before == (1 + 13 + 2) + (1 + 1 + 2)
+    # And nothing of the broken chart: its MRN is free in the directory
+    container.catch_up()
+    assert container.charts.views.directory.by_mrn(clinician.actor.org, "BROKEN-1", 1) == []
+    again = import_files(container, clinician, files, steps.append)
+    assert (again.repeated, again.resources) == (2, 0)
+    assert written(container) == after
+
+
+def test_the_command_shows_a_summary_and_names_each_failed_file(
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CARELEDGER_DATABASE_URL", f"sqlite:///{workdir / 'clinic.db'}")
+    assert careledger("migrate").exit_code == 0
+    directory = charts(workdir / "charts")
+    result = careledger("import", str(directory))
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["files"] == 4 and summary["imported"] == 2 and summary["failed"] == 2
+    assert summary["resources"] == 16
+    failures = [line for line in result.stderr.splitlines() if line.startswith("careledger:")]
+    assert [line.split(":")[1].strip() for line in failures] == [
+        str(directory / "c-broken.json"),
+        str(directory / "d-garbage.json"),
+    ]
+    assert "importing" in result.stderr  # the progress bar
+    missing = careledger("import", str(workdir / "nowhere"))
+    assert missing.exit_code == 2 and "no such file" in missing.stderr

@@ -1,0 +1,65 @@
+"""A FHIR client nobody here wrote (fhirpy) writes to a real server process: it creates
+a Patient, posts a Synthea-like chart as a transaction Bundle, and reads it back
+through $everything, each resource valid R4B."""
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from fhirpy import SyncFHIRClient
+
+from tests.api.support import under_care
+from tests.conftest import auth
+from tests.e2e.server import running_server
+from tests.fhir.support import validated
+from tests.fhir.test_fhir_transactions import FIXTURE
+
+pytestmark = pytest.mark.e2e
+
+CLINICIAN = auth("clinician", sub="dr-fhir-writer")
+
+
+def test_fhirpy_creates_a_patient_and_imports_a_chart(database_url: str, tmp_path: Path) -> None:
+    with running_server(database_url, tmp_path, "--with-projections") as (base, _env, _log):
+        client = SyncFHIRClient(
+            f"{base}/fhir",
+            authorization=CLINICIAN["Authorization"],
+            extra_headers={"Prefer": "return=representation"},  # fhirpy reads the body
+        )
+        # When fhirpy creates a Patient
+        patient = client.resource(
+            "Patient",
+            identifier=[{"system": "urn:oid:2.16.840.1.113883.19.5", "value": "E2E-1"}],
+            name=[{"family": "Fhirpy", "given": ["Wren"]}],
+            gender="other",
+            birthDate="1990-02-03",
+        )
+        patient.save()
+        # Then it learns the id the server gave, and reads the Patient back
+        assert patient.id
+        read = client.reference("Patient", patient.id).to_resource()
+        assert read["name"] == [{"family": "Fhirpy", "given": ["Wren"]}]
+        validated(read.serialize())
+        # When it posts a whole chart as a transaction
+        bundle = json.loads(FIXTURE.read_text())
+        answer = client.execute("", method="post", data=bundle)
+        assert answer["type"] == "transaction-response"
+        patient_id = answer["entry"][0]["response"]["location"].split("/")[1]
+        with httpx.Client(base_url=base, timeout=15) as http:
+            position = under_care(http, patient_id)  # clinical reads need care
+            # (FHIR reads take no min_position: a /v1 read waits for the views)
+            seen = http.get(
+                f"/v1/patients/{patient_id}/timeline",
+                params={"min_position": position},
+                headers=CLINICIAN,
+            )
+            assert seen.status_code == 200, seen.text
+        # Then the chart comes back from $everything, valid R4B
+        wanted = {"Patient", "Observation", "Encounter", "Condition", "MedicationStatement"}
+        wanted |= {"Immunization", "Procedure", "DocumentReference"}
+        everything = client.execute(f"Patient/{patient_id}/$everything", method="get")
+        resources = validated(everything)
+        kinds = {r["resourceType"] for r in resources}
+        assert {"Patient", "Observation", "Encounter", "Condition"} <= kinds
+        assert {"MedicationStatement", "Immunization", "Procedure", "DocumentReference"} <= kinds
