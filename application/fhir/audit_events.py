@@ -96,7 +96,15 @@ def _interaction(record: AccessRecord) -> tuple[dict[str, str], list[dict[str, s
 
 
 def _read_target(record: AccessRecord) -> str | None:
-    """The one resource a read names, as a FHIR reference."""
+    """The one resource a read names, as a FHIR reference (None if its request is not
+    of a shape this rendering knows: the event is still shown, without it)."""
+    try:
+        return _named(record)
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def _named(record: AccessRecord) -> str | None:
     request, patient = record.request, record.patient_id
     fhir = request.get("fhir")
     if fhir in ("read-patient", "vread-patient", "history-patient") or (

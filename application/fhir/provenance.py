@@ -123,7 +123,8 @@ def provenances(
         )
     ]
     versions = sorted(v for h in wanted for v in facts[h]["versions"])
-    events = dict(zip(versions, ledger.events_at(chart.id, versions), strict=True))
+    read = ledger.events_at(chart.id, versions) if versions else []
+    events = dict(zip(versions, read, strict=True))
     found: list[tuple[int, dict[str, Any]]] = []
     shown: list[str] = []
     for entry_hex in wanted:

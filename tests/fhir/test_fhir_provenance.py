@@ -7,8 +7,18 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
-from tests.api.support import ADMIN, AUDITOR, CLINICIAN, GRANT_BODY, OUTSIDER, patient_token
+from tests.api.support import (
+    ADMIN,
+    AUDITOR,
+    CLINICIAN,
+    GRANT_BODY,
+    OUTSIDER,
+    patient_token,
+    register,
+    under_care,
+)
 from tests.fhir.support import caught_up, fhir_get, full_chart, outcome, resource_id, validated
+from tests.fhir.test_fhir_audit_events import entity, event_of
 from tests.fhir.test_fhir_reads import assert_replays
 
 OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
@@ -70,6 +80,9 @@ def test_an_entry_s_provenance_is_who_recorded_and_amended_it(client: TestClient
     read = fhir_get(client, f"/fhir/Provenance/{updated['id']}")
     assert provenance(read) == [updated]
     assert_replays(client, read)
+    audited = event_of(client, read)
+    assert (audited["subtype"][0]["code"], audited["action"]) == ("read", "R")
+    assert entity(audited, "4")["what"]["reference"] == f"Provenance/{updated['id']}"
     at = fhir_get(client, "/fhir/Provenance", {"target": updated["target"][0]["reference"]})
     assert provenance(at) == [updated]
     # An entry in error is nullified
@@ -116,6 +129,14 @@ def test_a_patient_s_provenance_leaves_hidden_entries_out(client: TestClient) ->
     assert len(provenance(shown)) == len(every) + 1
     assert_replays(client, shown)
     assert_replays(client, response)  # decided again as of then: still without it
+
+
+def test_a_chart_without_entries_has_no_provenance(client: TestClient) -> None:
+    patient_id = register(client)
+    under_care(client, patient_id)
+    response = fhir_get(client, "/fhir/Provenance", {"target": f"Patient/{patient_id}"})
+    assert provenance(response) == [] and response.json()["total"] == 0
+    assert_replays(client, response)
 
 
 def test_provenance_refuses_what_it_must(client: TestClient) -> None:
