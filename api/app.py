@@ -15,6 +15,7 @@ from api.routers import (
     audit,
     consents,
     fhir,
+    fhir_audit,
     fhir_bundles,
     fhir_writes,
     me,
@@ -55,7 +56,17 @@ def create_app(container: Container) -> FastAPI:
     app.openapi = custom_openapi(app)  # type: ignore[method-assign]
     app.state.container = container
     problems.install(app)
-    for module in (patients, consents, memberships, audit, me, subscribers, operations, fhir):
+    for module in (
+        patients,
+        consents,
+        memberships,
+        audit,
+        me,
+        subscribers,
+        operations,
+        fhir,
+        fhir_audit,
+    ):
         app.include_router(module.router)
     app.include_router(fhir_writes.router)
     app.include_router(fhir_bundles.router)

@@ -54,6 +54,7 @@ from application.fhir import consents as fhir_consents
 from application.fhir import coverage as fhir_coverage
 from application.fhir import everything as fhir_everything
 from application.fhir import history as fhir_history
+from application.fhir import provenance as fhir_provenance
 from application.fhir import reads as fhir_reads
 from application.fhir import search as fhir_search
 from application.ledger.ledger import CareLedger
@@ -178,6 +179,10 @@ class Replays:
         if query["fhir"] in ("search-consent", "read-consent"):
             consent = self._at(Consent, query["consent_id"], record.stream_versions)
             return fhir_consents.consents_body(query, consent)
+        if query["fhir"] in ("search-provenance", "read-provenance"):
+            chart = self._at(Patient, record.patient_id, record.stream_versions)
+            decision = self._decision_then(record, chart)
+            return fhir_provenance.body(self.ledger, query, chart, decision)
         if query["fhir"] in ("history-patient", "vread-patient", "history", "vread"):
             chart = self._at(Patient, record.patient_id, record.stream_versions)
             return fhir_history.body(self.ledger, query, chart)

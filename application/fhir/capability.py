@@ -47,6 +47,39 @@ EVERYTHING = {
 }
 
 
+def _documented(name: str, kind: str, text: str) -> dict[str, str]:
+    return _param(name, kind) | {"documentation": text}
+
+
+# The access log as IHE BALP AuditEvents (auditors only) and entries' Provenance.
+AUDIT_RESOURCES: list[dict[str, Any]] = [
+    {
+        "type": "AuditEvent",
+        "documentation": "Access records in the IHE BALP patterns (PatientRead, PatientQuery, "
+        "PatientCreate, PatientUpdate); an organisation's auditors only",
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "versioning": "no-version",
+        "readHistory": False,
+        "searchParam": [
+            _param("patient", "reference"),
+            _param("date", "date"),
+            _documented("agent", "token", "the agent's identifier: organisation/subject"),
+            _documented("purpose", "token", "the purpose of use (v3-ActReason)"),
+            _documented("outcome", "token", "0 success, 4 refused"),
+            _param("_count", "number"),
+        ],
+    },
+    {
+        "type": "Provenance",
+        "documentation": "Who recorded, amended or entered in error each entry, and when",
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "versioning": "no-version",
+        "readHistory": False,
+        "searchParam": [_param("target", "reference")],
+    },
+]
+
+
 def capability_statement(base: str) -> dict[str, Any]:
     entry_params = [
         _param("patient", "reference"),
@@ -87,6 +120,7 @@ def capability_statement(base: str) -> dict[str, Any]:
             )
             for kind in ENTRY_TYPES
         ),
+        *AUDIT_RESOURCES,
     ]
     return {
         "resourceType": "CapabilityStatement",

@@ -21,7 +21,7 @@ from infrastructure.projections.row_cipher import RowCipher
 from infrastructure.projections.store import Cursor, ViewStore
 
 TABLE = "view_access_log"
-FILTERS = ("patient_id", "actor_id", "decision", "purpose", "action")
+FILTERS = ("patient_id", "actor_id", "actor_org", "decision", "purpose", "action")
 
 
 class AccessLogProjection:

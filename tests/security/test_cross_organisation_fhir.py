@@ -22,6 +22,7 @@ from application.fhir.capability import ENTRY_TYPES
 from domain.identifiers import default_mrn_system
 from domain.patient import Patient
 from tests.fhir.bodies import entry_body, patient_body
+from tests.security.fhir_audit_rows import AUDIT_ROWS
 from tests.security.test_cross_organisation import (
     ACTORS,
     CLINICIAN,
@@ -260,6 +261,7 @@ def entry_rows(kind: str) -> dict[str, Row]:
 
 for _type in ENTRY_TYPES:
     FHIR_MATRIX |= entry_rows(_type)
+FHIR_MATRIX |= AUDIT_ROWS
 
 
 def fhir_routes(app: Any) -> set[str]:
@@ -286,7 +288,7 @@ def test_the_fhir_matrix_covers_every_route() -> None:
     stub = SimpleNamespace(settings=SimpleNamespace(max_body_bytes=1_000_000))
     routes = fhir_routes(create_app(stub))
     rows = {key.split("?", maxsplit=1)[0] for key in FHIR_MATRIX}
-    assert len(routes) == 13 + 6 * len(ENTRY_TYPES), sorted(routes)
+    assert len(routes) == 13 + 6 * len(ENTRY_TYPES) + 4, sorted(routes)
     assert routes == rows
 
 
