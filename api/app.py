@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from api import problems
+from api import console, problems
 from api.container import Container
 from api.middleware import RequestGuard
 from api.openapi_document import custom_openapi
@@ -55,5 +55,6 @@ def create_app(container: Container) -> FastAPI:
     problems.install(app)
     for module in (patients, consents, memberships, audit, me, subscribers, operations, fhir):
         app.include_router(module.router)
+    console.install(app)
     app.add_middleware(RequestGuard, max_body_bytes=container.settings.max_body_bytes)
     return app
