@@ -45,7 +45,9 @@ def chromium(*, bypass_csp: bool) -> Iterator[Any]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
             context = browser.new_context(
-                bypass_csp=bypass_csp, viewport={"width": 1280, "height": 800}, accept_downloads=True
+                bypass_csp=bypass_csp,
+                viewport={"width": 1280, "height": 800},
+                accept_downloads=True,
             )
             yield context
         finally:
