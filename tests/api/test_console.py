@@ -18,7 +18,7 @@ from api.app import create_app
 from api.console import sessions as console_sessions
 from api.container import Container
 from tests.api.console_support import browser, code_for, csrf_of, signed_in
-from tests.api.support import settled
+from tests.api.support import settled, under_care
 from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
 
 CLINICIAN = auth("clinician", sub="dr-grey")
@@ -278,3 +278,40 @@ def test_other_roles_are_refused_the_auditors_pages_and_the_refusal_is_recorded(
     ).json()["items"]
     assert len(denials) == 6
     assert {d["channel"] for d in denials} == {"console"}
+
+
+def test_the_accounting_of_disclosures_for_a_patient_chosen_by_post(
+    app: FastAPI, api: TestClient
+) -> None:
+    patient, _access = broken_glass(api)
+    under_care(api, patient)
+    report = api.get(
+        f"/v1/patients/{patient}", headers={**CLINICIAN, "X-Purpose-Of-Use": "PUBHLTH"}
+    )
+    assert report.status_code == 200, report.text
+    api.get("/v1/audit/accesses", params=settled(api), headers=AUDITOR)  # the view caught up
+    client = signed_in(app, "auditor", sub="auditor-1")
+    page = client.get("/console/audit/disclosures")
+    assert "No disclosure" not in page.text  # no patient chosen yet
+    chosen = client.post(
+        "/console/audit/disclosures", data={"csrf": csrf_of(page.text), "patient_id": patient}
+    )
+    assert chosen.status_code == 303
+    assert chosen.headers["location"] == "/console/audit/disclosures"
+    shown = client.get("/console/audit/disclosures").text
+    assert report.headers["X-Access-Id"] in shown  # the public-health report
+    assert "1 disclosure," in shown  # the treatment and break-glass reads are exempt
+    assert "PUBHLTH" in shown
+
+
+def test_the_integrity_page_runs_a_verification_and_keeps_its_verdict(app: FastAPI) -> None:
+    client = signed_in(app, "auditor", sub="auditor-1")
+    before = client.get("/console/audit/integrity").text
+    assert "Not verified from the console" in before
+    ran = client.post("/console/audit/integrity", data={"csrf": csrf_of(before)})
+    assert ran.status_code == 303
+    after = client.get("/console/audit/integrity").text
+    assert "The chain was verified: intact." in after
+    assert "Intact:" in after and "by auditor-1" in after
+    other_org = signed_in(app, "auditor", sub="auditor-9", org="org-other")
+    assert "Not verified from the console" in other_org.get("/console/audit/integrity").text

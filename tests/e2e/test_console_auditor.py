@@ -1,10 +1,12 @@
 """The auditor's story in a real browser, against a real server process: a clinician
 breaks the glass through the API; the auditor signs in to the console with a login link
 from `careledger token --login`, finds that access in the access log, replays it (the
-digest matches) and reviews it, and it leaves the queue. Every page has no serious or
+digest matches) and reviews it, and it leaves the queue; then reads the patient's
+accounting of disclosures and verifies the log's integrity. Every page has no serious or
 critical axe-core violation, and its screenshot goes to docs/console/ (SQLite run)."""
 
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -17,6 +19,7 @@ from tests.e2e.server import BIN, running_server
 pytestmark = pytest.mark.e2e
 
 CLINICIAN = auth("clinician", sub="dr-okafor")
+ADMIN = auth("admin", sub="admin-e2e")
 AUDITOR = auth("auditor", sub="auditor-lind")
 JUSTIFICATION = "Unresponsive in the emergency department, allergy history needed"
 
@@ -39,6 +42,19 @@ def test_the_auditor_finds_replays_and_reviews_a_break_glass_access(
         read = http.get(f"/v1/patients/{patient}/timeline", params=seen, headers=glass)
         assert read.status_code == 200, read.text
         access = read.headers["X-Access-Id"]
+        # Under care later, the patient is reported to public health: an accountable disclosure
+        today = datetime.now(UTC).date()
+        membership = {
+            "patient_id": patient,
+            "plan": "individual",
+            "annual_fee_cents": 0,
+            "starts_on": (today - timedelta(days=1)).isoformat(),
+            "ends_on": (today + timedelta(days=365)).isoformat(),
+        }
+        assert http.post("/v1/memberships", json=membership, headers=ADMIN).status_code == 201
+        public_health = {**CLINICIAN, "X-Purpose-Of-Use": "PUBHLTH"}
+        report = http.get(f"/v1/patients/{patient}", headers=public_health)
+        assert report.status_code == 200, report.text
         head = {"min_position": http.get("/readyz").json()["position"]}
         assert http.get("/v1/audit/accesses", params=head, headers=AUDITOR).status_code == 200
 
@@ -104,6 +120,24 @@ def test_the_auditor_finds_replays_and_reviews_a_break_glass_access(
             assert page.get_by_text("Admission confirmed by ED").is_visible()
             shown("break-glass-reviewed")
 
+            # The patient's accounting of disclosures: the public-health report only
+            page.get_by_role("link", name="Accounting of disclosures").click()
+            page.get_by_label("Patient id").fill(patient)
+            page.get_by_role("button", name="Show the accounting").click()
+            assert patient not in page.url
+            listed = page.locator("tbody tr")
+            assert listed.count() == 1
+            assert "PUBHLTH" in listed.first.inner_text()
+            assert report.headers["X-Access-Id"] in listed.first.inner_text()
+            shown("disclosures")
+
+            # Integrity: the head, and a verification run from the page
+            page.get_by_role("link", name="Integrity").click()
+            assert page.get_by_text("Not verified from the console").is_visible()
+            page.get_by_role("button", name="Verify the chain now").click()
+            assert page.get_by_role("status").inner_text() == "The chain was verified: intact."
+            shown("integrity")
+
             # Signed out, the console asks for a new link; the old one is spent
             page.get_by_role("button", name="Sign out").click()
             page.goto(f"{base}/console/audit/accesses")
@@ -113,7 +147,7 @@ def test_the_auditor_finds_replays_and_reviews_a_break_glass_access(
             assert "already used" in page.inner_text("main")
 
         assert {name: v for name, v in found.items() if v} == {}, found
-        assert len(found) == 7
+        assert len(found) == 9
 
         # The review is the one the API shows; the replay is recorded as a console access
         queue = http.get("/v1/audit/break-glass", params=head, headers=AUDITOR).json()

@@ -33,21 +33,29 @@ class Row:
     addresses_ours: bool  # a foreign auditor gets 404 (as for an unknown id), else 200
 
 
-def _search_patient(client: TestClient, world: World, access: str, csrf: str) -> httpx.Response:
-    """A search for our patient: kept in the session, then shown (or refused)."""
-    posted = client.post(
-        "/console/audit/accesses", data={"csrf": csrf, "patient_id": world.main.patient_id}
-    )
-    if posted.status_code != 303:
-        return posted
-    shown = client.get("/console/audit/accesses")
-    client.post("/console/audit/accesses", data={"csrf": csrf, "clear": "1"})
-    return shown
+def _kept(path: str) -> Callable[[TestClient, World, str, str], httpx.Response]:
+    """A choice of our patient POSTed to ``path`` (kept in the session), then the page
+    shown with it (or the POST's refusal); the choice is cleared after."""
+
+    def call(client: TestClient, world: World, access: str, csrf: str) -> httpx.Response:
+        posted = client.post(path, data={"csrf": csrf, "patient_id": world.main.patient_id})
+        if posted.status_code != 303:
+            return posted
+        shown = client.get(path)
+        client.post(path, data={"csrf": csrf, "clear": "1"})
+        return shown
+
+    return call
+
+
+def _shown_after(client: TestClient, posted: httpx.Response, page: str) -> httpx.Response:
+    """The page a POST redirected to (or the POST's refusal)."""
+    return client.get(page) if posted.status_code == 303 else posted
 
 
 ROWS = [
     Row("GET /console/audit/accesses", lambda c, w, a, t: c.get("/console/audit/accesses"), False),
-    Row("POST /console/audit/accesses", _search_patient, True),
+    Row("POST /console/audit/accesses", _kept("/console/audit/accesses"), True),
     Row(
         "GET /console/audit/accesses.csv",
         lambda c, w, a, t: c.get("/console/audit/accesses.csv"),
@@ -75,6 +83,25 @@ ROWS = [
             data={"csrf": t, "outcome": "justified", "note": "not yours"},
         ),
         True,
+    ),
+    Row(
+        "GET /console/audit/disclosures",
+        lambda c, w, a, t: c.get("/console/audit/disclosures"),
+        False,
+    ),
+    Row("POST /console/audit/disclosures", _kept("/console/audit/disclosures"), True),
+    # The chain is the store's, one for every organisation, and names no record.
+    Row(
+        "GET /console/audit/integrity",
+        lambda c, w, a, t: c.get("/console/audit/integrity"),
+        False,
+    ),
+    Row(
+        "POST /console/audit/integrity",
+        lambda c, w, a, t: _shown_after(
+            c, c.post("/console/audit/integrity", data={"csrf": t}), "/console/audit/integrity"
+        ),
+        False,
     ),
 ]
 # Open to any signed-in actor, and showing no record: sign-in, home, sign-out.
