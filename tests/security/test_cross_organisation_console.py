@@ -168,6 +168,8 @@ def test_foreign_and_non_auditor_sessions_get_nothing_of_ours(world: World) -> N
     assert [item["review"] for item in ours] == [None]
     auditor = console_session(world, claims_of(main.auditor))
     assert main.justification in auditor.get("/console/audit/break-glass").text
+    csrf = csrf_of(auditor.get("/console/").text)
+    auditor.post("/console/audit/accesses", data={"csrf": csrf, "purpose": "ETREAT"})
     assert main.glass_access_id in auditor.get("/console/audit/accesses").text
 
 
