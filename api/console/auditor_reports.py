@@ -24,14 +24,12 @@ from domain.errors import InvalidValue
 
 router = APIRouter(prefix=f"{PREFIX}/audit", include_in_schema=False)
 
-ACCOUNTING_KEY = "accounting_patient"  # the session's filters entry for this page
-
 
 @router.get("/disclosures")
 async def disclosures(request: Request) -> Response:
     async def show(session: Session) -> Response:
         ctx = auditor(request, session)
-        patient = session.filters.get(ACCOUNTING_KEY)
+        patient = session.accounting
         accounting = None
         if patient is not None:
             accounting = await run_in_threadpool(
@@ -51,10 +49,10 @@ async def choose_patient(request: Request) -> Response:
         auditor(request, session)
         chosen = form.get("patient_id", "").strip()
         if "clear" in form or not chosen:
-            session.filters.pop(ACCOUNTING_KEY, None)
+            session.accounting = None
         else:
             try:
-                session.filters[ACCOUNTING_KEY] = str(UUID(chosen))
+                session.accounting = str(UUID(chosen))
             except ValueError:
                 raise InvalidValue("patient", "must be a patient id (a UUID)") from None
         return RedirectResponse(f"{PREFIX}/audit/disclosures", status_code=303)

@@ -35,7 +35,8 @@ class Session:
     csrf: str
     started: float
     seen: float
-    filters: dict[str, str] = field(default_factory=dict)
+    filters: dict[str, str] = field(default_factory=dict)  # the access log's search
+    accounting: str | None = None  # the patient whose accounting of disclosures is shown
     position: int | None = None  # the log position of this session's last write
     notice: str | None = None  # one message for the next page shown
 
