@@ -24,7 +24,12 @@ from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
 CLINICIAN = auth("clinician", sub="dr-grey")
 AUDITOR = auth("auditor", sub="auditor-1")
 JUSTIFICATION = "unconscious on arrival, no history available"
-GLASS = {**CLINICIAN, "X-Break-Glass": JUSTIFICATION}
+
+
+def glass() -> dict[str, str]:
+    """The clinician's headers breaking the glass, minted now (a token minted at import
+    would expire before the last tests of a long run use it)."""
+    return {**CLINICIAN, "X-Break-Glass": JUSTIFICATION}
 
 
 @pytest.fixture
@@ -43,7 +48,7 @@ def broken_glass(api: TestClient) -> tuple[str, str]:
     """A patient, and a clinician's break-glass read of their timeline: (patient, access)."""
     patient = api.post("/v1/patients", json=REGISTER_BODY, headers=CLINICIAN).json()["id"]
     assert api.post(f"/v1/patients/{patient}/entries", json=ENTRY_BODY, headers=CLINICIAN)
-    read = api.get(f"/v1/patients/{patient}/timeline", params=settled(api), headers=GLASS)
+    read = api.get(f"/v1/patients/{patient}/timeline", params=settled(api), headers=glass())
     assert read.status_code == 200, read.text
     api.get("/v1/audit/accesses", params=settled(api), headers=AUDITOR)  # the view caught up
     return patient, read.headers["X-Access-Id"]
