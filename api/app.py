@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from api import problems
+from api import console, problems
 from api.container import Container
 from api.middleware import RequestGuard
 from api.openapi_document import custom_openapi
@@ -70,5 +70,6 @@ def create_app(container: Container) -> FastAPI:
         app.include_router(module.router)
     app.include_router(fhir_writes.router)
     app.include_router(fhir_bundles.router)
+    console.install(app)
     app.add_middleware(RequestGuard, max_body_bytes=container.settings.max_body_bytes)
     return app

@@ -35,7 +35,9 @@ class TokenVerifier:
             raise ConfigError("a JWKS verifier needs both an issuer and an audience")
         self._jwks = jwt.PyJWKClient(self.jwks_url) if self.jwks_url else None
 
-    def actor(self, authorization: str | None) -> Actor:
+    def actor(self, authorization: str | None, *, login: bool = False) -> Actor:
+        """The token's actor. A console login code (``use: console-login``) is accepted
+        only to sign in (``login``), never as a bearer token, and the reverse."""
         if not authorization:
             raise Unauthenticated("missing bearer token")
         scheme, _, token = authorization.partition(" ")
@@ -43,6 +45,9 @@ class TokenVerifier:
             raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
         claims = self._decode(token.strip())
         self._check_lifetime(claims)
+        if (claims.get("use") == "console-login") is not login:
+            kind = "a console login code" if login else "a bearer token"
+            raise Unauthenticated(f"this token is not {kind}")
         try:
             role = Role(str(claims["role"])) if isinstance(claims.get("role"), str) else None
         except ValueError:
@@ -149,6 +154,7 @@ def mint_token(
     ttl_seconds: int,
     now: int,
     audience: str | None = None,
+    extra: dict[str, object] | None = None,
 ) -> str:
     """A development token signed with the configured HS256 secret."""
     claims: dict[str, object] = {
@@ -162,4 +168,5 @@ def mint_token(
         claims["patient"] = str(patient)
     if audience:
         claims["aud"] = audience
+    claims.update(extra or {})
     return jwt.encode(claims, secret, algorithm="HS256")

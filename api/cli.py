@@ -7,6 +7,7 @@ import time
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlencode
 from uuid import UUID
 
 import typer
@@ -16,6 +17,7 @@ from api import logging as structured_logging
 from api.auth import mint_token
 from api.cli_import import import_command
 from api.cli_store import audit_cli, keys_cli, migrate_command, patients_cli, projections_cli
+from api.console.sessions import login_code
 from api.settings import ConfigError, Settings, load_settings, resolve_secrets
 from application.context import Role
 
@@ -138,8 +140,15 @@ def token(
     org: Annotated[str | None, typer.Option(help="Organisation (default CARELEDGER_ORG)")] = None,
     patient: Annotated[str | None, typer.Option(help="Patient id, for the patient role")] = None,
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 3600,
+    login: Annotated[
+        bool, typer.Option("--login", help="Print a one-time console login URL instead")
+    ] = False,
+    base_url: Annotated[
+        str, typer.Option(help="The server's address, for --login")
+    ] = "http://127.0.0.1:8000",
 ) -> None:
-    """Print a development token signed with the configured secret."""
+    """Print a development token signed with the configured secret (or, with --login, a
+    one-time URL that signs its actor in to the web console; it lives 5 minutes)."""
     settings = _settings()
     patient_id = None
     if patient is not None:
@@ -157,6 +166,19 @@ def token(
         raise _fail(str(error)) from None
     if not secret:
         raise _fail("tokens can only be minted with CARELEDGER_JWT_SECRET (not with a JWKS)")
+    if login:
+        code = login_code(
+            secret,
+            role=role,
+            sub=sub,
+            org=org or settings.org,
+            patient=patient_id,
+            now=int(time.time()),
+            audience=settings.jwt_audience,
+            ttl_seconds=ttl,
+        )
+        typer.echo(f"{base_url.rstrip('/')}/console/login?{urlencode({'code': code})}")
+        return
     typer.echo(
         mint_token(
             secret,

@@ -61,6 +61,7 @@ _ACCESS_EXAMPLE = {
     "request_id": "7efccd6d-57b9-4b50-b7cb-ed0e81270bb8",
     "source": "203.0.113.7",
     "care_org": "org-main",
+    "channel": "api",
     "reason": "break-glass",
     "review": None,
 }
@@ -85,6 +86,9 @@ class AccessRecord(Model):
     request_id: str | None = Field(default=None, description="`X-Request-Id`; staff only")
     source: str | None = Field(default=None, description="Network source; staff only")
     care_org: str | None
+    channel: Literal["api", "console"] = Field(
+        default="api", description="Where it was shown: the API, or the web console"
+    )
     reason: str
     review: Review | None
 

@@ -39,3 +39,4 @@ class RequestContext:
     break_glass: str | None = None
     idempotency_key: str | None = None
     request_fingerprint: str = ""  # sha256 of method, path and body, for idempotency
+    channel: str = "api"  # where disclosures are shown: "api" or "console" (the web pages)

@@ -9,6 +9,10 @@ by an auditor other than the one who accessed, as an event on the same stream.
 ``care_org`` is the patient's care organisation, whose auditors see the record.
 Records written before it was kept upcast to ``None``: their care organisation is
 unknown, so only the auditors of the actor's own organisation see them.
+
+``channel`` is where the disclosure was shown: ``api`` (/v1 and /fhir) or ``console``
+(the server-rendered pages). Records written before it was kept upcast to ``api``,
+the only channel there was.
 """
 
 from datetime import datetime
@@ -24,6 +28,7 @@ from domain.values import Provenance
 
 ACTIONS = frozenset({"read", "search", "write", "export", "replay", "deliver"})
 DECISIONS = frozenset({"permit", "deny"})
+CHANNELS = frozenset({"api", "console"})
 REVIEW_OUTCOMES = frozenset({"justified", "unjustified", "needs_follow_up"})
 
 
@@ -34,11 +39,15 @@ class AccessRecord(Aggregate):
         pass
 
     class Recorded(Event, Aggregate.Created):
-        class_version = 2
+        class_version = 3
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["care_org"] = None
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["channel"] = "api"
 
         actor_role: str
         actor_org: str
@@ -55,6 +64,7 @@ class AccessRecord(Aggregate):
         request_id: str
         source: str
         care_org: str | None
+        channel: str
 
     class Reviewed(Event):
         outcome: str
@@ -80,6 +90,7 @@ class AccessRecord(Aggregate):
         request_id: str,
         source: str,
         care_org: str | None = None,
+        channel: str = "api",
     ) -> "AccessRecord.Recorded":
         """The new record, as its one event: a record is written once and read back
         through the aggregate (``event.mutate(None)``). Made directly rather than
@@ -89,6 +100,8 @@ class AccessRecord(Aggregate):
             raise InvalidValue("action", f"must be one of {sorted(ACTIONS)}")
         if decision not in DECISIONS:
             raise InvalidValue("decision", "must be permit or deny")
+        if channel not in CHANNELS:
+            raise InvalidValue("channel", f"must be one of {sorted(CHANNELS)}")
         return AccessRecord.Recorded(  # type: ignore[call-arg]
             originator_topic=_TOPIC,
             originator_id=access_id,
@@ -110,6 +123,7 @@ class AccessRecord(Aggregate):
             request_id=request_id,
             source=source,
             care_org=care_org,
+            channel=channel,
         )
 
     @event(Recorded)
@@ -133,6 +147,7 @@ class AccessRecord(Aggregate):
         request_id: str,
         source: str,
         care_org: str | None,
+        channel: str,
     ) -> None:
         self.occurred_at = timestamp
         self.actor = {"id": actor_id, "role": actor_role, "org": actor_org}
@@ -149,6 +164,7 @@ class AccessRecord(Aggregate):
         self.request_id = request_id
         self.source = source
         self.care_org = care_org
+        self.channel = channel
         self.review: dict[str, Any] | None = None
 
     @property
@@ -198,6 +214,7 @@ class AccessRecord(Aggregate):
             "request_id": self.request_id,
             "source": self.source,
             "care_org": self.care_org,
+            "channel": self.channel,
         }
 
 

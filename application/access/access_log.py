@@ -357,4 +357,5 @@ def access_record(
         request_id=ctx.request_id,
         source=ctx.source,
         care_org=decision.care_organisation,
+        channel=ctx.channel,
     )

@@ -275,7 +275,8 @@ class AuditTrail:
 def presented(record: dict[str, Any]) -> dict[str, Any]:
     """An access record as the API sends it: its times with ``Z``. Records are kept
     (and sealed in the view) with ``+00:00``; only their presentation changes."""
-    shown = {**record, "occurred_at": zulu(record["occurred_at"])}
+    # Rows the view sealed before the channel was kept were all served by the API.
+    shown = {"channel": "api", **record, "occurred_at": zulu(record["occurred_at"])}
     if record.get("review") is not None:
         shown["review"] = {**record["review"], "at": zulu(record["review"]["at"])}
     return shown

@@ -93,18 +93,11 @@ class Replays:
                 "the patient was erased (crypto-shredded): the access record remains, "
                 "but the disclosed content can no longer be rebuilt"
             ) from None
-        replayed = hashlib.sha256(body).hexdigest()
         patient_id = UUID(record.patient_id) if record.patient_id else None
         return self.disclosures.disclose(
             ctx,
             action="replay",
-            body={
-                "access_id": str(access_id),
-                "body": _raw(body),
-                "recorded_sha256": record.response_sha256,
-                "replayed_sha256": replayed,
-                "matches": replayed == record.response_sha256,
-            },
+            body=_replayed(access_id, record, body),
             decision=self._replay_decision(ctx, record),
             patient_id=patient_id,
             stream_versions=dict(record.stream_versions),
@@ -151,6 +144,10 @@ class Replays:
             return self._fhir(record)
         if view == "delivery":
             return self._delivery(record)
+        if view == "replay":  # what an auditor saw when replaying (API or console)
+            access_id = UUID(record.request["access_id"])
+            replayed = self.ledger.load(AccessRecord, access_id, "access record")
+            return _replayed(access_id, replayed, render(self._rebuild(replayed)))
         raise Forbidden(f"an access of kind {view!r} cannot be replayed")
 
     def _timeline(self, record: AccessRecord) -> dict[str, Any]:
@@ -363,6 +360,18 @@ def _membership_fact(membership: Membership) -> MembershipFact:
         ended_on=membership.ended_on,
         version=membership.version,
     )
+
+
+def _replayed(access_id: UUID, record: AccessRecord, body: bytes) -> dict[str, Any]:
+    """A replay's answer: the rebuilt body beside the digest it was recorded with."""
+    replayed = hashlib.sha256(body).hexdigest()
+    return {
+        "access_id": str(access_id),
+        "body": _raw(body),
+        "recorded_sha256": record.response_sha256,
+        "replayed_sha256": replayed,
+        "matches": replayed == record.response_sha256,
+    }
 
 
 def _raw(body: bytes) -> Any:

@@ -69,3 +69,12 @@ def test_grantee_texts_have_one_canonical_form(text: str, canonical: str) -> Non
 )
 def test_a_grantee_that_names_nothing_is_refused(text: str) -> None:
     assert Grantee.read(text) is None
+
+
+def test_access_records_written_before_the_console_were_shown_by_the_api() -> None:
+    from domain.access_record import AccessRecord
+
+    v1 = {"source": "203.0.113.7"}
+    AccessRecord.Recorded.upcast_v1_v2(v1)
+    AccessRecord.Recorded.upcast_v2_v3(v1)
+    assert v1 == {"source": "203.0.113.7", "care_org": None, "channel": "api"}

@@ -1,0 +1,18 @@
+"""The web console: server-rendered pages over the same use cases as the API (docs/console.md)."""
+
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+
+from api.console import auditor, auditor_reports, sign_in
+from api.console.sessions import ConsoleSessions
+from api.console.web import HERE, PREFIX, ConsoleHeaders
+
+
+def install(app: FastAPI) -> None:
+    app.state.console_sessions = ConsoleSessions()
+    app.include_router(sign_in.router)
+    app.include_router(auditor.router)
+    app.state.console_verdicts = auditor_reports.Verdicts()
+    app.include_router(auditor_reports.router)
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="console-static")
+    app.add_middleware(ConsoleHeaders)
