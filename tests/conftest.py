@@ -178,20 +178,27 @@ class Auth(Mapping[str, str]):
     before the last tests of a slow run use it.
     """
 
-    def __init__(self, role: str, claims: dict[str, object]) -> None:
+    def __init__(
+        self, role: str, claims: dict[str, object], headers: dict[str, str] | None = None
+    ) -> None:
         self.role = role
         self.claims = claims
+        self.headers = headers or {}
+
+    def with_headers(self, headers: dict[str, str]) -> "Auth":
+        """The same actor with fixed headers beside the token (``{**auth}`` would freeze it)."""
+        return Auth(self.role, self.claims, {**self.headers, **headers})
 
     def __getitem__(self, name: str) -> str:
-        if name != "Authorization":
-            raise KeyError(name)
-        return f"Bearer {token(self.role, **self.claims)}"  # type: ignore[arg-type]
+        if name == "Authorization":
+            return f"Bearer {token(self.role, **self.claims)}"  # type: ignore[arg-type]
+        return self.headers[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(("Authorization",))
+        return iter(("Authorization", *self.headers))
 
     def __len__(self) -> int:
-        return 1
+        return 1 + len(self.headers)
 
 
 def auth(role: str, **claims: object) -> Auth:

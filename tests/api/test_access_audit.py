@@ -21,7 +21,7 @@ from tests.api.support import (
     under_care,
 )
 
-GLASS = {**CLINICIAN, "X-Break-Glass": "unconscious on arrival, no history available"}
+GLASS = CLINICIAN.with_headers({"X-Break-Glass": "unconscious on arrival, no history available"})
 
 
 def records(client: TestClient, **filters: str) -> list[dict[str, Any]]:

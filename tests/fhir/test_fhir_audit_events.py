@@ -25,7 +25,7 @@ from tests.fhir.support import (
 )
 
 OTHER_AUDITOR = auth("auditor", sub="auditor-other", org="org-other")
-GLASS = {**CLINICIAN, "X-Break-Glass": "unconscious on arrival in the emergency room"}
+GLASS = CLINICIAN.with_headers({"X-Break-Glass": "unconscious on arrival in the emergency room"})
 EXT = "urn:careledger:extension:"
 
 

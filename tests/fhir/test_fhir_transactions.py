@@ -19,7 +19,7 @@ from tests.fhir.bodies import entry_body
 from tests.fhir.support import caught_up, fhir_get, outcome, validated
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "synthea_like_transaction.json"
-FHIR = {**CLINICIAN, "Content-Type": "application/fhir+json"}
+FHIR = CLINICIAN.with_headers({"Content-Type": "application/fhir+json"})
 TIMES = {"effectiveDateTime", "onsetDateTime", "occurrenceDateTime", "performedDateTime"}
 TIMES |= {"start", "date", "authoredOn"}
 

@@ -23,7 +23,7 @@ from tests.fhir.bodies import entry_body
 from tests.fhir.support import caught_up, fhir_get, outcome, validated
 from tests.fhir.test_fhir_reads import assert_replays
 
-FHIR = {**CLINICIAN, "Content-Type": "application/fhir+json"}
+FHIR = CLINICIAN.with_headers({"Content-Type": "application/fhir+json"})
 LOINC = "http://loinc.org"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
