@@ -39,6 +39,7 @@ class Session:
     accounting: str | None = None  # the patient whose accounting of disclosures is shown
     position: int | None = None  # the log position of this session's last write
     notice: str | None = None  # one message for the next page shown
+    clinician: dict[str, Any] = field(default_factory=dict)  # the open chart (clinician.py)
 
 
 class ConsoleSessions:
