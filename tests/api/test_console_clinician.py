@@ -59,7 +59,7 @@ def opened(app: FastAPI, api: TestClient, patient: str) -> tuple[TestClient, str
     searched = client.post("/console/clinician/search", data={"csrf": csrf, "mrn": "MRN-0001"})
     assert searched.headers["location"] == "/console/clinician/search"
     results = client.get("/console/clinician/search")
-    assert "Open the chart of Ada Example, born 1984-07-12" in results.text
+    assert "Open chart of Ada Example, born 1984-07-12" in results.text
     chosen = client.post("/console/clinician/chart", data={"csrf": csrf, "patient_id": patient})
     assert chosen.headers["location"] == "/console/clinician/chart"
     return client, csrf
