@@ -43,7 +43,24 @@ def quantity(value: Any) -> str:
     return format(Decimal(str(value)).normalize(), "f")
 
 
+def value_text(value: dict[str, Any] | None) -> str:
+    """An entry's value in words, as a timeline row shows it."""
+    if value is None:
+        return "—"
+    if "text" in value:
+        return str(value["text"])
+    if "quantity" in value:
+        return f"{quantity(value['quantity'])} {value['unit']}"
+    if "code" in value:
+        return str(value["code"]["display"])
+    if "boolean" in value:
+        return "yes" if value["boolean"] else "no"
+    parts = value.get("components") or []
+    return "; ".join(f"{p['code']['display']}: {value_text(p['value'])}" for p in parts)
+
+
 templates.filters["quantity"] = quantity
+templates.filters["value_text"] = value_text
 
 
 class NoChartOpen(Exception):

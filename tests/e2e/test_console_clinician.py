@@ -125,9 +125,7 @@ def test_the_clinician_reads_records_amends_and_breaks_the_glass(
             page.get_by_role("button", name="Search", exact=True).click()
             assert page.locator("tbody tr").count() == 1
             shown("clinician-search")
-            page.get_by_role(
-                "button", name="Open chart of Grace Hopper, born 1961-03-14"
-            ).click()
+            page.get_by_role("button", name="Open chart of Grace Hopper, born 1961-03-14").click()
             assert page.get_by_role("heading", name="Grace Hopper").is_visible()
             banner = page.locator("section.banner").inner_text()
             assert "MRN-E2E-0042" in banner and "Active" in banner
@@ -205,9 +203,7 @@ def test_the_clinician_reads_records_amends_and_breaks_the_glass(
             page.get_by_label("Family name").fill("Clarke")
             page.get_by_label("Birth date").fill("1961-03-14")
             page.get_by_role("button", name="Search", exact=True).click()
-            page.get_by_role(
-                "button", name="Open chart of Edith Clarke, born 1961-03-14"
-            ).click()
+            page.get_by_role("button", name="Open chart of Edith Clarke, born 1961-03-14").click()
             assert page.get_by_text(
                 "You may not read the clinical entries: no active membership"
             ).is_visible()
