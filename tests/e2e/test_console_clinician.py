@@ -49,6 +49,22 @@ def recorded(http: httpx.Client, patient: str, body: dict[str, Any]) -> int:
     return int(answer.json()["position"])
 
 
+def login_link(base: str, env: dict[str, str]) -> str:
+    """A one-time console login URL for dr-okafor, from the CLI."""
+    login = subprocess.run(
+        [
+            *(str(BIN / "careledger"), "token", "--login", "--role", "clinician"),
+            *("--sub", "dr-okafor", "--base-url", base),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert login.startswith(f"{base}/console/login?code=")
+    return login
+
+
 def test_the_clinician_reads_records_amends_and_breaks_the_glass(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -94,17 +110,7 @@ def test_the_clinician_reads_records_amends_and_breaks_the_glass(
         head = {"min_position": http.get("/readyz").json()["position"]}
         assert http.get("/v1/audit/accesses", params=head, headers=AUDITOR).status_code == 200
 
-        login = subprocess.run(
-            [
-                *(str(BIN / "careledger"), "token", "--login", "--role", "clinician"),
-                *("--sub", "dr-okafor", "--base-url", base),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        assert login.startswith(f"{base}/console/login?code=")
+        login = login_link(base, env)
 
         with chromium(bypass_csp=True) as browser:
             page = browser.new_page()
@@ -266,3 +272,22 @@ def test_the_clinician_reads_records_amends_and_breaks_the_glass(
         assert glass and {(i["channel"], i["basis"]["break_glass"]) for i in glass} == {
             ("console", JUSTIFICATION)
         }
+
+        # Under the real policy (no bypass): the stylesheet applies, and the server-drawn
+        # SVG and the forms raise no Content Security Policy complaint
+        with chromium(bypass_csp=False) as strict:
+            page = strict.new_page()
+            complaints: list[str] = []
+            page.on("console", lambda message: complaints.append(message.text))
+            page.goto(login_link(base, env))
+            page.get_by_role("link", name="Find a patient").first.click()
+            page.get_by_label("MRN").fill("MRN-E2E-0042")
+            page.get_by_role("button", name="Search", exact=True).click()
+            page.get_by_role("button", name="Open chart of Grace Hopper, born 1961-03-14").click()
+            page.get_by_role("link", name="Trends").click()
+            page.get_by_label("Vital sign or lab value").select_option("8867-4")
+            page.get_by_role("button", name="Show the trend").click()
+            assert page.get_by_role("img", name="Heart rate over time").is_visible()
+            header = page.locator("header.bar")
+            assert header.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(18, 50, 79)"
+            assert [c for c in complaints if "Content Security Policy" in c] == []
