@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from api.console import auditor, auditor_reports, sign_in
+from api.console import auditor, auditor_reports, patient, sign_in
 from api.console.sessions import ConsoleSessions
 from api.console.web import HERE, PREFIX, ConsoleHeaders
 
@@ -14,5 +14,6 @@ def install(app: FastAPI) -> None:
     app.include_router(auditor.router)
     app.state.console_verdicts = auditor_reports.Verdicts()
     app.include_router(auditor_reports.router)
+    app.include_router(patient.router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="console-static")
     app.add_middleware(ConsoleHeaders)
