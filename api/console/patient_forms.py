@@ -44,8 +44,8 @@ My rights:
 - Every disclosure made under this authorisation is recorded, and I can see it
   on the Who viewed my record page.
 
-Form {form_id}, version {form_version}. I sign it electronically by choosing
-Sign and grant.
+Form {form_id}, version {form_version}.
+I sign it electronically by choosing Sign and grant.
 """
 
 

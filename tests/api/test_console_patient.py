@@ -141,7 +141,7 @@ def test_my_consents_is_disclosed_as_the_api_does_and_its_record_replays(
     client = signed_in(app, "patient", sub="ada", patient=patient)
     page = client.get("/console/me/consents")
     assert page.status_code == 200, page.text
-    assert "You have not given any permission beyond your care." in page.text
+    assert "No permission beyond your care is in force." in page.text
     records = api.get(
         "/v1/audit/accesses",
         params={**settled(api), "patient_id": patient, "actor_id": "ada"},
