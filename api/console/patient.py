@@ -10,6 +10,9 @@ access log shows access-record metadata with the staff's network details left ou
 as in the API, reading it is not itself recorded.
 """
 
+import hashlib
+import secrets
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -111,7 +114,15 @@ async def marketing_text(request: Request) -> Response:
         patient(request, session)
         today = use_cases(request).consents.clock().date()
         chosen = forms.marketing_form(form, today)
-        return page("patient_marketing.html", request, session, chosen=chosen, forms=forms)
+        submission = secrets.token_urlsafe(18)
+        return page(
+            "patient_marketing.html",
+            request,
+            session,
+            chosen=chosen,
+            forms=forms,
+            submission=submission,
+        )
 
     return await guarded(request, show)
 
@@ -129,6 +140,17 @@ async def grant_marketing(request: Request) -> Response:
             raise InvalidValue("form", "the authorisation's text changed; read it again")
         if form.get("agree") != "yes":
             raise InvalidValue("agree", "tick the box to say you have read it and agree")
+        # The form's one-time key makes a second submission of it (a double click, a
+        # reload) answer the first one's outcome instead of granting it twice.
+        submission = form.get("submission", "")
+        if not 16 <= len(submission) <= 64:
+            raise InvalidValue("form", "the form is incomplete; read it again")
+        signed = f"{chosen.grantee}\x00{chosen.end}\x00{chosen.text_sha256}".encode()
+        ctx = replace(
+            ctx,
+            idempotency_key=f"console-marketing-{submission}",
+            request_fingerprint=hashlib.sha256(signed).hexdigest(),
+        )
         done = await run_in_threadpool(
             lambda: use_cases(request).consents.grant_directive(
                 ctx,

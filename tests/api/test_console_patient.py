@@ -170,17 +170,20 @@ def test_marketing_is_granted_with_the_hash_of_the_text_shown_and_revoked_with_c
     # Not signed: a text that is not the one shown, no agreement, no CSRF token.
     assert granted(client, page, csrf, text_sha256="0" * 64).status_code == 422
     assert granted(client, page, csrf, agree="").status_code == 422
+    assert granted(client, page, csrf, submission="").status_code == 422
     assert granted(client, page, "forged").status_code == 403
     done = granted(client, page, csrf)
     assert done.status_code == 303
     assert done.headers["location"] == "/console/me/consents"
+    twice = granted(client, page, csrf)  # the same form again: a double click, a reload
+    assert twice.status_code == 303
 
     consents = api.get(
         f"/v1/patients/{patient}/consents",
         params=settled(api),
         headers=patient_token(patient, "ada"),
     ).json()
-    [directive] = consents["directives"]
+    [directive] = consents["directives"]  # granted once
     assert directive["grantee"] == "org:org-ads"
     assert directive["purposes"] == ["HMARKT"]
     assert directive["labels"] == []

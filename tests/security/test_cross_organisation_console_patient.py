@@ -10,6 +10,7 @@ No answer leaks our PHI or ids (nor their 8-character references), and our direc
 stays in force. test_cross_organisation_console.py's coverage test counts these rows.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,13 +38,8 @@ def _granted(client: TestClient, world: World, directive: str, csrf: str) -> htt
     shown = client.post("/console/me/consents/marketing", data=_marketing(client, csrf))
     if shown.status_code != 200:
         return shown
-    marker = 'name="text_sha256" value="'
-    start = shown.text.index(marker) + len(marker)
-    sha = shown.text[start : start + 64]
-    signed = client.post(
-        "/console/me/consents/marketing/grant",
-        data={**_marketing(client, csrf), "text_sha256": sha, "agree": "yes"},
-    )
+    hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', shown.text))
+    signed = client.post("/console/me/consents/marketing/grant", data={**hidden, "agree": "yes"})
     return client.get("/console/me/consents") if signed.status_code == 303 else signed
 
 
