@@ -11,9 +11,9 @@ from api.console.web import HERE, PREFIX, ConsoleHeaders
 def install(app: FastAPI) -> None:
     app.state.console_sessions = ConsoleSessions()
     app.include_router(sign_in.router)
+    app.include_router(patient.router)
     app.include_router(auditor.router)
     app.state.console_verdicts = auditor_reports.Verdicts()
     app.include_router(auditor_reports.router)
-    app.include_router(patient.router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="console-static")
     app.add_middleware(ConsoleHeaders)

@@ -7,17 +7,22 @@ The pages are the signed-in patient's own and name no patient in their URL: anot
 patient gets their own pages (200) with nothing of ours, and revoking our directive is
 404, exactly as for an unknown one; every other role is refused (403) on every route.
 No answer leaks our PHI or ids (nor their 8-character references), and our directive
-stays in force. test_cross_organisation_console.py's coverage test counts these rows.
+stays in force. A /console/me route without a row here fails
+``test_the_patient_matrix_covers_every_patient_route``; the console's other routes are
+counted in test_cross_organisation_console.py.
 """
 
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from tests.api.console_support import csrf_of
 from tests.security.test_cross_organisation import leaks
 from tests.security.two_orgs import World, settled
@@ -128,3 +133,24 @@ def test_no_one_but_the_patient_gets_anything_of_their_pages(world: World) -> No
     patient = console_session(world, claims_of(main.patient))
     assert main.read_access_id[:8] in patient.get("/console/me/accesses").text
     assert main.directive_id in patient.get("/console/me/consents").text
+
+
+def test_the_patient_matrix_covers_every_patient_route() -> None:
+    stub = SimpleNamespace(settings=SimpleNamespace(max_body_bytes=1_000_000))
+    app = create_app(stub)  # type: ignore[arg-type]
+    found: set[str] = set()
+
+    def visit(route: Any) -> None:  # as the console matrix does, however FastAPI nests them
+        path, methods = getattr(route, "path", None), getattr(route, "methods", None)
+        if isinstance(path, str) and path.startswith("/console/me") and methods:
+            found.update(f"{m} {path}" for m in methods if m not in ("HEAD", "OPTIONS"))
+        contexts = getattr(route, "effective_route_contexts", None)
+        if callable(contexts):
+            for context in contexts():
+                visit(context)
+        for child in getattr(route, "routes", None) or ():
+            visit(child)
+
+    for route in app.routes:
+        visit(route)
+    assert found == PATIENT_ROUTES
