@@ -176,3 +176,41 @@ def test_the_patient_sees_who_read_their_record_and_grants_then_revokes_marketin
             assert replayed.status_code == 200, replayed.text
             assert replayed.json()["matches"] is True
             assert replayed.json()["replayed_sha256"] == record["response_sha256"]
+
+
+def test_the_patients_pages_keep_to_the_content_security_policy(tmp_path: Path) -> None:
+    """Without bypassing the policy: each of the patient's pages is styled by the
+    package's stylesheet (the authorisation text keeps its line breaks), and the browser
+    reports no violation. The policy does not depend on the store, so SQLite alone."""
+    require_browser()
+    store = f"sqlite:///{tmp_path / 'careledger.db'}"
+    with (
+        running_server(store, tmp_path) as (base, env, _log),
+        httpx.Client(base_url=base, timeout=15) as http,
+    ):
+        patient = http.post("/v1/patients", json=REGISTER_BODY, headers=CLINICIAN).json()["id"]
+        login = subprocess.run(
+            [
+                *(str(BIN / "careledger"), "token", "--login", "--role", "patient"),
+                *("--sub", "p-1", "--patient", patient, "--base-url", base),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        with chromium(bypass_csp=False) as browser:
+            page = browser.new_page()
+            complaints: list[str] = []
+            page.on("console", lambda message: complaints.append(message.text))
+            page.goto(login)
+            page.get_by_role("link", name="Who viewed my record").first.click()
+            page.get_by_role("link", name="My consents").first.click()
+            page.get_by_role("link", name="Authorise marketing…").click()
+            page.get_by_label("Organisation that may receive it (its id)").fill("org-ads")
+            page.get_by_role("button", name="Show the authorisation").click()
+            text = page.locator("#form-text")
+            assert text.evaluate("e => getComputedStyle(e).whiteSpace") == "pre-wrap"
+            header = page.locator("header.bar")
+            assert header.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(18, 50, 79)"
+            assert [c for c in complaints if "Content Security Policy" in c] == []
