@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from api.console import auditor, auditor_reports, sign_in
+from api.console import auditor, auditor_reports, patient, sign_in
 from api.console.clinician_pages import CLINICIAN_ROUTERS
 from api.console.sessions import ConsoleSessions
 from api.console.web import HERE, PREFIX, ConsoleHeaders
@@ -12,6 +12,7 @@ from api.console.web import HERE, PREFIX, ConsoleHeaders
 def install(app: FastAPI) -> None:
     app.state.console_sessions = ConsoleSessions()
     app.include_router(sign_in.router)
+    app.include_router(patient.router)
     app.include_router(auditor.router)
     app.state.console_verdicts = auditor_reports.Verdicts()
     app.include_router(auditor_reports.router)
