@@ -55,6 +55,8 @@ class ConsoleSessions:
         if not code or len(code) > 4096:
             raise Unauthenticated("the login link is incomplete")
         actor = verifier.actor(f"Bearer {code}", login=True)
+        if actor.scopes is not None:  # the console does not narrow by scope: refuse it
+            raise Unauthenticated("a console login link carries no SMART scopes")
         # The signature, expiry and lifetime were checked by the verifier above.
         claims: dict[str, Any] = jwt.decode(code, options={"verify_signature": False})
         jti, exp, iat = claims.get("jti"), claims.get("exp"), claims.get("iat")
