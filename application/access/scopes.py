@@ -20,6 +20,10 @@ INTERACTIONS = "cruds"
 CONTEXTS = ("patient", "user", "system")
 NAMES = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
 V1_PERMISSIONS = {"read": "rs", "write": "cud", "*": "cruds"}
+# Scopes a client may hold that grant no data here (identity, launch, refresh).
+OTHER_SCOPES = frozenset(
+    {"openid", "fhirUser", "profile", "launch", "launch/patient", "offline_access", "online_access"}
+)
 
 
 @dataclass(frozen=True)

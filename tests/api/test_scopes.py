@@ -5,17 +5,22 @@ nothing else; a ``patient/`` scope reads only its launch patient; a token withou
 ``scope`` claim is served as before. Every refusal is a 403 with a recorded denial.
 """
 
+import time
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import jwt as pyjwt
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner, Result
 
+from api.cli import cli
 from api.dependencies import request_context
 from api.scope_routes import PUBLIC, ROUTES
 from application.access.scopes import Grant, Need, parse_scope
 from tests.api.support import settled
-from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
+from tests.conftest import ENTRY_BODY, JWT_SECRET, REGISTER_BODY, auth
 from tests.fhir.support import (
     HEART_RATE,
     VISIT,
@@ -297,7 +302,6 @@ def test_everything_and_bundles_need_every_type_they_touch(client: TestClient) -
 
 
 def test_an_unreadable_scope_claim_is_401(client: TestClient) -> None:
-    import time
 
     import jwt as pyjwt
 
@@ -309,3 +313,41 @@ def test_an_unreadable_scope_claim_is_401(client: TestClient) -> None:
     got = client.get("/v1/patients", headers={"Authorization": f"Bearer {bad}"})
     assert got.status_code == 401
     assert "scope claim" in got.json()["detail"]
+
+
+# ---- careledger token --scope ---------------------------------------------------------------
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *args: str) -> Result:
+    monkeypatch.setenv("CARELEDGER_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("CARELEDGER_JWT_SECRET", JWT_SECRET)
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_the_token_command_mints_scoped_tokens_and_keeps_its_other_options(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    patient = str(uuid4())
+    minted = _cli(
+        monkeypatch,
+        tmp_path,
+        *("token", "--role", "clinician", "--sub", "dr-app", "--patient", patient),
+        *("--scope", "launch/patient patient/*.rs", "--scope", "user/Observation.read"),
+    )
+    assert minted.exit_code == 0, minted.output
+    claims = pyjwt.decode(minted.stdout.strip(), JWT_SECRET, algorithms=["HS256"])
+    assert claims["scope"] == "launch/patient patient/*.rs user/Observation.read"
+    assert claims["patient"] == patient and claims["role"] == "clinician"
+    # Without --scope, no scope claim: the token is not narrowed.
+    plain = _cli(monkeypatch, tmp_path, "token", "--role", "auditor", "--sub", "a")
+    assert "scope" not in pyjwt.decode(plain.stdout.strip(), JWT_SECRET, algorithms=["HS256"])
+    login = _cli(monkeypatch, tmp_path, "token", "--login", "--role", "auditor", "--sub", "a")
+    assert login.exit_code == 0 and "/console/login?code=" in login.stdout
+    for bad, message in (
+        (["--scope", "user/Observation.sr"], "not a SMART v2 (or v1) scope"),
+        (["--scope", "  "], "at least one scope"),
+        (["--scope", "user/*.rs", "--login"], "console login link carries none"),
+    ):
+        refused = _cli(monkeypatch, tmp_path, "token", "--role", "auditor", "--sub", "a", *bad)
+        assert refused.exit_code == 2, bad
+        assert message in refused.stderr
