@@ -8,8 +8,8 @@ from uuid import UUID
 import jwt
 
 from api.settings import ConfigError
-from application.access.scopes import Grant
 from application.context import Actor, Role
+from application.scopes import Grant
 from domain.grantee import ORGANISATION_ID, SUBJECT
 from domain.vocabulary import Purpose
 

@@ -19,8 +19,8 @@ from api.cli_import import import_command
 from api.cli_store import audit_cli, keys_cli, migrate_command, patients_cli, projections_cli
 from api.console.sessions import login_code
 from api.settings import ConfigError, Settings, load_settings, resolve_secrets
-from application.access.scopes import OTHER_SCOPES, parse_scope
 from application.context import Role
+from application.scopes import OTHER_SCOPES, parse_scope
 
 if TYPE_CHECKING:
     from api.container import Container

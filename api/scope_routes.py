@@ -15,12 +15,12 @@ from uuid import UUID
 from fastapi import Request
 
 from api.routers import fhir
-from application.access.scopes import Need
 from application.context import RequestContext, Role
 from application.errors import Forbidden
 from application.fhir.capability import ENTRY_TYPES
 from application.fhir.intake import addressed_patient
 from application.fhir.resources import RESOURCE_OF_KIND
+from application.scopes import Need
 
 EVERYTHING_TYPES = ("Patient", "Coverage", "Consent", *ENTRY_TYPES)
 ALL_TYPES = (*EVERYTHING_TYPES, "AuditEvent", "Provenance", "Subscription")

@@ -8,7 +8,7 @@ from uuid import UUID
 from domain.vocabulary import Purpose
 
 if TYPE_CHECKING:
-    from application.access.scopes import Grant
+    from application.scopes import Grant
 
 
 class Role(StrEnum):
@@ -30,7 +30,7 @@ class Actor:
     # The purposes of use the identity provider allows (the token's ``purpose_of_use``);
     # None: the role's defaults (``application.access.purposes``).
     purposes: frozenset[Purpose] | None = None
-    # The token's SMART scopes (``application.access.scopes``), which narrow what the
+    # The token's SMART scopes (``application.scopes``), which narrow what the
     # policy permits; None: the token has no ``scope`` claim and is not narrowed.
     scopes: "Grant | None" = None
 

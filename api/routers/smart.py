@@ -1,7 +1,7 @@
 """``/.well-known/smart-configuration``: SMART App Launch 2.x discovery, without a token.
 
 CareLedger is a resource server: it verifies tokens (HS256 or an issuer's JWKS) and
-narrows by their SMART scopes (``application.access.scopes``), but issues none. The
+narrows by their SMART scopes (``application.scopes``), but issues none. The
 authorization and token endpoints are the authorization server's, published only when
 configured (``CARELEDGER_SMART_*``); without them a client learns the scopes and
 capabilities this server honours, and gets its tokens out of band.

@@ -5,7 +5,7 @@ from typing import Any
 
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
-# Examples of the grammar this server honours (application.access.scopes): any
+# Examples of the grammar this server honours (application.scopes): any
 # resource type it serves may stand where a type is named.
 SCOPES_SUPPORTED = [
     "openid",

@@ -18,7 +18,7 @@ from typer.testing import CliRunner, Result
 from api.cli import cli
 from api.dependencies import request_context
 from api.scope_routes import PUBLIC, ROUTES
-from application.access.scopes import Grant, Need, parse_scope
+from application.scopes import Grant, Need, parse_scope
 from tests.api.support import settled
 from tests.conftest import ENTRY_BODY, JWT_SECRET, REGISTER_BODY, auth
 from tests.fhir.support import (
