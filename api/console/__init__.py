@@ -4,12 +4,16 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from api.console import auditor, auditor_reports, sign_in
+from api.console.oidc import OpenIdSignIn
 from api.console.sessions import ConsoleSessions
 from api.console.web import HERE, PREFIX, ConsoleHeaders
 
 
 def install(app: FastAPI) -> None:
     app.state.console_sessions = ConsoleSessions()
+    settings = app.state.container.settings
+    oidc = getattr(settings, "oidc_issuer", None)
+    app.state.console_oidc = OpenIdSignIn(settings) if oidc else None
     app.include_router(sign_in.router)
     app.include_router(auditor.router)
     app.state.console_verdicts = auditor_reports.Verdicts()

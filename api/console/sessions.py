@@ -72,6 +72,13 @@ class ConsoleSessions:
             if jti in self._spent:
                 raise Unauthenticated("this login link was already used; ask for a new one")
             self._spent[jti] = float(exp)
+        return self.open(actor)
+
+    def open(self, actor: Actor) -> Session:
+        """A new session for an actor whose identity was verified (a login code, or an
+        OpenID provider's ID token)."""
+        now = self.clock()
+        with self._lock:
             self._sessions = {k: s for k, s in self._sessions.items() if self._alive(s, now)}
             session = Session(
                 id=secrets.token_urlsafe(32),
