@@ -70,8 +70,8 @@ async def login(request: Request, code: str = "") -> Response:
 async def _to_provider(request: Request, provider: OpenIdSignIn, secure: bool) -> Response:
     try:
         url, state = await run_in_threadpool(provider.begin)
-    except SignInFailed as error:
-        return _sign_in_failed(request, error)
+    except Exception as error:
+        return _sign_in_failed(request, _unexpected(error))
     response = RedirectResponse(url, status_code=303)
     # Binds the callback to this browser. Lax, not Strict: the provider's redirect back
     # is a cross-site navigation, which a Strict cookie would not follow.
@@ -109,8 +109,8 @@ async def oidc_callback(
             raise SignInFailed("the answer came from another identity provider; start again")
         bound = request.cookies.get(STATE_COOKIE)
         actor = await run_in_threadpool(provider.finish, state, bound, code)
-    except SignInFailed as failed:
-        response = _sign_in_failed(request, failed)
+    except Exception as failure:
+        response = _sign_in_failed(request, _unexpected(failure))
         response.delete_cookie(STATE_COOKIE, path=f"{PREFIX}/oidc")
         return response
     session = sessions(request).open(actor)
@@ -120,6 +120,14 @@ async def oidc_callback(
     response.delete_cookie(STATE_COOKIE, path=f"{PREFIX}/oidc")
     _session_cookie(request, response, session, secure)
     return response
+
+
+def _unexpected(error: Exception) -> SignInFailed:
+    """A sign-in that broke is a page too, never a 500; its type alone is logged."""
+    if isinstance(error, SignInFailed):
+        return error
+    log.error("console oidc sign-in failed", extra={"error": type(error).__name__})
+    return SignInFailed("the sign-in could not be completed; start again", 502)
 
 
 def _sign_in_failed(request: Request, failed: SignInFailed) -> Response:
