@@ -160,11 +160,12 @@ def _patient(request: Request, body: bytes) -> UUID | None:
     if path == "/fhir":
         sent = _json(body)
         entries = sent.get("entry") if isinstance(sent, dict) else None
+        entries = entries if isinstance(entries, list) else []
         named = {
             addressed_patient(str(e["resource"].get("resourceType")), e["resource"])
             if e["resource"].get("resourceType") != "Patient"
             else None
-            for e in entries or []
+            for e in entries
             if isinstance(e, dict) and isinstance(e.get("resource"), dict)
         }
         return named.pop() if len(named) == 1 else None

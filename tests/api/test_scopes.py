@@ -351,3 +351,19 @@ def test_the_token_command_mints_scoped_tokens_and_keeps_its_other_options(
         refused = _cli(monkeypatch, tmp_path, "token", "--role", "auditor", "--sub", "a", *bad)
         assert refused.exit_code == 2, bad
         assert message in refused.stderr
+
+
+@pytest.mark.parametrize("entries", [7, "x", {"a": 1}, [1, None, {"resource": 3}]])
+def test_a_scoped_bundle_of_any_shape_is_judged_never_a_500(
+    client: TestClient, entries: object
+) -> None:
+    writer = auth("clinician", sub="dr-main", scope="user/*.cruds")
+    headers = writer.with_headers({"Content-Type": "application/fhir+json"})
+    body = {"resourceType": "Bundle", "type": "batch", "entry": entries}
+    got = client.post("/fhir", json=body, headers=headers)
+    assert got.status_code in (200, 400, 422), got.text  # a batch answers entry by entry
+    narrow = auth("clinician", sub="dr-main", scope="user/Observation.c")
+    refused = client.post(
+        "/fhir", json=body, headers=narrow.with_headers({"Content-Type": "application/fhir+json"})
+    )
+    assert refused.status_code == 403, refused.text  # an unreadable Bundle needs every type
