@@ -22,6 +22,7 @@ from api.routers import (
     memberships,
     operations,
     patients,
+    smart,
     subscribers,
 )
 
@@ -66,6 +67,7 @@ def create_app(container: Container) -> FastAPI:
         operations,
         fhir,
         fhir_audit,
+        smart,
     ):
         app.include_router(module.router)
     app.include_router(fhir_writes.router)

@@ -5,12 +5,16 @@ from starlette.staticfiles import StaticFiles
 
 from api.console import auditor, auditor_reports, patient, sign_in
 from api.console.clinician_pages import CLINICIAN_ROUTERS
+from api.console.oidc import OpenIdSignIn
 from api.console.sessions import ConsoleSessions
 from api.console.web import HERE, PREFIX, ConsoleHeaders
 
 
 def install(app: FastAPI) -> None:
     app.state.console_sessions = ConsoleSessions()
+    settings = app.state.container.settings
+    oidc = getattr(settings, "oidc_issuer", None)
+    app.state.console_oidc = OpenIdSignIn(settings) if oidc else None
     app.include_router(sign_in.router)
     app.include_router(patient.router)
     app.include_router(auditor.router)

@@ -106,8 +106,14 @@ ROWS = [
         False,
     ),
 ]
-# Open to any signed-in actor, and showing no record: sign-in, home, sign-out.
-UNAUDITED = {"GET /console/login", "GET /console/", "POST /console/logout"}
+# Open to any signed-in actor, and showing no record: sign-in (a login link, or the
+# OpenID provider's answer, tests/api/test_console_oidc.py), home, sign-out.
+UNAUDITED = {
+    "GET /console/login",
+    "GET /console/oidc/callback",
+    "GET /console/",
+    "POST /console/logout",
+}
 
 
 def claims_of(token: Any) -> dict[str, Any]:
