@@ -53,7 +53,7 @@ async def bundle(request: Request, ctx: Context, use_cases: UseCases) -> Respons
         request.state.fhir_patient = _addressed(body)
         transactions = Transactions(use_cases.patients)
         disclosed = await run_in_threadpool(transactions.transaction, ctx, body)
-        headers = {"X-Access-Id": str(disclosed.access_id)}
+        headers = {"X-Access-Id": str(disclosed.access_id)} if disclosed.access_id else {}
         return Response(disclosed.body, media_type=kind, headers=headers)
     if ctx.idempotency_key:
         raise InvalidValue("Idempotency-Key", "a batch's entries are writes of their own")

@@ -10,13 +10,35 @@ docs/fhir.md documents: a ``MedicationRequest`` is a medication entry (read back
 """
 
 import base64
+import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from application.fhir.capability import ENTRY_TYPES
-from application.fhir.elements import IGNORED, Resource, concept, moment
+from application.fhir.elements import (
+    IGNORED,
+    Resource,
+    concept,
+    moment,
+    only,
+    patient_id_of,
+    text_of,
+)
+from application.fhir.imports import (
+    DIRECTORY,
+    NOT_HELD,
+    check_not_held_request,
+    directory_entry,
+    not_held,
+    note_of,
+    trimmed,
+)
 from application.fhir.intake import EntryFields, PatientFields, entry_fields, patient_fields
+from application.fhir.links import attribution, conditional, encounter_id, identified
 from domain.errors import InvalidValue
+from domain.values import Attribution
 
 MAX_ENTRIES = 5000
 KINDS = {"transaction", "batch"}
@@ -31,7 +53,8 @@ READ_BACK_AS = {
 
 @dataclass(frozen=True)
 class Step:
-    """One entry of a Bundle, planned: ``patient`` for a Patient, ``entry`` else."""
+    """One entry of a Bundle, planned: ``patient`` for a Patient, ``entry`` for an
+    entry of the chart, neither for one accepted and not kept (``note`` says why)."""
 
     index: int
     method: str  # POST or PUT
@@ -41,6 +64,9 @@ class Step:
     patient: PatientFields | None = None
     entry: EntryFields | None = None
     results: tuple[str, ...] = ()  # a DiagnosticReport's result references
+    entry_id: UUID | None = None  # a new entry's id, assigned before any is mapped
+    note: str | None = None  # what was not kept, or why the entry was not
+    held: bool = True
 
 
 class EntryRefused(InvalidValue):
@@ -66,22 +92,89 @@ def bundle_kind(bundle: Any) -> str:
     return str(kind)
 
 
-def plan(bundle: dict[str, Any]) -> list[Step | InvalidValue]:
-    """Each entry's step, or why it is refused (a transaction refuses on the first)."""
-    observations = {
-        entry["fullUrl"]: entry["resource"]
-        for entry in bundle.get("entry", [])
-        if isinstance(entry, dict)
-        and isinstance(entry.get("resource"), dict)
-        and entry["resource"].get("resourceType") == "Observation"
-        and isinstance(entry.get("fullUrl"), str)
-    }
+@dataclass
+class Referents:
+    """What a Bundle's references may name: its Observations (a report's results),
+    its Encounters (their new entries' ids), its Patients, and the practitioners,
+    organisations and locations it lists (by ``fullUrl`` and by identifier)."""
+
+    observations: dict[str, Resource]
+    encounters: dict[str, UUID]
+    patients: set[str]
+    directory: dict[str, tuple[str, str, str, str | None]]
+    names: dict[tuple[str, str, str], str | None]
+
+    def encounter_of(self, subject: str) -> Any:
+        def resolve(text: str, element: str) -> str:
+            if text in self.encounters:
+                return self.encounters[text].hex
+            if text.startswith("urn:"):
+                raise InvalidValue(element, "must name an Encounter entry of the Bundle")
+            if subject.startswith("urn:"):
+                raise InvalidValue(element, "must name an Encounter of the same chart")
+            return encounter_id(patient_id_of(subject, element), text, element)
+
+        return resolve
+
+    def attribution_of(self, role: str, reference: Resource, element: str) -> Attribution:
+        if "identifier" in reference and "reference" not in reference:
+            return identified(role, reference, element)
+        only(reference, {"reference", "display"}, element)
+        text = text_of(reference.get("reference"), f"{element}.reference")
+        display = reference.get("display")
+        if text in self.directory:
+            kind, system, value, name = self.directory[text]
+            return attribution(role, kind, system, value, display or name, element)
+        found = conditional(text, f"{element}.reference")
+        if found is None:
+            raise InvalidValue(
+                f"{element}.reference",
+                "must name a Practitioner, Organization or Location by identifier "
+                "(Type?identifier=system|value) or by an entry of the Bundle: this "
+                "server holds none of them",
+            )
+        kind, system, value = found
+        name = display or self.names.get((kind, system, value))
+        return attribution(role, kind, system, value, name, element)
+
+
+def referents(bundle: dict[str, Any], new_id: Callable[[], UUID]) -> Referents:
+    found = Referents({}, {}, set(), {}, {})
+    for entry in bundle.get("entry", []):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        url = entry.get("fullUrl") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or not isinstance(url, str):
+            continue
+        kind = resource.get("resourceType")
+        if kind == "Observation":
+            found.observations[url] = resource
+        elif kind == "Encounter":
+            found.encounters[url] = new_id()
+        elif kind == "Patient":
+            found.patients.add(url)
+        elif kind in DIRECTORY and kind != "PractitionerRole":
+            try:
+                system, value, name = directory_entry(str(kind), resource, str(kind))
+            except InvalidValue:
+                continue  # the entry itself is refused when planned
+            found.directory[url] = (str(kind), system, value, name)
+            found.names[(str(kind), system, value)] = name
+    return found
+
+
+def plan(bundle: dict[str, Any], new_id: Callable[[], UUID]) -> list[Step | InvalidValue]:
+    """Each entry's step, or why it is refused (a transaction refuses on the first).
+    ``new_id`` gives new entries their ids first, so references between entries
+    resolve whatever their order."""
+    found = referents(bundle, new_id)
     return [
-        _step(index, entry, observations) for index, entry in enumerate(bundle.get("entry", []))
+        _step(index, entry, found, new_id) for index, entry in enumerate(bundle.get("entry", []))
     ]
 
 
-def _step(index: int, entry: Any, observations: dict[str, Resource]) -> Step | InvalidValue:
+def _step(
+    index: int, entry: Any, found: Referents, new_id: Callable[[], UUID]
+) -> Step | InvalidValue:
     where = f"Bundle.entry[{index}]"
     if not isinstance(entry, dict):
         return InvalidValue(where, "must be an object")
@@ -92,6 +185,9 @@ def _step(index: int, entry: Any, observations: dict[str, Resource]) -> Step | I
     if not isinstance(resource, dict) or not isinstance(request, dict):
         return InvalidValue(where, "needs a resource and a request")
     resource_type = resource.get("resourceType")
+    full_url = entry.get("fullUrl")
+    if resource_type in NOT_HELD:
+        return _not_held(index, str(resource_type), resource, request, full_url)
     if resource_type not in READ_BACK_AS:
         return InvalidValue(f"{where}.resource", f"{resource_type} is not held by this server")
     method, url = request.get("method"), str(request.get("url", ""))
@@ -106,18 +202,81 @@ def _step(index: int, entry: Any, observations: dict[str, Resource]) -> Step | I
         return InvalidValue(
             f"{where}.request", f"must be POST {resource_type} or PUT {resource_type}/id"
         )
-    full_url = entry.get("fullUrl")
-    read_as = READ_BACK_AS[str(resource_type)]
     try:
-        if resource_type == "Patient":
-            fields = patient_fields(resource)
-            return Step(index, method, "Patient", full_url, target, patient=fields)
-        mapped = as_held(str(resource_type), resource, observations)
-        held = entry_fields(read_as, mapped)
-        results = tuple(report_results(resource)) if resource_type == "DiagnosticReport" else ()
-        return Step(index, method, read_as, full_url, target, entry=held, results=results)
+        return _held(
+            index, str(method), str(resource_type), resource, full_url, target, found, new_id
+        )
     except InvalidValue as error:
         return EntryRefused(index, error)
+
+
+def _held(
+    index: int,
+    method: str,
+    resource_type: str,
+    resource: Resource,
+    full_url: Any,
+    target: str | None,
+    found: Referents,
+    new_id: Callable[[], UUID],
+) -> Step:
+    """A held type's entry as a step: not kept (an Observation of another category, a
+    stopped prescription), or mapped after trimming what the chart does not keep."""
+    why = not_held(resource_type, resource)
+    if why is not None:
+        why = f"{resource_type} is not kept: {why}"
+        return Step(index, method, resource_type, full_url, target, note=why, held=False)
+    kept, notes = trimmed(resource_type, resource)
+    note = note_of(notes)
+    if resource_type == "Patient":
+        fields = patient_fields(kept)
+        return Step(index, method, "Patient", full_url, target, patient=fields, note=note)
+    read_as = READ_BACK_AS[resource_type]
+    mapped = as_held(resource_type, kept, found.observations)
+    subject = _subject(mapped, read_as)
+    held = entry_fields(read_as, mapped, found.encounter_of(subject), found.attribution_of)
+    results = tuple(report_results(kept)) if resource_type == "DiagnosticReport" else ()
+    if method != "POST":
+        entry_id = None
+    elif resource_type == "Encounter" and full_url in found.encounters:
+        entry_id = found.encounters[full_url]
+    else:
+        entry_id = new_id()
+    return Step(
+        index,
+        method,
+        read_as,
+        full_url,
+        target,
+        entry=held,
+        results=results,
+        entry_id=entry_id,
+        note=note,
+    )
+
+
+def _subject(resource: Resource, resource_type: str) -> str:
+    element = "patient" if resource_type in {"AllergyIntolerance", "Immunization"} else "subject"
+    reference = resource.get(element)
+    found = reference.get("reference") if isinstance(reference, dict) else None
+    return found if isinstance(found, str) else ""
+
+
+def _not_held(
+    index: int, resource_type: str, resource: Resource, request: Any, full_url: Any
+) -> Step | InvalidValue:
+    where = f"Bundle.entry[{index}]"
+    try:
+        check_not_held_request(request, where)
+        if request.get("method") not in {"POST", "PUT"}:
+            raise InvalidValue(f"{where}.request.method", "must be POST or PUT")
+        if resource_type in DIRECTORY and resource_type != "PractitionerRole":
+            directory_entry(resource_type, resource, f"{where}.resource.{resource_type}")
+    except InvalidValue as error:
+        return error
+    why = f"{resource_type} is not kept: {NOT_HELD[resource_type]}"
+    url = full_url if isinstance(full_url, str) else None
+    return Step(index, str(request["method"]), resource_type, url, None, note=why, held=False)
 
 
 def as_held(
@@ -144,7 +303,7 @@ def _medication(resource: Resource) -> Resource:
     _only(
         resource,
         {"meta", "status", "intent", "medicationCodeableConcept"}
-        | {"subject", "authoredOn", "dosageInstruction"},
+        | {"subject", "authoredOn", "dosageInstruction", "encounter", "requester"},
         where,
     )
     if resource.get("status") != "active":
@@ -158,6 +317,11 @@ def _medication(resource: Resource) -> Resource:
         "subject": resource.get("subject"),
         "effectiveDateTime": resource.get("authoredOn"),
     }
+    # MedicationStatement's elements for the visit and who prescribed (docs/fhir.md).
+    if "encounter" in resource:
+        held["context"] = resource["encounter"]
+    if "requester" in resource:
+        held["informationSource"] = resource["requester"]
     if "meta" in resource:
         held["meta"] = resource["meta"]
     if "dosageInstruction" in resource:
@@ -174,7 +338,8 @@ def _report(resource: Resource, observations: dict[str, Resource]) -> Resource:
     where = "DiagnosticReport"
     _only(
         resource,
-        {"meta", "status", "code", "subject", "effectiveDateTime"} | {"result", "conclusion"},
+        {"meta", "status", "code", "subject", "effectiveDateTime"}
+        | {"result", "conclusion", "encounter", "performer", "presentedForm"},
         where,
     )
     if resource.get("status") != "final":
@@ -194,7 +359,7 @@ def _report(resource: Resource, observations: dict[str, Resource]) -> Resource:
         found = observations[reference].get("code", {})
         display = result.get("display") or found.get("text") or reference
         named.append(str(display))
-    text = str(resource.get("conclusion") or code.display)
+    text = _presented(resource, where) or str(resource.get("conclusion") or code.display)
     if named:
         text += "\nResults: " + "; ".join(named)
     held: Resource = {
@@ -213,9 +378,34 @@ def _report(resource: Resource, observations: dict[str, Resource]) -> Resource:
             }
         ],
     }
+    # A note's elements for the visit and who wrote it (docs/fhir.md).
+    if "performer" in resource:
+        held["author"] = resource["performer"]
+    if "encounter" in resource:
+        held["context"] = {"encounter": [resource["encounter"]]}
     if "meta" in resource:
         held["meta"] = resource["meta"]
     return held
+
+
+def _presented(resource: Resource, where: str) -> str | None:
+    """A report's one plain-text form (Synthea's clinical note), decoded."""
+    forms = resource.get("presentedForm")
+    if forms is None:
+        return None
+    element = f"{where}.presentedForm"
+    if not isinstance(forms, list) or len(forms) != 1 or not isinstance(forms[0], dict):
+        raise InvalidValue(element, "holds one text/plain attachment")
+    form = forms[0]
+    if set(form) - {"contentType", "data"} or not str(form.get("contentType", "")).startswith(
+        "text/plain"
+    ):
+        raise InvalidValue(f"{element}[0]", "must be text/plain with data only")
+    try:
+        text = base64.b64decode(text_of(form.get("data"), f"{element}[0].data"), validate=True)
+        return text.decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidValue(f"{element}[0].data", "must be base64 of UTF-8 text") from None
 
 
 def report_results(resource: Resource) -> list[str]:

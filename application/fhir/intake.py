@@ -8,7 +8,7 @@ OperationOutcome), never dropped. The mapping is documented in docs/fhir.md.
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -29,6 +29,16 @@ from application.fhir.elements import (
     subject,
     text_of,
 )
+from application.fhir.links import (
+    TOP_ELEMENTS,
+    AttributionOf,
+    EncounterOf,
+    attribution,
+    conditional,
+    encounter_id,
+    identified,
+    links_of,
+)
 from application.fhir.resources import (
     ACT_CODE,
     ENCOUNTER_CLASS,
@@ -37,6 +47,7 @@ from application.fhir.resources import (
 )
 from domain.errors import InvalidValue
 from domain.values import (
+    Attribution,
     BooleanValue,
     CodedValue,
     Coding,
@@ -44,6 +55,7 @@ from domain.values import (
     Components,
     ComponentValue,
     ContactDetails,
+    EntryLinks,
     EntryValue,
     HumanName,
     Quantity,
@@ -150,6 +162,7 @@ class EntryFields:
     labels: frozenset[SensitivityLabel]
     tags: tuple[Coding, ...]
     entered_in_error: bool
+    links: EntryLinks = field(default_factory=EntryLinks)
 
 
 # --- Patient ------------------------------------------------------------------------
@@ -208,12 +221,21 @@ def patient_fields(resource: Resource) -> PatientFields:
 # --- entries ------------------------------------------------------------------------
 
 
-def entry_fields(resource_type: str, resource: Resource) -> EntryFields:
-    """An entry resource (``Observation`` ... ``DocumentReference``) as a command."""
+def entry_fields(
+    resource_type: str,
+    resource: Resource,
+    encounter_of: EncounterOf | None = None,
+    attribution_of: AttributionOf | None = None,
+) -> EntryFields:
+    """An entry resource (``Observation`` ... ``DocumentReference``) as a command.
+    Its links resolve through ``encounter_of`` and ``attribution_of`` (a Bundle's
+    entries); by default an encounter is ``Encounter/{id}`` of the same chart and
+    who took part is named by identifier."""
     shape = SHAPES[resource_type]
     where = resource_type
     common = {"meta", shape["code"], shape["time"], shape["subject"]}
-    only(resource, IGNORED | common | set(shape["statuses"]) | shape["more"], where)
+    allowed = set(shape["statuses"]) | shape["more"] | TOP_ELEMENTS[resource_type]
+    only(resource, IGNORED | common | allowed, where)
     if resource.get("resourceType") != resource_type:
         raise refuse(f"{where}.resourceType", f"must be {resource_type}")
     labels, tags = security(resource.get("meta"), f"{where}.meta")
@@ -244,8 +266,16 @@ def entry_fields(resource_type: str, resource: Resource) -> EntryFields:
         only(note, {"text"}, f"{where}.note[0]")
         value = TextValue(text_of(note.get("text"), f"{where}.note[0].text"))
     assert isinstance(kind, EntryKind)
+    reference = subject(resource.get(shape["subject"]), f"{where}.{shape['subject']}")
+
+    def same_chart(text: str, element: str) -> str:
+        return encounter_id(patient_id_of(reference, element), text, element)
+
+    links = links_of(
+        resource_type, resource, where, encounter_of or same_chart, attribution_of or by_identifier
+    )
     return EntryFields(
-        patient_reference=subject(resource.get(shape["subject"]), f"{where}.{shape['subject']}"),
+        patient_reference=reference,
         kind=kind,
         code=code,
         value=value,
@@ -254,7 +284,27 @@ def entry_fields(resource_type: str, resource: Resource) -> EntryFields:
         labels=labels,
         tags=tags,
         entered_in_error=in_error,
+        links=links,
     )
+
+
+def by_identifier(role: str, reference: Resource, element: str) -> Attribution:
+    """Who took part, named as this server renders it (``type``, ``identifier``) or
+    by a conditional reference (``Practitioner?identifier=system|value``)."""
+    if "reference" not in reference:
+        return identified(role, reference, element)
+    only(reference, {"reference", "display"}, element)
+    text = text_of(reference.get("reference"), f"{element}.reference")
+    found = conditional(text, f"{element}.reference")
+    if found is None:
+        raise refuse(
+            f"{element}.reference",
+            "must name a Practitioner, Organization or Location by identifier: this "
+            "server holds none of them",
+        )
+    display = reference.get("display")
+    shown = text_of(display, f"{element}.display") if display is not None else None
+    return attribution(role, *found, shown, element)
 
 
 def _statuses(resource: Resource, allowed: dict[str, set[str]], where: str) -> bool:

@@ -36,20 +36,52 @@ UPDATE_REASON = "updated through a FHIR transaction"
 
 
 def response_bundle(kind: str, result: dict[str, Any]) -> dict[str, Any]:
-    """The transaction-response (or batch-response) for a result's written entries:
-    each ``[type, id, version, status]``, in the Bundle's order."""
+    """The transaction-response (or batch-response) for a result's entries: each
+    ``[type, id, version, status]`` and, when something was not kept, its note (an
+    entry not kept at all has no id nor version), in the Bundle's order."""
     entries = []
-    for resource_type, found, version, status in result["entries"]:
-        response = {
-            "status": status,
-            "location": f"{resource_type}/{found}/_history/{version}",
-            "etag": f'W/"{version}"',
-        }
+    for resource_type, found, version, status, *note in result["entries"]:
+        response: dict[str, Any] = {"status": status}
+        if found is not None:
+            response["location"] = f"{resource_type}/{found}/_history/{version}"
+            response["etag"] = f'W/"{version}"'
+        if note and note[0]:
+            response["outcome"] = not_kept_outcome(note[0], held=found is not None)
         entries.append({"response": response})
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": f"{kind}-response"}
     if entries:
         bundle["entry"] = entries
     return bundle
+
+
+def not_kept_outcome(note: str, *, held: bool) -> dict[str, Any]:
+    """What an entry's response says was not kept: some elements of an entry the
+    chart holds (information), or the whole entry (a warning)."""
+    issue = {
+        "severity": "information" if held else "warning",
+        "code": "informational" if held else "not-supported",
+        "diagnostics": note,
+    }
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+def _not_held_entries(steps: list[Step]) -> list[list[Any]]:
+    return [[s.resource_type, None, None, "200 OK", s.note] for s in steps if not s.held]
+
+
+def _in_order(steps: list[Step], entries: list[list[Any]], held: list[Step]) -> list[list[Any]]:
+    """Every entry's answer in its place in the Bundle."""
+    order = [*(s.index for s in held), *(s.index for s in steps if not s.held)]
+    everything = [*entries, *_not_held_entries(steps)]
+    return [e for _, e in sorted(zip(order, everything, strict=True), key=lambda p: p[0])]
+
+
+@dataclass(frozen=True)
+class Undisclosed:
+    """An answer that names no patient and writes nothing: no access record."""
+
+    body: bytes
+    access_id: None = None
 
 
 @dataclass(frozen=True)
@@ -82,13 +114,19 @@ class Transactions:
     def __init__(self, patients: Patients) -> None:
         self.patients = patients
 
-    def transaction(self, ctx: RequestContext, bundle: dict[str, Any]) -> Disclosed:
-        steps = []
-        for step in plan(bundle):
+    def transaction(self, ctx: RequestContext, bundle: dict[str, Any]) -> "Disclosed | Undisclosed":
+        every = []
+        for step in plan(bundle, self.patients.new_id):
             if isinstance(step, InvalidValue):
                 raise step  # nothing is written: the first refusal names its entry
-            steps.append(step)
+            every.append(step)
         require_role(ctx, ChartAction.WRITE_CLINICAL)
+        steps = [step for step in every if step.held]
+        if not steps and every:
+            # Nothing for a chart (Synthea's practitioner and hospital Bundles): each
+            # entry is answered as not kept, and nothing is written nor disclosed.
+            result = {"entries": _in_order(every, [], [])}
+            return Undisclosed(render(response_bundle("transaction", result)))
         patients, ledger = self.patients, self.patients.ledger
         disclosures = patients.reads.disclosures
         new = [s for s in steps if s.patient is not None]
@@ -113,6 +151,7 @@ class Transactions:
         by = Provenance(ctx.actor.id, patients.clock())
         if patient_id is None:
             outcome_id, aggregates, result = self._register(ctx, new[0], steps, by)
+            result["entries"] = _in_order(every, result["entries"], steps)
             attestation = TransactionAttestation(
                 disclosures.new_id(), ctx, outcome_id, disclosures.clock
             )
@@ -134,7 +173,9 @@ class Transactions:
                 )
 
             def apply(chart: Patient) -> tuple[list[Patient], dict[str, Any]]:
-                return [chart], _apply(chart, steps, by, patients)
+                result = _apply(chart, steps, by, patients)
+                result["entries"] = _in_order(every, result["entries"], steps)
+                return [chart], result
 
             outcome = ledger.change(
                 ctx, Patient, patient_id, "patient", apply, None, admit, attestation
@@ -179,7 +220,7 @@ class Transactions:
             organisation_id=org,
             by=by,
         )
-        created = [["Patient", str(patient.id), patient.version, "201 Created"]]
+        created = [["Patient", str(patient.id), patient.version, "201 Created", step.note]]
         result = _apply(patient, [s for s in steps if s is not step], by, patients)
         result["entries"] = [*created, *result["entries"]]
         # The Patient's entry answers in its place in the Bundle.
@@ -214,9 +255,12 @@ def _one_patient(steps: list[Step], new: list[Step]) -> UUID | None:
 def _apply(
     patient: Patient, steps: list[Step], by: Provenance, patients: Patients
 ) -> dict[str, Any]:
-    """Every entry step on the one chart, in order; a domain refusal names its entry."""
-    entries = []
-    for step in steps:
+    """Every entry step on the one chart, encounters first (so that entries find the
+    encounter they name), answered in the Bundle's order; a domain refusal names its
+    entry."""
+    answers: dict[int, list[Any]] = {}
+    encounters_first = sorted(steps, key=lambda s: s.resource_type != "Encounter")
+    for step in encounters_first:
         fields = step.entry
         if fields is None:
             raise EntryRefused(step.index, InvalidValue("Patient", "a Patient is updated alone"))
@@ -224,7 +268,7 @@ def _apply(
             if step.method == "POST":
                 if fields.entered_in_error:
                     raise InvalidValue("status", "a new entry is not entered in error")
-                entry_id = patients.new_id()
+                entry_id = step.entry_id or patients.new_id()
                 patient.record_entry(
                     entry_id=entry_id,
                     kind=fields.kind,
@@ -235,6 +279,7 @@ def _apply(
                     labels=fields.labels,
                     by=by,
                     tags=fields.tags,
+                    links=fields.links,
                 )
                 status = "201 Created"
             else:
@@ -249,6 +294,7 @@ def _apply(
                     labels=fields.labels,
                     by=by,
                     tags=fields.tags,
+                    links=fields.links,
                 )
                 status = "200 OK"
         except InvalidValue as error:
@@ -256,7 +302,8 @@ def _apply(
         except DomainError as error:
             raise EntryRefused(step.index, InvalidValue(step.resource_type, str(error))) from None
         found = resource_id(patient.id, str(entry_id))
-        entries.append([step.resource_type, found, patient.version, status])
+        answers[step.index] = [step.resource_type, found, patient.version, status, step.note]
+    entries = [answers[index] for index in sorted(answers)]
     return {"id": str(patient.id), "version": patient.version, "entries": entries}
 
 
