@@ -234,7 +234,12 @@ def _held(
     read_as = READ_BACK_AS[resource_type]
     mapped = as_held(resource_type, kept, found.observations)
     subject = _subject(mapped, read_as)
-    held = entry_fields(read_as, mapped, found.encounter_of(subject), found.attribution_of)
+    try:
+        held = entry_fields(read_as, mapped, found.encounter_of(subject), found.attribution_of)
+    except InvalidValue as error:
+        raise InvalidValue(
+            _as_imported(resource_type, read_as, error.field), error.message
+        ) from None
     results = tuple(report_results(kept)) if resource_type == "DiagnosticReport" else ()
     if method != "POST":
         entry_id = None
@@ -253,6 +258,35 @@ def _held(
         entry_id=entry_id,
         note=note,
     )
+
+
+# The elements of a mapped resource as the imported resource names them.
+IMPORTED_AS = {
+    "MedicationRequest": {
+        "context": "encounter",
+        "informationSource": "requester",
+        "effectiveDateTime": "authoredOn",
+        "note[0].text": "dosageInstruction[0].text",
+    },
+    "DiagnosticReport": {
+        "context.encounter[0]": "encounter",
+        "author": "performer",
+        "type": "code",
+        "date": "effectiveDateTime",
+    },
+}
+
+
+def _as_imported(resource_type: str, read_as: str, field: str) -> str:
+    """A refusal of a mapped element, named as the client wrote it."""
+    if resource_type == read_as or not field.startswith(f"{read_as}."):
+        return field
+    rest = field.removeprefix(f"{read_as}.")
+    for held, imported in IMPORTED_AS.get(resource_type, {}).items():
+        if rest == held or rest.startswith((f"{held}.", f"{held}[")):
+            rest = imported + rest.removeprefix(held)
+            break
+    return f"{resource_type}.{rest}"
 
 
 def _subject(resource: Resource, resource_type: str) -> str:

@@ -163,8 +163,10 @@ def _encounter(found: Resource, drop: Any, notes: list[str]) -> None:
     if isinstance(klass, dict) and (
         klass.get("system") != ACT_CODE or klass.get("code") not in ENCOUNTER_CLASSES
     ):
-        notes.append(f"Encounter.class ({klass.get('code')}: the chart's are VR, AMB, HH)")
-        del found["class"]
+        # The chart's modalities are virtual, in person and home: an emergency or
+        # inpatient visit happens in person, so it is kept as ambulatory, and said so.
+        notes.append(f"Encounter.class ({klass.get('code')}: kept as AMB, in person)")
+        found["class"] = {"system": ACT_CODE, "code": "AMB"}
     for index, participant in enumerate(found.get("participant", [])):
         if isinstance(participant, dict):
             drop(participant, "type", f"Encounter.participant[{index}]")

@@ -42,6 +42,7 @@ from application.fhir.links import (
 from application.fhir.resources import (
     ACT_CODE,
     ENCOUNTER_CLASS,
+    NULL_FLAVOR,
     OBSERVATION_CATEGORY,
     UCUM,
 )
@@ -258,7 +259,11 @@ def entry_fields(
         kind = _category(resource, where)
         value = observation_value(resource, where)
     elif resource_type == "Encounter":
-        modality = _modality(resource.get("class"), f"{where}.class")
+        klass = resource.get("class")
+        # No class, or the unknown one this server renders for it: no modality.
+        unknown = isinstance(klass, dict) and klass.get("system") == NULL_FLAVOR
+        if klass is not None and not (unknown and klass.get("code") == "UNK"):
+            modality = _modality(klass, f"{where}.class")
     elif resource_type == "DocumentReference":
         value = _attachment(resource.get("content"), f"{where}.content")
     elif "note" in resource:
