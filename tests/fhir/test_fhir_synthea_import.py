@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.api.support import CLINICIAN, records_written, under_care
+from tests.api.support import CLINICIAN, records_written, register, under_care
 from tests.fhir.support import caught_up, fhir_get, outcome, validated
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "synthea_us_core_transaction.json"
@@ -314,3 +314,32 @@ def test_what_the_chart_cannot_name_is_refused_naming_the_entry(client: TestClie
     assert "Bundle.entry[32]" in refused["issue"][0]["diagnostics"]
     # And nothing was written by any of them
     assert records_written(client) == before
+
+
+def test_a_batch_of_synthea_entries_answers_each_as_a_transaction_would(
+    client: TestClient,
+) -> None:
+    patient_id = register(client)
+    under_care(client, patient_id)
+    bundle = synthea_bundle()
+    chosen = [bundle["entry"][i] for i in (5, 13, 27)]  # a vital, smoking status, a claim
+    for entry in chosen:
+        resource = entry["resource"]
+        resource.pop("encounter", None)  # a batch's entries stand alone
+        resource["patient" if "patient" in resource else "subject"] = {
+            "reference": f"Patient/{patient_id}"
+        }
+    response = post_bundle(client, {"resourceType": "Bundle", "type": "batch", "entry": chosen})
+    assert response.status_code == 200, response.text
+    validated(response.json())
+    replies = [e["response"] for e in response.json()["entry"]]
+    assert [r["status"] for r in replies] == ["201 Created", "200 OK", "200 OK"]
+    assert replies[0]["outcome"]["issue"][0]["severity"] == "information"
+    assert "Observation.issued" in replies[0]["outcome"]["issue"][0]["diagnostics"]
+    assert "location" not in replies[1] and "location" not in replies[2]
+    assert "social-history" in replies[1]["outcome"]["issue"][0]["diagnostics"]
+    assert "billing" in replies[2]["outcome"]["issue"][0]["diagnostics"]
+    caught_up(client)
+    found = fhir_get(client, "/fhir/Observation", {"patient": patient_id}).json()
+    assert found["total"] == 1
+    assert found["entry"][0]["resource"]["valueQuantity"] == chosen[0]["resource"]["valueQuantity"]
