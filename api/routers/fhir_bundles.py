@@ -18,9 +18,10 @@ from api.routers.fhir_writes import resource_of, writes
 from application import errors
 from application.access.access_log import render
 from application.context import RequestContext
-from application.fhir.bundles import READ_BACK_AS, as_held, bundle_kind
+from application.fhir.bundles import READ_BACK_AS, bundle_kind
 from application.fhir.imports import NOT_HELD, not_held, note_of, trimmed
 from application.fhir.intake import addressed_patient
+from application.fhir.mapped import as_held
 from application.fhir.resources import operation_outcome
 from application.fhir.transactions import Transactions, not_kept_outcome
 from application.fhir.writes import FhirWrites, Found

@@ -33,10 +33,8 @@ from application.fhir.links import (
     TOP_ELEMENTS,
     AttributionOf,
     EncounterOf,
-    attribution,
-    conditional,
+    by_identifier,
     encounter_id,
-    identified,
     links_of,
 )
 from application.fhir.resources import (
@@ -48,7 +46,6 @@ from application.fhir.resources import (
 )
 from domain.errors import InvalidValue
 from domain.values import (
-    Attribution,
     BooleanValue,
     CodedValue,
     Coding,
@@ -291,25 +288,6 @@ def entry_fields(
         entered_in_error=in_error,
         links=links,
     )
-
-
-def by_identifier(role: str, reference: Resource, element: str) -> Attribution:
-    """Who took part, named as this server renders it (``type``, ``identifier``) or
-    by a conditional reference (``Practitioner?identifier=system|value``)."""
-    if "reference" not in reference:
-        return identified(role, reference, element)
-    only(reference, {"reference", "display"}, element)
-    text = text_of(reference.get("reference"), f"{element}.reference")
-    found = conditional(text, f"{element}.reference")
-    if found is None:
-        raise refuse(
-            f"{element}.reference",
-            "must name a Practitioner, Organization or Location by identifier: this "
-            "server holds none of them",
-        )
-    display = reference.get("display")
-    shown = text_of(display, f"{element}.display") if display is not None else None
-    return attribution(role, *found, shown, element)
 
 
 def _statuses(resource: Resource, allowed: dict[str, set[str]], where: str) -> bool:

@@ -212,3 +212,22 @@ def _put(out: Resource, path: str, reference: Reference) -> None:
         items.append(holder)
     else:
         items.append(reference)
+
+
+def by_identifier(role: str, reference: Resource, element: str) -> Attribution:
+    """Who took part, named as this server renders it (``type``, ``identifier``) or
+    by a conditional reference (``Practitioner?identifier=system|value``)."""
+    if "reference" not in reference:
+        return identified(role, reference, element)
+    only(reference, {"reference", "display"}, element)
+    text = text_of(reference.get("reference"), f"{element}.reference")
+    found = conditional(text, f"{element}.reference")
+    if found is None:
+        raise refuse(
+            f"{element}.reference",
+            "must name a Practitioner, Organization or Location by identifier: this "
+            "server holds none of them",
+        )
+    display = reference.get("display")
+    shown = text_of(display, f"{element}.display") if display is not None else None
+    return attribution(role, *found, shown, element)
