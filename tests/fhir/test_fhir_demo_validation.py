@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from api.demo import seed_demo
 from tests.api.support import AUDITOR, CLINICIAN
 from tests.fhir.support import caught_up, next_url, validated
+from tests.fhir.test_fhir_audit_events import logged
 
 DEMO_PATIENTS = 200
 
@@ -55,6 +56,7 @@ def test_every_resource_of_the_demo_validates_as_r4b(client: TestClient) -> None
         for resource in [*chart, *coverage, *consent, *provenance]:
             kinds[resource["resourceType"]] = kinds.get(resource["resourceType"], 0) + 1
     # And the organisation's auditor reads every one of those accesses as AuditEvents
+    logged(client)
     for patient_id in patients[::20]:
         events = every_page(client, "/fhir/AuditEvent", {"patient": patient_id}, AUDITOR)
         assert len(events) >= 4, patient_id  # the reads above, at the least
