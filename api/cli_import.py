@@ -39,6 +39,7 @@ class Summary:
     files: int = 0
     imported: int = 0
     resources: int = 0
+    not_kept: int = 0  # entries accepted and not kept (docs/fhir.md, "Import: what is kept")
     repeated: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # file -> why
 
@@ -111,21 +112,24 @@ def import_files(
                 continue
             if bundle_kind(bundle) == "transaction":
                 answer = json.loads(transactions.transaction(keyed, bundle).body)
-                outcomes = [e["response"]["status"] for e in answer.get("entry", [])]
+                outcomes = [e["response"] for e in answer.get("entry", [])]
             else:
                 fresh = replace(keyed, idempotency_key=None)
                 outcomes = [
-                    batch_entry(fresh, writes, index, entry)["response"]["status"]
+                    batch_entry(fresh, writes, index, entry)["response"]
                     for index, entry in enumerate(entries)
                 ]
-                refused = [s for s in outcomes if not s.startswith("2")]
+                refused = [o for o in outcomes if not o["status"].startswith("2")]
                 if refused:
                     summary.failed[str(path)] = f"{len(refused)} of {len(outcomes)} entries refused"
         except (ApplicationError, DomainError, ValueError, UnicodeDecodeError) as error:
             summary.failed[str(path)] = str(error)
         else:
-            written = sum(1 for s in outcomes if s.startswith("2"))
-            summary.resources += written
+            # Written: an entry answered with its location; 2xx without one: not kept.
+            summary.resources += sum(1 for o in outcomes if "location" in o)
+            summary.not_kept += sum(
+                1 for o in outcomes if o["status"].startswith("2") and "location" not in o
+            )
             summary.imported += 1 if str(path) not in summary.failed else 0
         advance(1)
     return summary
@@ -166,6 +170,7 @@ def import_command(
                 "failed": len(summary.failed),
                 "already_imported": summary.repeated,
                 "resources": summary.resources,
+                "not_kept": summary.not_kept,
                 "seconds": round(seconds, 3),
                 "resources_per_second": round(summary.resources / seconds, 1) if seconds else None,
             }

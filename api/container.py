@@ -20,7 +20,7 @@ from infrastructure.chain import ChainVerifier
 from infrastructure.follower import LogFollower
 from infrastructure.keys import KeyRing
 from infrastructure.nats_relay import RelayHost
-from infrastructure.projections.engine import Projector
+from infrastructure.projections.engine import PositionMoved, Projector
 from infrastructure.projections.live import Listener, Positions, ProjectionHost
 from infrastructure.projections.store import ViewStore
 
@@ -53,10 +53,16 @@ class Container:
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def catch_up(self) -> None:
-        """Bring every view up to the log's head now, in this thread."""
+        """Bring every view up to the log's head now, in this thread. A projection host
+        running beside it (a server's, on the same store) may commit a batch first: the
+        step is discarded and taken again from where that one left the view."""
         for projector in self.projectors:
-            while projector.step()[1] > 0:
-                pass
+            while True:
+                try:
+                    if projector.step()[1] == 0:
+                        break
+                except PositionMoved:
+                    continue
 
     def start_followers(self) -> None:
         """Start the log processes, the projections and the NOTIFY listener, if any."""

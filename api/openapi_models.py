@@ -248,6 +248,17 @@ _ENTRY_EXAMPLE = {
 }
 
 
+class Attribution(Model):
+    role: str = Field(
+        description="performer, participant, requester, service-provider, location, "
+        "author or custodian"
+    )
+    type: str = Field(description="Practitioner, Organization or Location")
+    system: str = Field(description="The system of the identifier it is known by")
+    value: str = Field(description="That identifier")
+    display: str | None = Field(default=None, description="Its name; absent if none given")
+
+
 class TimelineEntry(Model):
     model_config = example(_ENTRY_EXAMPLE)
     entry_id: UUID
@@ -260,6 +271,16 @@ class TimelineEntry(Model):
         default_factory=list,
         description="Security codes that are not sensitivity labels, such as HL7 HTEST "
         "(test data), as a FHIR write gave them; absent when there are none",
+    )
+    encounter: UUID | None = Field(
+        default=None,
+        description="The encounter entry of the same chart this entry happened in, as a "
+        "FHIR write or import gave it; absent when none",
+    )
+    attributions: list[Attribution] = Field(
+        default_factory=list,
+        description="The practitioners, organisations and locations the entry names, "
+        "by identifier and name, as a FHIR write or import gave them; absent when none",
     )
     author: str
     effective_at: Instant

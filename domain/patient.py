@@ -11,7 +11,15 @@ from domain import entry_records, errors
 from domain.chart_rules import check_birth_date, check_modality, check_reason, check_value
 from domain.events import AttributedEvent
 from domain.identifiers import MedicalRecordNumber, default_mrn_system
-from domain.values import Coding, ContactDetails, EntryValue, HumanName, Provenance, require_utc
+from domain.values import (
+    Coding,
+    ContactDetails,
+    EntryLinks,
+    EntryValue,
+    HumanName,
+    Provenance,
+    require_utc,
+)
 from domain.vocabulary import AdministrativeSex, EntryKind, EntryStatus, Modality, SensitivityLabel
 
 
@@ -66,13 +74,19 @@ class Patient(Aggregate):
 
     class EntryRecorded(Event):
         """``tags`` (v2) are security codes that are not sensitivity labels, such as
-        HL7's HTEST (test data): kept as given and shown, never a policy input."""
+        HL7's HTEST (test data): kept as given and shown, never a policy input.
+        ``links`` (v3) are the encounter and the practitioners, organisations and
+        locations the entry names (None: none)."""
 
-        class_version = 2
+        class_version = 3
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["tags"] = []
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["links"] = None
 
         entry_id: UUID
         kind: str
@@ -82,16 +96,21 @@ class Patient(Aggregate):
         modality: str | None
         labels: list[str]
         tags: list[Coding]
+        links: EntryLinks | None
         author: str
 
     class EntryAmended(Event):
         """Supersedes the entry. Fields left as None keep their recorded values."""
 
-        class_version = 2
+        class_version = 3
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["tags"] = None
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["links"] = None
 
         entry_id: UUID
         reason: str
@@ -101,6 +120,7 @@ class Patient(Aggregate):
         modality: str | None
         labels: list[str] | None
         tags: list[Coding] | None
+        links: EntryLinks | None
         author: str
 
     class EntryEnteredInError(Event):
@@ -249,6 +269,7 @@ class Patient(Aggregate):
         labels: frozenset[SensitivityLabel],
         by: Provenance,
         tags: tuple[Coding, ...] = (),
+        links: EntryLinks | None = None,
     ) -> None:
         self._check_chart_open()
         require_utc("effective_at", effective_at)
@@ -256,6 +277,7 @@ class Patient(Aggregate):
         check_value(kind, value)
         if entry_id.hex in self.entries:
             raise errors.InvalidValue("entry_id", "already used in this chart")
+        self._check_links(entry_id, links)
         self._entry_recorded(
             entry_id=entry_id,
             kind=kind.value,
@@ -265,6 +287,7 @@ class Patient(Aggregate):
             modality=modality.value if modality else None,
             labels=sorted(label.value for label in labels),
             tags=list(tags),
+            links=links or None,
             author=by.actor_id,
             actor_id=by.actor_id,
             timestamp=by.occurred_at,
@@ -282,6 +305,7 @@ class Patient(Aggregate):
         modality: str | None,
         labels: list[str],
         tags: list[Coding],
+        links: EntryLinks | None,
         author: str,
         actor_id: str,
         timestamp: datetime,
@@ -300,10 +324,12 @@ class Patient(Aggregate):
         labels: frozenset[SensitivityLabel] | None = None,
         by: Provenance,
         tags: tuple[Coding, ...] | None = None,
+        links: EntryLinks | None = None,
     ) -> None:
         """Supersede an entry. Fields left as None keep their current values."""
         self._check_chart_open()
         entry = self._changeable_entry(entry_id)
+        self._check_links(entry_id, links)
         check_reason(reason)
         if effective_at is not None:
             require_utc("effective_at", effective_at)
@@ -319,6 +345,7 @@ class Patient(Aggregate):
             modality=modality.value if modality else None,
             labels=sorted(label.value for label in labels) if labels is not None else None,
             tags=list(tags) if tags is not None else None,
+            links=links,
             author=by.actor_id,
             actor_id=by.actor_id,
             timestamp=by.occurred_at,
@@ -336,6 +363,7 @@ class Patient(Aggregate):
         modality: str | None,
         labels: list[str] | None,
         tags: list[Coding] | None,
+        links: EntryLinks | None,
         author: str,
         actor_id: str,
         timestamp: datetime,
@@ -425,6 +453,16 @@ class Patient(Aggregate):
         if entry["status"] == EntryStatus.ENTERED_IN_ERROR:
             raise errors.EntryEnteredInError()
         return entry
+
+    def _check_links(self, entry_id: UUID, links: EntryLinks | None) -> None:
+        """An entry's encounter is an encounter entry of this chart, not itself."""
+        if links is None or links.encounter is None:
+            return
+        encounter = self.entries.get(links.encounter)
+        if encounter is None or encounter["kind"] != EntryKind.ENCOUNTER.value:
+            raise errors.InvalidValue("encounter", "must be an encounter entry of this chart")
+        if links.encounter == entry_id.hex:
+            raise errors.InvalidValue("encounter", "an entry is not its own encounter")
 
     def entry_status(self, entry_id: UUID) -> EntryStatus:
         entry = self.entries.get(entry_id.hex)

@@ -139,6 +139,60 @@ class Components:
 
 EntryValue = Quantity | TextValue | CodedValue | BooleanValue | Components
 
+# How an entry names a practitioner, organisation or location (FHIR's element for it
+# differs by resource: docs/fhir.md, "Links").
+ATTRIBUTION_ROLES = frozenset(
+    {"performer", "participant", "requester", "service-provider", "location", "author"}
+    | {"custodian"}
+)
+ATTRIBUTED_TYPES = frozenset({"Practitioner", "Organization", "Location"})
+MAX_ATTRIBUTIONS = 20
+_ENTRY_HEX = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """A practitioner, organisation or location an entry names: the chart keeps no
+    resource for them, only the identifier they are known by and their name."""
+
+    role: str
+    resource_type: str
+    system: str
+    value: str
+    display: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in ATTRIBUTION_ROLES:
+            raise InvalidValue("attribution.role", f"must be one of {sorted(ATTRIBUTION_ROLES)}")
+        if self.resource_type not in ATTRIBUTED_TYPES:
+            raise InvalidValue(
+                "attribution.resource_type", "must be a Practitioner, an Organization or a Location"
+            )
+        _require_text("attribution.system", self.system, 500)
+        _require_text("attribution.value", self.value, 200)
+        if self.display is not None:
+            _require_text("attribution.display", self.display, 500)
+
+
+@dataclass(frozen=True)
+class EntryLinks:
+    """What an entry refers to beside its patient: the encounter entry of the same
+    chart it happened in (its id in hex) and who took part."""
+
+    encounter: str | None = None
+    attributions: tuple[Attribution, ...] = ()
+
+    def __post_init__(self) -> None:
+        # The event log's JSON gives lists back; the value stays immutable.
+        object.__setattr__(self, "attributions", tuple(self.attributions))
+        if self.encounter is not None and not _ENTRY_HEX.match(self.encounter):
+            raise InvalidValue("links.encounter", "must be an entry id")
+        if len(self.attributions) > MAX_ATTRIBUTIONS:
+            raise InvalidValue("links.attributions", f"must be at most {MAX_ATTRIBUTIONS}")
+
+    def __bool__(self) -> bool:
+        return self.encounter is not None or bool(self.attributions)
+
 
 @dataclass(frozen=True)
 class Period:

@@ -18,10 +18,12 @@ from api.routers.fhir_writes import resource_of, writes
 from application import errors
 from application.access.access_log import render
 from application.context import RequestContext
-from application.fhir.bundles import READ_BACK_AS, as_held, bundle_kind
+from application.fhir.bundles import READ_BACK_AS, bundle_kind
+from application.fhir.imports import NOT_HELD, not_held, note_of, trimmed
 from application.fhir.intake import addressed_patient
+from application.fhir.mapped import as_held
 from application.fhir.resources import operation_outcome
-from application.fhir.transactions import Transactions
+from application.fhir.transactions import Transactions, not_kept_outcome
 from application.fhir.writes import FhirWrites, Found
 from domain import errors as domain_errors
 from domain.errors import InvalidValue
@@ -53,7 +55,7 @@ async def bundle(request: Request, ctx: Context, use_cases: UseCases) -> Respons
         request.state.fhir_patient = _addressed(body)
         transactions = Transactions(use_cases.patients)
         disclosed = await run_in_threadpool(transactions.transaction, ctx, body)
-        headers = {"X-Access-Id": str(disclosed.access_id)}
+        headers = {"X-Access-Id": str(disclosed.access_id)} if disclosed.access_id else {}
         return Response(disclosed.body, media_type=kind, headers=headers)
     if ctx.idempotency_key:
         raise InvalidValue("Idempotency-Key", "a batch's entries are writes of their own")
@@ -109,11 +111,16 @@ def _write(ctx: RequestContext, fhir: FhirWrites, index: int, entry: Any) -> dic
     if not isinstance(resource, dict) or not isinstance(call, dict):
         raise InvalidValue(where, "needs a resource and a request")
     resource_type = str(resource.get("resourceType"))
+    if (unkept := _not_kept(resource_type, resource)) is not None:
+        return unkept
     if resource_type not in READ_BACK_AS:
         raise InvalidValue(f"{where}.resource", f"{resource_type} is not held by this server")
+    resource, notes = trimmed(resource_type, resource)
     method, url = call.get("method"), str(call.get("url", ""))
     read_as = READ_BACK_AS[resource_type]
     if method == "POST" and url == resource_type:
+        # A Bundle's POST is a create whatever id it carries (FHIR ignores it there).
+        resource = {k: v for k, v in resource.items() if k != "id"}
         if resource_type == "Patient":
             created = fhir.create_patient(ctx, resource, "", None)
             assert not isinstance(created, Found)
@@ -121,16 +128,7 @@ def _write(ctx: RequestContext, fhir: FhirWrites, index: int, entry: Any) -> dic
             created = fhir.create_entry(ctx, read_as, as_held(resource_type, resource))
         status = "201 Created"
     elif method == "PUT" and url.startswith(f"{resource_type}/") and url.count("/") == 1:
-        target = url.partition("/")[2]
-        if resource_type == "Patient":
-            try:
-                patient_id = UUID(target)
-            except ValueError:
-                raise errors.NotFound("patient") from None
-            created = fhir.update_patient(ctx, patient_id, resource, None)
-        else:
-            held = as_held(resource_type, resource)
-            created = fhir.update_entry(ctx, read_as, target, held, None)
+        created = _update(ctx, fhir, resource_type, url.partition("/")[2], resource)
         status = "200 OK"
     else:
         raise InvalidValue(
@@ -138,7 +136,38 @@ def _write(ctx: RequestContext, fhir: FhirWrites, index: int, entry: Any) -> dic
         )
     created.write.disclose()  # a repeated answer is recorded again, as on its own
     location = f"{created.resource_type}/{created.resource_id}/_history/{created.version}"
-    return {"response": {"status": status, "location": location, "etag": f'W/"{created.version}"'}}
+    response: dict[str, Any] = {
+        "status": status,
+        "location": location,
+        "etag": f'W/"{created.version}"',
+    }
+    if notes:
+        response["outcome"] = not_kept_outcome(note_of(notes) or "", held=True)
+    return {"response": response}
+
+
+def _update(
+    ctx: RequestContext, fhir: FhirWrites, resource_type: str, target: str, resource: Any
+) -> Any:
+    if resource_type == "Patient":
+        try:
+            patient_id = UUID(target)
+        except ValueError:
+            raise errors.NotFound("patient") from None
+        return fhir.update_patient(ctx, patient_id, resource, None)
+    held = as_held(resource_type, resource)
+    return fhir.update_entry(ctx, READ_BACK_AS[resource_type], target, held, None)
+
+
+def _not_kept(resource_type: str, resource: dict[str, Any]) -> dict[str, Any] | None:
+    """An entry accepted and not kept, as in a transaction (docs/fhir.md, "Import")."""
+    why = NOT_HELD.get(resource_type) or (
+        not_held(resource_type, resource) if resource_type in READ_BACK_AS else None
+    )
+    if why is None:
+        return None
+    note = f"{resource_type} is not kept: {why}"
+    return {"response": {"status": "200 OK", "outcome": not_kept_outcome(note, held=False)}}
 
 
 def _failed(status: str, code: str, diagnostics: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from domain.values import (
     Coding,
     Components,
     ConsentEvidence,
+    EntryLinks,
     EntryValue,
     Period,
     Quantity,
@@ -94,6 +95,28 @@ def _tags(phi: dict[str, Any], tags: list[Coding]) -> None:
         phi["tags"] = [coding(tag) for tag in tags]
 
 
+def _links(phi: dict[str, Any], links: EntryLinks | None) -> None:
+    """The entry's encounter and who took part: keys only when there are some, so
+    that rows and bodies from before them stay as they were."""
+    phi.pop("encounter", None)
+    phi.pop("attributions", None)
+    if links is None:
+        return
+    if links.encounter is not None:
+        phi["encounter"] = str(UUID(hex=links.encounter))
+    if links.attributions:
+        phi["attributions"] = [
+            {
+                "role": item.role,
+                "type": item.resource_type,
+                "system": item.system,
+                "value": item.value,
+                **({"display": item.display} if item.display is not None else {}),
+            }
+            for item in links.attributions
+        ]
+
+
 def recorded(event: Patient.EntryRecorded) -> Row:
     phi = {
         "code": coding(event.code),
@@ -103,6 +126,7 @@ def recorded(event: Patient.EntryRecorded) -> Row:
         "author": event.author,
     }
     _tags(phi, event.tags)
+    _links(phi, event.links)
     return {
         "kind": event.kind,
         "status": EntryStatus.ACTIVE.value,
@@ -126,6 +150,8 @@ def amended(row: Row, event: Patient.EntryAmended) -> None:
         phi["labels"] = sorted(event.labels)
     if event.tags is not None:
         _tags(phi, event.tags)
+    if event.links is not None:
+        _links(phi, event.links)
     if event.effective_at is not None:
         row["effective_at"] = sortable_time(event.effective_at)
 

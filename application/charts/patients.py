@@ -19,7 +19,14 @@ from application.ports import Clock, NewId, NewPatientId
 from domain.consent import Consent
 from domain.identifiers import MedicalRecordNumber, MrnClaim, MrnInUse
 from domain.patient import Patient
-from domain.values import Coding, ContactDetails, EntryValue, HumanName, Provenance
+from domain.values import (
+    Coding,
+    ContactDetails,
+    EntryLinks,
+    EntryValue,
+    HumanName,
+    Provenance,
+)
 from domain.vocabulary import AdministrativeSex, EntryKind, Modality, SensitivityLabel
 
 MrnClaimId = Callable[[str, MedicalRecordNumber], UUID]
@@ -170,6 +177,7 @@ class Patients:
         labels: frozenset[SensitivityLabel],
         expected_version: int | None = None,
         tags: tuple[Coding, ...] = (),
+        links: EntryLinks | None = None,
     ) -> DisclosedWrite:
         entry_id = self.new_id()
 
@@ -184,6 +192,7 @@ class Patients:
                 labels=labels,
                 by=by,
                 tags=tags,
+                links=links,
             )
             return {"entry_id": str(entry_id)}
 
@@ -204,6 +213,7 @@ class Patients:
         expected_version: int | None = None,
         tags: tuple[Coding, ...] | None = None,
         precondition: Precondition | None = None,
+        links: EntryLinks | None = None,
     ) -> DisclosedWrite:
         def command(patient: Patient, by: Provenance) -> dict[str, Any]:
             if precondition is not None:
@@ -218,6 +228,7 @@ class Patients:
                 labels=labels,
                 by=by,
                 tags=tags,
+                links=links,
             )
             return {"entry_id": str(entry_id)}
 

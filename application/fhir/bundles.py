@@ -9,14 +9,32 @@ docs/fhir.md documents: a ``MedicationRequest`` is a medication entry (read back
 ``DocumentReference``) beside its result Observations, which the Bundle carries.
 """
 
-import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from application.fhir.capability import ENTRY_TYPES
-from application.fhir.elements import IGNORED, Resource, concept, moment
+from application.fhir.elements import (
+    Resource,
+    only,
+    patient_id_of,
+    text_of,
+)
+from application.fhir.imports import (
+    DIRECTORY,
+    NOT_HELD,
+    check_not_held_request,
+    directory_entry,
+    not_held,
+    note_of,
+    trimmed,
+)
 from application.fhir.intake import EntryFields, PatientFields, entry_fields, patient_fields
+from application.fhir.links import attribution, conditional, encounter_id, identified
+from application.fhir.mapped import as_held, as_imported, report_results
 from domain.errors import InvalidValue
+from domain.values import Attribution
 
 MAX_ENTRIES = 5000
 KINDS = {"transaction", "batch"}
@@ -31,7 +49,8 @@ READ_BACK_AS = {
 
 @dataclass(frozen=True)
 class Step:
-    """One entry of a Bundle, planned: ``patient`` for a Patient, ``entry`` else."""
+    """One entry of a Bundle, planned: ``patient`` for a Patient, ``entry`` for an
+    entry of the chart, neither for one accepted and not kept (``note`` says why)."""
 
     index: int
     method: str  # POST or PUT
@@ -41,6 +60,9 @@ class Step:
     patient: PatientFields | None = None
     entry: EntryFields | None = None
     results: tuple[str, ...] = ()  # a DiagnosticReport's result references
+    entry_id: UUID | None = None  # a new entry's id, assigned before any is mapped
+    note: str | None = None  # what was not kept, or why the entry was not
+    held: bool = True
 
 
 class EntryRefused(InvalidValue):
@@ -66,22 +88,89 @@ def bundle_kind(bundle: Any) -> str:
     return str(kind)
 
 
-def plan(bundle: dict[str, Any]) -> list[Step | InvalidValue]:
-    """Each entry's step, or why it is refused (a transaction refuses on the first)."""
-    observations = {
-        entry["fullUrl"]: entry["resource"]
-        for entry in bundle.get("entry", [])
-        if isinstance(entry, dict)
-        and isinstance(entry.get("resource"), dict)
-        and entry["resource"].get("resourceType") == "Observation"
-        and isinstance(entry.get("fullUrl"), str)
-    }
+@dataclass
+class Referents:
+    """What a Bundle's references may name: its Observations (a report's results),
+    its Encounters (their new entries' ids), its Patients, and the practitioners,
+    organisations and locations it lists (by ``fullUrl`` and by identifier)."""
+
+    observations: dict[str, Resource]
+    encounters: dict[str, UUID]
+    patients: set[str]
+    directory: dict[str, tuple[str, str, str, str | None]]
+    names: dict[tuple[str, str, str], str | None]
+
+    def encounter_of(self, subject: str) -> Any:
+        def resolve(text: str, element: str) -> str:
+            if text in self.encounters:
+                return self.encounters[text].hex
+            if text.startswith("urn:"):
+                raise InvalidValue(element, "must name an Encounter entry of the Bundle")
+            if subject.startswith("urn:"):
+                raise InvalidValue(element, "must name an Encounter of the same chart")
+            return encounter_id(patient_id_of(subject, element), text, element)
+
+        return resolve
+
+    def attribution_of(self, role: str, reference: Resource, element: str) -> Attribution:
+        if "identifier" in reference and "reference" not in reference:
+            return identified(role, reference, element)
+        only(reference, {"reference", "display"}, element)
+        text = text_of(reference.get("reference"), f"{element}.reference")
+        display = reference.get("display")
+        if text in self.directory:
+            kind, system, value, name = self.directory[text]
+            return attribution(role, kind, system, value, display or name, element)
+        found = conditional(text, f"{element}.reference")
+        if found is None:
+            raise InvalidValue(
+                f"{element}.reference",
+                "must name a Practitioner, Organization or Location by identifier "
+                "(Type?identifier=system|value) or by an entry of the Bundle: this "
+                "server holds none of them",
+            )
+        kind, system, value = found
+        name = display or self.names.get((kind, system, value))
+        return attribution(role, kind, system, value, name, element)
+
+
+def referents(bundle: dict[str, Any], new_id: Callable[[], UUID]) -> Referents:
+    found = Referents({}, {}, set(), {}, {})
+    for entry in bundle.get("entry", []):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        url = entry.get("fullUrl") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or not isinstance(url, str):
+            continue
+        kind = resource.get("resourceType")
+        if kind == "Observation":
+            found.observations[url] = resource
+        elif kind == "Encounter":
+            found.encounters[url] = new_id()
+        elif kind == "Patient":
+            found.patients.add(url)
+        elif kind in DIRECTORY and kind != "PractitionerRole":
+            try:
+                system, value, name = directory_entry(str(kind), resource, str(kind))
+            except InvalidValue:
+                continue  # the entry itself is refused when planned
+            found.directory[url] = (str(kind), system, value, name)
+            found.names[(str(kind), system, value)] = name
+    return found
+
+
+def plan(bundle: dict[str, Any], new_id: Callable[[], UUID]) -> list[Step | InvalidValue]:
+    """Each entry's step, or why it is refused (a transaction refuses on the first).
+    ``new_id`` gives new entries their ids first, so references between entries
+    resolve whatever their order."""
+    found = referents(bundle, new_id)
     return [
-        _step(index, entry, observations) for index, entry in enumerate(bundle.get("entry", []))
+        _step(index, entry, found, new_id) for index, entry in enumerate(bundle.get("entry", []))
     ]
 
 
-def _step(index: int, entry: Any, observations: dict[str, Resource]) -> Step | InvalidValue:
+def _step(
+    index: int, entry: Any, found: Referents, new_id: Callable[[], UUID]
+) -> Step | InvalidValue:
     where = f"Bundle.entry[{index}]"
     if not isinstance(entry, dict):
         return InvalidValue(where, "must be an object")
@@ -92,6 +181,9 @@ def _step(index: int, entry: Any, observations: dict[str, Resource]) -> Step | I
     if not isinstance(resource, dict) or not isinstance(request, dict):
         return InvalidValue(where, "needs a resource and a request")
     resource_type = resource.get("resourceType")
+    full_url = entry.get("fullUrl")
+    if resource_type in NOT_HELD:
+        return _not_held(index, str(resource_type), resource, request, full_url)
     if resource_type not in READ_BACK_AS:
         return InvalidValue(f"{where}.resource", f"{resource_type} is not held by this server")
     method, url = request.get("method"), str(request.get("url", ""))
@@ -106,118 +198,83 @@ def _step(index: int, entry: Any, observations: dict[str, Resource]) -> Step | I
         return InvalidValue(
             f"{where}.request", f"must be POST {resource_type} or PUT {resource_type}/id"
         )
-    full_url = entry.get("fullUrl")
-    read_as = READ_BACK_AS[str(resource_type)]
     try:
-        if resource_type == "Patient":
-            fields = patient_fields(resource)
-            return Step(index, method, "Patient", full_url, target, patient=fields)
-        mapped = as_held(str(resource_type), resource, observations)
-        held = entry_fields(read_as, mapped)
-        results = tuple(report_results(resource)) if resource_type == "DiagnosticReport" else ()
-        return Step(index, method, read_as, full_url, target, entry=held, results=results)
+        return _held(
+            index, str(method), str(resource_type), resource, full_url, target, found, new_id
+        )
     except InvalidValue as error:
         return EntryRefused(index, error)
 
 
-def as_held(
-    resource_type: str, resource: Resource, observations: dict[str, Resource] | None = None
-) -> Resource:
-    """A resource the chart has no type for, as the one it is read back as."""
-    if resource_type == "MedicationRequest":
-        return _medication(resource)
-    if resource_type == "DiagnosticReport":
-        return _report(resource, observations or {})
-    return resource
-
-
-def _only(resource: Resource, allowed: set[str], where: str) -> None:
-    for name in resource:
-        if name not in allowed | IGNORED:
-            raise InvalidValue(f"{where}.{name}", "is not held by this server")
-
-
-def _medication(resource: Resource) -> Resource:
-    """A prescription as a medication entry: what, for whom, when authored, and the
-    dosage's text as the entry's note."""
-    where = "MedicationRequest"
-    _only(
-        resource,
-        {"meta", "status", "intent", "medicationCodeableConcept"}
-        | {"subject", "authoredOn", "dosageInstruction"},
-        where,
+def _held(
+    index: int,
+    method: str,
+    resource_type: str,
+    resource: Resource,
+    full_url: Any,
+    target: str | None,
+    found: Referents,
+    new_id: Callable[[], UUID],
+) -> Step:
+    """A held type's entry as a step: not kept (an Observation of another category, a
+    stopped prescription), or mapped after trimming what the chart does not keep."""
+    why = not_held(resource_type, resource)
+    if why is not None:
+        why = f"{resource_type} is not kept: {why}"
+        return Step(index, method, resource_type, full_url, target, note=why, held=False)
+    kept, notes = trimmed(resource_type, resource)
+    note = note_of(notes)
+    if resource_type == "Patient":
+        fields = patient_fields(kept)
+        return Step(index, method, "Patient", full_url, target, patient=fields, note=note)
+    read_as = READ_BACK_AS[resource_type]
+    mapped = as_held(resource_type, kept, found.observations)
+    subject = _subject(mapped, read_as)
+    try:
+        held = entry_fields(read_as, mapped, found.encounter_of(subject), found.attribution_of)
+    except InvalidValue as error:
+        raise InvalidValue(
+            as_imported(resource_type, read_as, error.field), error.message
+        ) from None
+    results = tuple(report_results(kept)) if resource_type == "DiagnosticReport" else ()
+    if method != "POST":
+        entry_id = None
+    elif resource_type == "Encounter" and full_url in found.encounters:
+        entry_id = found.encounters[full_url]
+    else:
+        entry_id = new_id()
+    return Step(
+        index,
+        method,
+        read_as,
+        full_url,
+        target,
+        entry=held,
+        results=results,
+        entry_id=entry_id,
+        note=note,
     )
-    if resource.get("status") != "active":
-        raise InvalidValue(f"{where}.status", "must be active")
-    if resource.get("intent") != "order":
-        raise InvalidValue(f"{where}.intent", "must be order")
-    held: Resource = {
-        "resourceType": "MedicationStatement",
-        "status": "active",
-        "medicationCodeableConcept": resource.get("medicationCodeableConcept"),
-        "subject": resource.get("subject"),
-        "effectiveDateTime": resource.get("authoredOn"),
-    }
-    if "meta" in resource:
-        held["meta"] = resource["meta"]
-    if "dosageInstruction" in resource:
-        dosage = resource["dosageInstruction"]
-        if not isinstance(dosage, list) or len(dosage) != 1 or set(dosage[0]) != {"text"}:
-            raise InvalidValue(f"{where}.dosageInstruction", "holds one text only")
-        held["note"] = [{"text": dosage[0]["text"]}]
-    return held
 
 
-def _report(resource: Resource, observations: dict[str, Resource]) -> Resource:
-    """A report as a note: its code, time, and a text of its conclusion and the codes
-    of its results (the results are the Bundle's Observations, recorded as such)."""
-    where = "DiagnosticReport"
-    _only(
-        resource,
-        {"meta", "status", "code", "subject", "effectiveDateTime"} | {"result", "conclusion"},
-        where,
-    )
-    if resource.get("status") != "final":
-        raise InvalidValue(f"{where}.status", "must be final")
-    code = concept(resource.get("code"), f"{where}.code")
-    moment(resource.get("effectiveDateTime"), f"{where}.effectiveDateTime")
-    results = resource.get("result", [])
-    if not isinstance(results, list):
-        raise InvalidValue(f"{where}.result", "must be an array")
-    named = []
-    for index, result in enumerate(results):
-        if not isinstance(result, dict) or set(result) - {"reference", "display"}:
-            raise InvalidValue(f"{where}.result[{index}]", "must be a reference")
-        reference = str(result.get("reference", ""))
-        if reference not in observations:
-            raise InvalidValue(f"{where}.result[{index}]", "must be an Observation in the Bundle")
-        found = observations[reference].get("code", {})
-        display = result.get("display") or found.get("text") or reference
-        named.append(str(display))
-    text = str(resource.get("conclusion") or code.display)
-    if named:
-        text += "\nResults: " + "; ".join(named)
-    held: Resource = {
-        "resourceType": "DocumentReference",
-        "status": "current",
-        "docStatus": "final",
-        "type": resource.get("code"),
-        "subject": resource.get("subject"),
-        "date": resource.get("effectiveDateTime"),
-        "content": [
-            {
-                "attachment": {
-                    "contentType": "text/plain; charset=utf-8",
-                    "data": base64.b64encode(text.encode()).decode(),
-                }
-            }
-        ],
-    }
-    if "meta" in resource:
-        held["meta"] = resource["meta"]
-    return held
+def _subject(resource: Resource, resource_type: str) -> str:
+    element = "patient" if resource_type in {"AllergyIntolerance", "Immunization"} else "subject"
+    reference = resource.get(element)
+    found = reference.get("reference") if isinstance(reference, dict) else None
+    return found if isinstance(found, str) else ""
 
 
-def report_results(resource: Resource) -> list[str]:
-    """The references a DiagnosticReport's results name (checked against the Bundle)."""
-    return [str(r.get("reference", "")) for r in resource.get("result", []) if isinstance(r, dict)]
+def _not_held(
+    index: int, resource_type: str, resource: Resource, request: Any, full_url: Any
+) -> Step | InvalidValue:
+    where = f"Bundle.entry[{index}]"
+    try:
+        check_not_held_request(request, where)
+        if request.get("method") not in {"POST", "PUT"}:
+            raise InvalidValue(f"{where}.request.method", "must be POST or PUT")
+        if resource_type in DIRECTORY and resource_type != "PractitionerRole":
+            directory_entry(resource_type, resource, f"{where}.resource.{resource_type}")
+    except InvalidValue as error:
+        return error
+    why = f"{resource_type} is not kept: {NOT_HELD[resource_type]}"
+    url = full_url if isinstance(full_url, str) else None
+    return Step(index, str(request["method"]), resource_type, url, None, note=why, held=False)

@@ -8,7 +8,7 @@ OperationOutcome), never dropped. The mapping is documented in docs/fhir.md.
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -29,9 +29,18 @@ from application.fhir.elements import (
     subject,
     text_of,
 )
+from application.fhir.links import (
+    TOP_ELEMENTS,
+    AttributionOf,
+    EncounterOf,
+    by_identifier,
+    encounter_id,
+    links_of,
+)
 from application.fhir.resources import (
     ACT_CODE,
     ENCOUNTER_CLASS,
+    NULL_FLAVOR,
     OBSERVATION_CATEGORY,
     UCUM,
 )
@@ -44,6 +53,7 @@ from domain.values import (
     Components,
     ComponentValue,
     ContactDetails,
+    EntryLinks,
     EntryValue,
     HumanName,
     Quantity,
@@ -150,6 +160,7 @@ class EntryFields:
     labels: frozenset[SensitivityLabel]
     tags: tuple[Coding, ...]
     entered_in_error: bool
+    links: EntryLinks = field(default_factory=EntryLinks)
 
 
 # --- Patient ------------------------------------------------------------------------
@@ -208,12 +219,21 @@ def patient_fields(resource: Resource) -> PatientFields:
 # --- entries ------------------------------------------------------------------------
 
 
-def entry_fields(resource_type: str, resource: Resource) -> EntryFields:
-    """An entry resource (``Observation`` ... ``DocumentReference``) as a command."""
+def entry_fields(
+    resource_type: str,
+    resource: Resource,
+    encounter_of: EncounterOf | None = None,
+    attribution_of: AttributionOf | None = None,
+) -> EntryFields:
+    """An entry resource (``Observation`` ... ``DocumentReference``) as a command.
+    Its links resolve through ``encounter_of`` and ``attribution_of`` (a Bundle's
+    entries); by default an encounter is ``Encounter/{id}`` of the same chart and
+    who took part is named by identifier."""
     shape = SHAPES[resource_type]
     where = resource_type
     common = {"meta", shape["code"], shape["time"], shape["subject"]}
-    only(resource, IGNORED | common | set(shape["statuses"]) | shape["more"], where)
+    allowed = set(shape["statuses"]) | shape["more"] | TOP_ELEMENTS[resource_type]
+    only(resource, IGNORED | common | allowed, where)
     if resource.get("resourceType") != resource_type:
         raise refuse(f"{where}.resourceType", f"must be {resource_type}")
     labels, tags = security(resource.get("meta"), f"{where}.meta")
@@ -236,7 +256,11 @@ def entry_fields(resource_type: str, resource: Resource) -> EntryFields:
         kind = _category(resource, where)
         value = observation_value(resource, where)
     elif resource_type == "Encounter":
-        modality = _modality(resource.get("class"), f"{where}.class")
+        klass = resource.get("class")
+        # No class, or the unknown one this server renders for it: no modality.
+        unknown = isinstance(klass, dict) and klass.get("system") == NULL_FLAVOR
+        if klass is not None and not (unknown and klass.get("code") == "UNK"):
+            modality = _modality(klass, f"{where}.class")
     elif resource_type == "DocumentReference":
         value = _attachment(resource.get("content"), f"{where}.content")
     elif "note" in resource:
@@ -244,8 +268,16 @@ def entry_fields(resource_type: str, resource: Resource) -> EntryFields:
         only(note, {"text"}, f"{where}.note[0]")
         value = TextValue(text_of(note.get("text"), f"{where}.note[0].text"))
     assert isinstance(kind, EntryKind)
+    reference = subject(resource.get(shape["subject"]), f"{where}.{shape['subject']}")
+
+    def same_chart(text: str, element: str) -> str:
+        return encounter_id(patient_id_of(reference, element), text, element)
+
+    links = links_of(
+        resource_type, resource, where, encounter_of or same_chart, attribution_of or by_identifier
+    )
     return EntryFields(
-        patient_reference=subject(resource.get(shape["subject"]), f"{where}.{shape['subject']}"),
+        patient_reference=reference,
         kind=kind,
         code=code,
         value=value,
@@ -254,6 +286,7 @@ def entry_fields(resource_type: str, resource: Resource) -> EntryFields:
         labels=labels,
         tags=tags,
         entered_in_error=in_error,
+        links=links,
     )
 
 

@@ -120,7 +120,17 @@ def _note(value: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def entry_resource(patient_id: UUID, row: Row) -> dict[str, Any]:
-    """A timeline row (``disclosure_rendering.rendered``) as its FHIR resource."""
+    """A timeline row (``disclosure_rendering.rendered``) as its FHIR resource, with
+    its links (encounter, practitioners, organisations, locations) last."""
+    from application.fhir import links  # it reads elements, which reads this module
+
+    body = _entry_resource(patient_id, row)
+    if "encounter" in row or "attributions" in row:
+        body.update(links.rendered(body["resourceType"], patient_id, row))
+    return body
+
+
+def _entry_resource(patient_id: UUID, row: Row) -> dict[str, Any]:
     kind, status = row["kind"], row["status"]
     in_error = status == "entered_in_error"
     subject = {"reference": f"Patient/{patient_id}"}

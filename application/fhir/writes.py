@@ -175,6 +175,7 @@ class FhirWrites:
             modality=fields.modality,
             labels=fields.labels,
             tags=fields.tags,
+            links=fields.links,
         )
         return written_entry(resource_type, patient_id, write)
 
@@ -221,6 +222,7 @@ class FhirWrites:
                 labels=fields.labels,
                 tags=fields.tags,
                 precondition=same_entry,
+                links=fields.links,
             )
         return written_entry(resource_type, patient_id, write)
 

@@ -25,8 +25,11 @@ class Attestation(Protocol):
     """One write's access record, all but its position known before the write
     (``access_log.WriteAttestation``)."""
 
-    def record(self, result: dict[str, Any], position: int) -> AccessRecord.Recorded:
-        """The record of the answer ``result`` at ``position``. A transaction refused
+    def record(
+        self, result: dict[str, Any], position: int
+    ) -> AccessRecord.Recorded | list[AccessRecord.Recorded]:
+        """The record of the answer ``result`` at ``position`` (one per patient of a
+        write over several). A transaction refused
         and written again asks again: the record is of the attempt that commits."""
         ...
 
@@ -51,7 +54,11 @@ class Attestations:
 
     def events(self, positions: Sequence[int]) -> Sequence[StoredEvent]:
         try:
-            records = [w.attestation.record(w.result, positions[w.last]) for w in self.writes]
+            records = []
+            for w in self.writes:
+                made = w.attestation.record(w.result, positions[w.last])
+                # A write over several patients has one record per patient.
+                records += made if isinstance(made, list) else [made]
             self._made = [(record, self.mapper.to_stored_event(record)) for record in records]
         except Exception as error:
             # The whole transaction rolls back: no write without its record, and the

@@ -49,6 +49,8 @@ VALUE_OBJECTS: tuple[type[Any], ...] = (
     values.Components,
     values.Period,
     values.ConsentEvidence,
+    values.Attribution,
+    values.EntryLinks,
 )
 
 

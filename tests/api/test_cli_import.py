@@ -15,6 +15,7 @@ from api.container import Container
 from application.context import Role
 from tests.api.test_cli_first_use import careledger, workdir
 from tests.contract.stories import ctx
+from tests.fhir.test_fhir_synthea_import import FIXTURE as SYNTHEA
 from tests.fhir.test_fhir_transactions import FIXTURE
 
 __all__ = ["workdir"]
@@ -96,3 +97,26 @@ def test_the_command_shows_a_summary_and_names_each_failed_file(
     assert "importing" in result.stderr  # the progress bar
     missing = careledger("import", str(workdir / "nowhere"))
     assert missing.exit_code == 2 and "no such file" in missing.stderr
+
+
+def test_a_synthea_export_imports_with_its_practitioner_and_hospital_bundles(
+    container: Container, tmp_path: Path
+) -> None:
+    """Synthea writes the hospitals and practitioners in Bundles of their own, beside
+    one per patient: every file imports, and only the patient's chart is written."""
+    directory = tmp_path / "synthea"
+    directory.mkdir()
+    bundle = json.loads(SYNTHEA.read_text())
+    hospitals = {**bundle, "entry": bundle["entry"][:2]}
+    practitioners = {**bundle, "entry": bundle["entry"][2:3]}
+    (directory / "hospitalInformation1.json").write_text(json.dumps(hospitals))
+    (directory / "practitionerInformation1.json").write_text(json.dumps(practitioners))
+    (directory / "Dianna947_Lang846.json").write_text(json.dumps(bundle))
+    before = written(container)
+    clinician = ctx(Role.CLINICIAN, "importer")
+    summary = import_files(container, clinician, sorted(directory.iterdir()), lambda _: None)
+    assert summary.failed == {} and summary.imported == 3
+    # 20 of the patient's 32 entries are written; the 3 + 12 others are not kept
+    assert (summary.resources, summary.not_kept) == (20, 3 + 12)
+    # The chart: its registration and 19 entries, its consent and MRN claim
+    assert written(container) - before == 1 + 19 + 2

@@ -136,10 +136,19 @@ def test_a_synthea_like_chart_imports_in_one_transaction_and_comes_back_intact(
 def test_a_refused_entry_names_its_index_and_nothing_is_written(client: TestClient) -> None:
     bundle = chart_bundle()
     observation = bundle["entry"][5]["resource"]
-    observation["encounter"] = {"reference": "urn:uuid:9a0e6a64-2a3c-4b61-8d6e-1f2b3c4d5e01"}
+    # An element of a held resource that is neither kept nor listed as not kept
+    observation["interpretation"] = [{"text": "high"}]
     before = records_written(client)
     refused = outcome(post_bundle(client, bundle), 422)
-    assert "Bundle.entry[5].resource.Observation.encounter" in refused["issue"][0]["diagnostics"]
+    diagnostics = refused["issue"][0]["diagnostics"]
+    assert "Bundle.entry[5].resource.Observation.interpretation" in diagnostics
+    assert records_written(client) == before
+    # An encounter that names another kind of entry of the Bundle is refused
+    del observation["interpretation"]
+    observation["encounter"] = {"reference": bundle["entry"][2]["fullUrl"]}
+    refused = outcome(post_bundle(client, bundle), 422)
+    diagnostics = refused["issue"][0]["diagnostics"]
+    assert "Bundle.entry[5].resource.Observation.encounter" in diagnostics
     assert records_written(client) == before
     # An entry whose subject is no Patient of the Bundle is refused too
     del bundle["entry"][5]["resource"]["encounter"]

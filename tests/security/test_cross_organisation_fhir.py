@@ -430,3 +430,35 @@ def test_a_batch_from_another_organisation_writes_nothing_into_our_chart(world: 
     assert ledger.load(Patient, UUID(world.main.patient_id), "patient").version == before
     denials = world.records(patient_id=world.main.patient_id, decision="deny")
     assert len([r for r in denials if r.get("request_id") == "fhir-batch-outsider"]) == 2
+
+
+def test_their_entries_cannot_name_our_entries_as_their_encounter(world: World) -> None:
+    """An entry's encounter must be an encounter of its own chart: their clinician
+    naming one of our entries as the encounter of an entry of their patient is refused
+    exactly as an unknown id is, in a single write and in a transaction, and writes
+    nothing to either chart."""
+    client = world.client
+    settled(client)
+    ledger = client.app.state.container.ledger  # type: ignore[attr-defined]
+    before = ledger.load(Patient, UUID(world.main.patient_id), "patient").version
+    theirs = ledger.load(Patient, UUID(world.other.patient_id), "patient").version
+    ours = Ids.ours(world)
+    unknown = Ids.unknown()
+    answers = []
+    for ids in (ours, unknown):
+        body = entry_body("Observation", world.other.patient_id, "Their reading")
+        body["encounter"] = {"reference": f"Encounter/{entry_id(ids)}"}
+        single = client.post("/fhir/Observation", json=body, headers=world.other.clinician)
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"resource": body, "request": {"method": "POST", "url": "Observation"}}],
+        }
+        transaction = client.post("/fhir", json=bundle, headers=world.other.clinician)
+        for response in (single, transaction):
+            assert response.status_code == 422, response.text
+            assert leaks(world, response) == []
+        answers.append([single.json(), transaction.json()])
+    assert answers[0] == answers[1]
+    assert ledger.load(Patient, UUID(world.main.patient_id), "patient").version == before
+    assert ledger.load(Patient, UUID(world.other.patient_id), "patient").version == theirs
