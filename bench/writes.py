@@ -72,7 +72,7 @@ from bench.support.stores import bench_database, bench_settings, bench_store, se
 ROOT = Path(__file__).resolve().parent.parent
 stderr = Console(stderr=True)
 CONNECTIONS = 16
-PATIENTS = CONNECTIONS  # one patient per connection
+PATIENTS = 2 * CONNECTIONS  # one per connection, in the warm-up and in the measured run
 WARMUP = 1.0
 # W1's process counts: several `careledger serve` workers need PostgreSQL
 # (docs/operations.md), so SQLite is measured at one.
@@ -98,7 +98,7 @@ REGISTRATION = {
 
 
 def patients_of(base: str, headers: dict[str, str], admin: dict[str, str] | None) -> list[str]:
-    """64 registered patients (under care, for CareLedger's treatment writes)."""
+    """PATIENTS registered patients (under care, for CareLedger's treatment writes)."""
     ids = []
     today = datetime.now(UTC).date()
     with httpx.Client(base_url=base, timeout=30) as client:

@@ -39,10 +39,10 @@ def wrk(
 ) -> dict[str, Any]:
     """A warm-up run, then the measured one: its figures and the client's CPU share."""
     if warmup > 0:
-        _run(base, script, env, connections, warmup)
+        _run(base, script, {**env, "BENCH_RUN": "0"}, connections, warmup)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
-    figures = _run(base, script, env, connections, seconds)
+    figures = _run(base, script, {**env, "BENCH_RUN": "1"}, connections, seconds)
     wall = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
