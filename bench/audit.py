@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -57,12 +57,14 @@ from rich.progress import Progress
 from api.auth import mint_token
 from api.bootstrap import build
 from api.settings import Settings
-from application.context import Actor, RequestContext, Role
+from application.context import Role
 from bench.audit_server import PROFILE_ENV, AccessCounter, WaitSampler
 from bench.support import report as bench_report
 from bench.support.charts import (
+    CLINICIAN,
     ORG,
     Serial,
+    under_care,
     write_chart,
 )
 from bench.support.load import require_wrk, wrk
@@ -79,22 +81,11 @@ from bench.support.stores import (
     bench_store,
     server_version,
 )
-from domain.vocabulary import Plan, Purpose
 
 GOAL = 0.8
 PAGE = 50
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-ADMIN = RequestContext(
-    actor=Actor(id="admin-7", role=Role.ADMIN, org=ORG),
-    purpose=Purpose.TREAT,
-    request_id="bench-audit",
-)
-SEED_READER = RequestContext(
-    actor=Actor(id="clinician-7", role=Role.CLINICIAN, org=ORG),
-    purpose=Purpose.TREAT,
-    request_id="bench-audit",
-)
 
 stderr = Console(stderr=True)
 
@@ -104,21 +95,12 @@ def seed(settings: Settings, entries: int, progress: Progress) -> dict[str, Any]
     container = build(settings)
     try:
         patient_id = write_chart(container.ledger, entries, Serial(), progress)
-        today = datetime.now(UTC).date()
-        container.memberships.enrol(
-            ADMIN,
-            patient_id=patient_id,
-            plan=Plan.INDIVIDUAL,
-            sponsor_id=None,
-            annual_fee_cents=0,
-            starts_on=today - timedelta(days=1),
-            ends_on=today + timedelta(days=365),
-        )
+        under_care(container, patient_id)
         container.catch_up()
         cursors: list[str | None] = [None]
         while True:
             page = container.charts.timeline(
-                SEED_READER, patient_id, cursor=cursors[-1], limit=PAGE
+                CLINICIAN, patient_id, cursor=cursors[-1], limit=PAGE
             ).json()
             assert len(page["entries"]) == PAGE, len(page["entries"])
             if not page["next_cursor"]:

@@ -6,7 +6,6 @@ import argparse
 import cProfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -17,16 +16,13 @@ from rich.progress import (
 from api.container import Container
 from application.charts.chart_reads import encode_cursor
 from bench.support.charts import (
-    ADMIN,
     CLINICIAN,
     Serial,
+    under_care,
     write_chart,
 )
 from bench.support.report import profile_lines
 from bench.support.statistics import percentile
-from domain.vocabulary import (
-    Plan,
-)
 from infrastructure.projections.engine import active_version
 from infrastructure.projections.store import ViewStore
 from infrastructure.projections.timeline import TABLE as TIMELINE_TABLE
@@ -58,16 +54,7 @@ def run_r2(container: Container, args: argparse.Namespace, progress: Progress) -
     small = write_chart(container.ledger, args.small_chart, serial, progress)
     big = write_chart(container.ledger, args.big_chart, serial, progress)
     for patient_id in (small, big):  # clinicians read a chart within a care relationship
-        today = datetime.now(UTC).date()
-        container.memberships.enrol(
-            ADMIN,
-            patient_id=patient_id,
-            plan=Plan.INDIVIDUAL,
-            sponsor_id=None,
-            annual_fee_cents=0,
-            starts_on=today - timedelta(days=1),
-            ends_on=today + timedelta(days=365),
-        )
+        under_care(container, patient_id)
     container.catch_up()
     charts = container.charts
     cases: dict[str, Callable[[], dict[str, Any]]] = {}

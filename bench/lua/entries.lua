@@ -5,14 +5,7 @@
 -- BENCH_RUN (0 for the warm-up, 1 for the measured run: each writes to its own half of
 -- the patients, so a warm-up request still in flight never races a measured one for a
 -- chart), BENCH_LUA (this folder).
-dofile(os.getenv("BENCH_LUA") .. "/report.lua")
-
-local threads = 0
-
-function setup(thread)
-  threads = threads + 1
-  thread:set("index", threads)
-end
+dofile(os.getenv("BENCH_LUA") .. "/common.lua")
 
 function init(args)
   local patients = {}

@@ -1,14 +1,7 @@
 -- R1: GET one of several paths (a chart's timeline pages) chosen at random per request.
 -- Environment: BENCH_PATHS (paths with their query, one a line), BENCH_TOKEN (a bearer
 -- token), BENCH_LUA (this folder).
-dofile(os.getenv("BENCH_LUA") .. "/report.lua")
-
-local threads = 0
-
-function setup(thread)
-  threads = threads + 1
-  thread:set("index", threads)
-end
+dofile(os.getenv("BENCH_LUA") .. "/common.lua")
 
 function init(args)
   paths = {}

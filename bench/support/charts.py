@@ -275,3 +275,17 @@ def record_heart_rate(patient: Patient, n: int) -> None:
         labels=NO_LABELS,
         by=Provenance("clinician-7", T0 + timedelta(minutes=n)),
     )
+
+
+def under_care(container: Any, patient_id: UUID) -> None:
+    """An active membership from yesterday for a year: clinicians read within one."""
+    today = datetime.now(UTC).date()
+    container.memberships.enrol(
+        ADMIN,
+        patient_id=patient_id,
+        plan=Plan.INDIVIDUAL,
+        sponsor_id=None,
+        annual_fee_cents=0,
+        starts_on=today - timedelta(days=1),
+        ends_on=today + timedelta(days=365),
+    )

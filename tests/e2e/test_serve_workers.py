@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ from tests.conftest import (
     make_settings,
     role_url,
 )
-from tests.contract.read_model_support import T0, minutes, record, register
+from tests.contract.read_model_support import T0, follow_log, minutes, record, register
 from tests.e2e.server import running_server
 
 pytestmark = pytest.mark.e2e
@@ -85,19 +86,8 @@ def test_two_workers_write_one_log_that_a_live_reader_sees_exactly_once(
                         return
                     acknowledged.append(written.json()["position"])
 
-        def reader() -> None:
-            after = start - 1
-            while True:
-                still_writing = writing.is_set()
-                found = recorder.select_notifications(start=after + 1, limit=500)
-                seen.extend(n.id for n in found)
-                if found:
-                    after = found[-1].id
-                elif not still_writing:
-                    return
-
         # When sixteen clinicians write at once through both workers, followed live
-        following = threading.Thread(target=reader)
+        following = threading.Thread(target=follow_log, args=(recorder, start, writing, seen))
         following.start()
         writers = [threading.Thread(target=writer, args=(p,)) for p in patients]
         for thread in writers:
@@ -136,12 +126,14 @@ def test_several_workers_are_refused_where_they_would_not_hold(tmp_path: Path) -
 
 
 def _write_from_a_process(
-    url: str, var_dir: str, prefix: str, count: int, start_at: float
+    url: str, var_dir: str, prefix: str, count: int, start_at: float, opening: Any
 ) -> list[int]:
     """A process of its own with its own container (its own group commit): register a
     patient, then, from ``start_at`` on (both processes at once), record ``count``
-    entries; the positions acknowledged."""
-    container = build(make_settings(url, Path(var_dir)))
+    entries; the positions acknowledged. Stores are opened one at a time: two processes
+    opening one SQLite store at once can fail with "database is locked"."""
+    with opening:
+        container = build(make_settings(url, Path(var_dir)))
     try:
         patient_id = register(container, f"MRN-{prefix}")
         time.sleep(max(0.0, start_at - time.time()))
@@ -153,15 +145,18 @@ def _write_from_a_process(
 def test_on_sqlite_two_writing_processes_keep_one_gap_free_log(tmp_path: Path) -> None:
     """What a second process would keep on SQLite, were serving allowed: the file's
     write lock orders commits across processes, so a reader sees every acknowledged
-    event once, in order. (Serving stays refused there for the projections' sake.)"""
+    event once, in order. Opening the store is not safe at once (see the writer); and
+    serving stays refused there for the projections' sake (docs/operations.md)."""
     url = f"sqlite:///{tmp_path / 'careledger.db'}"
     ledger = open_locked(make_settings(url, tmp_path / "var"))  # creates the store
     start = (ledger.recorder.max_notification_id() or 0) + 1
     context = multiprocessing.get_context("spawn")
-    start_at = time.time() + 20  # after both processes have opened the store
-    with context.Pool(2) as pool:
+    start_at = time.time() + 25  # after both processes have opened the store
+    with context.Manager() as manager, context.Pool(2) as pool:
+        opening = manager.Lock()
+        var_dir = str(tmp_path / "var")
         runs = [
-            pool.apply_async(_write_from_a_process, (url, str(tmp_path / "var"), p, 300, start_at))
+            pool.apply_async(_write_from_a_process, (url, var_dir, p, 300, start_at, opening))
             for p in ("A", "B")
         ]
         acknowledged = [position for run in runs for position in run.get(timeout=300)]

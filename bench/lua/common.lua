@@ -1,5 +1,13 @@
--- Shared by the load scripts: wrk's own figures as one JSON line on stdout, marked so
--- that bench.support.load can find it among wrk's text. Latencies are in microseconds.
+-- Shared by the load scripts. Each wrk thread (one connection) learns its number, as
+-- the global ``index`` of its own Lua state; done() prints wrk's own figures as one JSON
+-- line on stdout, marked so that bench.support.load finds it. Latencies are in µs.
+local threads = 0
+
+function setup(thread)
+  threads = threads + 1
+  thread:set("index", threads)
+end
+
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
