@@ -52,7 +52,7 @@ def yes(flag: bool) -> str:
     return "yes" if flag else "**no**"
 
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 
 
 def progress(console: Console) -> Progress:
