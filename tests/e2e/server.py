@@ -25,7 +25,11 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    database_url: str, workdir: Path, *extra_args: str, environment: dict[str, str] | None = None
+    database_url: str,
+    workdir: Path,
+    *extra_args: str,
+    environment: dict[str, str] | None = None,
+    startup_seconds: float = 30,
 ) -> Iterator[tuple[str, dict[str, str], Path]]:
     """Yields (base URL, environment, log file). The log is kept for inspection."""
     port = free_port()
@@ -53,7 +57,7 @@ def running_server(
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            _wait_healthy(base, process, log_path)
+            _wait_healthy(base, process, log_path, startup_seconds)
             yield base, env, log_path
         finally:
             process.terminate()
@@ -63,8 +67,10 @@ def running_server(
                 process.kill()
 
 
-def _wait_healthy(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
+def _wait_healthy(
+    base: str, process: subprocess.Popen[bytes], log_path: Path, seconds: float
+) -> None:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
@@ -74,4 +80,4 @@ def _wait_healthy(base: str, process: subprocess.Popen[bytes], log_path: Path) -
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise RuntimeError("server did not become healthy in 30 s")
+    raise RuntimeError(f"server did not become healthy in {seconds:g} s")

@@ -53,7 +53,12 @@ def pg_url(postgres_server: str) -> Iterator[str]:
 def test_two_workers_write_one_log_that_a_live_reader_sees_exactly_once(
     pg_url: str, tmp_path: Path
 ) -> None:
-    with running_server(pg_url, tmp_path, "--workers", "2") as (base, _env, log_path):
+    # Two workers start after the parent has migrated the store: three start-ups in all
+    with running_server(pg_url, tmp_path, "--workers", "2", startup_seconds=120) as (
+        base,
+        _env,
+        log_path,
+    ):
         # Given a patient under care for each writer
         patients = []
         with httpx.Client(base_url=base, timeout=30) as http:
