@@ -151,7 +151,10 @@ def run_w1(
         plain_env = {**os.environ, "PLAIN_DATABASE_URL": plain_url, "PYTHONPATH": python_path()}
         with (
             running_server(
-                "careledger", careledger_serve(workers=processes), server_env(settings), workdir
+                "careledger",
+                careledger_serve("--create", workers=processes),
+                server_env(settings),
+                workdir,
             ) as (ours, _),
             running_server("plain", plain_serve(processes), plain_env, workdir, "/docs") as (
                 plain,
