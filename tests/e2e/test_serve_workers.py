@@ -7,7 +7,9 @@ as they write, as the projections in ``careledger worker`` do, and never looks b
 """
 
 import multiprocessing
+import os
 import re
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from tests.api.support import under_care
 from tests.conftest import (
     APP_ROLE,
     ENTRY_BODY,
+    JWT_SECRET,
     REGISTER_BODY,
     auth,
     create_database,
@@ -31,7 +34,7 @@ from tests.conftest import (
     role_url,
 )
 from tests.contract.read_model_support import T0, follow_log, minutes, record, register
-from tests.e2e.server import running_server
+from tests.e2e.server import BIN, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -128,6 +131,24 @@ def test_several_workers_are_refused_where_they_would_not_hold(tmp_path: Path) -
         check_workers(postgres, 2, with_projections=True)
     with pytest.raises(WorkersRefused, match="at least 1"):
         check_workers(postgres, 0, with_projections=False)
+    # And the command says so in one line, exits 2, and creates no store
+    store = tmp_path / "new.db"
+    refused = subprocess.run(
+        [str(BIN / "careledger"), "serve", "--workers", "2", "--create"],
+        env={
+            **os.environ,
+            "CARELEDGER_DATABASE_URL": f"sqlite:///{store}",
+            "CARELEDGER_JWT_SECRET": JWT_SECRET,
+            "CARELEDGER_VAR_DIR": str(tmp_path / "var"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.strip().startswith("careledger: --workers > 1 needs PostgreSQL")
+    assert not store.exists()
 
 
 def _write_from_a_process(
