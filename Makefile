@@ -46,7 +46,9 @@ fuzz: $(STAMP)
 
 # Ratios measured in one run (absolute times on shared machines are noise). Quick mode
 # by default; `make bench FULL=1` for the full one. Regenerates docs/benchmarks.md's table.
+# The HTTP load comes from wrk, a compiled client (Debian's package), not from Python.
 bench: $(STAMP)
+	@command -v wrk >/dev/null || { echo "bench: wrk is not installed; install it with: apt-get install -y wrk"; exit 2; }
 	$(BIN)/python -m bench.run $(if $(FULL),--full,)
 
 lint: $(STAMP)

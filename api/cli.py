@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 import typer
-import uvicorn
 
 from api import logging as structured_logging
 from api.auth import mint_token
@@ -76,20 +75,36 @@ def serve(
     create: Annotated[
         bool, typer.Option("--create", help="Start a new store if none is at the SQLite path")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="HTTP worker processes, each with its own group commit (PostgreSQL; "
+            "the projections then run in `careledger worker`)"
+        ),
+    ] = 1,
 ) -> None:
     """Serve the HTTP API."""
     from api.app import create_app
-    from api.bootstrap import build, require_store
+    from api.bootstrap import build, migrate_store, require_store
+    from api.serving import check_workers, run
 
     settings = _settings()
     structured_logging.configure(settings.log_level)
     embedded = settings.database_url.startswith("sqlite")
     try:
+        check_workers(settings, workers, with_projections=with_projections)
         require_store(settings, create=create, first_run=True)
+        if workers > 1:
+            # Once here, not N times at once: development secrets are written to var/
+            # on first use, and the schema is migrated before any worker opens it.
+            resolve_secrets(settings)
+            migrate_store(settings)
+            run(None, host=host, port=port, workers=workers)
+            return
         container = build(settings, run_processes=embedded or with_projections)
     except ConfigError as error:
         raise _fail(str(error)) from None
-    uvicorn.run(create_app(container), host=host, port=port, log_config=None, access_log=False)
+    run(create_app(container), host=host, port=port, workers=1)
 
 
 @cli.command()

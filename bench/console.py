@@ -32,9 +32,10 @@ from api.auth import mint_token
 from api.bootstrap import build
 from api.console.sessions import login_code
 from application.context import Role
-from bench import report as bench_report
-from bench.projections import ORG, bench_settings, bench_store, server_version
 from bench.replay import chart
+from bench.support import report as bench_report
+from bench.support.charts import ORG
+from bench.support.stores import bench_settings, bench_store, server_version
 
 stderr = Console(stderr=True)
 GOAL = 1.5

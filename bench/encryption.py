@@ -38,178 +38,36 @@ Results are printed as a markdown table and written as JSON to
 """
 
 import argparse
-import base64
-import cProfile
 import gc
-import hmac
-import io
-import itertools
-import pstats
-import secrets
 import statistics
 import tempfile
 import time
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
-from eventsourcing.utils import get_topic
 from rich.console import Console
 from rich.progress import (
     Progress,
 )
 
-from api.bootstrap import open_ledger
-from api.settings import Settings
 from application.ledger.ledger import CareLedger
-from bench import report as bench_report
-from bench.projections import server_version
-from domain.patient import Patient
-from domain.values import Coding, ContactDetails, HumanName, Provenance, Quantity
-from domain.vocabulary import AdministrativeSex, EntryKind, SensitivityLabel
-from infrastructure.chain import ChainVerifier, verify
-from infrastructure.keys import CHAIN_KEY_ID, KeyRing
-from infrastructure.migrations import migrate
-from infrastructure.nonces import Nonces
-from infrastructure.sealing import FORMAT_V1, HEADER_LENGTH, SealingMapper
-from infrastructure.stores import environment_for
+from bench.encryption_stores import CipherOnlyMapper, check_floor, open_plain, open_sealed
+from bench.encryption_verify import A1_GOAL, run_a1
+from bench.support import report as bench_report
+from bench.support.charts import Serial, record_heart_rate, registration
+from bench.support.statistics import ms, p95_ms
+from bench.support.stores import server_version, store_urls
+from infrastructure.keys import KeyRing
 
 E1_GOAL = 0.95
-A1_GOAL = 200_000.0
-COMPONENT_SAMPLE = 50_000
 
-T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
-HEART_RATE = Coding(system="http://loinc.org", code="8867-4", display="Heart rate")
-NO_LABELS: frozenset[SensitivityLabel] = frozenset()
 
 stderr = Console(stderr=True)
-
-
-# The workload, through the domain -------------------------------------------------
-
-
-def new_patient(n: int, patient_id: UUID) -> Patient:
-    return Patient.register(
-        patient_id=patient_id,
-        consent_id=uuid4(),
-        organisation_id="org-main",
-        mrn=f"MRN-{n:07d}",
-        name=HumanName(given="Ada", family="Example"),
-        birth_date=date(1984, 7, 12),
-        sex=AdministrativeSex.FEMALE,
-        contact=ContactDetails(phone="+1-555-0100"),
-        by=Provenance("registrar-1", T0),
-    )
-
-
-def record_heart_rate(patient: Patient, n: int) -> None:
-    patient.record_entry(
-        entry_id=uuid4(),
-        kind=EntryKind.OBSERVATION,
-        code=HEART_RATE,
-        value=Quantity(Decimal(60 + n % 40), "/min"),
-        effective_at=T0 + timedelta(minutes=n),
-        modality=None,
-        labels=NO_LABELS,
-        by=Provenance("clinician-7", T0 + timedelta(minutes=n)),
-    )
-
-
-# Stores ---------------------------------------------------------------------------
-
-
-@contextmanager
-def store_urls(backend: str) -> Iterator[Callable[[str], str]]:
-    """A factory of fresh, empty store URLs on the backend, all removed afterwards."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="careledger-bench-") as tmp:
-            yield lambda label: f"sqlite:///{Path(tmp) / label}.db"
-        return
-    with warnings.catch_warnings():  # the test helpers import the test client
-        warnings.simplefilter("ignore")
-        from tests.conftest import PG_ADMIN_URL, create_database, drop_database, ensure_roles
-
-    ensure_roles(PG_ADMIN_URL)  # a benchmark may be the first thing run on a new server
-
-    created: list[str] = []
-
-    def new_database(label: str) -> str:
-        created.append(create_database(PG_ADMIN_URL))
-        return created[-1]
-
-    try:
-        yield new_database
-    finally:
-        for url in created:
-            drop_database(PG_ADMIN_URL, url)
-
-
-def open_sealed(url: str, var_dir: Path) -> tuple[CareLedger, KeyRing]:
-    """Our store, as the service opens it."""
-    master_key = secrets.token_bytes(32)
-    settings = Settings(
-        database_url=url,
-        master_key=base64.b64encode(master_key).decode(),
-        jwt_secret=secrets.token_urlsafe(40),
-        var_dir=var_dir,
-    )
-    ledger, keys = open_ledger(settings, master_key)
-    assert isinstance(ledger.mapper, SealingMapper)
-    return ledger, keys
-
-
-class CipherOnlyMapper(Mapper[UUID]):
-    """E1's floor: the library's mapping and one AES-256-GCM call per event, no more.
-
-    One key for every stream, nonces drawn as the sealing mapper draws them, the header
-    as the only associated data: no key per patient, no lookup, no binding to the row.
-    Unfit for any store; it measures what the mandated cipher alone costs a save.
-    """
-
-    def __init__(self, transcoder: Transcoder, **library_options: Any) -> None:
-        super().__init__(transcoder, **library_options)  # no compressor or cipher is set
-        self._aead = AESGCM(AESGCM.generate_key(256))
-        self._nonces = Nonces()
-
-    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
-        plain = super().to_stored_event(domain_event)
-        nonce = self._nonces.take()
-        header = bytes([FORMAT_V1]) + bytes(16) + nonce  # the sealing mapper's layout
-        sealed = header + self._aead.encrypt(nonce, plain.state, header)
-        return StoredEvent(plain.originator_id, plain.originator_version, plain.topic, sealed)
-
-    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
-        state, at = stored_event.state, HEADER_LENGTH
-        opened = self._aead.decrypt(state[at - 12 : at], state[at:], state[:at])
-        return super().to_domain_event(
-            StoredEvent(
-                stored_event.originator_id,
-                stored_event.originator_version,
-                stored_event.topic,
-                opened,
-            )
-        )
-
-
-def open_plain(url: str, mapper: type[Mapper[UUID]] = Mapper) -> CareLedger:
-    """The same application and recorders, with the library's Mapper and no cipher (or,
-    for E1's floor, ``CipherOnlyMapper``)."""
-    env = environment_for(url)
-    del env["MAPPER_TOPIC"]
-    migrate(env, None)  # the same tables and triggers as the sealed store
-    ledger = CareLedger({**env, "MAPPER_TOPIC": get_topic(mapper), "CREATE_TABLE": "n"})
-    assert type(ledger.mapper) is mapper and ledger.mapper.cipher is None
-    ledger.recorder.seal_with(b"k" * 32)  # type: ignore[attr-defined]
-    return ledger
 
 
 # E1 ---------------------------------------------------------------------------------
@@ -232,15 +90,6 @@ class Round:
         return self.events / self.wall_seconds
 
 
-class Counter:
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __call__(self) -> int:
-        self.n += 1
-        return self.n
-
-
 @dataclass(frozen=True)
 class App:
     """A ledger, and where its new patients' ids come from, as the service takes them."""
@@ -253,7 +102,7 @@ def e1_round(
     apps: dict[str, App],
     events: int,
     entries_per_patient: int,
-    serial: Counter,
+    serial: Serial,
     advance: Callable[[], None],
 ) -> dict[str, Round]:
     """``events`` saves on each app, interleaved chart by chart: the same patient's
@@ -275,7 +124,7 @@ def e1_round(
             started = clock()
             patient_id = apps[name].new_patient_id()  # sealed: its key may be stored here
             allocating = clock() - started
-            patient = new_patient(first, patient_id)
+            patient = registration(first, patient_id)
             t = clock()
             ledger.save(patient)
             registers[name].append(allocating + clock() - t)
@@ -300,16 +149,6 @@ def e1_round(
     }
 
 
-def ms(seconds: list[float]) -> float | None:
-    return round(statistics.median(seconds) * 1000, 4) if seconds else None
-
-
-def p95_ms(seconds: list[float]) -> float | None:
-    if len(seconds) < 2:
-        return None
-    return round(statistics.quantiles(seconds, n=20)[-1] * 1000, 4)
-
-
 def run_e1(
     sealed: CareLedger,
     keys: KeyRing,
@@ -332,7 +171,7 @@ def run_e1(
     def advance() -> None:
         progress.advance(task)
 
-    serial = Counter()
+    serial = Serial()
     for name, app in contests.items():  # unmeasured
         e1_round({name: app, "plain": plain_app}, warmup, args.entries_per_patient, serial, advance)
     rounds: dict[str, list[Round]] = {"sealed": [], "plain": [], "floor": [], "floor_plain": []}
@@ -412,139 +251,6 @@ def run_e1(
     return result
 
 
-# A1 ---------------------------------------------------------------------------------
-
-
-def fill(ledger: CareLedger, target: int, progress: Progress, backend: str) -> dict[str, Any]:
-    """Top the log up to ``target`` records, 1,000 events per save (20 patients x 50)."""
-    recorder = ledger.recorder
-    have = recorder.max_notification_id() or 0
-    task = progress.add_task(f"A1 {backend}: writing", total=target, completed=have)
-    written = 0
-    serial = Counter()
-    started = time.perf_counter()
-    while have < target:
-        patients = []
-        for _ in range(20):
-            patient = new_patient(serial(), uuid4())
-            for _ in range(49):
-                record_heart_rate(patient, serial())
-            patients.append(patient)
-        ledger.save(*patients)
-        written += 1000
-        have = recorder.max_notification_id() or 0
-        progress.update(task, completed=have)
-    seconds = time.perf_counter() - started
-    progress.remove_task(task)
-    return {
-        "records_in_log": have,
-        "records_written_for_a1": written,
-        "write_events_per_s": round(written / seconds, 1) if written else None,
-    }
-
-
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    gc.collect()
-    started = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - started, value
-
-
-def component_costs(key: bytes, recorder: Any) -> dict[str, float]:
-    """Microseconds per record of each part, on a sample held in memory, GC off."""
-    stream = recorder.chain_rows()
-    sample = list(itertools.islice(stream, COMPONENT_SAMPLE))
-    stream.close()  # ends the read transaction (and PostgreSQL's named cursor)
-    messages = [bytes(32) + body for _, body, _ in sample]
-    gc.disable()
-    try:
-        loop, outcome = timed(lambda: verify(key, sample))
-        assert outcome.ok
-        digests, _ = timed(lambda: [hmac.digest(key, m, "sha256") for m in messages])
-    finally:
-        gc.enable()
-    n = len(sample) / 1e6
-    return {"verify_loop_in_memory": loop / n, "hmac_digest_only": digests / n}
-
-
-def verify_all(key: bytes, recorder: Any) -> Any:
-    """Exactly what ``audit verify`` runs."""
-    return ChainVerifier(recorder, key).check()
-
-
-def run_a1(
-    ledger: CareLedger, keys: KeyRing, args: argparse.Namespace, progress: Progress, backend: str
-) -> dict[str, Any]:
-    written = fill(ledger, args.verify_records, progress, backend)
-    key = keys.raw(CHAIN_KEY_ID)
-    recorder: Any = ledger.recorder
-    task = progress.add_task(f"A1 {backend}: verifying", total=args.verify_repeats + 2)
-
-    # What `audit verify` does: stream the rows and recompute the chain. The first pass
-    # also reads freshly written pages from disk (and sets PostgreSQL's hint bits):
-    # reported, but not in the median.
-    first, outcome = timed(lambda: verify_all(key, recorder))
-    assert outcome.ok, outcome.problem
-    progress.advance(task)
-    runs = []
-    checked = 0
-    for _ in range(args.verify_repeats):
-        seconds, outcome = timed(lambda: verify_all(key, recorder))
-        assert outcome.ok, outcome.problem
-        checked = outcome.records_checked
-        runs.append(seconds)
-        progress.advance(task)
-    median = statistics.median(runs)
-
-    # Where the time goes. Streaming, as above, but without the chain.
-    fetch_runs = []
-    for _ in range(args.verify_repeats):
-        seconds, fetched = timed(lambda: sum(1 for _ in recorder.chain_rows()))
-        assert fetched == checked
-        fetch_runs.append(seconds)
-    fetch = statistics.median(fetch_runs)
-    parts = component_costs(key, recorder)
-    progress.advance(task)
-    progress.remove_task(task)
-
-    profile: list[str] | None = None
-    if args.profile:
-        profiler = cProfile.Profile()
-        profiler.enable()
-        verify_all(key, recorder)
-        profiler.disable()
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(18)
-        profile = out.getvalue().splitlines()
-
-    rate = checked / median
-    us = 1e6
-    per_row_us = {
-        "total_verify": median / checked * us,
-        "fetch_streaming": fetch / checked * us,
-        "chain_check_streaming": (median - fetch) / checked * us,
-        **parts,
-    }
-    return {
-        **written,
-        "records_checked": checked,
-        "first_pass_seconds": round(first, 4),
-        "first_pass_records_per_s": round(outcome.records_checked / first, 1),
-        "verify_seconds": [round(s, 4) for s in runs],
-        "median_records_per_s": round(rate, 1),
-        "goal": f">= {A1_GOAL:,.0f} records/s",
-        "met": rate >= A1_GOAL,
-        "breakdown_us_per_record": {k: round(v, 3) for k, v in per_row_us.items()},
-        "breakdown_note": (
-            "total_verify = fetch_streaming + chain_check_streaming (both "
-            "streamed, GC on, medians). The rest are per-record costs on an in-memory "
-            f"sample of up to {COMPONENT_SAMPLE:,} records with GC off; the verify loop "
-            "uses a prepared HMAC key; hmac_digest_only re-keys per record, for comparison"
-        ),
-        "profile_top_tottime": profile,
-    }
-
-
 # Running --------------------------------------------------------------------------
 
 
@@ -563,6 +269,8 @@ def bench_backend(args: argparse.Namespace, backend: str, progress: Progress) ->
         result: dict[str, Any] = {"server": server_version(sealed)}
         if not args.skip_e1:
             result["E1"] = run_e1(sealed, keys, plain, floor, args, progress, backend)
+        if floor is not None:
+            result["E1"]["floor_records_checked"] = check_floor(sealed, floor.mapper)
         plain.close()
         if floor is not None:
             floor.close()

@@ -26,8 +26,15 @@ from rich.console import Console
 
 from api.bootstrap import build
 from application.context import Actor, RequestContext, Role
-from bench import report as bench_report
-from bench.projections import ORG, bench_database, bench_settings, new_patient
+from bench.support import report as bench_report
+from bench.support.charts import (
+    ORG,
+    new_patient,
+)
+from bench.support.stores import (
+    bench_database,
+    bench_settings,
+)
 from domain.patient import Patient
 from domain.values import Coding, Provenance, TextValue
 from domain.vocabulary import EntryKind, Purpose

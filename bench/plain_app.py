@@ -6,7 +6,8 @@ library's stock recorder for the store (``eventsourcing.postgres`` or
 ``eventsourcing.sqlite``) with its default mapper: no encryption, no access records, no
 authorisation, no group commit, no idempotency claims, no hash chain. The same
 aggregate cache size as CareLedger. Run as ``python -m bench.plain_app --port P`` with
-``PLAIN_DATABASE_URL`` set (``postgresql://...`` or ``sqlite:///path``).
+``PLAIN_DATABASE_URL`` set (``postgresql://...`` or ``sqlite:///path``), on
+``--workers`` processes and the same HTTP stack as ``careledger serve``.
 """
 
 import argparse
@@ -15,12 +16,14 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
+import uvicorn
 from eventsourcing.application import Application
 from eventsourcing.persistence import JSONTranscoder
 from fastapi import FastAPI
 
 from api.responses import JSON
 from api.schemas import RecordEntryIn, RegisterPatientIn, value_to_domain
+from api.serving import HTTP, LOOP, WORKER_START_SECONDS
 from application.ledger.transcodings import register_clinical_transcodings
 from domain.patient import Patient
 from domain.values import Provenance
@@ -89,15 +92,24 @@ def create_plain_app(ledger: PlainLedger) -> FastAPI:
     return app
 
 
-def main() -> None:
-    import uvicorn
+def app_from_environment() -> FastAPI:
+    """One process's app (uvicorn calls this factory in each worker)."""
+    return create_plain_app(PlainLedger(plain_env(os.environ["PLAIN_DATABASE_URL"])))
 
+
+def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    ledger = PlainLedger(plain_env(os.environ["PLAIN_DATABASE_URL"]))
+    # The same server, event loop and HTTP parser as `careledger serve` (api.serving).
     uvicorn.run(
-        create_plain_app(ledger),
+        "bench.plain_app:app_from_environment",
+        factory=True,
+        workers=args.workers,
+        loop=LOOP,
+        http=HTTP,
+        timeout_worker_healthcheck=WORKER_START_SECONDS,
         host="127.0.0.1",
         port=args.port,
         log_config=None,

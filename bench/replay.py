@@ -31,8 +31,15 @@ from rich.console import Console
 
 from api.bootstrap import build
 from application.context import Actor, RequestContext, Role
-from bench import report as bench_report
-from bench.projections import ORG, bench_settings, bench_store, server_version
+from bench.support import report as bench_report
+from bench.support.charts import (
+    ORG,
+)
+from bench.support.stores import (
+    bench_settings,
+    bench_store,
+    server_version,
+)
 from domain.consent import Consent
 from domain.membership import Membership
 from domain.patient import Patient

@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.report import RESULTS_DIR, command_line
+from bench.support.load import require_wrk
+from bench.support.report import RESULTS_DIR, command_line
+from bench.writes import w1_goal, w1_met
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "benchmarks.md"
@@ -139,8 +141,9 @@ def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, s
                 "R1",
                 f"audited vs unaudited timeline reads, 16 connections, {result['backend']}",
                 f"{audited['throughput_rps']} vs {unaudited['throughput_rps']} req/s: "
-                f"{result['ratio_audited_over_unaudited']}x",
-                ">= 0.7x",
+                f"{result['ratio_audited_over_unaudited']}x; p99 {audited['p99_ms']} vs "
+                f"{unaudited['p99_ms']} ms; wrk CPU {_wrk_cpu(audited, unaudited)}",
+                f"{result['goal']}x",
                 _met(result["met"]),
                 reports["audit"]["command"],
             )
@@ -183,20 +186,20 @@ def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, s
     writes = reports["writes"]["results"]
     cmd = reports["writes"]["command"]
     for wr in writes:
-        w1 = wr["W1"]
-        w1_met = w1["ratio"] >= 1.5 and w1["careledger_p99_ms"] <= w1["plain_p99_ms"]
-        table.append(
-            (
-                "W1",
-                "`POST .../entries`, 16 connections, vs plain FastAPI + "
-                f"eventsourcing, {wr['backend']}",
-                f"{w1['careledger_per_s']:,.0f} vs {w1['plain_per_s']:,.0f} req/s: "
-                f"{w1['ratio']}x; p99 {w1['careledger_p99_ms']} vs {w1['plain_p99_ms']} ms",
-                ">= 1.5x, p99 <= baseline",
-                _met(w1_met),
-                cmd,
+        for w1 in wr["W1"]:
+            table.append(
+                (
+                    "W1",
+                    "`POST .../entries`, 16 connections, vs plain FastAPI + eventsourcing, "
+                    f"{w1['processes']} process(es) each, {wr['backend']}",
+                    f"{w1['careledger_per_s']:,.0f} vs {w1['plain_per_s']:,.0f} req/s: "
+                    f"{w1['ratio']}x; p99 {w1['careledger_p99_ms']} vs {w1['plain_p99_ms']} "
+                    f"ms; wrk CPU {_wrk_cpu(w1)}",
+                    f">= {w1_goal(wr['backend']):g}x, p99 <= baseline",
+                    _met(w1_met(wr["backend"], w1)),
+                    cmd,
+                )
             )
-        )
     for wr in writes:
         w2 = wr["W2"]
         table.append(
@@ -224,7 +227,7 @@ def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, s
     )
     for wr in writes:  # L1 ran beside PostgreSQL's W1 and W2, their reference
         if "L1" in wr:
-            l1, w1, w2 = wr["L1"], wr["W1"], wr["W2"]
+            l1, w1, w2 = wr["L1"], wr["W1"][0], wr["W2"]
             single, batched = l1["rows_per_s_1_per_txn"], l1["rows_per_s_100_per_txn"]
             table.append(
                 (
@@ -239,6 +242,11 @@ def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, s
                 )
             )
     return table
+
+
+def _wrk_cpu(*measured: dict[str, Any]) -> str:
+    """The load generator's largest CPU share of the machine in these phases."""
+    return f"{max(m['client_cpu_share'] for m in measured):.0%}"
 
 
 def _met(flag: bool) -> str:
@@ -274,6 +282,7 @@ def main() -> None:
     if args.table_only:
         reports = newest_run()
     else:
+        require_wrk()
         reports = {
             m: run(m, full if args.full else quick, stamp) for m, (quick, full) in RUNS.items()
         }
@@ -287,6 +296,9 @@ def main() -> None:
     text = markdown(rows(reports), "full" if full else "quick", info, day, command)
     if not args.table_only:
         (RESULTS_DIR / f"summary-{stamp}.md").write_text(text)
+        for older in RESULTS_DIR.iterdir():  # only the latest run is committed
+            if stamp not in older.name:
+                older.unlink()
     print(text)
     if not args.no_page:
         page = PAGE.read_text()

@@ -56,17 +56,19 @@ from api.auth import mint_token
 from api.bootstrap import build, relay_for
 from application.context import Actor, RequestContext, Role
 from application.subscriptions.relay import subject_of
-from bench import report as bench_report
-from bench.audit import running_server
-from bench.projections import (
+from bench.support import report as bench_report
+from bench.support.charts import (
     ORG,
     Serial,
-    bench_database,
-    bench_settings,
     head,
     patient_story,
-    projector,
     record_entry,
+)
+from bench.support.servers import careledger_serve, running_server, server_env
+from bench.support.stores import (
+    bench_database,
+    bench_settings,
+    projector,
     server_version,
 )
 from domain.subscriber import ContentLevel
@@ -224,7 +226,9 @@ def run_s2(settings: Any, workdir: Path, rounds: int, progress: Any) -> dict[str
     )
     latencies: list[float] = []
     with (
-        running_server("audited", settings, workdir) as (base, _pid),
+        running_server(
+            "audited", careledger_serve("--with-projections"), server_env(settings), workdir
+        ) as (base, _pid),
         httpx.Client(base_url=base, timeout=60) as writer,
     ):
         patient_id = member(writer, clinician, admin_token)

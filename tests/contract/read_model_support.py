@@ -8,6 +8,7 @@ column left out, and the rows sorted.
 """
 
 import hashlib
+import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -331,3 +332,19 @@ def record_many(
         ids.append(entry_id)
     container.ledger.commit(clinician(), [patient], {})
     return ids
+
+
+def follow_log(recorder: Any, start: int, writing: threading.Event, seen: list[int]) -> None:
+    """Follow the log from ``start`` as the projectors do, appending each position to
+    ``seen``: page on from where it last was, never look back, and stop once
+    ``writing`` is cleared and nothing more is found. A reader that moves past a
+    position cannot go back for an event that commits there later (the gap check)."""
+    after = start - 1
+    while True:
+        still_writing = writing.is_set()
+        found = recorder.select_notifications(start=after + 1, limit=1000)
+        seen.extend(n.id for n in found)
+        if found:
+            after = found[-1].id
+        elif not still_writing:
+            return

@@ -13,7 +13,7 @@ import threading
 from uuid import UUID
 
 from api.container import Container
-from tests.contract.read_model_support import T0, minutes, record, register
+from tests.contract.read_model_support import T0, follow_log, minutes, record, register
 
 WRITERS = 16
 EVENTS = int(os.environ.get("CARELEDGER_GAP_EVENTS", "20000"))
@@ -38,19 +38,8 @@ def test_a_live_reader_sees_every_acknowledged_event_exactly_once(
         except BaseException as error:
             failures.append(error)
 
-    def reader() -> None:
-        after = start - 1
-        while True:
-            still_writing = writing.is_set()
-            found = recorder.select_notifications(start=after + 1, limit=1000)
-            seen.extend(n.id for n in found)
-            if found:
-                after = found[-1].id
-            elif not still_writing:
-                return
-
     per_writer = EVENTS // WRITERS
-    following = threading.Thread(target=reader)
+    following = threading.Thread(target=follow_log, args=(recorder, start, writing, seen))
     following.start()
     writers = [threading.Thread(target=writer, args=(p, per_writer)) for p in patients]
     for thread in writers:

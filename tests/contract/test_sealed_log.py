@@ -20,7 +20,6 @@ from api.bootstrap import build, open_locked
 from api.container import Container
 from api.settings import ConfigError, Settings
 from application.errors import DataKeyDestroyed, IntegrityViolation
-from bench.encryption import CipherOnlyMapper
 from domain.patient import Patient
 from infrastructure.chain import Head
 from infrastructure.keys import LocalKeyEncryptionKey, rotate
@@ -127,26 +126,6 @@ def test_what_is_sealed_is_exactly_what_the_librarys_own_mapper_would_store(
         )
     assert len(sealed_plaintexts) == len(events) > 5
     assert b'"class_version":2' in sealed_plaintexts[-1].replace(b" ", b"")
-
-
-def test_the_benchmarks_cipher_only_floor_stores_records_the_size_of_ours(
-    container: Container, chart: UUID
-) -> None:
-    # Given the chart's stored events, and E1's floor (bench.encryption): the library's
-    # mapping and one AES-256-GCM call per event, nothing else
-    mapper = container.ledger.mapper
-    floor = CipherOnlyMapper(mapper.transcoder)
-    stored = container.ledger.recorder.select_events(chart)
-    for record in stored:
-        event = mapper.to_domain_event(record)
-        # When the floor stores each event
-        theirs = floor.to_stored_event(event)
-        # Then its record is exactly as long as ours, encrypted, and reads back, so that
-        # E1 compares like with like
-        assert len(theirs.state) == len(record.state)
-        assert Mapper(mapper.transcoder).to_stored_event(event).state not in theirs.state
-        assert floor.to_domain_event(theirs) == event
-    assert len(stored) >= 4
 
 
 def test_a_ciphertext_moved_to_another_row_is_an_integrity_violation(

@@ -30,6 +30,7 @@ def running_server(
     *extra_args: str,
     environment: dict[str, str] | None = None,
     port: int | None = None,
+    startup_seconds: float = 30,
 ) -> Iterator[tuple[str, dict[str, str], Path]]:
     """Yields (base URL, environment, log file). The log is kept for inspection. ``port``
     when another process must know the address first (an OpenID provider's redirect)."""
@@ -58,7 +59,7 @@ def running_server(
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            _wait_healthy(base, process, log_path)
+            _wait_healthy(base, process, log_path, startup_seconds)
             yield base, env, log_path
         finally:
             process.terminate()
@@ -68,8 +69,10 @@ def running_server(
                 process.kill()
 
 
-def _wait_healthy(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
+def _wait_healthy(
+    base: str, process: subprocess.Popen[bytes], log_path: Path, seconds: float
+) -> None:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
@@ -79,4 +82,4 @@ def _wait_healthy(base: str, process: subprocess.Popen[bytes], log_path: Path) -
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise RuntimeError("server did not become healthy in 30 s")
+    raise RuntimeError(f"server did not become healthy in {seconds:g} s")

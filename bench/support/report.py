@@ -2,9 +2,12 @@
 
 import argparse
 import contextlib
+import cProfile
+import io
 import json
 import os
 import platform
+import pstats
 import shlex
 import sys
 from collections.abc import Sequence
@@ -49,7 +52,7 @@ def yes(flag: bool) -> str:
     return "yes" if flag else "**no**"
 
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 
 
 def progress(console: Console) -> Progress:
@@ -97,3 +100,11 @@ def add_backend_option(parser: argparse.ArgumentParser, note: str | None = None)
 def backends(args: argparse.Namespace) -> list[str]:
     """The backends ``--backend`` names, PostgreSQL first."""
     return list(BACKENDS) if args.backend == "both" else [args.backend]
+
+
+def profile_lines(profiler: cProfile.Profile, top: int = 25) -> list[str]:
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+    return [line.rstrip() for line in out.getvalue().splitlines() if line.strip()]

@@ -1,0 +1,1 @@
+"""What the benchmarks share: stores, charts, servers, load, statistics and the report."""
