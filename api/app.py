@@ -17,6 +17,7 @@ from api.routers import (
     fhir,
     fhir_audit,
     fhir_bundles,
+    fhir_export,
     fhir_writes,
     me,
     memberships,
@@ -64,6 +65,7 @@ def create_app(container: Container) -> FastAPI:
         me,
         subscribers,
         operations,
+        fhir_export,  # before the reads: /fhir/Patient/$export is no patient's read
         fhir,
         fhir_audit,
     ):

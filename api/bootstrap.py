@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -22,6 +22,8 @@ from application.charts.erasure import Erasure
 from application.charts.patients import Patients
 from application.charts.read_models import ReadModels
 from application.consents.consents import Consents
+from application.fhir.export_jobs import BulkExports
+from application.fhir.reads import FhirReads
 from application.ledger.group_writes import GroupWrites
 from application.ledger.ledger import CareLedger
 from application.memberships.memberships import Memberships
@@ -30,6 +32,7 @@ from application.subscriptions.relay import Broker, Relay
 from application.subscriptions.subscriptions import Subscriptions
 from infrastructure.chain import ChainVerifier
 from infrastructure.claims import ClaimIds
+from infrastructure.export_files import SealedExportFiles
 from infrastructure.follower import LogFollower
 from infrastructure.keys import CHAIN_KEY_ID, KeyRing, LocalKeyEncryptionKey, WrongMasterKey
 from infrastructure.migrations import migrate, protect, unlock
@@ -203,6 +206,17 @@ def build(
         ),
         views=store,
         positions=positions,
+    )
+    container.exports = BulkExports(
+        FhirReads(ledger, container.charts),
+        SealedExportFiles(
+            settings.export_dir or settings.var_dir / "exports",
+            stale_seconds=settings.export_expiry_seconds,
+        ),
+        clock,
+        new_id,
+        expiry=timedelta(seconds=settings.export_expiry_seconds),
+        max_running=settings.export_max_running,
     )
     if store.is_postgres:
         # Wakes min_position waits on commits by a worker in another process, and
