@@ -41,6 +41,8 @@ def create_app(container: Container) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container.start_followers()
+        if container.exports is not None:
+            container.exports.open()  # what an earlier server left is cleared
         try:
             yield
         finally:

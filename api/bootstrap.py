@@ -140,6 +140,10 @@ def open_ledger(settings: Settings, master_key: bytes) -> tuple[CareLedger, KeyR
     return ledger, keys
 
 
+# Bulk exports running at once in a process; another kick-off is 429 meanwhile.
+EXPORTS_AT_ONCE = 2
+
+
 def build(
     settings: Settings,
     *,
@@ -210,13 +214,13 @@ def build(
     container.exports = BulkExports(
         FhirReads(ledger, container.charts),
         SealedExportFiles(
-            settings.export_dir or settings.var_dir / "exports",
+            settings.var_dir / "exports",
             stale_seconds=settings.export_expiry_seconds,
         ),
         clock,
         new_id,
         expiry=timedelta(seconds=settings.export_expiry_seconds),
-        max_running=settings.export_max_running,
+        max_running=EXPORTS_AT_ONCE,
     )
     if store.is_postgres:
         # Wakes min_position waits on commits by a worker in another process, and

@@ -46,11 +46,8 @@ class Settings(BaseSettings):
     projection_batch_size: int = Field(default=1000, gt=0)
     max_projection_lag: int = Field(default=10_000, gt=0)
     log_level: str = "INFO"
-    # Bulk Data export: where the sealed files go (default var_dir/exports), how long a
-    # finished export's files are kept, and how many exports may run at once.
-    export_dir: Path | None = None
+    # How long a finished Bulk Data export's sealed files are kept (var_dir/exports).
     export_expiry_seconds: int = Field(default=3600, gt=0)
-    export_max_running: int = Field(default=2, gt=0)
 
     @field_validator("log_level")
     @classmethod

@@ -38,6 +38,7 @@ ERROR_FILE = "OperationOutcome"
 PATIENTS_PER_PAGE = 500
 # Records waiting for their commit while the export goes on; then it waits for them.
 RECORDS_IN_FLIGHT = 256
+SWEEP_SECONDS = 60.0
 
 
 class ExportFile(Protocol):
@@ -127,6 +128,7 @@ class BulkExports:
         self._threads: dict[UUID, threading.Thread] = {}
         self._lock = threading.Lock()
         self._opened = False
+        self._stopping = threading.Event()
 
     # Requests ------------------------------------------------------------------------
 
@@ -210,6 +212,7 @@ class BulkExports:
 
     def close(self) -> None:
         """Stop every running export and remove every file: nothing outlives the process."""
+        self._stopping.set()
         with self._lock:
             jobs, threads = list(self._jobs.values()), list(self._threads.values())
             self._jobs.clear()
@@ -301,10 +304,24 @@ class BulkExports:
 
     # Helpers ----------------------------------------------------------------------------
 
+    def open(self) -> None:
+        """At the server's start: what earlier processes left is cleared, and expired
+        files are swept once a minute, whether or not anyone asks for them."""
+        with self._lock:
+            self._open()
+
     def _open(self) -> None:
         if not self._opened:
             self.files.open()
             self._opened = True
+            threading.Thread(target=self._sweeping, name="export-sweeper", daemon=True).start()
+
+    def _sweeping(self) -> None:
+        while not self._stopping.wait(SWEEP_SECONDS):
+            try:
+                self.sweep()
+            except Exception as error:  # noqa: BLE001 - the next sweep tries again
+                log.error("export sweep failed", extra={"error": type(error).__name__})
 
     def _group_exists(self, ctx: RequestContext, group: str) -> bool:
         found = self.reads.charts.views.roster.memberships(
