@@ -37,7 +37,7 @@ NDJSON_FORMATS = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
 ERROR_FILE = "OperationOutcome"
 PATIENTS_PER_PAGE = 500
 # Records waiting for their commit while the export goes on; then it waits for them.
-RECORDS_IN_FLIGHT = 256
+RECORDS_IN_FLIGHT = 64
 SWEEP_SECONDS = 60.0
 
 
@@ -320,7 +320,7 @@ class BulkExports:
         while not self._stopping.wait(SWEEP_SECONDS):
             try:
                 self.sweep()
-            except Exception as error:  # noqa: BLE001 - the next sweep tries again
+            except Exception as error:  # the next sweep tries again
                 log.error("export sweep failed", extra={"error": type(error).__name__})
 
     def _group_exists(self, ctx: RequestContext, group: str) -> bool:

@@ -4,9 +4,10 @@ more memory (tracemalloc's peak above where it started) than exporting a tenth o
 The store is seeded through the use cases (no HTTP) with 10,000 patients under care,
 every tenth a member of one sponsor's roster; the sponsor's Group (1,000 patients) and
 then the whole organisation (10,000) are exported by the service itself, as the
-background run does. The aggregate cache is kept small here: it is bounded anyway
-(2,000 charts by default) and would otherwise fill while the larger export runs, which
-is the cache, not the export. CARELEDGER_EXPORT_SCALE_PATIENTS sizes the run.
+background run does. The aggregate and data-key caches are kept small here: they are
+bounded anyway (2,000 charts and 10,000 keys by default) and would otherwise fill
+while the larger export runs, which is the caches, not the export.
+CARELEDGER_EXPORT_SCALE_PATIENTS sizes the run.
 """
 
 import os
@@ -37,7 +38,8 @@ MIB = 1024 * 1024
 @pytest.fixture
 def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Container]:
     monkeypatch.setenv("CARELEDGER_AGGREGATE_CACHE_MAXSIZE", "100")
-    container = build(make_settings(f"sqlite:///{tmp_path / 'scale.db'}", tmp_path / "var"))
+    settings = make_settings(f"sqlite:///{tmp_path / 'scale.db'}", tmp_path / "var")
+    container = build(settings.model_copy(update={"key_cache_size": 100}))
     today = datetime.now(UTC).date()
     try:
         for number in range(PATIENTS):
