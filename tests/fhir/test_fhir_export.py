@@ -153,6 +153,13 @@ def test_an_export_is_ndjson_per_type_consent_filtered_and_each_patient_replays(
         body = replay.json()
         assert body["matches"] is True, body
         assert b"".join(orjson.dumps(r) + b"\n" for r in body["body"]) == mine
+        # The auditor reads it as an IHE BALP AuditEvent: an operation on the patient
+        event = client.get(f"/fhir/AuditEvent/{record['access_id']}", headers=AUDITOR)
+        assert event.status_code == 200, event.text
+        [audit] = validated(event.json())
+        assert audit["subtype"][0]["code"] == "operation"
+        described = [e.get("description", "") for e in audit["entity"]]
+        assert any(d.startswith("GET $export") for d in described), described
 
 
 def test_type_since_and_a_group_narrow_an_export(client: TestClient) -> None:
