@@ -36,7 +36,7 @@ def exports(use_cases: UseCases) -> BulkExports:
 def _kick_off(
     request: Request, ctx: RequestContext, use_cases: UseCases, group: str | None
 ) -> Response:
-    prefer = [p.strip().lower() for p in request.headers.get("prefer", "").split(",")]
+    prefer = [p.split(";")[0].strip().lower() for p in request.headers.get("prefer", "").split(",")]
     if "respond-async" not in prefer:
         outcome = operation_outcome("required", "Prefer: respond-async is required")
         return Response(render(outcome), status_code=400, media_type=FHIR_JSON)

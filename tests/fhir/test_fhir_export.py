@@ -192,6 +192,10 @@ def test_a_kick_off_refuses_what_it_must(client: TestClient) -> None:
     where = "/fhir/$export"
     outcome(client.get(where, headers=ASYNC), 401)
     outcome(client.get(where, headers=CLINICIAN), 400)  # no Prefer: respond-async
+    prefer = CLINICIAN.with_headers({"Prefer": "return=minimal"})
+    outcome(client.get(where, headers=prefer), 400)
+    waiting = CLINICIAN.with_headers({"Prefer": "respond-async; wait=10"})
+    assert client.get(where, headers=waiting).status_code == 202
     bad: list[dict[str, str]] = [
         {"_outputFormat": "application/fhir+json"},
         {"_type": "Provenance"},
@@ -284,7 +288,13 @@ def test_a_running_export_reports_progress_and_a_cancel_stops_it(
     assert reached.wait(30)
     running = client.get(status, headers=CLINICIAN)
     assert running.status_code == 202 and running.headers["x-progress"] == "0 patients exported"
+    # Two run at once: a third kick-off is asked to come back later
+    other = kick_off(client, "/fhir/Patient/$export", COLLEAGUE)
+    busy = client.get("/fhir/$export", headers=CLINICIAN.with_headers(ASYNC))
+    outcome(busy, 429)
+    assert int(busy.headers["retry-after"]) > 0
     assert client.delete(status, headers=CLINICIAN).status_code == 202
+    assert client.delete(other, headers=COLLEAGUE).status_code == 202
     release.set()
     outcome(client.get(status, headers=CLINICIAN), 404)
     exports = client.app.state.container.exports  # type: ignore[attr-defined]
