@@ -23,6 +23,7 @@ from api.routers import (
     memberships,
     operations,
     patients,
+    smart,
     subscribers,
 )
 
@@ -70,6 +71,7 @@ def create_app(container: Container) -> FastAPI:
         fhir_export,  # before the reads: /fhir/Patient/$export is no patient's read
         fhir,
         fhir_audit,
+        smart,
     ):
         app.include_router(module.router)
     app.include_router(fhir_writes.router)

@@ -1,7 +1,7 @@
 """Bearer JWT authentication: HS256 with a shared secret, or an issuer's JWKS."""
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -9,6 +9,7 @@ import jwt
 
 from api.settings import ConfigError
 from application.context import Actor, Role
+from application.scopes import Grant
 from domain.grantee import ORGANISATION_ID, SUBJECT
 from domain.vocabulary import Purpose
 
@@ -48,27 +49,7 @@ class TokenVerifier:
         if (claims.get("use") == "console-login") is not login:
             kind = "a console login code" if login else "a bearer token"
             raise Unauthenticated(f"this token is not {kind}")
-        try:
-            role = Role(str(claims["role"])) if isinstance(claims.get("role"), str) else None
-        except ValueError:
-            role = None
-        if role is None:
-            raise Unauthenticated("the token's role claim is missing or unknown")
-        sub, org = claims.get("sub"), claims.get("org")
-        if not isinstance(sub, str) or not sub or not isinstance(org, str) or not org:
-            raise Unauthenticated("the token must carry sub and org claims")
-        # Qualified identities are written org/sub: an org that could hold a "/" (or a
-        # sub with blanks) would make two identities read alike.
-        if not ORGANISATION_ID.match(org) or not SUBJECT.match(sub):
-            raise Unauthenticated("the token's org or sub claim has characters not allowed")
-        patient_id = None
-        if role is Role.PATIENT:
-            try:
-                patient_id = UUID(str(claims["patient"]))
-            except (KeyError, ValueError):
-                raise Unauthenticated("a patient token must carry a patient claim") from None
-        purposes = purposes_of_use(claims.get("purpose_of_use"))
-        return Actor(id=sub, role=role, org=org, patient_id=patient_id, purposes=purposes)
+        return actor_of(claims)
 
     def _decode(self, token: str) -> dict[str, object]:
         required = ["exp", "sub", "role", "org"]
@@ -114,6 +95,68 @@ class TokenVerifier:
             raise Unauthenticated("the token lacks the exp claim")
         if exp - now > limit + LEEWAY_SECONDS or (iat is not None and exp - iat > limit):
             raise Unauthenticated(f"the token's lifetime exceeds the maximum of {limit} seconds")
+
+
+@dataclass(frozen=True)
+class ClaimNames:
+    """Which claims carry the actor's identity (an OpenID provider may name them otherwise)."""
+
+    sub: str = "sub"
+    role: str = "role"
+    org: str = "org"
+    patient: str = "patient"
+
+
+def actor_of(claims: Mapping[str, object], names: ClaimNames = ClaimNames()) -> Actor:
+    """The actor verified claims name; Unauthenticated if they name no valid one."""
+    try:
+        role = Role(str(claims[names.role])) if isinstance(claims.get(names.role), str) else None
+    except ValueError:
+        role = None
+    if role is None:
+        raise Unauthenticated(f"the token's {names.role} claim is missing or unknown")
+    sub, org = claims.get(names.sub), claims.get(names.org)
+    if not isinstance(sub, str) or not sub or not isinstance(org, str) or not org:
+        raise Unauthenticated(f"the token must carry {names.sub} and {names.org} claims")
+    # Qualified identities are written org/sub: an org that could hold a "/" (or a
+    # sub with blanks) would make two identities read alike.
+    if not ORGANISATION_ID.match(org) or not SUBJECT.match(sub):
+        raise Unauthenticated("the token's org or sub claim has characters not allowed")
+    launch = claims.get(names.patient)
+    patient_id = None
+    if launch is not None or role is Role.PATIENT:
+        try:
+            patient_id = UUID(str(launch)) if launch is not None else None
+        except ValueError:
+            message = f"the token's {names.patient} claim is not a patient id"
+            raise Unauthenticated(message) from None
+        if patient_id is None:
+            raise Unauthenticated(f"a patient token must carry a {names.patient} claim")
+    purposes = purposes_of_use(claims.get("purpose_of_use"))
+    scopes = smart_scopes(claims.get("scope"), patient_id)
+    return Actor(
+        id=sub,
+        role=role,
+        org=org,
+        # Staff tokens may carry a launch patient too, which pins only their scopes.
+        patient_id=patient_id if role is Role.PATIENT else None,
+        purposes=purposes,
+        scopes=scopes,
+    )
+
+
+def smart_scopes(claim: object, launch_patient: UUID | None) -> Grant | None:
+    """The ``scope`` claim (space-separated, or a list) as a grant; None without one.
+
+    A claim we cannot read is refused rather than ignored, since ignoring it would
+    leave the token unnarrowed.
+    """
+    if claim is None:
+        return None
+    texts = claim.split() if isinstance(claim, str) else claim
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise Unauthenticated("the token's scope claim must be a space-separated string")
+    return Grant.of(texts, launch_patient)
 
 
 def _numeric_date(claims: dict[str, object], name: str) -> float | None:

@@ -20,6 +20,7 @@ from api.cli_store import audit_cli, keys_cli, migrate_command, patients_cli, pr
 from api.console.sessions import login_code
 from api.settings import ConfigError, Settings, load_settings, resolve_secrets
 from application.context import Role
+from application.scopes import OTHER_SCOPES, parse_scope
 
 if TYPE_CHECKING:
     from api.container import Container
@@ -138,7 +139,10 @@ def token(
     role: Annotated[Role, typer.Option(help="clinician, auditor, patient, admin or service")],
     sub: Annotated[str, typer.Option(help="The actor's id")],
     org: Annotated[str | None, typer.Option(help="Organisation (default CARELEDGER_ORG)")] = None,
-    patient: Annotated[str | None, typer.Option(help="Patient id, for the patient role")] = None,
+    patient: Annotated[
+        str | None,
+        typer.Option(help="Patient id: the patient role's, or a staff token's launch patient"),
+    ] = None,
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 3600,
     login: Annotated[
         bool, typer.Option("--login", help="Print a one-time console login URL instead")
@@ -146,10 +150,25 @@ def token(
     base_url: Annotated[
         str, typer.Option(help="The server's address, for --login")
     ] = "http://127.0.0.1:8000",
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="SMART scopes (e.g. 'patient/*.rs', 'user/Observation.rs'); repeat it or "
+            "separate with spaces. They narrow what the role may do; without it, no narrowing"
+        ),
+    ] = None,
 ) -> None:
     """Print a development token signed with the configured secret (or, with --login, a
     one-time URL that signs its actor in to the web console; it lives 5 minutes)."""
     settings = _settings()
+    scopes = [text for given in scope or [] for text in given.split()]
+    if scope is not None and login:
+        raise _fail("--scope is for API tokens; a console login link carries none")
+    if scope is not None and not scopes:
+        raise _fail("--scope must name at least one scope")
+    unknown = [t for t in scopes if parse_scope(t) is None and t not in OTHER_SCOPES]
+    if unknown:
+        raise _fail(f"--scope: not a SMART v2 (or v1) scope this server honours: {unknown[0]}")
     patient_id = None
     if patient is not None:
         try:
@@ -189,6 +208,7 @@ def token(
             ttl_seconds=ttl,
             now=int(time.time()),
             audience=settings.jwt_audience,
+            extra={"scope": " ".join(scopes)} if scope is not None else None,
         )
     )
 

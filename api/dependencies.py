@@ -79,6 +79,10 @@ async def request_context(
     )
     request.state.context = ctx  # so that a 403 raised later can be audited
     admit_purpose(ctx)
+    # Imported here: the route table reads the FHIR router, which needs this module.
+    from api.scope_routes import admit_scopes
+
+    await admit_scopes(request, ctx)
     return ctx
 
 

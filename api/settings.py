@@ -48,6 +48,21 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # How long a finished Bulk Data export's sealed files are kept (var_dir/exports).
     export_expiry_seconds: int = Field(default=3600, gt=0)
+    # SMART on FHIR: the authorization server's endpoints, published as given in
+    # /.well-known/smart-configuration and the CapabilityStatement (CareLedger is a
+    # resource server; it issues no tokens of its own).
+    smart_authorization_endpoint: str | None = None
+    smart_token_endpoint: str | None = None
+    # The console's OpenID Connect sign-in (docs/console.md): on when the issuer is set.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None  # none: a public client (PKCE alone)
+    oidc_redirect_uri: str | None = None
+    oidc_scope: str = "openid"
+    oidc_sub_claim: str = "sub"
+    oidc_role_claim: str = "role"
+    oidc_org_claim: str = "org"
+    oidc_patient_claim: str = "patient"
 
     @field_validator("log_level")
     @classmethod
@@ -63,7 +78,14 @@ class Settings(BaseSettings):
             raise ValueError("must be sqlite:///path/to.db or postgresql://user@host/db")
         return value
 
-    @field_validator("nats_url", "jwt_jwks_url")
+    @field_validator(
+        "nats_url",
+        "jwt_jwks_url",
+        "smart_authorization_endpoint",
+        "smart_token_endpoint",
+        "oidc_issuer",
+        "oidc_redirect_uri",
+    )
     @classmethod
     def _server_url(cls, value: str | None) -> str | None:
         if value and "://" not in value:
@@ -127,11 +149,26 @@ def resolve_secrets(settings: Settings, *, generate: bool = True) -> Secrets:
 def check_token_settings(settings: Settings) -> None:
     """A JWKS trusts a whole identity provider, so its tokens must be pinned to one
     issuer and to this service's audience, or a token minted for another client works."""
+    check_oidc_settings(settings)
     if not settings.jwt_jwks_url:
         return
     for value, name in ((settings.jwt_issuer, "ISSUER"), (settings.jwt_audience, "AUDIENCE")):
         if not value:
             raise ConfigError(f"CARELEDGER_JWT_{name}: required with CARELEDGER_JWT_JWKS_URL")
+
+
+def check_oidc_settings(settings: Settings) -> None:
+    """OpenID Connect sign-in needs its client id and redirect URI with its issuer."""
+    if not settings.oidc_issuer:
+        return
+    for value, name in (
+        (settings.oidc_client_id, "CLIENT_ID"),
+        (settings.oidc_redirect_uri, "REDIRECT_URI"),
+    ):
+        if not value:
+            raise ConfigError(f"CARELEDGER_OIDC_{name}: required with CARELEDGER_OIDC_ISSUER")
+    if "openid" not in settings.oidc_scope.split():
+        raise ConfigError("CARELEDGER_OIDC_SCOPE: must include openid")
 
 
 def _master_key(settings: Settings) -> bytes:

@@ -2,9 +2,13 @@
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from domain.vocabulary import Purpose
+
+if TYPE_CHECKING:
+    from application.scopes import Grant
 
 
 class Role(StrEnum):
@@ -26,6 +30,9 @@ class Actor:
     # The purposes of use the identity provider allows (the token's ``purpose_of_use``);
     # None: the role's defaults (``application.access.purposes``).
     purposes: frozenset[Purpose] | None = None
+    # The token's SMART scopes (``application.scopes``), which narrow what the
+    # policy permits; None: the token has no ``scope`` claim and is not narrowed.
+    scopes: "Grant | None" = None
 
 
 @dataclass(frozen=True)

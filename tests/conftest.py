@@ -159,7 +159,10 @@ def token(
     org: str = ORG,
     patient: uuid.UUID | str | None = None,
     ttl: int = 600,
+    scope: str | None = None,
 ) -> str:
+    """A token; ``scope`` adds SMART scopes, and ``patient`` on a staff role is its
+    launch patient."""
     return mint_token(
         JWT_SECRET.encode(),
         role=Role(role),
@@ -168,6 +171,7 @@ def token(
         patient=uuid.UUID(str(patient)) if patient else None,
         ttl_seconds=ttl,
         now=int(time.time()),
+        extra={"scope": scope} if scope is not None else None,
     )
 
 

@@ -39,6 +39,7 @@ class Session:
     accounting: str | None = None  # the patient whose accounting of disclosures is shown
     position: int | None = None  # the log position of this session's last write
     notice: str | None = None  # one message for the next page shown
+    clinician: dict[str, Any] = field(default_factory=dict)  # the open chart (clinician.py)
 
 
 class ConsoleSessions:
@@ -55,6 +56,8 @@ class ConsoleSessions:
         if not code or len(code) > 4096:
             raise Unauthenticated("the login link is incomplete")
         actor = verifier.actor(f"Bearer {code}", login=True)
+        if actor.scopes is not None:  # the console does not narrow by scope: refuse it
+            raise Unauthenticated("a console login link carries no SMART scopes")
         # The signature, expiry and lifetime were checked by the verifier above.
         claims: dict[str, Any] = jwt.decode(code, options={"verify_signature": False})
         jti, exp, iat = claims.get("jti"), claims.get("exp"), claims.get("iat")
@@ -70,6 +73,13 @@ class ConsoleSessions:
             if jti in self._spent:
                 raise Unauthenticated("this login link was already used; ask for a new one")
             self._spent[jti] = float(exp)
+        return self.open(actor)
+
+    def open(self, actor: Actor) -> Session:
+        """A new session for an actor whose identity was verified (a login code, or an
+        OpenID provider's ID token)."""
+        now = self.clock()
+        with self._lock:
             self._sessions = {k: s for k, s in self._sessions.items() if self._alive(s, now)}
             session = Session(
                 id=secrets.token_urlsafe(32),

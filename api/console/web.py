@@ -91,7 +91,11 @@ def page(
     if session is not None:
         notice, session.notice = session.notice, None
     html = templates.get_template(name).render(
-        session=session, actor=session.actor if session else None, notice=notice, **values
+        session=session,
+        actor=session.actor if session else None,
+        notice=notice,
+        oidc=getattr(request.app.state, "console_oidc", None) is not None,
+        **values,
     )
     return HTMLResponse(html, status_code=status)
 
@@ -100,7 +104,7 @@ def signed_in(request: Request) -> Session:
     """The session the cookie names; Unauthenticated (a 401 page) without one."""
     session = sessions(request).find(request.cookies.get(COOKIE))
     if session is None:
-        raise Unauthenticated("sign in with a login link from `careledger token --login`")
+        raise Unauthenticated("sign in first")
     return session
 
 

@@ -91,11 +91,15 @@ def answer(request: Request, read: Callable[[], Disclosed]) -> Response:
 
 
 @router.get("/metadata")
-def metadata(request: Request) -> Response:
+def metadata(request: Request, use_cases: UseCases) -> Response:
     kind = media_type(request)
     if isinstance(kind, Response):
         return kind
-    return Response(render(capability_statement(base_of(request))), media_type=kind)
+    settings = use_cases.settings
+    statement = capability_statement(
+        base_of(request), settings.smart_authorization_endpoint, settings.smart_token_endpoint
+    )
+    return Response(render(statement), media_type=kind)
 
 
 @router.get("/Patient")

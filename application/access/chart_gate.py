@@ -151,6 +151,17 @@ class ChartGate:
             self.within_reach(ctx, patient_id, action)
             raise
 
+    def explain(
+        self, ctx: RequestContext, patient_id: UUID, organisation: str, content: Content
+    ) -> tuple[Decision, list[MembershipFact]]:
+        """What the policy would decide on this content, and the memberships it weighed,
+        recording nothing: for a page that explains a chart's access (the console's
+        banner), never to admit a read."""
+        consent, _versions = self._consent(patient_id)
+        memberships = self._memberships(organisation, patient_id)
+        request = self._request(ctx, patient_id, organisation, content, write=False)
+        return decide(request, consent, memberships), memberships
+
     def _request(
         self,
         ctx: RequestContext,

@@ -8,6 +8,7 @@ day this statement last changed.
 from typing import Any
 
 from application.fhir.search import EXTRA_PARAMS
+from application.fhir.smart import smart_security
 
 STATEMENT_DATE = "2026-12-06"
 ENTRY_TYPES = (
@@ -99,7 +100,9 @@ AUDIT_RESOURCES: list[dict[str, Any]] = [
 ]
 
 
-def capability_statement(base: str) -> dict[str, Any]:
+def capability_statement(
+    base: str, authorize: str | None = None, token: str | None = None
+) -> dict[str, Any]:
     entry_params = [
         _param("patient", "reference"),
         _param("code", "token"),
@@ -164,15 +167,13 @@ def capability_statement(base: str) -> dict[str, Any]:
                     "updates, and "
                     "transaction and batch Bundles (MedicationRequest and DiagnosticReport "
                     "imported as MedicationStatement and DocumentReference), through the same "
-                    "policy, access records and replay as /v1. Bearer JWT authentication."
+                    "policy, access records and replay as /v1. Bearer JWT authentication, "
+                    "narrowed by SMART v2 scopes."
                 ),
                 # POST /fhir: a transaction is one patient's chart, all or nothing.
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
                 "operation": [SYSTEM_EXPORT],
-                "security": {
-                    "cors": False,
-                    "description": "Authorization: Bearer <JWT>; every PHI response is audited.",
-                },
+                "security": smart_security(authorize, token),
                 "resource": resources,
             }
         ],

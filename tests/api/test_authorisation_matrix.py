@@ -22,6 +22,7 @@ from application.context import Role
 from domain.vocabulary import Purpose
 from tests.api.support import GRANT_BODY, settled, under_care
 from tests.conftest import ENTRY_BODY, JWT_SECRET, REGISTER_BODY, auth
+from tests.fhir.support import caught_up
 
 GLASS = "unconscious on arrival, no history available"
 ACTORS = {
@@ -500,3 +501,114 @@ def purpose_token(role: str, *, sub: str, org: str = "org-main", **claims: Any) 
     now = int(time.time())
     body = {"sub": sub, "role": role, "org": org, "iat": now, "exp": now + 600, **claims}
     return {"Authorization": f"Bearer {jwt.encode(body, JWT_SECRET, algorithm='HS256')}"}
+
+
+# SMART scopes (docs/security.md, "SMART scopes"): the same endpoints for tokens that
+# carry a scope claim, with the default purpose. Scopes narrow: every cell is the
+# unscoped cell or 403, never wider; ``patient/`` scopes hold for the launch patient only.
+ELSEWHERE = "00000000-0000-4000-8000-0000000000bb"
+SCOPED_ACTORS: dict[str, tuple[str, dict[str, Any]]] = {
+    "clinician, user/*.rs": ("clinician", {"sub": "dr-main", "scope": "user/*.rs"}),
+    "clinician, user/Observation.rs": (
+        "clinician",
+        {"sub": "dr-main", "scope": "user/Observation.rs"},
+    ),
+    "clinician, patient/*.cruds, launched here": (
+        "clinician",
+        {"sub": "dr-main", "scope": "launch/patient patient/*.cruds", "patient": "CHART"},
+    ),
+    "clinician, patient/*.cruds, launched elsewhere": (
+        "clinician",
+        {"sub": "dr-main", "scope": "launch/patient patient/*.cruds", "patient": ELSEWHERE},
+    ),
+    "clinician, other org, user/*.cruds": (
+        "clinician",
+        {"sub": "dr-other", "org": "org-other", "scope": "user/*.cruds"},
+    ),
+    "admin, user/*.cruds": ("admin", {"sub": "admin-main", "scope": "user/*.cruds"}),
+    "admin, user/Patient.rs": ("admin", {"sub": "admin-main", "scope": "user/Patient.rs"}),
+    "auditor, user/AuditEvent.rs": (
+        "auditor",
+        {"sub": "auditor-main", "scope": "user/AuditEvent.rs"},
+    ),
+    "patient, self, patient/*.rs": (
+        "patient",
+        {"sub": "pat", "patient": "CHART", "scope": "patient/*.rs"},
+    ),
+    "patient, self, patient/Observation.rs": (
+        "patient",
+        {"sub": "pat", "patient": "CHART", "scope": "patient/Observation.rs"},
+    ),
+}
+SCOPED_ENDPOINTS = [*MATRIX, "GET fhir Patient", "GET fhir Observation", "GET fhir Condition"]
+# actor: one status per endpoint of SCOPED_ENDPOINTS, in order
+SCOPED_MATRIX: dict[str, tuple[int, ...]] = {
+    # patient timeline consents search entry membs disclos access verify | Patient Obs Cond
+    "clinician, user/*.rs": (200, 200, 200, 200, 403, 403, 403, 403, 403, 200, 200, 200),
+    "clinician, user/Observation.rs": (403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 200, 403),
+    "clinician, patient/*.cruds, launched here": (
+        *(200, 200, 200, 403, 201, 403, 403, 403, 403),
+        *(200, 200, 200),
+    ),
+    "clinician, patient/*.cruds, launched elsewhere": (
+        *(403, 403, 403, 403, 403, 403, 403, 403, 403),
+        *(403, 403, 403),
+    ),
+    "clinician, other org, user/*.cruds": (
+        *(404, 404, 404, 200, 404, 403, 403, 403, 403),
+        *(404, 404, 404),
+    ),
+    "admin, user/*.cruds": (403, 403, 403, 403, 403, 200, 403, 403, 200, 403, 403, 403),
+    "admin, user/Patient.rs": (403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    "auditor, user/AuditEvent.rs": (403, 403, 403, 403, 403, 403, 200, 200, 200, 403, 403, 403),
+    "patient, self, patient/*.rs": (200, 200, 200, 403, 403, 403, 200, 200, 403, 200, 200, 200),
+    "patient, self, patient/Observation.rs": (
+        *(403, 403, 403, 403, 403, 403, 403, 403, 403),
+        *(403, 200, 403),
+    ),
+}
+
+
+def _scoped_request(endpoint: str, chart: str, seen: dict[str, int]) -> tuple[str, str, Any]:
+    fhir = {
+        "GET fhir Patient": ("GET", f"/fhir/Patient/{chart}", None),
+        "GET fhir Observation": ("GET", f"/fhir/Observation?patient={chart}", None),
+        "GET fhir Condition": ("GET", f"/fhir/Condition?patient={chart}", None),
+    }
+    return fhir.get(endpoint) or _request(endpoint, chart, seen)
+
+
+def test_scoped_tokens_get_at_most_what_their_role_gets_and_every_403_is_audited(
+    client: TestClient, chart: str
+) -> None:
+    caught_up(client)
+    seen = settled(client)
+    deviations, forbidden = [], 0
+    for actor, expected in SCOPED_MATRIX.items():
+        role, claims = SCOPED_ACTORS[actor]
+        claims = {k: (chart if v == "CHART" else v) for k, v in claims.items()}
+        for endpoint, status in zip(SCOPED_ENDPOINTS, expected, strict=True):
+            method, path, body = _scoped_request(endpoint, chart, seen)
+            params = dict(seen)
+            if path.startswith("/fhir"):  # FHIR reads take no min_position
+                path, _, query = path.partition("?")
+                params = dict([query.split("=")]) if query else {}
+            if endpoint == "GET search":
+                params["mrn"] = "MRN-0001"
+            got = client.request(
+                method, path, params=params, json=body, headers=auth(role, **claims)
+            )
+            if got.status_code != status:
+                deviations.append((actor, endpoint, status, got.status_code, got.text[:120]))
+            forbidden += got.status_code == 403
+    assert deviations == []
+    denials = []
+    for org in ("org-main", "org-other"):
+        denials += client.get(
+            "/v1/audit/accesses",
+            params={"decision": "deny", "limit": 500, **settled(client)},
+            headers=auth("auditor", sub="auditor", org=org),
+        ).json()["items"]
+    scope_denials = [d for d in denials if "scopes" in d["reason"] or "scoped" in d["reason"]]
+    assert len(denials) >= forbidden
+    assert scope_denials, "scope refusals are recorded with their reason"

@@ -25,10 +25,15 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    database_url: str, workdir: Path, *extra_args: str, environment: dict[str, str] | None = None
+    database_url: str,
+    workdir: Path,
+    *extra_args: str,
+    environment: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[tuple[str, dict[str, str], Path]]:
-    """Yields (base URL, environment, log file). The log is kept for inspection."""
-    port = free_port()
+    """Yields (base URL, environment, log file). The log is kept for inspection. ``port``
+    when another process must know the address first (an OpenID provider's redirect)."""
+    port = port or free_port()
     env = {
         **os.environ,
         "CARELEDGER_DATABASE_URL": database_url,

@@ -7,7 +7,8 @@ Another organisation's auditor gets only its own organisation's records: 404 whe
 call addresses ours, exactly as for an unknown id, and lists that show none of ours.
 Every other role is refused (403) on every auditor page. No answer leaks our PHI or
 ids, and no attempt reviews our break-glass access. A new console route without a row
-here fails ``test_the_console_matrix_covers_every_route``.
+here fails ``test_the_console_matrix_covers_every_route`` (the patient's pages have
+their rows, and their coverage test, in test_cross_organisation_console_patient.py).
 """
 
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from tests.api.console_support import csrf_of, signed_in
 from tests.security.test_cross_organisation import UNKNOWN_ACCESS, leaks
+from tests.security.test_cross_organisation_console_patient import PATIENT_ROUTES
 from tests.security.two_orgs import World, settled
 
 
@@ -104,8 +106,14 @@ ROWS = [
         False,
     ),
 ]
-# Open to any signed-in actor, and showing no record: sign-in, home, sign-out.
-UNAUDITED = {"GET /console/login", "GET /console/", "POST /console/logout"}
+# Open to any signed-in actor, and showing no record: sign-in (a login link, or the
+# OpenID provider's answer, tests/api/test_console_oidc.py), home, sign-out.
+UNAUDITED = {
+    "GET /console/login",
+    "GET /console/oidc/callback",
+    "GET /console/",
+    "POST /console/logout",
+}
 
 
 def claims_of(token: Any) -> dict[str, Any]:
@@ -191,9 +199,12 @@ def test_the_console_matrix_covers_every_route() -> None:
 
     for route in app.routes:
         visit(route)
-    routes = {key for key in found if key.split(" ", 1)[1].startswith("/console")}
+    # The patient's own pages (/console/me) are counted by their own matrix.
+    routes = {k for k in found if k.split(" ", 1)[1].startswith("/console")} - PATIENT_ROUTES
     assert len(routes) >= 10, sorted(routes)
-    rows = {row.route for row in ROWS} | UNAUDITED
+    from tests.security.test_cross_organisation_console_clinician import ROWS as CLINICIAN
+
+    rows = {row.route for row in ROWS} | {row.route for row in CLINICIAN} | UNAUDITED
     assert routes - rows == set(), "console routes without a row in the console matrix"
     assert rows - routes == set(), "rows for console routes that no longer exist"
 

@@ -1,0 +1,5 @@
+"""The clinician's pages, for the console to install (docs/console.md)."""
+
+from api.console import clinician, clinician_entries, clinician_trend
+
+CLINICIAN_ROUTERS = (clinician.router, clinician_entries.router, clinician_trend.router)
