@@ -355,3 +355,20 @@ def test_the_capability_statement_names_the_export_operations(client: TestClient
     assert {"everything", "export"} <= patient_ops
     group = {o["name"]: o["definition"] for o in by_type["Group"]["operation"]}
     assert group["export"].endswith("group-export")
+
+
+def test_smart_scopes_narrow_an_export_and_never_widen_it(client: TestClient) -> None:
+    patient_id, _ = full_chart(client)
+    caught_up(client)
+    where = "/fhir/$export"
+    observations = auth("clinician", sub="dr-main", scope="user/Observation.rs")
+    # All types by default: an Observation-only token is refused, recorded as any refusal
+    outcome(client.get(where, headers=observations.with_headers(ASYNC)), 403)
+    # Asked for Observations only, it exports them, and downloads that file
+    status = kick_off(client, where, observations, {"_type": "Observation"})
+    manifest = finished(client, status, observations)
+    assert [o["type"] for o in manifest["output"]] == ["Observation"]
+    assert len(files(client, manifest, observations)["Observation"]) == 2
+    # A patient/ scope pins a token to its launch patient: an export names none
+    pinned = auth("clinician", sub="dr-main", patient=patient_id, scope="patient/*.rs")
+    outcome(client.get(where, headers=pinned.with_headers(ASYNC)), 403)
