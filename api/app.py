@@ -17,6 +17,7 @@ from api.routers import (
     fhir,
     fhir_audit,
     fhir_bundles,
+    fhir_export,
     fhir_writes,
     me,
     memberships,
@@ -41,6 +42,8 @@ def create_app(container: Container) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container.start_followers()
+        if container.exports is not None:
+            container.exports.open()  # what an earlier server left is cleared
         try:
             yield
         finally:
@@ -65,6 +68,7 @@ def create_app(container: Container) -> FastAPI:
         me,
         subscribers,
         operations,
+        fhir_export,  # before the reads: /fhir/Patient/$export is no patient's read
         fhir,
         fhir_audit,
         smart,

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -22,6 +22,8 @@ from application.charts.erasure import Erasure
 from application.charts.patients import Patients
 from application.charts.read_models import ReadModels
 from application.consents.consents import Consents
+from application.fhir.export_jobs import BulkExports
+from application.fhir.reads import FhirReads
 from application.ledger.group_writes import GroupWrites
 from application.ledger.ledger import CareLedger
 from application.memberships.memberships import Memberships
@@ -30,6 +32,7 @@ from application.subscriptions.relay import Broker, Relay
 from application.subscriptions.subscriptions import Subscriptions
 from infrastructure.chain import ChainVerifier
 from infrastructure.claims import ClaimIds
+from infrastructure.export_files import SealedExportFiles
 from infrastructure.follower import LogFollower
 from infrastructure.keys import CHAIN_KEY_ID, KeyRing, LocalKeyEncryptionKey, WrongMasterKey
 from infrastructure.migrations import migrate, protect, unlock
@@ -137,6 +140,10 @@ def open_ledger(settings: Settings, master_key: bytes) -> tuple[CareLedger, KeyR
     return ledger, keys
 
 
+# Bulk exports running at once in a process; another kick-off is 429 meanwhile.
+EXPORTS_AT_ONCE = 2
+
+
 def build(
     settings: Settings,
     *,
@@ -203,6 +210,17 @@ def build(
         ),
         views=store,
         positions=positions,
+    )
+    container.exports = BulkExports(
+        FhirReads(ledger, container.charts),
+        SealedExportFiles(
+            settings.var_dir / "exports",
+            stale_seconds=settings.export_expiry_seconds,
+        ),
+        clock,
+        new_id,
+        expiry=timedelta(seconds=settings.export_expiry_seconds),
+        max_running=EXPORTS_AT_ONCE,
     )
     if store.is_postgres:
         # Wakes min_position waits on commits by a worker in another process, and

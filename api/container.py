@@ -13,6 +13,7 @@ from application.charts.chart_reads import ChartReads
 from application.charts.erasure import Erasure
 from application.charts.patients import Patients
 from application.consents.consents import Consents
+from application.fhir.export_jobs import BulkExports
 from application.ledger.ledger import CareLedger
 from application.memberships.memberships import Memberships
 from application.subscriptions.subscriptions import Subscriptions
@@ -45,6 +46,7 @@ class Container:
     audit: AuditTrail
     replays: Replays
     subscriptions: Subscriptions
+    exports: BulkExports | None = None
     projectors: list[Projector] = field(default_factory=list)
     projection_host: ProjectionHost | None = None
     listener: Listener | None = None
@@ -80,6 +82,8 @@ class Container:
             self.relay_host.stop()
         for close in self.closers:
             close()
+        if self.exports is not None:
+            self.exports.close()
         for follower in self.followers:
             follower.stop()
         if self.projection_host is not None:

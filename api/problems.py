@@ -24,6 +24,7 @@ from api.routers import fhir
 from application import errors as app_errors
 from application.access.access_log import render
 from application.charts.read_models import ViewsBehind
+from application.fhir.export_jobs import ExportFailed
 from application.fhir.resources import operation_outcome
 from domain import errors as domain_errors
 
@@ -36,6 +37,8 @@ _APPLICATION_STATUS: list[tuple[type[Exception], int, str]] = [
     (app_errors.VersionConflict, 409, "Version conflict"),
     (app_errors.PreconditionFailed, 412, "Precondition failed"),
     (app_errors.IdempotencyKeyReused, 409, "Idempotency key reused"),
+    (app_errors.TooManyRequests, 429, "Too many requests"),
+    (ExportFailed, 500, "Export failed"),
     (app_errors.StoreUnavailable, 503, "Store unavailable"),
     (ViewsBehind, 503, "Views behind"),
     # Already logged as a security event and counted where it was detected.
@@ -118,7 +121,7 @@ def _application(request: Request, error: Exception) -> Problem:
     for cls, status, title in _APPLICATION_STATUS:
         if isinstance(error, cls):
             response = problem(status, title, str(error))
-            if status == 503:
+            if status in (429, 503):
                 response.headers["Retry-After"] = "1"
             return response
     return problem(400, "Bad request", str(error))
@@ -164,6 +167,7 @@ _ISSUE_TYPE = {
     410: "deleted",
     413: "too-costly",
     422: "invalid",
+    429: "throttled",
     503: "transient",
 }
 

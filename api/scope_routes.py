@@ -63,6 +63,25 @@ def _everything(request: Request, body: bytes) -> list[Need]:
     return [Need(t, "r") for t in dict.fromkeys(["Patient", *types])]
 
 
+def _export(request: Request, body: bytes) -> list[Need]:
+    """A bulk export reads every type it is asked for (all it serves by default)."""
+    asked = [t for v in request.query_params.getlist("_type") for t in v.split(",") if t]
+    types = [t for t in asked if t in EVERYTHING_TYPES] or list(EVERYTHING_TYPES)
+    return [Need(t, "r") for t in dict.fromkeys(types)]
+
+
+def _export_file(request: Request, body: bytes) -> list[Need]:
+    """One file of an export: read of its type (its error file discloses no resource)."""
+    kind = str(request.path_params.get("name", "")).removesuffix(".ndjson")
+    return [Need(kind, "r")] if kind in EVERYTHING_TYPES else []
+
+
+def _nothing_more(request: Request, body: bytes) -> list[Need]:
+    """An export's status or cancel: only its requester reaches it, and it discloses no
+    resource; the kick-off was judged on the scopes it needed."""
+    return []
+
+
 def _bundle(request: Request, body: bytes) -> list[Need]:
     """Each entry's type and method, as the client sent them (a MedicationRequest needs
     MedicationRequest.c, whatever it is stored as); an unreadable Bundle needs all."""
@@ -129,6 +148,12 @@ def _fhir_routes() -> dict[tuple[str, str], Needs]:
         ("GET", "/fhir/Patient/{patient_id}/_history"): one("Patient", "r"),
         ("GET", "/fhir/Patient/{patient_id}/_history/{vid}"): one("Patient", "r"),
         ("GET", "/fhir/Patient/{patient_id}/$everything"): _everything,
+        ("GET", "/fhir/$export"): _export,
+        ("GET", "/fhir/Patient/$export"): _export,
+        ("GET", "/fhir/Group/{group_id}/$export"): _export,
+        ("GET", "/fhir/$export-status/{export_id}"): _nothing_more,
+        ("DELETE", "/fhir/$export-status/{export_id}"): _nothing_more,
+        ("GET", "/fhir/$export-file/{export_id}/{name}"): _export_file,
     }
     for kind in ("Patient", "Consent", "Coverage", "AuditEvent", "Provenance", *ENTRY_TYPES):
         table[("GET", f"/fhir/{kind}")] = one(kind, "s")

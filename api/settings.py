@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     projection_batch_size: int = Field(default=1000, gt=0)
     max_projection_lag: int = Field(default=10_000, gt=0)
     log_level: str = "INFO"
+    # How long a finished Bulk Data export's sealed files are kept (var_dir/exports).
+    export_expiry_seconds: int = Field(default=3600, gt=0)
     # SMART on FHIR: the authorization server's endpoints, published as given in
     # /.well-known/smart-configuration and the CapabilityStatement (CareLedger is a
     # resource server; it issues no tokens of its own).

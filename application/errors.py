@@ -44,6 +44,10 @@ class IdempotencyKeyReused(ApplicationError):
         super().__init__("this Idempotency-Key was already used for a different request")
 
 
+class TooManyRequests(ApplicationError):
+    """A bounded resource (running bulk exports) is in use; retry later (429)."""
+
+
 class StoreUnavailable(ApplicationError):
     """The event store cannot be reached."""
 

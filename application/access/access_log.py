@@ -254,6 +254,36 @@ class Disclosures:
         self.writer.write(*records)
         return Disclosed(rendered, records[0].originator_id)
 
+    def submit_bytes(
+        self,
+        ctx: RequestContext,
+        *,
+        action: str,
+        body: bytes,
+        decision: Decision,
+        patient_id: UUID,
+        entry_ids: Sequence[str],
+        stream_versions: dict[str, int],
+        request: dict[str, Any],
+    ) -> tuple[UUID, Callable[[], None]]:
+        """The record of bytes that are not one JSON document (a bulk export's NDJSON
+        lines), queued; the call returned waits until it is durable, so an exporter goes
+        on while it commits and serves nothing before every wait has returned."""
+        access_id = self.new_id()
+        record = access_record(
+            self.clock(),
+            access_id,
+            ctx,
+            action,
+            decision,
+            patient_id,
+            entry_ids,
+            stream_versions,
+            request,
+            hashlib.sha256(body).hexdigest(),
+        )
+        return access_id, self.writer.submit(record)
+
     def attest_write(self, ctx: RequestContext, patient_id: UUID) -> WriteAttestation:
         """The access record of a clinical write, for the ledger to make inside the
         write's own transaction once its position is known (``CareLedger.commit``)."""

@@ -53,6 +53,7 @@ from application.errors import DataKeyDestroyed, Forbidden, Gone, IntegrityViola
 from application.fhir import consents as fhir_consents
 from application.fhir import coverage as fhir_coverage
 from application.fhir import everything as fhir_everything
+from application.fhir import export_lines as fhir_export
 from application.fhir import history as fhir_history
 from application.fhir import provenance as fhir_provenance
 from application.fhir import reads as fhir_reads
@@ -87,7 +88,7 @@ class Replays:
         if record.decision != "permit" or record.response_sha256 is None:
             raise Forbidden("a denied access disclosed nothing to replay")
         try:
-            body = render(self._rebuild(record))
+            body = self._bytes(record)
         except DataKeyDestroyed:
             raise Gone(
                 "the patient was erased (crypto-shredded): the access record remains, "
@@ -119,6 +120,13 @@ class Replays:
         )
         return decide(request, ConsentFacts(0, {}), [])
 
+    def _bytes(self, record: AccessRecord) -> bytes:
+        """The exact bytes the record hashed: a bulk export's NDJSON lines, else the
+        rendered JSON document."""
+        if _exported(record):
+            return fhir_export.lines_bytes(self._export(record))
+        return render(self._rebuild(record))
+
     def _rebuild(self, record: AccessRecord) -> Any:
         view = record.request.get("view")
         versions = record.stream_versions
@@ -147,7 +155,7 @@ class Replays:
         if view == "replay":  # what an auditor saw when replaying (API or console)
             access_id = UUID(record.request["access_id"])
             replayed = self.ledger.load(AccessRecord, access_id, "access record")
-            return _replayed(access_id, replayed, render(self._rebuild(replayed)))
+            return _replayed(access_id, replayed, self._bytes(replayed))
         raise Forbidden(f"an access of kind {view!r} cannot be replayed")
 
     def _timeline(self, record: AccessRecord) -> dict[str, Any]:
@@ -188,6 +196,18 @@ class Replays:
 
     def _everything(self, record: AccessRecord) -> Any:
         """``$everything``: the Patient at the version shown, and the entries' page."""
+        return fhir_everything.everything_body(record.request, *self._chart_parts(record))
+
+    def _export(self, record: AccessRecord) -> fhir_export.Lines:
+        """A patient's part of a bulk export: ``$everything``'s parts, all the chart."""
+        patient, memberships, consent, entries, _ = self._chart_parts(record)
+        return fhir_export.patient_lines(record.request, patient, memberships, consent, entries)
+
+    def _chart_parts(
+        self, record: AccessRecord
+    ) -> tuple[Any, list[Any] | None, Any, list[Row], Key | None]:
+        """The Patient at the version shown, the Coverages and the Consent at the
+        versions the decision read, and the entries' page."""
         query = record.request
         patient = None
         if query["patient_version"] is not None:
@@ -207,9 +227,7 @@ class Replays:
         next_key = None
         if query["kinds"]:  # only the Patient or Consents were asked for: no page scanned
             entries, next_key = self._page(record, fhir_search.matcher(query))
-        return fhir_everything.everything_body(
-            query, patient, memberships, consent, entries, next_key
-        )
+        return patient, memberships, consent, entries, next_key
 
     def _page(
         self, record: AccessRecord, keeps: Callable[[Row], bool]
@@ -362,12 +380,17 @@ def _membership_fact(membership: Membership) -> MembershipFact:
     )
 
 
+def _exported(record: AccessRecord) -> bool:
+    return record.request.get("view") == "fhir" and record.request.get("fhir") == "export"
+
+
 def _replayed(access_id: UUID, record: AccessRecord, body: bytes) -> dict[str, Any]:
-    """A replay's answer: the rebuilt body beside the digest it was recorded with."""
+    """A replay's answer: the rebuilt body beside the digest it was recorded with (an
+    export's NDJSON lines as a list of their resources)."""
     replayed = hashlib.sha256(body).hexdigest()
     return {
         "access_id": str(access_id),
-        "body": _raw(body),
+        "body": [_raw(line) for line in body.splitlines()] if _exported(record) else _raw(body),
         "recorded_sha256": record.response_sha256,
         "replayed_sha256": replayed,
         "matches": replayed == record.response_sha256,

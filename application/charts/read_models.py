@@ -84,6 +84,11 @@ class PatientDirectory(Protocol):
 
     def organisation_of(self, patient_id: UUID) -> str | None: ...
 
+    def patient_ids(self, organisation_id: str, after: UUID | None, limit: int) -> list[UUID]:
+        """The organisation's patients in id order, after ``after``: a bulk export's keyset
+        walk, one page in memory at a time."""
+        ...
+
 
 class ConsentStates(Protocol):
     def of_patient(self, patient_id: UUID) -> dict[str, Any] | None: ...
@@ -101,6 +106,13 @@ class MembershipRoster(Protocol):
         today: date | None = None,
         after: tuple[str, str] | None = None,
     ) -> list[dict[str, Any]]: ...
+
+    def member_ids(
+        self, organisation_id: str, sponsor_id: str, today: date, after: UUID | None, limit: int
+    ) -> list[UUID]:
+        """The patients with a membership of this sponsor in force on ``today`` (its
+        roster, a FHIR Group), in id order, after ``after``."""
+        ...
 
 
 class ViewPositions(Protocol):

@@ -130,6 +130,10 @@ def _query_text(record: AccessRecord) -> str:
     the parameters kept, or the /v1 view and its kept fields."""
     request = record.request
     fhir = request.get("fhir")
+    if fhir == "export":
+        since = f", since {request['since']}" if request.get("since") else ""
+        types = ",".join(request.get("types", []))
+        return f"GET $export ({request.get('export')}): this patient's part, of {types}{since}"
     if fhir is not None and "params" in request:
         kind = request.get("type") or _SEARCHED.get(str(fhir), "")
         if fhir == "everything":

@@ -48,6 +48,25 @@ EVERYTHING = {
 }
 
 
+BULK = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
+_EXPORT_TEXT = (
+    "Bulk Data export (Prefer: respond-async): _type, _since (the entries' clinical time), "
+    "_outputFormat application/fhir+ndjson; the requester's organisation's patients"
+)
+SYSTEM_EXPORT = {"name": "export", "definition": f"{BULK}/export", "documentation": _EXPORT_TEXT}
+PATIENT_EXPORT = {
+    "name": "export",
+    "definition": f"{BULK}/patient-export",
+    "documentation": _EXPORT_TEXT,
+}
+GROUP_EXPORT = {
+    "name": "export",
+    "definition": f"{BULK}/group-export",
+    "documentation": "Bulk Data export of a sponsor's roster (the Group's id is the "
+    "sponsor's): its members with a membership in force on the day",
+}
+
+
 def _documented(name: str, kind: str, text: str) -> dict[str, str]:
     return _param(name, kind) | {"documentation": text}
 
@@ -101,7 +120,7 @@ def capability_statement(
                 _param("_count", "number"),
             ],
         )
-        | {"operation": [EVERYTHING]},
+        | {"operation": [EVERYTHING, PATIENT_EXPORT]},
         {
             "type": "Coverage",
             "interaction": [{"code": "read"}, {"code": "search-type"}],
@@ -124,6 +143,11 @@ def capability_statement(
             for kind in ENTRY_TYPES
         ),
         *AUDIT_RESOURCES,
+        {
+            "type": "Group",
+            "documentation": "A sponsor's roster, for Bulk Data export only",
+            "operation": [GROUP_EXPORT],
+        },
     ]
     return {
         "resourceType": "CapabilityStatement",
@@ -139,7 +163,8 @@ def capability_statement(
             {
                 "mode": "server",
                 "documentation": (
-                    "Reads, searches, history, Patient/$everything, creates, updates, and "
+                    "Reads, searches, history, Patient/$everything, Bulk Data $export, creates, "
+                    "updates, and "
                     "transaction and batch Bundles (MedicationRequest and DiagnosticReport "
                     "imported as MedicationStatement and DocumentReference), through the same "
                     "policy, access records and replay as /v1. Bearer JWT authentication, "
@@ -147,6 +172,7 @@ def capability_statement(
                 ),
                 # POST /fhir: a transaction is one patient's chart, all or nothing.
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                "operation": [SYSTEM_EXPORT],
                 "security": smart_security(authorize, token),
                 "resource": resources,
             }

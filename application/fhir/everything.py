@@ -6,10 +6,12 @@ record's ``request`` (view ``fhir``, interaction ``everything``) is what
 ``application.access.replay`` needs to render the page again (docs/fhir.md).
 """
 
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from application.access.access_log import Disclosed
+from application.access.chart_gate import Admission
 from application.access.policy import POLICY_VERSION, Content
 from application.access.roles import ChartAction, require_role
 from application.charts.disclosure_rendering import Row, decode_cursor, encode_cursor
@@ -117,6 +119,56 @@ def _admit_heads(reads: FhirReads, ctx: RequestContext, patient_id: UUID, heads:
         reads.charts.gate.admit(ctx, patient_id, HEADS[kind], "read")
 
 
+@dataclass(frozen=True)
+class ChartParts:
+    """What one patient's ``$everything`` (or export) shows besides the entries: each
+    head admitted as its own read, at the versions the clinical decision read."""
+
+    admission: Admission
+    chart: Patient
+    patient: Patient | None
+    memberships: list[Membership] | None
+    consent: Consent | None
+    extra: dict[str, Any]
+
+
+def chart_parts(
+    reads: FhirReads, ctx: RequestContext, patient_id: UUID, types: list[str], *, heads: bool
+) -> ChartParts:
+    """The clinical admission, then the Patient, Coverages and Consent asked for (with
+    ``heads``): refused and recorded as the reads they stand for."""
+    require_role(ctx, ChartAction.READ_CLINICAL)
+    gate = reads.charts.gate
+    # Admitted before the chart is loaded: an outsider's probe is refused, recorded.
+    admission = gate.admit(ctx, patient_id, Content.CLINICAL, "read")
+    wanted = [kind for kind in HEADS if kind in types] if heads else []
+    if not may_read_memberships(ctx, admission.care_organisation):
+        # Left out, as a hidden entry is: a directive opens the chart, not the plans.
+        wanted = [kind for kind in wanted if kind != "Coverage"]
+    _admit_heads(reads, ctx, patient_id, wanted)
+    patient: Patient | None = None
+    consent: Consent | None = None
+    chart = reads.chart(patient_id)  # erased: 410, within reach
+    if "Patient" in wanted:
+        patient = chart
+    extra: dict[str, Any] = {"today": gate.clock().date().isoformat()}
+    memberships: list[Membership] | None = None
+    if "Coverage" in wanted:
+        # The memberships the clinical decision read, at the versions it read them.
+        streams = sorted(s for s in admission.stream_versions if s != str(chart.consent_id))
+        memberships = [membership_at(reads, s, admission.stream_versions[s]) for s in streams]
+        extra["memberships"] = streams
+    seen = admission.stream_versions.get(str(chart.consent_id))
+    if "Consent" in wanted and seen is not None:
+        # The consent at the version the decision read, which replay decides on again;
+        # a consent the view has not seen yet is not shown, as entries it has not seen.
+        stream: Any = reads.ledger.repository.get(chart.consent_id, version=seen)
+        assert isinstance(stream, Consent), "a consent stream holds a consent"
+        consent = stream
+        extra["consent_id"] = str(consent.id)
+    return ChartParts(admission, chart, patient, memberships, consent, extra)
+
+
 def everything(
     reads: FhirReads, ctx: RequestContext, patient_id: UUID, base: str, params: search.Params
 ) -> Disclosed:
@@ -127,35 +179,9 @@ def everything(
     cursor = search.single(found, "_cursor")
     if cursor:
         decode_cursor(cursor)  # refused (422) before the chart is touched
-    require_role(ctx, ChartAction.READ_CLINICAL)
-    gate = reads.charts.gate
-    # Admitted before the chart is loaded: an outsider's probe is refused, recorded.
-    admission = gate.admit(ctx, patient_id, Content.CLINICAL, "read")
-    heads = [kind for kind in HEADS if kind in types] if cursor is None else []
-    if not may_read_memberships(ctx, admission.care_organisation):
-        # Left out, as a hidden entry is: a directive opens the chart, not the plans.
-        heads = [kind for kind in heads if kind != "Coverage"]
-    _admit_heads(reads, ctx, patient_id, heads)
-    patient: Patient | None = None
-    consent: Consent | None = None
-    chart = reads.chart(patient_id)  # erased: 410, within reach
-    if "Patient" in heads:
-        patient = chart
-    extra: dict[str, Any] = {"today": gate.clock().date().isoformat()}
-    memberships: list[Membership] | None = None
-    if "Coverage" in heads:
-        # The memberships the clinical decision read, at the versions it read them.
-        streams = sorted(s for s in admission.stream_versions if s != str(chart.consent_id))
-        memberships = [membership_at(reads, s, admission.stream_versions[s]) for s in streams]
-        extra["memberships"] = streams
-    seen = admission.stream_versions.get(str(chart.consent_id))
-    if "Consent" in heads and seen is not None:
-        # The consent at the version the decision read, which replay decides on again;
-        # a consent the view has not seen yet is not shown, as entries it has not seen.
-        stream: Any = reads.ledger.repository.get(chart.consent_id, version=seen)
-        assert isinstance(stream, Consent), "a consent stream holds a consent"
-        consent = stream
-        extra["consent_id"] = str(consent.id)
+    parts = chart_parts(reads, ctx, patient_id, types, heads=cursor is None)
+    admission, chart, patient = parts.admission, parts.chart, parts.patient
+    memberships, consent, extra = parts.memberships, parts.consent, parts.extra
     kinds = [kind for kind, kind_type in RESOURCE_OF_KIND.items() if kind_type in types]
     kept = [[n, v] for n, v in params if n not in ("_cursor", *search.IGNORED)]
     query: dict[str, Any] = {

@@ -174,6 +174,22 @@ class DirectoryReader:
             ).fetchone()
         return None if row is None else str(row[0])
 
+    def patient_ids(self, organisation_id: str, after: UUID | None, limit: int) -> list[UUID]:
+        sql = (
+            f"SELECT patient_id FROM {self.projection.table} "
+            "WHERE version = ? AND organisation_id = ?"
+        )
+        params: list[Any] = [organisation_id]
+        if after is not None:
+            sql += " AND patient_id > ?"
+            params.append(after.hex)
+        with self.store.reading() as cursor:
+            version = active_version(cursor, self.store, DirectoryProjection.name)
+            rows = cursor.execute(
+                sql + " ORDER BY patient_id LIMIT ?", (version, *params, limit)
+            ).fetchall()
+        return [UUID(row[0]) for row in rows]
+
     def _search(
         self,
         column: str,

@@ -188,3 +188,25 @@ class RosterReader:
                 }
             )
         return items
+
+    def member_ids(
+        self, organisation_id: str, sponsor_id: str, today: date, after: UUID | None, limit: int
+    ) -> list[UUID]:
+        # In force on the day, as ``membership_active_on`` has it: begun, not run out,
+        # and active, or ended with effect after the day.
+        sql = (
+            f"SELECT DISTINCT patient_id FROM {self.table} WHERE version = ? "
+            "AND organisation_id = ? AND sponsor_id = ? AND starts_on <= ? AND ends_on >= ? "
+            "AND (status = ? OR (ended_on IS NOT NULL AND ended_on > ?))"
+        )
+        day = today.isoformat()
+        params: list[Any] = [organisation_id, sponsor_id, day, day, "active", day]
+        if after is not None:
+            sql += " AND patient_id > ?"
+            params.append(after.hex)
+        with self.store.reading() as cursor:
+            version = active_version(cursor, self.store, RosterProjection.name)
+            rows = cursor.execute(
+                sql + " ORDER BY patient_id LIMIT ?", (version, *params, limit)
+            ).fetchall()
+        return [UUID(row[0]) for row in rows]

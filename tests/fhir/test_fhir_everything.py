@@ -169,4 +169,4 @@ def test_everything_refuses_what_it_must(client: TestClient) -> None:
 def test_the_capability_statement_names_the_everything_operation(client: TestClient) -> None:
     [statement] = validated(client.get("/fhir/metadata").json())
     [patient] = [r for r in statement["rest"][0]["resource"] if r["type"] == "Patient"]
-    assert [op["name"] for op in patient["operation"]] == ["everything"]
+    assert [op["name"] for op in patient["operation"]] == ["everything", "export"]

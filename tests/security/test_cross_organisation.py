@@ -87,6 +87,7 @@ class Call:
     path: str
     params: dict[str, Any] | None = None
     body: Any = None
+    headers: dict[str, str] | None = None  # besides the actor's token (Prefer, say)
 
 
 @dataclass(frozen=True)
@@ -552,7 +553,7 @@ def attempt(
         call.path,
         params=call.params,
         json=call.body,
-        headers={**auth, "X-Request-Id": request_id},
+        headers={**auth, **(call.headers or {}), "X-Request-Id": request_id},
     )
 
 

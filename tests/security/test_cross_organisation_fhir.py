@@ -23,6 +23,7 @@ from domain.identifiers import default_mrn_system
 from domain.patient import Patient
 from tests.fhir.bodies import entry_body, patient_body
 from tests.security.fhir_audit_rows import AUDIT_ROWS
+from tests.security.fhir_export_rows import EXPORT_ROWS, our_export
 from tests.security.test_cross_organisation import (
     ACTORS,
     CLINICIAN,
@@ -262,6 +263,7 @@ def entry_rows(kind: str) -> dict[str, Row]:
 for _type in ENTRY_TYPES:
     FHIR_MATRIX |= entry_rows(_type)
 FHIR_MATRIX |= AUDIT_ROWS
+FHIR_MATRIX |= EXPORT_ROWS
 
 
 def fhir_routes(app: Any) -> set[str]:
@@ -288,7 +290,7 @@ def test_the_fhir_matrix_covers_every_route() -> None:
     stub = SimpleNamespace(settings=SimpleNamespace(max_body_bytes=1_000_000))
     routes = fhir_routes(create_app(stub))
     rows = {key.split("?", maxsplit=1)[0] for key in FHIR_MATRIX}
-    assert len(routes) == 13 + 6 * len(ENTRY_TYPES) + 4, sorted(routes)
+    assert len(routes) == 13 + 6 * len(ENTRY_TYPES) + 4 + 6, sorted(routes)
     assert routes == rows
 
 
@@ -315,7 +317,7 @@ def judge(world: World, actor: str, row: Row, response: httpx.Response) -> list[
         problems += [p for p in refused(response) if "403 or 404" not in p]
     elif expected is Expect.REFUSED:
         problems += refused(response)
-    elif status not in (200, 201):  # 201: a create in the actor's own organisation
+    elif status not in (200, 201, 202):  # 201: a create; 202: an export kicked off
         problems.append(f"answered {status}, not 200 within its own organisation")
     else:
         assert row.check is not None
@@ -378,6 +380,19 @@ def test_another_organisation_gets_nothing_of_ours_through_fhir(world: World, ac
     chart_after = ledger.load(Patient, UUID(world.main.patient_id), "patient").version
     assert chart_after == chart_before
     assert not deviations, "\n" + "\n".join(deviations)
+
+
+def test_our_export_outlives_every_attempt_of_theirs(world: World) -> None:
+    """Every foreign actor's cancel of our export is 404, and our requester still has it."""
+    export = our_export(world)
+    client, ours = world.client, world.main.clinician
+    for actor in ACTORS:
+        cancel = client.delete(f"/fhir/$export-status/{export['id']}", headers=token(world, actor))
+        assert cancel.status_code == 404, (actor, cancel.text)
+    assert client.get(f"/fhir/$export-status/{export['id']}", headers=ours).status_code == 200
+    for output in export["manifest"]["output"]:
+        path = httpx.URL(output["url"]).path
+        assert client.get(path, headers=ours).status_code == 200
 
 
 def test_a_conditional_create_with_our_mrn_never_finds_our_patient(world: World) -> None:
