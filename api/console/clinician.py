@@ -3,8 +3,8 @@ break-glass dialog, through the same use cases (and policy) as /v1/patients.
 
 No PHI goes in a URL: search terms, the chart opened, the timeline's filters and its
 page cursors are POSTed and kept in the session; a URL holds at most a page number or
-an entry id. Each page that shows PHI discloses it through the API's use case, which
-writes one access record per patient (channel ``console``) naming the digest of the
+an entry id. Each page that shows PHI makes one disclosure, through the API's use case,
+which writes one access record per patient (channel ``console``) naming the digest of the
 exact bytes the page is rendered from, so that replay shows what the clinician saw.
 """
 
@@ -203,8 +203,10 @@ def _banner(request: Request, session: Session) -> dict[str, Any]:
     ctx = clinician(request, session)
     patient = open_patient(session)
     cases = use_cases(request)
+    # One disclosure, so one access record for the patient: the consent directives are a
+    # page of their own (clinician_consents.py); the banner says only what the policy
+    # decides from them, recording nothing, as for the memberships.
     demographics = cases.patients.demographics(ctx, patient)
-    consents = cases.consents.current(ctx, patient, session.position)
     shown = demographics.json()
     decision, memberships = cases.charts.gate.explain(ctx, patient, ctx.actor.org, Content.CLINICAL)
     today = cases.charts.clock().date()
@@ -219,16 +221,21 @@ def _banner(request: Request, session: Session) -> dict[str, Any]:
     }
     session.clinician["version"] = int(shown["version"])
     session.clinician["withheld"] = withheld
+    shared = (
+        None
+        if not decision.permit or decision.allowed_labels is None
+        else sorted(decision.allowed_labels)
+    )
     return {
         "patient": shown,
-        "consents": consents.json(),
         "clinical": decision,
         "withheld": withheld,
+        "shared": shared,
         "memberships": [
             {"m": m, "active": m.active_on(today)}
             for m in sorted(memberships, key=lambda m: m.starts_on, reverse=True)
         ],
-        "access_ids": [str(demographics.access_id), str(consents.access_id)],
+        "access_id": str(demographics.access_id),
     }
 
 

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.container import Container
 from tests.api.console_support import csrf_of, signed_in
-from tests.api.support import settled, under_care
+from tests.api.support import GRANT_BODY, patient_token, settled, under_care
 from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
 
 CLINICIAN = auth("clinician", sub="dr-grey")
@@ -90,15 +90,18 @@ def test_search_opens_a_chart_whose_every_page_is_recorded_and_replays(
     assert chart.headers["cache-control"] == "no-store"
     assert "Ada Example" in chart.text and "MRN-0001" in chart.text
     assert "Active</span>: active" in chart.text  # the membership
-    assert "No consent directive" in chart.text
+    assert "No directive of the patient's consent shares a sensitive label" in chart.text
     assert "Entries labelled genetic, mental health, sexual health, substance use" in chart.text
+    consents = client.get("/console/clinician/consents")
+    assert consents.status_code == 200, consents.text
+    assert "No consent directive" in consents.text and "Ada Example" in consents.text
     timeline = client.get("/console/clinician/timeline")
     assert "Heart rate" in timeline.text
     assert "Panic disorder" not in timeline.text  # hidden by its label, and not hinted at
 
     mine = records(api, patient, actor_id="dr-grey")
     console = [r for r in mine if r["channel"] == "console"]
-    # the search hit, the banner's demographics and consent, and the timeline
+    # the search hit, the banner's demographics, the consent page and the timeline
     assert sorted(r["action"] for r in console) == ["read", "read", "read", "search"]
     assert all(r["decision"] == "permit" and r["response_sha256"] for r in console)
     for record in console:
@@ -106,6 +109,67 @@ def test_search_opens_a_chart_whose_every_page_is_recorded_and_replays(
         assert replays(api, record["access_id"])
     timeline_record = next(r for r in console if len(r["entry_ids"]) == 1)
     assert timeline_record["access_id"] in timeline.text
+
+
+def page_records(api: TestClient, patient: str, seen: set[str]) -> list[dict[str, Any]]:
+    """The clinician's console records of the patient not in ``seen`` (which it grows)."""
+    new = [
+        r
+        for r in records(api, patient, actor_id="dr-grey")
+        if r["channel"] == "console" and r["access_id"] not in seen
+    ]
+    seen.update(r["access_id"] for r in new)
+    return new
+
+
+@pytest.mark.parametrize("glass", [False, True], ids=["in-care", "break-glass"])
+def test_every_chart_page_makes_one_access_record_for_its_patient_and_it_replays(
+    app: FastAPI, api: TestClient, glass: bool
+) -> None:
+    """One response, one disclosure, one record per patient: counted page by page,
+    each record named on its page, with a digest, and replaying to a match."""
+    patient = patient_with_entries(api, care=not glass, count=3)
+    # The patient's own directive shares their mental-health entries with the clinic.
+    grant = {**GRANT_BODY, "grantee": "org:org-main", "labels": ["mental_health"]}
+    granted = api.post(
+        f"/v1/patients/{patient}/consents", json=grant, headers=patient_token(patient)
+    )
+    assert granted.status_code == 201, granted.text
+    client, csrf = opened(app, api, patient)
+    if glass:
+        broken = client.post(
+            "/console/clinician/break-glass", data={"csrf": csrf, "justification": JUSTIFICATION}
+        )
+        assert broken.status_code == 303
+    client.post("/console/clinician/trend", data={"csrf": csrf, "code": "8867-4"})
+    seen = {r["access_id"] for r in records(api, patient)}
+    for path in ("chart", "consents", "timeline", "trend"):
+        shown = client.get(f"/console/clinician/{path}")
+        assert shown.status_code == 200, (path, shown.text)
+        made = page_records(api, patient, seen)
+        assert len(made) == 1, (path, made)
+        record = made[0]
+        assert (record["decision"], record["action"], record["patient_id"]) == (
+            "permit",
+            "read",
+            patient,
+        )
+        assert record["access_id"] in shown.text and len(record["response_sha256"]) == 64
+        assert replays(api, record["access_id"]), path
+        if glass:
+            assert record["basis"]["break_glass"] == JUSTIFICATION
+    entry = next(
+        r["entry_ids"][0] for r in records(api, patient, actor_id="dr-grey") if r["entry_ids"]
+    )
+    amend = client.get(f"/console/clinician/entries/{entry}/amend")
+    assert amend.status_code == 200, amend.text
+    assert [r["action"] for r in page_records(api, patient, seen)] == ["read"]
+    chart = client.get("/console/clinician/chart").text
+    if glass:
+        assert "Under emergency access every label is shown" in chart
+    else:
+        assert "consent shares entries labelled mental health with you" in chart
+    assert "mental health" in client.get("/console/clinician/consents").text
 
 
 def test_no_phi_in_any_url_and_every_page_is_no_store(app: FastAPI, api: TestClient) -> None:
