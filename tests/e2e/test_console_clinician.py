@@ -1,13 +1,13 @@
 """The clinician's story in a real browser, against a real server process: a clinician
 signs in to the console with a login link from `careledger token --login`, finds a
-patient by MRN, reads the chart banner and the timeline, draws a trend, records an
-entry and amends it (a form left open while the chart changed saves nothing), then
-finds another patient by family name and birth date, is refused their timeline (no
-membership) with the reason, and breaks the glass, seeing the entry a label hid. Every
-page has no serious or critical axe-core violation, and its screenshot goes to
-docs/console/ (SQLite run). Then, through the API: the clinician's access records
-exist with channel ``console``, each read replays to a matching digest, and the
-emergency access waits in the auditor's break-glass queue."""
+patient by MRN, reads the chart banner, the consent directives and the timeline, draws
+a trend, records an entry and amends it (a form left open while the chart changed
+saves nothing), then finds another patient by family name and birth date, is refused
+their timeline (no membership) with the reason, and breaks the glass, seeing the entry
+a label hid. Every page has no serious or critical axe-core violation, and its
+screenshot goes to docs/console/ (SQLite run). Then, through the API: the clinician's
+access records exist with channel ``console``, each read replays to a matching digest,
+and the emergency access waits in the auditor's break-glass queue."""
 
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -135,8 +135,19 @@ def test_the_clinician_reads_records_amends_and_breaks_the_glass(
             assert page.get_by_role("heading", name="Grace Hopper").is_visible()
             banner = page.locator("section.banner").inner_text()
             assert "MRN-E2E-0042" in banner and "Active" in banner
-            assert page.get_by_text("No consent directive").is_visible()
+            assert page.get_by_text(
+                "No directive of the patient's consent shares a sensitive label with you."
+            ).is_visible()
+            # The banner names its one access record (the consent page has its own)
+            banner_record = page.locator("p.quiet code").inner_text()
             shown("clinician-chart")
+
+            # The consent directives, a page of its own (and one access record)
+            page.get_by_role("link", name="The patient's consent directives").click()
+            assert page.get_by_role("heading", name="Consent directives").is_visible()
+            assert page.get_by_text("No consent directive").is_visible()
+            consent_record = page.locator("p.quiet code").inner_text()
+            shown("clinician-consents")
 
             # The timeline, filtered by kind
             page.get_by_role("navigation", name="This chart").get_by_role(
@@ -240,7 +251,7 @@ def test_the_clinician_reads_records_amends_and_breaks_the_glass(
             assert page.get_by_role("status").inner_text() == "Emergency access ended."
 
         assert {name: v for name, v in found.items() if v} == {}, found
-        assert len(found) == 11
+        assert len(found) == 12
         for url in urls:  # nothing of either patient in any address the browser asked for
             for phi in ("MRN-E2E", "Hopper", "Clarke", "1961", grace, edith, "2026-11"):
                 assert phi not in url, url
@@ -256,7 +267,12 @@ def test_the_clinician_reads_records_amends_and_breaks_the_glass(
         reads = [
             r for r in console if r["action"] in ("read", "search") and r["decision"] == "permit"
         ]
-        assert len(reads) >= 10
+        assert len(reads) >= 11
+        # One record per patient for each page: the chart banner's and the consent
+        # page's records are separate reads, never two for one response.
+        by_id = {r["access_id"]: r for r in reads}
+        assert banner_record != consent_record
+        assert by_id[banner_record]["patient_id"] == by_id[consent_record]["patient_id"] == grace
         for record in reads:
             replay = http.post(f"/v1/audit/accesses/{record['access_id']}/replay", headers=AUDITOR)
             assert replay.status_code == 200, replay.text

@@ -81,6 +81,7 @@ ROWS = [
         True,
     ),
     Row(f"GET {BASE}/chart", lambda c, w, t: c.get(f"{BASE}/chart"), True),
+    Row(f"GET {BASE}/consents", lambda c, w, t: c.get(f"{BASE}/consents"), True),
     Row(f"GET {BASE}/timeline", lambda c, w, t: c.get(f"{BASE}/timeline"), True),
     Row(
         f"POST {BASE}/timeline",
@@ -191,5 +192,6 @@ def test_foreign_clinicians_and_other_roles_get_nothing_of_our_charts(world: Wor
     assert main.given in ours.get(f"{BASE}/search").text
     ours.post(f"{BASE}/chart", data={"csrf": csrf, "patient_id": main.patient_id})
     assert main.mrn in ours.get(f"{BASE}/chart").text
+    assert "Consent directives" in ours.get(f"{BASE}/consents").text
     assert main.displays["plain"] in ours.get(f"{BASE}/timeline").text
     assert main.displays["mental"] not in ours.get(f"{BASE}/timeline").text  # its label
