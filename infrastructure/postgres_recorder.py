@@ -11,6 +11,7 @@ import psycopg
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import (
     PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
     PostgresDatastore,
     PostgresProcessRecorder,
 )
@@ -19,6 +20,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from infrastructure.chain import GENESIS, ChainRow
+from infrastructure.connection_pool import bounded_retry, recovering
 from infrastructure.key_tables import (
     PostgresKeyTable,
     postgres_create_keys,
@@ -51,6 +53,7 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, PostgresProce
         events_table_name: str = "stored_events",
         tracking_table_name: str = "notification_tracking",
     ):
+        recovering(datastore)  # writes resume as soon as PostgreSQL is back
         super().__init__(
             datastore,
             events_table_name=events_table_name,
@@ -134,6 +137,9 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, PostgresProce
             "ON e.originator_id = i.stream_id AND e.originator_version = i.stream_version "
             "WHERE i.scope = %s"
         ).format(schema=schema, claims=claims, events=Identifier(self.events_table_name))
+
+    # Tried again for two seconds, not ten times: an outage answers 503 in seconds.
+    insert_events = bounded_retry(PostgresApplicationRecorder.insert_events)
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
