@@ -36,6 +36,7 @@ _APPLICATION_STATUS: list[tuple[type[Exception], int, str]] = [
     (app_errors.VersionConflict, 409, "Version conflict"),
     (app_errors.PreconditionFailed, 412, "Precondition failed"),
     (app_errors.IdempotencyKeyReused, 409, "Idempotency key reused"),
+    (app_errors.StoreFull, 507, "Insufficient storage"),
     (app_errors.StoreUnavailable, 503, "Store unavailable"),
     (ViewsBehind, 503, "Views behind"),
     # Already logged as a security event and counted where it was detected.
@@ -118,7 +119,7 @@ def _application(request: Request, error: Exception) -> Problem:
     for cls, status, title in _APPLICATION_STATUS:
         if isinstance(error, cls):
             response = problem(status, title, str(error))
-            if status == 503:
+            if status in (503, 507):
                 response.headers["Retry-After"] = "1"
             return response
     return problem(400, "Bad request", str(error))
@@ -165,6 +166,7 @@ _ISSUE_TYPE = {
     413: "too-costly",
     422: "invalid",
     503: "transient",
+    507: "transient",
 }
 
 

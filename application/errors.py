@@ -67,6 +67,16 @@ class WriteOutcomeUnknown(StoreUnavailable):
         )
 
 
+class StoreFull(StoreUnavailable):
+    """The disk under the store is full: the write was rolled back, not committed (507)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the event store's disk is full; the write was not committed: retry it once "
+            "the operator has freed space"
+        )
+
+
 class AuditUnavailable(StoreUnavailable):
     """An access record could not be made durable: nothing is disclosed (503)."""
 
