@@ -19,6 +19,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for column in ("fault", "cycles", "acknowledged", "lost", "duplicated", "503/507", "500"):
         table.add_column(column, justify="left" if column == "fault" else "right")
     table.add_column("recovery (s): max / median", justify="right")
+    table.add_column("note")
     table.add_column("result")
     for row in FIGURES:
         table.add_row(
@@ -30,6 +31,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             str(row.unavailable),
             str(row.server_errors),
             row.recovery_text(),
+            row.note,
             "held" if row.passed else "FAILED",
         )
     Console(file=terminalreporter._tw._file, width=120).print(table)

@@ -15,6 +15,7 @@ class Figures:
     unavailable: int = 0  # answers of 503 or 507, each with Retry-After
     server_errors: int = 0  # 500 and any other 5xx: always a failure
     recoveries: list[float] = field(default_factory=list)
+    note: str = ""  # what else the experiment saw, in a few words
     passed: bool = False  # set by the experiment once every check has held
 
     def recovery_text(self) -> str:
