@@ -65,13 +65,15 @@ def test_serve_sigkilled_under_writers_loses_nothing(pg_url: str, tmp_path: Path
         # Then every acknowledged write is there once, and none is there twice
         assert not writers.faults, writers.faults[:5]
         assert outcome.acknowledged > 0 and outcome.lost == 0 and outcome.duplicated == 0
-        # And the service was healthy again within 3 s of every restart (on a machine so
-        # loaded that a cold start takes longer, within one and a half cold starts)
-        limit = max(HEALTHY_WITHIN, 1.5 * cold_start)
+        # And the service was healthy again within 3 s of every restart; on a machine so
+        # loaded that a cold start alone takes longer (its interpreter's start-up is
+        # CPU-bound), within two cold starts: a restart costs no more than a first start
+        limit = max(HEALTHY_WITHIN, 2 * cold_start)
         assert max(figures.recoveries) <= limit, (cold_start, figures.recoveries)
         # And the chain verifies, and the views equal a fresh rebuild
         audit_verifies(env, tmp_path)
         views_equal_a_rebuild(pg_url, env, tmp_path, service.stop)
+        figures.note = f"cold start {cold_start:.2f} s"
         figures.passed = True
     finally:
         service.stop()
