@@ -45,7 +45,14 @@ def _binary_insert(statement: Composed | SQL) -> Composed | SQL:
     return SQL(text.replace("unnest(%s::", "unnest(%b::"))  # type: ignore[arg-type]
 
 
-class PostgresLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, PostgresProcessRecorder):
+class _BoundedRetry(PostgresProcessRecorder):
+    """The library's insert, tried again for two seconds rather than ten times: an
+    outage answers 503 in seconds. Below ``CarriesNewKeys`` in the MRO, which wraps it."""
+
+    insert_events = bounded_retry(PostgresApplicationRecorder.insert_events)
+
+
+class PostgresLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, _BoundedRetry):
     def __init__(
         self,
         datastore: PostgresDatastore,
@@ -137,9 +144,6 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, PostgresProce
             "ON e.originator_id = i.stream_id AND e.originator_version = i.stream_version "
             "WHERE i.scope = %s"
         ).format(schema=schema, claims=claims, events=Identifier(self.events_table_name))
-
-    # Tried again for two seconds, not ten times: an outage answers 503 in seconds.
-    insert_events = bounded_retry(PostgresApplicationRecorder.insert_events)
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

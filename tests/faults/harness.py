@@ -79,7 +79,7 @@ class Service:
         )
         log.close()
 
-    def healthy_in(self, seconds: float = 30) -> float:
+    def healthy_in(self, seconds: float = 120) -> float:
         """Seconds from now until /healthz answers 200."""
         started = time.monotonic()
         while time.monotonic() - started < seconds:
