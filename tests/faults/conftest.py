@@ -3,6 +3,7 @@ them as one table (``make faults`` prints it; CI's short run does too)."""
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             row.note,
             "held" if row.passed else "FAILED",
         )
-    Console(file=terminalreporter._tw._file, width=120).print(table)
+    # The reporter's own stream: pytest has stopped capturing by now.
+    stream = getattr(terminalreporter._tw, "_file", None) or sys.stdout
+    Console(file=stream, width=120).print(table)
     target = os.environ.get("CARELEDGER_FAULTS_REPORT")
     if target:
         Path(target).write_text(json.dumps([row.as_dict() for row in FIGURES], indent=2))
