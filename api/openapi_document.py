@@ -64,10 +64,13 @@ PROBLEMS: dict[int, str] = {
     422: "Invalid input; `errors` names each field at fault",
     500: "An integrity violation was detected (logged as a security event)",
     503: "The store or the audit write is unavailable, or a view has not caught up; "
-    "retry after `Retry-After` seconds",
+    "retry after `Retry-After` seconds. A write answered 503 says in `detail` whether it "
+    "was not committed or may have been: retry it with the same `Idempotency-Key`",
+    507: "The store's disk is full: the write was not committed; retry after "
+    "`Retry-After` seconds, once space is freed",
 }
 # Every authenticated operation may answer these.
-AUTHENTICATED = (401, 403, 422, 503)
+AUTHENTICATED = (401, 403, 422, 503, 507)
 
 _HEADERS: dict[str, dict[str, Any]] = {
     "X-Access-Id": {
@@ -230,7 +233,7 @@ def _operation(path: str, method: str, operation: dict[str, Any], schemas: dict[
             response["content"] = {"application/problem+json": {"schema": {"$ref": PROBLEM_REF}}}
             if code == "401":
                 response["headers"]["WWW-Authenticate"] = _header("WWW-Authenticate", True)
-            if code == "503":
+            if code in ("503", "507"):
                 response["headers"]["Retry-After"] = _header("Retry-After")
             continue
         for media in response.get("content", {}).values():

@@ -39,6 +39,7 @@ _APPLICATION_STATUS: list[tuple[type[Exception], int, str]] = [
     (app_errors.IdempotencyKeyReused, 409, "Idempotency key reused"),
     (app_errors.TooManyRequests, 429, "Too many requests"),
     (ExportFailed, 500, "Export failed"),
+    (app_errors.StoreFull, 507, "Insufficient storage"),
     (app_errors.StoreUnavailable, 503, "Store unavailable"),
     (ViewsBehind, 503, "Views behind"),
     # Already logged as a security event and counted where it was detected.
@@ -121,7 +122,7 @@ def _application(request: Request, error: Exception) -> Problem:
     for cls, status, title in _APPLICATION_STATUS:
         if isinstance(error, cls):
             response = problem(status, title, str(error))
-            if status in (429, 503):
+            if status in (429, 503, 507):
                 response.headers["Retry-After"] = "1"
             return response
     return problem(400, "Bad request", str(error))
@@ -169,6 +170,7 @@ _ISSUE_TYPE = {
     422: "invalid",
     429: "throttled",
     503: "transient",
+    507: "transient",
 }
 
 

@@ -52,6 +52,35 @@ class StoreUnavailable(ApplicationError):
     """The event store cannot be reached."""
 
 
+class WriteNotCommitted(StoreUnavailable):
+    """The store did not take the write in time, and it never will (503)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the event store did not take the write in time; it was not committed: retry it"
+        )
+
+
+class WriteOutcomeUnknown(StoreUnavailable):
+    """The write's commit did not return: it may have committed (503, and says so)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the event store did not confirm the write; it may have been committed: "
+            "retry it with the same Idempotency-Key, which answers with the original result"
+        )
+
+
+class StoreFull(StoreUnavailable):
+    """The disk under the store is full: the write was rolled back, not committed (507)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the event store's disk is full; the write was not committed: retry it once "
+            "the operator has freed space"
+        )
+
+
 class AuditUnavailable(StoreUnavailable):
     """An access record could not be made durable: nothing is disclosed (503)."""
 

@@ -11,6 +11,7 @@ import psycopg
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import (
     PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
     PostgresDatastore,
     PostgresProcessRecorder,
 )
@@ -19,6 +20,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from infrastructure.chain import GENESIS, ChainRow
+from infrastructure.connection_pool import bounded_retry, recovering
 from infrastructure.key_tables import (
     PostgresKeyTable,
     postgres_create_keys,
@@ -43,7 +45,14 @@ def _binary_insert(statement: Composed | SQL) -> Composed | SQL:
     return SQL(text.replace("unnest(%s::", "unnest(%b::"))  # type: ignore[arg-type]
 
 
-class PostgresLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, PostgresProcessRecorder):
+class _BoundedRetry(PostgresProcessRecorder):
+    """The library's insert, tried again for two seconds rather than ten times: an
+    outage answers 503 in seconds. Below ``CarriesNewKeys`` in the MRO, which wraps it."""
+
+    insert_events = bounded_retry(PostgresApplicationRecorder.insert_events)
+
+
+class PostgresLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, _BoundedRetry):
     def __init__(
         self,
         datastore: PostgresDatastore,
@@ -51,6 +60,7 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, PostgresProce
         events_table_name: str = "stored_events",
         tracking_table_name: str = "notification_tracking",
     ):
+        recovering(datastore)  # writes resume as soon as PostgreSQL is back
         super().__init__(
             datastore,
             events_table_name=events_table_name,

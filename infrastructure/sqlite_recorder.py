@@ -5,9 +5,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import OperationalError, StoredEvent
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
 
+from application.errors import StoreFull
 from infrastructure.chain import GENESIS, ChainRow, record_body
 from infrastructure.key_tables import (
     SQLITE_CREATE_KEYS,
@@ -52,6 +53,16 @@ class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, SQLiteProcessRe
             "position INTEGER PRIMARY KEY, link BLOB NOT NULL)",
             SQLITE_CREATE_KEYS,
         ]
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        try:
+            return super().insert_events(stored_events, **kwargs)
+        except OperationalError as error:
+            if disk_full(error):  # rolled back: a 507 that says so, not an outage
+                raise StoreFull() from None
+            raise
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -138,3 +149,13 @@ class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, SQLiteProcessRe
                 )
                 for row in c.fetchall()
             ]
+
+
+SQLITE_FULL = 13
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether SQLite refused a write because its disk (or the file's quota) is full."""
+    cause = error.__cause__ or error
+    code = getattr(cause, "sqlite_errorcode", None)
+    return code == SQLITE_FULL or "database or disk is full" in str(cause)

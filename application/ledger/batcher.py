@@ -10,6 +10,7 @@ The access log's records (``access_log.GroupCommit``) and commands' saves
 fits in one group, and which failure of a group is one item's own.
 """
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,19 @@ R = TypeVar("R")  # what that caller gets back once its item is committed
 
 class BatcherClosed(RuntimeError):
     """The batcher is closed: nothing more is queued."""
+
+
+class NotCommitted(TimeoutError):
+    """The deadline passed while the item was still queued: it was withdrawn, and its
+    commit never happens."""
+
+
+class OutcomeUnknown(TimeoutError):
+    """The deadline passed while the item's commit ran: it may yet commit."""
+
+
+def _kept() -> bool:
+    return False
 
 
 def one(_: object) -> int:
@@ -39,11 +53,18 @@ class Ticket(Generic[R]):
 
     done: Future[R]
     deadline: float  # time.monotonic() past which the caller stops waiting
+    withdraw: Callable[[], bool] = _kept  # True if the item was still queued, now not
 
     def wait(self) -> R:
         """The item's result once its commit has returned; raises that commit's error,
-        or ``TimeoutError`` at the deadline."""
-        return self.done.result(timeout=max(self.deadline - time.monotonic(), 0.0))
+        or at the deadline ``NotCommitted`` (withdrawn unseen by the store, so a 503 is
+        the whole truth) or ``OutcomeUnknown`` (its commit was under way)."""
+        try:
+            return self.done.result(timeout=max(self.deadline - time.monotonic(), 0.0))
+        except TimeoutError:
+            if self.withdraw():
+                raise NotCommitted() from None
+            raise OutcomeUnknown() from None
 
 
 @dataclass(frozen=True)
@@ -95,7 +116,18 @@ class Batcher(Generic[T, R]):
                 raise BatcherClosed(self._thread.name)
             self._queue.append(queued)
             self._ready.notify()
-        return Ticket(queued.done, time.monotonic() + self.timeout)
+        return Ticket(
+            queued.done, time.monotonic() + self.timeout, functools.partial(self._withdraw, queued)
+        )
+
+    def _withdraw(self, queued: "_Queued[T, R]") -> bool:
+        """Take the item out of the queue if the committer has not taken it yet."""
+        with self._ready:
+            for index, each in enumerate(self._queue):
+                if each is queued:
+                    del self._queue[index]
+                    return True
+        return False
 
     @property
     def waiting(self) -> int:

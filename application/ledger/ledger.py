@@ -29,8 +29,11 @@ from application.errors import (
     PreconditionFailed,
     StoreUnavailable,
     VersionConflict,
+    WriteNotCommitted,
+    WriteOutcomeUnknown,
 )
 from application.ledger.attested_writes import Attestation, Attestations, Attested
+from application.ledger.batcher import NotCommitted, OutcomeUnknown
 from application.ledger.group_writes import GroupWrites, PendingSave, Recordings
 from application.ledger.transcodings import register_clinical_transcodings
 from application.ports import FOLLOW_UP, IdempotencyClaim, IdempotencyRecords, StreamLookup
@@ -306,8 +309,11 @@ class CareLedger(Application[UUID]):
             if save.claim is not None and (prior := self.repeated(ctx)) is not None:
                 return prior
             raise
-        except (OperationalError, InterfaceError) as error:
-            raise StoreUnavailable(type(error).__name__) from None
+        except NotCommitted:
+            raise WriteNotCommitted() from None
+        except (OperationalError, InterfaceError, OutcomeUnknown):
+            # The connection may have failed during COMMIT: the answer cannot say no.
+            raise WriteOutcomeUnknown() from None
         return WriteOutcome(result, max(r.notification.id for r in recordings))
 
     def _claim(

@@ -82,3 +82,72 @@ def test_a_bound_before_the_year_1000_still_sorts_before_today(client: TestClien
     assert timeline(until="9999-12-31") == everything
     tomorrow = (datetime.now(UTC) + timedelta(days=400)).date()
     assert timeline(since=tomorrow.isoformat()) == []
+
+
+# Every date and time parameter the service declares: /v1's from its OpenAPI document,
+# /fhir's from its CapabilityStatement (type date) and $everything's _since. A parameter
+# added later without a line here fails the inventory check below.
+V1_TIME_PARAMETERS = {
+    ("/v1/patients", "birth_date"): CLINICIAN,
+    ("/v1/patients/{patient}/timeline", "since"): CLINICIAN,
+    ("/v1/patients/{patient}/timeline", "until"): CLINICIAN,
+    ("/v1/audit/accesses", "since"): AUDITOR,
+    ("/v1/audit/accesses", "until"): AUDITOR,
+}
+FHIR_PREFIXES = st.sampled_from(["", "eq", "ne", "ge", "gt", "le", "lt", "sa", "eb", "ap", "xx"])
+ANY_TEXT = st.text(alphabet="0123456789-:T+Z.", max_size=30)
+
+
+def _declared_v1(client: TestClient) -> set[tuple[str, str]]:
+    found = set()
+    for path, operations in client.app.openapi()["paths"].items():  # type: ignore[attr-defined]
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                schema = str(parameter.get("schema", ""))
+                described = parameter.get("schema", {}).get("description", "")
+                if parameter["in"] == "query" and ("'date" in schema or "a date" in described):
+                    found.add((path.replace("{patient_id}", "{patient}"), parameter["name"]))
+    return found
+
+
+def _declared_fhir(client: TestClient) -> set[tuple[str, str]]:
+    statement = client.get("/fhir/metadata").json()
+    found = {("Patient/{patient}/$everything", "_since")}
+    for resource in statement["rest"][0]["resource"]:
+        for parameter in resource.get("searchParam", []):
+            if parameter["type"] == "date":
+                found.add((resource["type"], parameter["name"]))
+    return found
+
+
+def test_every_date_and_time_parameter_of_every_route_is_never_a_server_error(
+    client: TestClient,
+) -> None:
+    patient = _chart(client)
+    assert _declared_v1(client) == set(V1_TIME_PARAMETERS)
+    fhir = sorted(_declared_fhir(client))
+    assert ("Observation", "date") in fhir and ("AuditEvent", "date") in fhir
+
+    def fhir_get(resource: str, name: str, value: str) -> int:
+        if resource.endswith("$everything"):
+            url, params = f"/fhir/{resource.format(patient=patient)}", {name: value}
+        elif resource in ("Patient", "AuditEvent"):
+            url, params = f"/fhir/{resource}", {name: value}
+        else:
+            url, params = f"/fhir/{resource}", {"patient": patient, name: value}
+        headers = AUDITOR if resource == "AuditEvent" else CLINICIAN
+        return client.get(url, params=params, headers=headers).status_code
+
+    @settings(max_examples=40, deadline=None)
+    @given(value=MOMENTS | ANY_TEXT, prefix=FHIR_PREFIXES, cut=st.sampled_from([4, 7, 10, 99]))
+    def each(value: str, prefix: str, cut: int) -> None:
+        for (path, name), headers in V1_TIME_PARAMETERS.items():
+            response = client.get(
+                path.format(patient=patient), params={name: value}, headers=headers
+            )
+            assert response.status_code < 500, (path, name, value, response.text)
+        for resource, name in fhir:
+            status = fhir_get(resource, name, f"{prefix}{value[:cut]}")
+            assert status < 500, (resource, name, prefix, value[:cut])
+
+    each()

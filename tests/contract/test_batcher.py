@@ -21,7 +21,7 @@ from application.access.access_log import AccessBatch, GroupCommit, access_recor
 from application.access.policy import Decision
 from application.context import Actor, RequestContext, Role
 from application.errors import AuditUnavailable
-from application.ledger.batcher import Batcher, BatcherClosed
+from application.ledger.batcher import Batcher, BatcherClosed, NotCommitted, OutcomeUnknown
 from application.ledger.group_writes import GroupWrites, PendingSave
 from domain.access_record import AccessRecord
 from domain.patient import Patient
@@ -264,3 +264,31 @@ def test_a_closed_batcher_commits_what_was_queued_and_refuses_more() -> None:
     # And nothing more is taken
     with pytest.raises(BatcherClosed):
         batcher.submit(7)
+
+
+def test_a_write_past_its_deadline_is_withdrawn_if_queued_or_said_to_be_unknown() -> None:
+    """Issue 23: a write answered after its deadline committed later anyway (a 500,
+    then a duplicate on the client's retry). Now a queued one is withdrawn and never
+    commits; one whose commit is under way is told its outcome is unknown."""
+    gate, committed = threading.Event(), []
+
+    def slow(items: Sequence[int]) -> list[int]:
+        gate.wait(10)
+        committed.extend(items)
+        return list(items)
+
+    batcher: Batcher[int, int] = Batcher(slow, name="slow", max_size=1, timeout=0.3)
+    # Given a commit held at the gate, and a second write queued behind it
+    under_way = batcher.submit(1)
+    while batcher.waiting:  # the committer has taken the first
+        time.sleep(0.01)
+    queued = batcher.submit(2)
+    # When both deadlines pass with the store silent
+    with pytest.raises(OutcomeUnknown):
+        under_way.wait()
+    with pytest.raises(NotCommitted):
+        queued.wait()
+    gate.set()
+    batcher.close()
+    # Then the one under way committed, and the withdrawn one never did
+    assert committed == [1]

@@ -20,6 +20,7 @@ from tests.api.support import MEDICATION, entry, patient, subscribe, under_care
 from tests.e2e.nats_consumer import collect
 from tests.e2e.relay_stack import relay_stack
 from tests.e2e.server import free_port
+from tests.faults.figures import Figures, recorded
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.nats]
 
@@ -84,6 +85,7 @@ def test_a_nats_restart_mid_stream_loses_nothing_and_duplicates_nothing(
         private_nats(tmp_path) as nats,
         relay_stack(postgres_server, nats.url, tmp_path) as stack,
     ):
+        figures = recorded(Figures("NATS stopped during the relay", 1))
         client = stack.client
         pharmacy, _ = subscribe(client)
         patient_id = patient(client, "NATS-1")
@@ -111,6 +113,10 @@ def test_a_nats_restart_mid_stream_loses_nothing_and_duplicates_nothing(
         assert len(written) > outage_started > 0
         messages = collect(nats.url, f"careledger.{pharmacy}", expect=len(written), timeout=90)
         ids = [m.body["payload"]["entry_id"] for m in messages]
+        figures.acknowledged = len(written)
+        figures.lost = len(set(written) - set(ids))
+        figures.duplicated = len(ids) - len(set(ids))
+        figures.note = f"{len(messages)} messages consumed"
         assert len(ids) == len(set(ids)), "a duplicate reached the consumer"
         assert ids == written, "a gap or a reordering reached the consumer"
         # And the same relay process reconnected (it was never restarted)
@@ -121,3 +127,4 @@ def test_a_nats_restart_mid_stream_loses_nothing_and_duplicates_nothing(
         while "nats reconnected" not in stack.relay.log_path.read_text():
             assert time.monotonic() < deadline, stack.relay.log_path.read_text()
             time.sleep(0.1)
+        figures.passed = True
