@@ -36,6 +36,7 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
     "subscriptions": (["--quick"], []),
     "writes": (["--quick"], []),
     "gap": (["--events", "10000"], ["--events", "1000000"]),
+    "console": (["--quick"], []),
 }
 
 
@@ -225,6 +226,7 @@ def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, s
             reports["gap"]["command"],
         )
     )
+    table += _console_rows(reports["console"])
     for wr in writes:  # L1 ran beside PostgreSQL's W1 and W2, their reference
         if "L1" in wr:
             l1, w1, w2 = wr["L1"], wr["W1"][0], wr["W2"]
@@ -241,6 +243,24 @@ def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, s
                     cmd,
                 )
             )
+    return table
+
+
+def _console_rows(console: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
+    """C1 per backend: the console's timeline page against the JSON one, same run."""
+    table = []
+    for c1 in console["results"]:
+        html, plain = c1["html"], c1["json"]
+        table.append(
+            (
+                "C1",
+                f"console timeline page (HTML) vs JSON timeline page, 50 entries, {c1['backend']}",
+                f"p50 {html['p50_ms']} vs {plain['p50_ms']} ms: {c1['ratio_p50']}x",
+                "<= 1.5x",
+                _met(c1["met"]),
+                console["command"],
+            )
+        )
     return table
 
 
