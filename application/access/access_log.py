@@ -202,21 +202,12 @@ class Disclosures:
     ) -> Disclosed:
         rendered = render(body)
         access_id = self.new_id()
-        sha256 = hashlib.sha256(rendered).hexdigest()
         self.writer.write(
-            access_record(
-                self.clock(),
-                access_id,
-                ctx,
-                action,
-                decision,
-                patient_id,
-                entry_ids,
-                stream_versions,
-                request,
-                sha256,
+            self._record_of(
+                ctx, access_id, action, decision, patient_id, entry_ids, stream_versions,
+                request, rendered,
             )
-        )
+        )  # fmt: skip
         return Disclosed(rendered, access_id, version)
 
     def disclose_each(
@@ -270,17 +261,8 @@ class Disclosures:
         lines), queued; the call returned waits until it is durable, so an exporter goes
         on while it commits and serves nothing before every wait has returned."""
         access_id = self.new_id()
-        record = access_record(
-            self.clock(),
-            access_id,
-            ctx,
-            action,
-            decision,
-            patient_id,
-            entry_ids,
-            stream_versions,
-            request,
-            hashlib.sha256(body).hexdigest(),
+        record = self._record_of(
+            ctx, access_id, action, decision, patient_id, entry_ids, stream_versions, request, body
         )
         return access_id, self.writer.submit(record)
 
@@ -314,19 +296,30 @@ class Disclosures:
     ) -> Delivery:
         """A message rendered and its record made, to be written with ``record_all``."""
         rendered = render(body)
-        record = access_record(
-            self.clock(),
-            access_id,
-            ctx,
-            action,
-            decision,
-            patient_id,
-            entry_ids,
-            stream_versions,
-            request,
-            hashlib.sha256(rendered).hexdigest(),
-        )
+        record = self._record_of(
+            ctx, access_id, action, decision, patient_id, entry_ids, stream_versions, request,
+            rendered,
+        )  # fmt: skip
         return Delivery(rendered, access_id, record)
+
+    def _record_of(
+        self,
+        ctx: RequestContext,
+        access_id: UUID,
+        action: str,
+        decision: Decision,
+        patient_id: UUID | None,
+        entry_ids: Sequence[str],
+        stream_versions: dict[str, int] | None,
+        request: dict[str, Any] | None,
+        disclosed: bytes,
+    ) -> AccessRecord.Recorded:
+        """The record of one patient's disclosure of exactly these bytes, made now."""
+        sha256 = hashlib.sha256(disclosed).hexdigest()
+        return access_record(
+            self.clock(), access_id, ctx, action, decision, patient_id, entry_ids,
+            stream_versions, request, sha256,
+        )  # fmt: skip
 
     def record_all(self, deliveries: Sequence[Delivery]) -> None:
         """Durable before any of them is sent (group-committed); else AuditUnavailable."""
