@@ -7,8 +7,10 @@ vendored under tests/e2e/vendor/axe-core with its licence (MPL-2.0).
 """
 
 import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +65,58 @@ def serious_violations(page: Any) -> list[str]:
         for v in violations
         if v["impact"] in ("serious", "critical")
     ]
+
+
+class Pages:
+    """Each page a story shows: its screenshot saved and its axe-core findings kept."""
+
+    def __init__(self, page: Any, shots: Path) -> None:
+        self.page = page
+        self.shots = shots
+        self.found: dict[str, list[str]] = {}
+
+    def shown(self, name: str) -> None:
+        self.found[name] = serious_violations(self.page)
+        self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
+
+    def assert_accessible(self, pages: int) -> None:
+        """Every page was checked, and none had a serious or critical violation."""
+        assert {name: v for name, v in self.found.items() if v} == {}, self.found
+        assert len(self.found) == pages
+
+
+def screenshots_for(database_url: str, tmp_path: Path) -> Path:
+    """docs/console/ on the SQLite run; the PostgreSQL run's go to a scratch folder."""
+    shots = SCREENSHOTS if database_url.startswith("sqlite") else tmp_path / "shots"
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
+def login_link(base: str, env: dict[str, str], role: str, sub: str, *extra: str) -> str:
+    """A one-time console login URL from ``careledger token --login``."""
+    from tests.e2e.server import BIN
+
+    login = subprocess.run(
+        [
+            *(str(BIN / "careledger"), "token", "--login", "--role", role, "--sub", sub),
+            *("--base-url", base, *extra),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert login.startswith(f"{base}/console/login?code=")
+    return login
+
+
+def year_of_care(patient: str) -> dict[str, Any]:
+    """A membership body that covers today: care began yesterday and lasts a year."""
+    today = datetime.now(UTC).date()
+    return {
+        "patient_id": patient,
+        "plan": "individual",
+        "annual_fee_cents": 0,
+        "starts_on": (today - timedelta(days=1)).isoformat(),
+        "ends_on": (today + timedelta(days=365)).isoformat(),
+    }

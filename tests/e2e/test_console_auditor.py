@@ -6,14 +6,20 @@ accounting of disclosures and verifies the log's integrity. Every page has no se
 critical axe-core violation, and its screenshot goes to docs/console/ (SQLite run)."""
 
 import subprocess
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
-from tests.e2e.browser import SCREENSHOTS, chromium, require_browser, serious_violations
+from tests.e2e.browser import (
+    Pages,
+    chromium,
+    login_link,
+    require_browser,
+    screenshots_for,
+    year_of_care,
+)
 from tests.e2e.server import BIN, running_server
 
 pytestmark = pytest.mark.e2e
@@ -28,8 +34,7 @@ def test_the_auditor_finds_replays_and_reviews_a_break_glass_access(
     database_url: str, tmp_path: Path
 ) -> None:
     require_browser()
-    shots = SCREENSHOTS if database_url.startswith("sqlite") else tmp_path / "shots"
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshots_for(database_url, tmp_path)
     with (
         running_server(database_url, tmp_path, "--with-projections") as (base, env, _log),
         httpx.Client(base_url=base, timeout=15) as http,
@@ -43,14 +48,7 @@ def test_the_auditor_finds_replays_and_reviews_a_break_glass_access(
         assert read.status_code == 200, read.text
         access = read.headers["X-Access-Id"]
         # Under care later, the patient is reported to public health: an accountable disclosure
-        today = datetime.now(UTC).date()
-        membership = {
-            "patient_id": patient,
-            "plan": "individual",
-            "annual_fee_cents": 0,
-            "starts_on": (today - timedelta(days=1)).isoformat(),
-            "ends_on": (today + timedelta(days=365)).isoformat(),
-        }
+        membership = year_of_care(patient)
         assert http.post("/v1/memberships", json=membership, headers=ADMIN).status_code == 201
         public_health = {**CLINICIAN, "X-Purpose-Of-Use": "PUBHLTH"}
         report = http.get(f"/v1/patients/{patient}", headers=public_health)
@@ -58,25 +56,12 @@ def test_the_auditor_finds_replays_and_reviews_a_break_glass_access(
         head = {"min_position": http.get("/readyz").json()["position"]}
         assert http.get("/v1/audit/accesses", params=head, headers=AUDITOR).status_code == 200
 
-        login = subprocess.run(
-            [
-                *(str(BIN / "careledger"), "token", "--login", "--role", "auditor"),
-                *("--sub", "auditor-lind", "--base-url", base),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        assert login.startswith(f"{base}/console/login?code=")
+        login = login_link(base, env, "auditor", "auditor-lind")
 
         with chromium(bypass_csp=True) as browser:
             page = browser.new_page()
-            found: dict[str, list[str]] = {}
-
-            def shown(name: str) -> None:
-                found[name] = serious_violations(page)
-                page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+            pages = Pages(page, shots)
+            shown = pages.shown
 
             page.goto(login)
             assert page.url == f"{base}/console/"  # the code is gone from the address bar
@@ -146,8 +131,7 @@ def test_the_auditor_finds_replays_and_reviews_a_break_glass_access(
             page.goto(login)
             assert "already used" in page.inner_text("main")
 
-        assert {name: v for name, v in found.items() if v} == {}, found
-        assert len(found) == 9
+        pages.assert_accessible(9)
 
         # The review is the one the API shows; the replay is recorded as a console access
         queue = http.get("/v1/audit/break-glass", params=head, headers=AUDITOR).json()

@@ -9,8 +9,6 @@ screenshot goes to docs/console/ (SQLite run). Then, through the API: the clinic
 access records exist with channel ``console``, each read replays to a matching digest,
 and the emergency access waits in the auditor's break-glass queue."""
 
-import subprocess
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +16,15 @@ import httpx
 import pytest
 
 from tests.conftest import auth
-from tests.e2e.browser import SCREENSHOTS, chromium, require_browser, serious_violations
-from tests.e2e.server import BIN, running_server
+from tests.e2e.browser import (
+    Pages,
+    chromium,
+    login_link,
+    require_browser,
+    screenshots_for,
+    year_of_care,
+)
+from tests.e2e.server import running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -49,42 +54,18 @@ def recorded(http: httpx.Client, patient: str, body: dict[str, Any]) -> int:
     return int(answer.json()["position"])
 
 
-def login_link(base: str, env: dict[str, str]) -> str:
-    """A one-time console login URL for dr-okafor, from the CLI."""
-    login = subprocess.run(
-        [
-            *(str(BIN / "careledger"), "token", "--login", "--role", "clinician"),
-            *("--sub", "dr-okafor", "--base-url", base),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert login.startswith(f"{base}/console/login?code=")
-    return login
-
-
 def test_the_clinician_reads_records_amends_and_breaks_the_glass(
     database_url: str, tmp_path: Path
 ) -> None:
     require_browser()
-    shots = SCREENSHOTS if database_url.startswith("sqlite") else tmp_path / "shots"
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshots_for(database_url, tmp_path)
     with (
         running_server(database_url, tmp_path, "--with-projections") as (base, env, _log),
         httpx.Client(base_url=base, timeout=15) as http,
     ):
         # Grace Hopper is under the clinic's care, with three heart rates
         grace = registered(http, "MRN-E2E-0042", "Grace", "Hopper")
-        today = datetime.now(UTC).date()
-        membership = {
-            "patient_id": grace,
-            "plan": "individual",
-            "annual_fee_cents": 0,
-            "starts_on": (today - timedelta(days=1)).isoformat(),
-            "ends_on": (today + timedelta(days=365)).isoformat(),
-        }
+        membership = year_of_care(grace)
         assert http.post("/v1/memberships", json=membership, headers=ADMIN).status_code == 201
         for day, rate in ((3, 88), (10, 79), (17, 71)):
             value = {"quantity": rate, "unit": "/min"}
@@ -110,17 +91,14 @@ def test_the_clinician_reads_records_amends_and_breaks_the_glass(
         head = {"min_position": http.get("/readyz").json()["position"]}
         assert http.get("/v1/audit/accesses", params=head, headers=AUDITOR).status_code == 200
 
-        login = login_link(base, env)
+        login = login_link(base, env, "clinician", "dr-okafor")
 
         with chromium(bypass_csp=True) as browser:
             page = browser.new_page()
-            found: dict[str, list[str]] = {}
+            pages = Pages(page, shots)
+            shown = pages.shown
             urls: list[str] = []
             page.on("request", lambda request: urls.append(request.url))
-
-            def shown(name: str) -> None:
-                found[name] = serious_violations(page)
-                page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
             page.goto(login)
             assert page.get_by_role("heading", name="Welcome, dr-okafor").is_visible()
@@ -250,8 +228,7 @@ def test_the_clinician_reads_records_amends_and_breaks_the_glass(
             page.get_by_role("button", name="End emergency access").click()
             assert page.get_by_role("status").inner_text() == "Emergency access ended."
 
-        assert {name: v for name, v in found.items() if v} == {}, found
-        assert len(found) == 12
+        pages.assert_accessible(12)
         for url in urls:  # nothing of either patient in any address the browser asked for
             for phi in ("MRN-E2E", "Hopper", "Clarke", "1961", grace, edith, "2026-11"):
                 assert phi not in url, url
@@ -295,7 +272,7 @@ def test_the_clinician_reads_records_amends_and_breaks_the_glass(
             page = strict.new_page()
             complaints: list[str] = []
             page.on("console", lambda message: complaints.append(message.text))
-            page.goto(login_link(base, env))
+            page.goto(login_link(base, env, "clinician", "dr-okafor"))
             page.get_by_role("link", name="Find a patient").first.click()
             page.get_by_label("MRN").fill("MRN-E2E-0042")
             page.get_by_role("button", name="Search", exact=True).click()

@@ -9,14 +9,20 @@ docs/console/ (SQLite run). The patient's own console pages are recorded with ch
 
 import hashlib
 import subprocess
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
-from tests.e2e.browser import SCREENSHOTS, chromium, require_browser, serious_violations
+from tests.e2e.browser import (
+    Pages,
+    chromium,
+    login_link,
+    require_browser,
+    screenshots_for,
+    year_of_care,
+)
 from tests.e2e.server import BIN, running_server
 
 pytestmark = pytest.mark.e2e
@@ -31,21 +37,13 @@ def test_the_patient_sees_who_read_their_record_and_grants_then_revokes_marketin
     database_url: str, tmp_path: Path
 ) -> None:
     require_browser()
-    shots = SCREENSHOTS if database_url.startswith("sqlite") else tmp_path / "shots"
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshots_for(database_url, tmp_path)
     with (
         running_server(database_url, tmp_path, "--with-projections") as (base, env, _log),
         httpx.Client(base_url=base, timeout=15) as http,
     ):
         patient = http.post("/v1/patients", json=REGISTER_BODY, headers=CLINICIAN).json()["id"]
-        today = datetime.now(UTC).date()
-        membership = {
-            "patient_id": patient,
-            "plan": "individual",
-            "annual_fee_cents": 0,
-            "starts_on": (today - timedelta(days=1)).isoformat(),
-            "ends_on": (today + timedelta(days=365)).isoformat(),
-        }
+        membership = year_of_care(patient)
         assert http.post("/v1/memberships", json=membership, headers=ADMIN).status_code == 201
         recorded = http.post(f"/v1/patients/{patient}/entries", json=ENTRY_BODY, headers=CLINICIAN)
         assert recorded.status_code == 201, recorded.text
@@ -59,25 +57,12 @@ def test_the_patient_sees_who_read_their_record_and_grants_then_revokes_marketin
         head = {"min_position": http.get("/readyz").json()["position"]}
         assert http.get("/v1/audit/accesses", params=head, headers=AUDITOR).status_code == 200
 
-        login = subprocess.run(
-            [
-                *(str(BIN / "careledger"), "token", "--login", "--role", "patient"),
-                *("--sub", "ada-example", "--patient", patient, "--base-url", base),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        assert login.startswith(f"{base}/console/login?code=")
+        login = login_link(base, env, "patient", "ada-example", "--patient", patient)
 
         with chromium(bypass_csp=True) as browser:
             page = browser.new_page()
-            found: dict[str, list[str]] = {}
-
-            def shown(name: str) -> None:
-                found[name] = serious_violations(page)
-                page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+            pages = Pages(page, shots)
+            shown = pages.shown
 
             page.goto(login)
             assert page.url == f"{base}/console/"
@@ -152,8 +137,7 @@ def test_the_patient_sees_who_read_their_record_and_grants_then_revokes_marketin
             page.get_by_role("link", name="Who viewed my record").first.click()
             assert page.locator("tbody tr", has_text="in the web console").count() >= 3
 
-        assert {name: v for name, v in found.items() if v} == {}, found
-        assert len(found) == 7
+        pages.assert_accessible(7)
 
         # Each of the patient's consents pages was recorded (channel console), and replays
         now = {"min_position": http.get("/readyz").json()["position"]}
