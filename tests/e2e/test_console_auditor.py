@@ -5,7 +5,6 @@ digest matches) and reviews it, and it leaves the queue; then reads the patient'
 accounting of disclosures and verifies the log's integrity. Every page has no serious or
 critical axe-core violation, and its screenshot goes to docs/console/ (SQLite run)."""
 
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,7 @@ from tests.e2e.browser import (
     screenshots_for,
     year_of_care,
 )
-from tests.e2e.server import BIN, running_server
+from tests.e2e.server import running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -152,16 +151,7 @@ def test_the_stylesheet_loads_under_the_content_security_policy(tmp_path: Path) 
     require_browser()
     store = f"sqlite:///{tmp_path / 'careledger.db'}"
     with running_server(store, tmp_path) as (base, env, _log):
-        login = subprocess.run(
-            [
-                *(str(BIN / "careledger"), "token", "--login", "--role", "auditor"),
-                *("--sub", "a-1", "--base-url", base),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        login = login_link(base, env, "auditor", "a-1")
         with chromium(bypass_csp=False) as browser:
             page = browser.new_page()
             complaints: list[str] = []

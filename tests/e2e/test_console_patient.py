@@ -8,7 +8,6 @@ docs/console/ (SQLite run). The patient's own console pages are recorded with ch
 ``console``, and every one of those records replays to the same digest."""
 
 import hashlib
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -23,7 +22,7 @@ from tests.e2e.browser import (
     screenshots_for,
     year_of_care,
 )
-from tests.e2e.server import BIN, running_server
+from tests.e2e.server import running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -173,16 +172,7 @@ def test_the_patients_pages_keep_to_the_content_security_policy(tmp_path: Path) 
         httpx.Client(base_url=base, timeout=15) as http,
     ):
         patient = http.post("/v1/patients", json=REGISTER_BODY, headers=CLINICIAN).json()["id"]
-        login = subprocess.run(
-            [
-                *(str(BIN / "careledger"), "token", "--login", "--role", "patient"),
-                *("--sub", "p-1", "--patient", patient, "--base-url", base),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        login = login_link(base, env, "patient", "p-1", "--patient", patient)
         with chromium(bypass_csp=False) as browser:
             page = browser.new_page()
             complaints: list[str] = []
