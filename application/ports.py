@@ -64,6 +64,23 @@ class PatientKeys(Protocol):
         ...
 
 
+SNAPSHOTS = "careledger_snapshots"
+"""The keyword a save passes the snapshots its events bring due to a
+``SnapshotsAlongside`` recorder with: a call that returns them sealed, made once the
+save's events are."""
+
+
+@runtime_checkable
+class SnapshotsAlongside(Protocol):
+    """A recorder that inserts a save's snapshots in the save's own transaction: no
+    commit (and no fsync) of their own, and no write acknowledged whose snapshot then
+    failed."""
+
+    def snapshot_into(self, snapshot_recorder: object) -> None:
+        """Where the snapshots go: the snapshot store's recorder, on the same database."""
+        ...
+
+
 FOLLOW_UP = "follow_up"
 """The keyword a save passes its ``FollowUp`` to the recorder with."""
 

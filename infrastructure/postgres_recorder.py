@@ -27,7 +27,14 @@ from infrastructure.key_tables import (
     postgres_keys_table,
 )
 from infrastructure.keys import WrappedKey
-from infrastructure.recorders import NEW_KEYS, CarriesNewKeys, LedgerReads, Sealing, claims_of
+from infrastructure.recorders import (
+    NEW_KEYS,
+    CarriesNewKeys,
+    LedgerReads,
+    Sealing,
+    WritesSnapshots,
+    claims_of,
+)
 
 _ABANDON = b"DO $$BEGIN RAISE EXCEPTION 'careledger: transaction abandoned'; END$$"
 
@@ -52,7 +59,7 @@ class _BoundedRetry(PostgresProcessRecorder):
     insert_events = bounded_retry(PostgresApplicationRecorder.insert_events)
 
 
-class PostgresLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, _BoundedRetry):
+class PostgresLedgerRecorder(CarriesNewKeys, WritesSnapshots, Sealing, LedgerReads, _BoundedRetry):
     def __init__(
         self,
         datastore: PostgresDatastore,
@@ -168,6 +175,8 @@ class PostgresLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, _BoundedRetry
                 self.keys.insert_staged_sql(len(new_keys)),
                 self.keys.insert_staged_params(new_keys),
             )
+        if snapshots := self._snapshots_in(kwargs):
+            self.snapshot_recorder._insert_stored_events(curs, snapshots)
         super()._insert_events(curs, stored_events, **kwargs)
 
     def _fetch_ids_after_insert_events(

@@ -7,7 +7,9 @@ already takes:
   or writes nothing;
 - the hash-chain link of every record, so no record is ever unsealed;
 - the new data keys the events are sealed under (staged by the key ring), so no event
-  commits without its key, and a registration costs no commit of its own for its key.
+  commits without its key, and a registration costs no commit of its own for its key;
+- the snapshots the save brings due (``SNAPSHOTS``), so a save costs one commit, and
+  no save is acknowledged whose snapshot then failed.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +17,13 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
-from application.ports import FOLLOW_UP, FollowUp, IdempotencyClaim, IdempotentOutcome
+from application.ports import (
+    FOLLOW_UP,
+    SNAPSHOTS,
+    FollowUp,
+    IdempotencyClaim,
+    IdempotentOutcome,
+)
 from infrastructure.chain import Head, link
 from infrastructure.key_tables import (
     PostgresKeyTable,
@@ -49,6 +57,24 @@ class CarriesNewKeys:
         ids = super().insert_events(stored_events, **kwargs, **{NEW_KEYS: new_keys})  # type: ignore[misc]
         self.keys.staging.stored(new_keys)
         return ids  # type: ignore[no-any-return]
+
+
+class WritesSnapshots:
+    """Holds the snapshot store's recorder, whose table is in the same database, so
+    that a save's snapshots go into the save's own transaction."""
+
+    snapshot_recorder: Any = None
+
+    def snapshot_into(self, snapshot_recorder: object) -> None:
+        self.snapshot_recorder = snapshot_recorder
+
+    def _snapshots_in(self, kwargs: dict[str, Any]) -> Sequence[StoredEvent]:
+        sealed: Callable[[], Sequence[StoredEvent]] | None = kwargs.get(SNAPSHOTS)
+        if sealed is None:
+            return ()
+        if self.snapshot_recorder is None:
+            raise RuntimeError("snapshots to write, and no snapshot recorder: snapshot_into()")
+        return sealed()
 
 
 class Sealing:

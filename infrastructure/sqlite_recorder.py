@@ -15,13 +15,22 @@ from infrastructure.key_tables import (
     SQLiteKeyTable,
 )
 from infrastructure.keys import WrappedKey
-from infrastructure.recorders import NEW_KEYS, CarriesNewKeys, LedgerReads, Sealing, claims_of
+from infrastructure.recorders import (
+    NEW_KEYS,
+    CarriesNewKeys,
+    LedgerReads,
+    Sealing,
+    WritesSnapshots,
+    claims_of,
+)
 
 SQLITE_CHAIN_TABLE = "chain_links"
 _SELECT_HEAD = f"SELECT position, link FROM {SQLITE_CHAIN_TABLE} ORDER BY position DESC LIMIT 1"  # noqa: S608
 
 
-class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, SQLiteProcessRecorder):
+class SQLiteLedgerRecorder(
+    CarriesNewKeys, WritesSnapshots, Sealing, LedgerReads, SQLiteProcessRecorder
+):
     # audit verify's search for leftover links runs before the walk (ChainSource).
     reads_side_by_side = False
 
@@ -81,6 +90,8 @@ class SQLiteLedgerRecorder(CarriesNewKeys, Sealing, LedgerReads, SQLiteProcessRe
                     claim.result,
                 ),
             )
+        if snapshots := self._snapshots_in(kwargs):
+            self.snapshot_recorder._insert_events(c, snapshots)
         ids = super()._insert_events(c, stored_events, **kwargs)
         if stored_events:
             assert ids is not None

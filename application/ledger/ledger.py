@@ -1,6 +1,7 @@
 """The event-sourced application that holds every stream, and its write discipline."""
 
 import contextlib
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from copy import deepcopy
@@ -36,7 +37,14 @@ from application.ledger.attested_writes import Attestation, Attestations, Attest
 from application.ledger.batcher import NotCommitted, OutcomeUnknown
 from application.ledger.group_writes import GroupWrites, PendingSave, Recordings
 from application.ledger.transcodings import register_clinical_transcodings
-from application.ports import FOLLOW_UP, IdempotencyClaim, IdempotencyRecords, StreamLookup
+from application.ports import (
+    FOLLOW_UP,
+    SNAPSHOTS,
+    IdempotencyClaim,
+    IdempotencyRecords,
+    SnapshotsAlongside,
+    StreamLookup,
+)
 from domain.consent import Consent
 from domain.membership import Membership
 from domain.patient import Patient
@@ -83,6 +91,10 @@ class CareLedger(Application[UUID]):
         self._listeners: list[Callable[[int, frozenset[str]], None]] = []
         # Commands' saves share transactions when set (the service sets it).
         self.group_writes: GroupWrites | None = None
+        self._snapshots_alongside = False
+        if self.snapshots is not None and isinstance(self.recorder, SnapshotsAlongside):
+            self.recorder.snapshot_into(self.snapshots.recorder)
+            self._snapshots_alongside = True
 
     recorder: ProcessRecorder
 
@@ -97,28 +109,32 @@ class CareLedger(Application[UUID]):
     # Snapshots -----------------------------------------------------------------------
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
-        """Snapshot each saved aggregate whose save crossed its interval, from memory.
+        """The library's step after a save; ours are written in the save's transaction
+        (``_record``) when the recorder can, and only otherwise here, after it."""
+        alongside = self._snapshots_alongside
+        if not alongside and self.snapshots and (due := self._snapshots_due(processing_event)):
+            self.snapshots.put(due)
+
+    def _snapshots_due(self, processing_event: ProcessingEvent[UUID]) -> list[Any]:
+        """A snapshot of each saved aggregate whose save crossed its interval, from memory.
 
         The library reads the aggregate back from the store (decrypting every event
         since its last snapshot) to snapshot it at the interval's exact version; that
         was more than half of the time of a 100-event save. The aggregate just saved is
         in memory at its new version, and a snapshot may stand at any version.
         """
-        if not self.snapshots:
-            return
         crossed: dict[UUID, Any] = {}
         for event in processing_event.events:
             aggregate = processing_event.aggregates.get(event.originator_id)
             interval = self.snapshotting_intervals.get(type(aggregate)) if aggregate else None
             if aggregate is not None and interval and event.originator_version % interval == 0:
                 crossed[aggregate.id] = aggregate
-        if crossed:
-            snapshots = []
-            for aggregate in crossed.values():
-                snapshot_class = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
-                assert snapshot_class is not None, "snapshotting needs a snapshot class"
-                snapshots.append(snapshot_class.take(aggregate))
-            self.snapshots.put(snapshots)
+        snapshots = []
+        for aggregate in crossed.values():
+            snapshot_class = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
+            assert snapshot_class is not None, "snapshotting needs a snapshot class"
+            snapshots.append(snapshot_class.take(aggregate))
+        return snapshots
 
     # Notification of followers -------------------------------------------------------
 
@@ -182,7 +198,15 @@ class CareLedger(Application[UUID]):
     def _record(self, processing_event: ProcessingEvent[UUID]) -> Recordings:
         """The library's step, and the saved aggregates kept as the cached copies (the
         library does so itself only without fast-forward). Here, so that they are
-        cached in commit order, before any caller of the save is released."""
+        cached in commit order, before any caller of the save is released. Snapshots
+        that the save brings due are sealed here and inserted in its transaction."""
+        due = self._snapshots_due(processing_event) if self._snapshots_alongside else []
+        if due and self.snapshots:
+            # Sealed when the recorder asks: by then the events are, and a new chart's
+            # data key (staged by its first event) exists for its snapshot too.
+            to_stored = self.snapshots.mapper.to_stored_event
+            sealed = functools.cache(lambda: [to_stored(s) for s in due])
+            processing_event.saved_kwargs[SNAPSHOTS] = sealed
         recordings = super()._record(processing_event)
         cache = self.repository.cache
         if cache is not None and self.repository.fastforward:

@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from api.bootstrap import build
@@ -144,20 +145,9 @@ def test_idempotent_retry_writes_nothing_twice(container: Container) -> None:
 
 def test_a_ten_thousand_entry_chart_loads_from_a_snapshot(container: Container) -> None:
     patient_id = register(container)
-    by = CLINICIAN_PROVENANCE
     for _ in range(20):
         patient = container.ledger.load(Patient, patient_id, "patient")
-        for _ in range(500):
-            patient.record_entry(
-                entry_id=container.patients.new_id(),
-                kind=_kind(),
-                code=_code(),
-                value=None,
-                effective_at=by.occurred_at,
-                modality=None,
-                labels=frozenset(),
-                by=by,
-            )
+        _record_entries(container, patient, 500)
         container.ledger.save(patient)
 
     snapshot = next(container.ledger.snapshots.get(patient_id, desc=True, limit=1))
@@ -170,7 +160,42 @@ def test_a_ten_thousand_entry_chart_loads_from_a_snapshot(container: Container) 
     assert get_topic(Patient.Registered)
 
 
+def test_a_save_whose_snapshot_cannot_be_written_commits_nothing(container: Container) -> None:
+    # Given a chart whose next save crosses its snapshot interval (version 100)
+    patient_id = register(container)
+    patient = container.ledger.load(Patient, patient_id, "patient")
+    before = container.ledger.recorder.max_notification_id()
+    _record_entries(container, patient, 100 - patient.version)
+    # and a snapshot already standing at that version, so that its insert must fail
+    snapshot_class = getattr(Patient, "Snapshot", type(container.ledger).snapshot_class)
+    container.ledger.snapshots.put([snapshot_class.take(patient)])
+
+    # When the chart is saved, then the save fails whole: the snapshot is written in the
+    # events' own transaction, so no event was committed before it failed
+    with pytest.raises(IntegrityError):
+        container.ledger.save(patient)
+    assert container.ledger.recorder.max_notification_id() == before
+    assert [e.originator_version for e in container.ledger.events.get(patient_id)] == [1]
+
+
 # Small value builders -------------------------------------------------------------
+
+
+def _record_entries(container: Container, patient: Patient, n: int) -> None:
+    """``n`` plain entries on the chart in memory, not saved."""
+    by = CLINICIAN_PROVENANCE
+    for _ in range(n):
+        patient.record_entry(
+            entry_id=container.patients.new_id(),
+            kind=_kind(),
+            code=_code(),
+            value=None,
+            effective_at=by.occurred_at,
+            modality=None,
+            labels=frozenset(),
+            by=by,
+        )
+
 
 CLINICIAN_PROVENANCE = Provenance("dr-who", datetime(2026, 11, 20, tzinfo=UTC))
 
