@@ -100,7 +100,8 @@ def test_reads_through_a_replica_show_the_writes_they_follow(tmp_path: Path) -> 
     with primary_and_standby(tmp_path) as (primary, replica):
         # Given a store migrated on the primary and streamed to its hot standby
         url = primary.database()
-        replica_url = on_port(url, replica.port)
+        # A second's connect timeout, so that a read while the replica is down fails fast.
+        replica_url = on_port(url, replica.port) + "?connect_timeout=1"
         wait_until(lambda: psycopg.connect(replica_url, connect_timeout=1).close() is None)
         environment = {
             "CARELEDGER_READ_DATABASE_URL": replica_url,
@@ -205,3 +206,22 @@ def test_reads_through_a_replica_show_the_writes_they_follow(tmp_path: Path) -> 
                 )
                 assert replay.status_code == 200, replay.text
                 assert replay.json()["matches"] is True, replay.text
+
+            # When the replica goes down, Then its reads answer 503 (never 500), writes
+            # carry on, and its reads come back with it, with no restart of the service
+            standby.close()
+            replica.stop("immediate")
+            started = time.monotonic()
+            down = timeline(http, patient_id)
+            refused = time.monotonic() - started
+            assert down.status_code == 503, down.text
+            assert down.headers["Retry-After"] == "1"
+            later, later_entry = entry(http, patient_id)
+            replica.start()
+            started = time.monotonic()
+            wait_until(lambda: timeline(http, patient_id, later).status_code == 200, 30)
+            print(
+                f"replica down: 503 in {refused:.2f} s; reads back {time.monotonic() - started:.2f}"
+                " s after the replica's pg_ctl start returned"
+            )
+            assert later_entry in entry_ids(timeline(http, patient_id, later))
