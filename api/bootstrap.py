@@ -37,8 +37,9 @@ from infrastructure.follower import LogFollower
 from infrastructure.keys import CHAIN_KEY_ID, KeyRing, LocalKeyEncryptionKey, WrongMasterKey
 from infrastructure.migrations import migrate, protect, unlock
 from infrastructure.nats_relay import LibraryTracking, NatsBroker, RelayHost
-from infrastructure.projections.catalogue import projectors, readers
+from infrastructure.projections.catalogue import Readers, projectors, readers
 from infrastructure.projections.live import Doorbell, Listener, Positions, ProjectionHost
+from infrastructure.projections.replica import ReplicaPositions, replica_store
 from infrastructure.projections.store import ViewStore
 from infrastructure.stores import StoreConfigError, environment_for, redact
 
@@ -164,19 +165,19 @@ def build(
     doorbell = Doorbell()
     ledger.on_recorded(doorbell.recorded)
     found = readers(store, keys)
-    views = ReadModels(
-        found.timeline,
-        found.directory,
-        found.consents,
-        found.roster,
-        positions,
-        wait_seconds=settings.read_wait_seconds,
-    )
+    views = _read_models(found, positions, settings)
+    # The queries' views: the replica's when one is set. Checks before a write, the
+    # gate's policy facts and replays stay on the primary (docs/operations.md).
+    replica = _replica(settings, store, positions)
+    found_out, views_out = found, views
+    if replica is not None:
+        found_out = readers(replica.store, keys)
+        views_out = _read_models(found_out, replica, settings)
     writer = GroupCommit(ledger.save_events)
     disclosures = Disclosures(writer, clock, new_id)
     gate = ChartGate(ledger, views, disclosures, clock)
     reads = ReadSide(views, gate, disclosures)
-    audit = AuditTrail(ledger, views, found.access_log, clock, gate)
+    audit = AuditTrail(ledger, views_out, found_out.access_log, clock, gate)
     container = Container(
         settings=settings,
         ledger=ledger,
@@ -188,13 +189,13 @@ def build(
             max_lifetime_seconds=settings.jwt_max_lifetime_seconds,
         ),
         patients=Patients(ledger, clock, new_id, reads, keys.new_patient_id, ClaimIds(keys).mrn),
-        memberships=Memberships(ledger, clock, new_id, views, gate),
-        consents=Consents(ledger, clock, new_id, reads),
+        memberships=Memberships(ledger, clock, new_id, views_out, gate),
+        consents=Consents(ledger, clock, new_id, ReadSide(views_out, gate, disclosures)),
         erasure=Erasure(ledger, keys, clock, gate),
         integrity=Integrity(chain),
         chain=chain,
         keys=keys,
-        charts=ChartReads(views, gate, disclosures, clock),
+        charts=ChartReads(views_out, gate, disclosures, clock),
         group_commit=writer,
         disclosures=disclosures,
         audit=audit,
@@ -234,6 +235,9 @@ def build(
         on_commit=positions.advanced,
     )
     positions.use(container.projectors)
+    if replica is not None:
+        replica.use(container.projectors)
+        container.closers.append(replica.close)
     if run_processes:
         container.followers.append(LogFollower(ledger, SponsorDiscontinuation(ledger, clock)))
         container.projection_host = ProjectionHost(container.projectors, doorbell)
@@ -243,6 +247,35 @@ def build(
         container.relay_host = RelayHost(relay, positions)
         container.closers.insert(0, broker.close)
     return container
+
+
+def _read_models(found: Readers, positions: Positions, settings: Settings) -> ReadModels:
+    return ReadModels(
+        found.timeline,
+        found.directory,
+        found.consents,
+        found.roster,
+        positions,
+        wait_seconds=settings.read_wait_seconds,
+    )
+
+
+def _replica(
+    settings: Settings, primary: ViewStore, positions: Positions
+) -> ReplicaPositions | None:
+    """The read replica's positions (and store), when CARELEDGER_READ_DATABASE_URL is set."""
+    url = settings.read_database_url
+    if url is None:
+        return None
+    env = _environment(url, "CARELEDGER_READ_DATABASE_URL")
+    replica = ReplicaPositions(replica_store(env, primary), positions)
+    try:
+        with _reporting(url, "CARELEDGER_READ_DATABASE_URL", env):
+            replica.refresh()  # a replica that cannot be read is a start-up error
+    except BaseException:
+        replica.close()
+        raise
+    return replica
 
 
 def relay_for(container: Container, broker: Broker) -> Relay:

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     # PostgreSQL: the role that owns the schema and runs migrations. The service itself
     # then connects as database_url's role, which owns nothing.
     owner_database_url: str | None = None
+    # PostgreSQL only: a streaming replica of database_url that serves the read models'
+    # queries (docs/operations.md, Read replicas); writes and checks stay on the primary.
+    read_database_url: str | None = None
     jwt_secret: SecretStr | None = None
     jwt_jwks_url: str | None = None
     jwt_issuer: str | None = None
@@ -71,7 +74,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return value.upper()
 
-    @field_validator("database_url", "owner_database_url")
+    @field_validator("database_url", "owner_database_url", "read_database_url")
     @classmethod
     def _store_url(cls, value: str | None) -> str | None:
         if value is not None and not value.lower().startswith(STORE_SCHEMES):
@@ -133,6 +136,7 @@ def check_secrets(settings: Settings) -> None:
 def resolve_secrets(settings: Settings, *, generate: bool = True) -> Secrets:
     """The JWT secret and master key, generating development ones into var/ once."""
     check_token_settings(settings)
+    check_read_replica(settings)
     if settings.jwt_secret is not None:
         jwt_secret = settings.jwt_secret.get_secret_value().encode()
         if len(jwt_secret) < 32:
@@ -155,6 +159,24 @@ def check_token_settings(settings: Settings) -> None:
     for value, name in ((settings.jwt_issuer, "ISSUER"), (settings.jwt_audience, "AUDIENCE")):
         if not value:
             raise ConfigError(f"CARELEDGER_JWT_{name}: required with CARELEDGER_JWT_JWKS_URL")
+
+
+def check_read_replica(settings: Settings) -> None:
+    """A read replica is a PostgreSQL hot standby of a PostgreSQL primary: SQLite has
+    no streaming replication, so either side being SQLite is a mistake, not a fallback."""
+    url = settings.read_database_url
+    if url is None:
+        return
+    if url.lower().startswith("sqlite:"):
+        raise ConfigError(
+            "CARELEDGER_READ_DATABASE_URL: must be a PostgreSQL streaming replica "
+            "(postgresql://user@host/db), not SQLite"
+        )
+    if settings.database_url.lower().startswith("sqlite:"):
+        raise ConfigError(
+            "CARELEDGER_READ_DATABASE_URL: a read replica needs CARELEDGER_DATABASE_URL "
+            "on PostgreSQL; unset it with SQLite"
+        )
 
 
 def check_oidc_settings(settings: Settings) -> None:

@@ -116,7 +116,8 @@ class FhirWrites:
             raise InvalidValue("If-None-Exist", "must be identifier=system|value")
         require_role(ctx, ChartAction.SEARCH)
         self.charts.directory_decision(ctx)  # a denial is recorded and raised
-        found = self.charts.views.directory.by_mrn(ctx.actor.org, value, 2, system)
+        # The primary's directory, not a replica's: a check before a write (Read replicas).
+        found = self.patients.reads.views.directory.by_mrn(ctx.actor.org, value, 2, system)
         if len(found) > 1:
             raise SeveralMatches()
         return UUID(found[0]["id"]) if found else None

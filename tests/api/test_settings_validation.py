@@ -39,6 +39,7 @@ def test_an_unknown_log_level_is_one_line_naming_the_setting(
     [
         ("CARELEDGER_DATABASE_URL", "sqlit:///var/x.db"),
         ("CARELEDGER_OWNER_DATABASE_URL", "mysql://root@db/x"),
+        ("CARELEDGER_READ_DATABASE_URL", "mysql://root@replica/x"),
         ("CARELEDGER_MAX_BODY_BYTES", "-1"),
         ("CARELEDGER_KEY_CACHE_SIZE", "0"),
         ("CARELEDGER_READ_WAIT_SECONDS", "soon"),
@@ -54,6 +55,30 @@ def test_each_bad_setting_is_named(monkeypatch: pytest.MonkeyPatch, name: str, v
         load_settings()
     assert str(raised.value).startswith(f"invalid setting: {name}: ")
     assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("primary", "replica", "says"),
+    [
+        ("sqlite:///var/x.db", "postgresql://app@replica/x", "needs CARELEDGER_DATABASE_URL"),
+        ("postgresql://app@primary/x", "sqlite:///var/y.db", "not SQLite"),
+    ],
+)
+def test_a_read_replica_is_postgresql_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object, primary: str, replica: str, says: str
+) -> None:
+    code, stderr = run(
+        monkeypatch,
+        {
+            "CARELEDGER_DATABASE_URL": primary,
+            "CARELEDGER_READ_DATABASE_URL": replica,
+            "CARELEDGER_VAR_DIR": str(tmp_path),
+        },
+        "serve",
+    )
+    assert code != 0
+    assert "Traceback" not in stderr and stderr.count("\n") == 1
+    assert "CARELEDGER_READ_DATABASE_URL: " in stderr and says in stderr, stderr
 
 
 def test_a_log_level_in_lower_case_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:

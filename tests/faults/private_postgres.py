@@ -67,6 +67,36 @@ class PrivatePostgres:
     def stop(self, mode: str = "fast") -> None:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
+    def standby(self, slot: str = "replica1") -> "PrivatePostgres":
+        """A streaming replica of this running cluster, on a port of its own: a base
+        backup with ``-R`` (it starts as a hot standby) and a replication slot."""
+        replica = PrivatePostgres(self.root)
+        os.chmod(replica.root, 0o755)
+        if os.geteuid() == 0:
+            shutil.chown(replica.root, "postgres", "postgres")
+        self._run(
+            str(self.bin / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.port),
+            "-U", "postgres", "-D", str(replica.data), "-R", "-X", "stream", "-c", "fast",
+            "-C", "-S", slot,
+        )  # fmt: skip
+        try:
+            replica.start()
+        except BaseException:
+            replica.destroy()
+            raise
+        return replica
+
+    def destroy(self) -> None:
+        """Stop (immediately) and delete the cluster."""
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop",
+            check=False,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while self.accepting() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        shutil.rmtree(self.root, ignore_errors=True)
+
     def accepting(self) -> bool:
         try:
             with psycopg.connect(self.admin_url, connect_timeout=1):
@@ -88,11 +118,15 @@ def private_postgres(workdir: Path) -> Iterator[PrivatePostgres]:
     try:
         yield server
     finally:
-        server._run(
-            str(server.bin / "pg_ctl"), "-D", str(server.data), "-m", "immediate", "stop",
-            check=False,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while server.accepting() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        shutil.rmtree(server.root, ignore_errors=True)
+        server.destroy()
+
+
+@contextmanager
+def primary_and_standby(workdir: Path) -> Iterator[tuple[PrivatePostgres, PrivatePostgres]]:
+    """A primary and its streaming replica (a hot standby), both the test's own."""
+    with private_postgres(workdir) as primary:
+        replica = primary.standby()
+        try:
+            yield primary, replica
+        finally:
+            replica.destroy()
