@@ -23,7 +23,8 @@ from application.fhir.imports import NOT_HELD, not_held, note_of, trimmed
 from application.fhir.intake import addressed_patient
 from application.fhir.mapped import as_held
 from application.fhir.resources import operation_outcome
-from application.fhir.transactions import Transactions, not_kept_outcome
+from application.fhir.transaction_answers import not_kept_outcome
+from application.fhir.transactions import Transactions
 from application.fhir.writes import FhirWrites, Found
 from domain import errors as domain_errors
 from domain.errors import InvalidValue

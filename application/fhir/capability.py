@@ -172,7 +172,7 @@ def capability_statement(
                     "policy, access records and replay as /v1. Bearer JWT authentication, "
                     "narrowed by SMART v2 scopes."
                 ),
-                # POST /fhir: a transaction is one patient's chart, all or nothing.
+                # POST /fhir: a transaction is new charts and one existing one, all or nothing.
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
                 "operation": [SYSTEM_EXPORT],
                 "security": smart_security(authorize, token),
