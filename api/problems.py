@@ -38,6 +38,7 @@ _APPLICATION_STATUS: list[tuple[type[Exception], int, str]] = [
     (app_errors.PreconditionFailed, 412, "Precondition failed"),
     (app_errors.IdempotencyKeyReused, 409, "Idempotency key reused"),
     (app_errors.TooManyRequests, 429, "Too many requests"),
+    (app_errors.Unsupported, 400, "Bad request"),
     (ExportFailed, 500, "Export failed"),
     (app_errors.StoreFull, 507, "Insufficient storage"),
     (app_errors.StoreUnavailable, 503, "Store unavailable"),
@@ -160,6 +161,7 @@ def _unexpected(request: Request, error: Exception) -> Problem:
 
 # The OperationOutcome issue type of each status, for errors under /fhir.
 _ISSUE_TYPE = {
+    400: "not-supported",
     401: "login",
     403: "forbidden",
     404: "not-found",

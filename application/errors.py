@@ -44,6 +44,11 @@ class IdempotencyKeyReused(ApplicationError):
         super().__init__("this Idempotency-Key was already used for a different request")
 
 
+class Unsupported(ApplicationError):
+    """A request this server understands but cannot honour as asked (400): refused,
+    never ignored, so that a client never takes a wider answer for a narrower one."""
+
+
 class TooManyRequests(ApplicationError):
     """A bounded resource (running bulk exports) is in use; retry later (429)."""
 

@@ -23,6 +23,7 @@ import statistics
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -32,9 +33,7 @@ from rich.console import Console
 from api.bootstrap import build
 from application.context import Actor, RequestContext, Role
 from bench.support import report as bench_report
-from bench.support.charts import (
-    ORG,
-)
+from bench.support.charts import HEART_RATE, ORG
 from bench.support.stores import (
     bench_settings,
     bench_store,
@@ -43,7 +42,7 @@ from bench.support.stores import (
 from domain.consent import Consent
 from domain.membership import Membership
 from domain.patient import Patient
-from domain.values import Coding, HumanName, Provenance, TextValue
+from domain.values import Coding, HumanName, Provenance, Quantity, TextValue
 from domain.vocabulary import AdministrativeSex, EntryKind, Plan, Purpose
 
 stderr = Console(stderr=True)
@@ -51,8 +50,9 @@ CLINICIAN = RequestContext(Actor("dr-bench", Role.CLINICIAN, ORG), Purpose.TREAT
 AUDITOR = RequestContext(Actor("auditor-bench", Role.AUDITOR, ORG), Purpose.HOPERAT, "bench")
 
 
-def chart(container: Any, entries: int) -> UUID:
-    """A registered patient under care, with ``entries`` entries in saves of 100."""
+def chart(container: Any, entries: int, *, observations: bool = False) -> UUID:
+    """A registered patient under care, with ``entries`` entries in saves of 100: notes,
+    or heart-rate observations (a UCUM quantity each)."""
     by = Provenance("dr-bench", datetime.now(UTC))
     patient = Patient.register(
         patient_id=uuid4(),
@@ -80,13 +80,17 @@ def chart(container: Any, entries: int) -> UUID:
     consent = Consent.open(consent_id=patient.consent_id, patient_id=patient.id, by=by)
     container.ledger.save(patient, consent, membership)
     note = Coding("http://loinc.org", "11506-3", "Progress note")
+    kind, code = (EntryKind.OBSERVATION, HEART_RATE) if observations else (EntryKind.NOTE, note)
     for start in range(0, entries, 100):
         for i in range(start, min(start + 100, entries)):
+            value: Any = TextValue(f"Seen today, plan reviewed ({i}).")
+            if observations:
+                value = Quantity(Decimal(60 + i % 40), "/min")
             patient.record_entry(
                 entry_id=uuid4(),
-                kind=EntryKind.NOTE,
-                code=note,
-                value=TextValue(f"Seen today, plan reviewed ({i})."),
+                kind=kind,
+                code=code,
+                value=value,
                 effective_at=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=i),
                 modality=None,
                 labels=frozenset(),

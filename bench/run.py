@@ -37,6 +37,7 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
     "writes": (["--quick"], []),
     "gap": (["--events", "10000"], ["--events", "1000000"]),
     "console": (["--quick"], []),
+    "fhir": (["--quick"], []),
 }
 
 
@@ -226,7 +227,20 @@ def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, s
             reports["gap"]["command"],
         )
     )
-    table += _console_rows(reports["console"])
+    table += _paired_rows(
+        reports["console"],
+        "C1",
+        "console timeline page (HTML) vs JSON timeline page, 50 entries",
+        ("html", "json"),
+        "<= 1.5x",
+    )
+    table += _paired_rows(
+        reports["fhir"],
+        "F1",
+        "FHIR search page (`Observation?patient=&_count=50`) vs /v1 timeline page, 50 entries",
+        ("fhir", "v1"),
+        "<= 1.3x",
+    )
     for wr in writes:  # L1 ran beside PostgreSQL's W1 and W2, their reference
         if "L1" in wr:
             l1, w1, w2 = wr["L1"], wr["W1"][0], wr["W2"]
@@ -246,22 +260,23 @@ def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, s
     return table
 
 
-def _console_rows(console: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
-    """C1 per backend: the console's timeline page against the JSON one, same run."""
-    table = []
-    for c1 in console["results"]:
-        html, plain = c1["html"], c1["json"]
-        table.append(
-            (
-                "C1",
-                f"console timeline page (HTML) vs JSON timeline page, 50 entries, {c1['backend']}",
-                f"p50 {html['p50_ms']} vs {plain['p50_ms']} ms: {c1['ratio_p50']}x",
-                "<= 1.5x",
-                _met(c1["met"]),
-                console["command"],
-            )
+def _paired_rows(
+    report: dict[str, Any], figure: str, scenario: str, pair: tuple[str, str], goal: str
+) -> list[tuple[str, str, str, str, str, str]]:
+    """One row per backend of a page against its reference page, same run: C1 (the
+    console's HTML page vs the JSON page) and F1 (a FHIR search page vs /v1's)."""
+    ours, theirs = pair
+    return [
+        (
+            figure,
+            f"{scenario}, {r['backend']}",
+            f"p50 {r[ours]['p50_ms']} vs {r[theirs]['p50_ms']} ms: {r['ratio_p50']}x",
+            goal,
+            _met(r["met"]),
+            report["command"],
         )
-    return table
+        for r in report["results"]
+    ]
 
 
 def _wrk_cpu(*measured: dict[str, Any]) -> str:

@@ -212,15 +212,7 @@ def run_s2(settings: Any, workdir: Path, rounds: int, progress: Any) -> dict[str
     service = mint_token(
         secret, role=Role.SERVICE, sub=pharmacy, org=ORG, patient=None, ttl_seconds=3600, now=now
     )
-    clinician = mint_token(
-        secret,
-        role=Role.CLINICIAN,
-        sub="dr-bench",
-        org=ORG,
-        patient=None,
-        ttl_seconds=3600,
-        now=now,
-    )
+    clinician = bench_report.clinician_token(secret, ORG)
     admin_token = mint_token(
         secret, role=Role.ADMIN, sub="admin-bench", org=ORG, patient=None, ttl_seconds=3600, now=now
     )

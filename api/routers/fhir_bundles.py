@@ -22,8 +22,10 @@ from application.fhir.bundles import READ_BACK_AS, bundle_kind
 from application.fhir.imports import NOT_HELD, not_held, note_of, trimmed
 from application.fhir.intake import addressed_patient
 from application.fhir.mapped import as_held
+from application.fhir.medications import resolved
 from application.fhir.resources import operation_outcome
-from application.fhir.transactions import Transactions, not_kept_outcome
+from application.fhir.transaction_answers import not_kept_outcome
+from application.fhir.transactions import Transactions
 from application.fhir.writes import FhirWrites, Found
 from domain import errors as domain_errors
 from domain.errors import InvalidValue
@@ -115,7 +117,10 @@ def _write(ctx: RequestContext, fhir: FhirWrites, index: int, entry: Any) -> dic
         return unkept
     if resource_type not in READ_BACK_AS:
         raise InvalidValue(f"{where}.resource", f"{resource_type} is not held by this server")
+    # A batch's entries stand alone: a Medication is resolved only when contained.
+    resource, named = resolved(resource_type, resource, {})
     resource, notes = trimmed(resource_type, resource)
+    notes = named + notes
     method, url = call.get("method"), str(call.get("url", ""))
     read_as = READ_BACK_AS[resource_type]
     if method == "POST" and url == resource_type:

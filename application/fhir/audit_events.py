@@ -133,6 +133,8 @@ def _query_text(record: AccessRecord) -> str:
     if fhir == "export":
         since = f", since {request['since']}" if request.get("since") else ""
         types = ",".join(request.get("types", []))
+        filtered = ",".join(request.get("filters") or {})
+        since += f", _typeFilter on {filtered}" if filtered else ""
         return f"GET $export ({request.get('export')}): this patient's part, of {types}{since}"
     if fhir is not None and "params" in request:
         kind = request.get("type") or _SEARCHED.get(str(fhir), "")

@@ -10,7 +10,7 @@ docs/fhir.md documents: a ``MedicationRequest`` is a medication entry (read back
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -33,6 +33,7 @@ from application.fhir.imports import (
 from application.fhir.intake import EntryFields, PatientFields, entry_fields, patient_fields
 from application.fhir.links import attribution, conditional, encounter_id, identified
 from application.fhir.mapped import as_held, as_imported, report_results
+from application.fhir.medications import medication_key, resolved
 from domain.errors import InvalidValue
 from domain.values import Attribution
 
@@ -91,14 +92,16 @@ def bundle_kind(bundle: Any) -> str:
 @dataclass
 class Referents:
     """What a Bundle's references may name: its Observations (a report's results),
-    its Encounters (their new entries' ids), its Patients, and the practitioners,
-    organisations and locations it lists (by ``fullUrl`` and by identifier)."""
+    its Encounters (their new entries' ids), its Patients, the practitioners,
+    organisations and locations it lists (by ``fullUrl`` and by identifier), and its
+    Medications (a prescription's ``medicationReference``)."""
 
     observations: dict[str, Resource]
     encounters: dict[str, UUID]
     patients: set[str]
     directory: dict[str, tuple[str, str, str, str | None]]
     names: dict[tuple[str, str, str], str | None]
+    medications: dict[str, Resource] = field(default_factory=dict)
 
     def encounter_of(self, subject: str) -> Any:
         def resolve(text: str, element: str) -> str:
@@ -148,6 +151,8 @@ def referents(bundle: dict[str, Any], new_id: Callable[[], UUID]) -> Referents:
             found.encounters[url] = new_id()
         elif kind == "Patient":
             found.patients.add(url)
+        elif kind == "Medication":
+            found.medications |= dict.fromkeys(medication_key(url, resource), resource)
         elif kind in DIRECTORY and kind != "PractitionerRole":
             try:
                 system, value, name = directory_entry(str(kind), resource, str(kind))
@@ -222,8 +227,9 @@ def _held(
     if why is not None:
         why = f"{resource_type} is not kept: {why}"
         return Step(index, method, resource_type, full_url, target, note=why, held=False)
+    resource, named = resolved(resource_type, resource, found.medications)
     kept, notes = trimmed(resource_type, resource)
-    note = note_of(notes)
+    note = note_of(named + notes)
     if resource_type == "Patient":
         fields = patient_fields(kept)
         return Step(index, method, "Patient", full_url, target, patient=fields, note=note)

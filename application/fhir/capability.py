@@ -51,6 +51,8 @@ EVERYTHING = {
 BULK = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
 _EXPORT_TEXT = (
     "Bulk Data export (Prefer: respond-async): _type, _since (the entries' clinical time), "
+    "_typeFilter (Type?query, commas between queries: code and date on the entry types, "
+    "category on Observation, status on Coverage and Consent; anything else is 400), "
     "_outputFormat application/fhir+ndjson; the requester's organisation's patients"
 )
 SYSTEM_EXPORT = {"name": "export", "definition": f"{BULK}/export", "documentation": _EXPORT_TEXT}
@@ -170,7 +172,7 @@ def capability_statement(
                     "policy, access records and replay as /v1. Bearer JWT authentication, "
                     "narrowed by SMART v2 scopes."
                 ),
-                # POST /fhir: a transaction is one patient's chart, all or nothing.
+                # POST /fhir: a transaction is new charts and one existing one, all or nothing.
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
                 "operation": [SYSTEM_EXPORT],
                 "security": smart_security(authorize, token),

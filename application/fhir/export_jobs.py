@@ -27,12 +27,13 @@ from application.fhir.everything import since_of, types_wanted
 from application.fhir.export_lines import EXPORT_TYPES, export_patient
 from application.fhir.reads import FhirReads
 from application.fhir.resources import operation_outcome
+from application.fhir.type_filter import Filters, type_filters
 from application.ports import Clock, NewId
 from domain.errors import InvalidValue
 
 log = logging.getLogger("careledger.export")
 
-KICK_OFF_PARAMS = {"_type", "_since", "_outputFormat"}
+KICK_OFF_PARAMS = {"_type", "_since", "_outputFormat", "_typeFilter"}
 NDJSON_FORMATS = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
 ERROR_FILE = "OperationOutcome"
 PATIENTS_PER_PAGE = 500
@@ -75,6 +76,7 @@ class ExportJob:
     types: list[str]
     since: str | None
     group: str | None
+    filters: Filters = field(default_factory=dict)
     state: str = "running"  # running, complete, failed, expired
     patients: int = 0
     counts: dict[str, int] = field(default_factory=dict)
@@ -95,14 +97,16 @@ class ExportStatus:
     manifest: dict[str, Any] | None = None
 
 
-def kick_off_params(params: search.Params) -> tuple[list[str], str | None]:
-    """``_type`` and ``_since``; ``_outputFormat`` only NDJSON; any other is 422."""
+def kick_off_params(params: search.Params) -> tuple[list[str], str | None, Filters]:
+    """``_type``, ``_since`` and ``_typeFilter`` (an unsupported filter is 400);
+    ``_outputFormat`` only NDJSON; any other parameter is 422."""
     found = search.known(params, KICK_OFF_PARAMS)
     output = search.single(found, "_outputFormat")
     if output is not None and output.split(";")[0].strip().lower() not in NDJSON_FORMATS:
         raise InvalidValue("_outputFormat", "this server exports application/fhir+ndjson only")
     types = types_wanted(found.get("_type", []))
-    return types, since_of(search.single(found, "_since"))
+    filters = type_filters(found.get("_typeFilter", []), types)
+    return types, since_of(search.single(found, "_since")), filters
 
 
 class BulkExports:
@@ -145,12 +149,12 @@ class BulkExports:
             raise Forbidden(f"the {ctx.actor.role} role may not export charts")
         if ctx.break_glass is not None:
             raise Forbidden("break-glass opens one patient's chart, never a bulk export")
-        types, since = kick_off_params(params)
+        types, since, filters = kick_off_params(params)
         now = self.clock()
         if group is not None and not self._group_exists(ctx, group):
             raise NotFound("group")
         self.sweep()
-        job = ExportJob(self.new_id(), ctx, request, base, now, types, since, group)
+        job = ExportJob(self.new_id(), ctx, request, base, now, types, since, group, filters)
         with self._lock:
             self._open()
             running = [j for j in self._jobs.values() if j.state == "running"]
@@ -259,6 +263,7 @@ class BulkExports:
                     types=job.types,
                     since=job.since,
                     base=job.base,
+                    filters=job.filters,
                 )
             except (Forbidden, NotFound, Gone) as refused:
                 # Refused by the policy (and recorded by the gate) or erased: left out.

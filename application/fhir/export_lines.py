@@ -28,6 +28,7 @@ from application.fhir.resources import (
     entry_resource,
     patient_resource,
 )
+from application.fhir.type_filter import Filters, keeps_resource
 from domain.consent import Consent
 from domain.membership import Membership
 from domain.patient import Patient
@@ -55,6 +56,8 @@ def patient_lines(
         resources += [coverage_resource(m, query["today"]) for m in by_start]
     if consent is not None:
         resources += consent_resources(patient_id, consent, query["today"])
+    filters = query.get("filters") or {}
+    resources = [r for r in resources if keeps_resource(filters, r)]
     resources += [entry_resource(patient_id, row) for row in rows]
     lines = [(str(r["resourceType"]), render(r) + b"\n") for r in resources]
     order = {kind: at for at, kind in enumerate(EXPORT_TYPES)}
@@ -82,6 +85,7 @@ def export_patient(
     types: list[str],
     since: str | None,
     base: str,
+    filters: Filters | None = None,
 ) -> PatientExport:
     """One patient's lines through ``$everything``'s path, and their record queued.
     A refusal is recorded by the gate and raised, as for a read."""
@@ -103,6 +107,7 @@ def export_patient(
         "until": None,
         "cursor": None,
         "limit": CHART_LIMIT,
+        "filters": filters or {},
         **parts.extra,
         "render": FHIR_RENDER,
         "policy": POLICY_VERSION,

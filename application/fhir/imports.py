@@ -38,7 +38,8 @@ NOT_HELD = {
     "Device": "devices are not held",
     "SupplyDelivery": "supplies are not held",
     "ImagingStudy": "imaging studies are not held (their reports are, as notes)",
-    "Medication": "the chart names medications by code on each entry",
+    "Medication": "the chart names medications by code on each entry (a MedicationRequest "
+    "or MedicationStatement that names this Medication keeps its code)",
     "MedicationAdministration": "administrations are not held (prescriptions are)",
 }
 # Top-level elements each held type accepts and does not keep.

@@ -13,7 +13,12 @@ from uuid import UUID
 
 from application.charts.disclosure_rendering import Row
 from application.charts.read_models import time_bound
-from application.fhir.resources import CATEGORY_OF_KIND, KINDS_OF_RESOURCE, OBSERVATION_CATEGORY
+from application.fhir.resources import (
+    CATEGORY_OF_KIND,
+    KINDS_OF_RESOURCE,
+    OBSERVATION_CATEGORY,
+    RESOURCE_OF_KIND,
+)
 from domain.errors import InvalidValue
 
 Params = list[tuple[str, str]]  # the query string's pairs, in order, repeats kept
@@ -161,16 +166,37 @@ def matcher(query: dict[str, Any]) -> Callable[[Row], bool]:
     kinds = set(query["kinds"])
     codes = query["codes"]
     entry = query.get("entry")
+    filters = query.get("filters")  # an export's ``_typeFilter``
 
     def keeps(row: Row) -> bool:
         if row["kind"] not in kinds or (entry is not None and row["entry_id"] != entry):
             return False
-        code = row["code"]
-        return not codes or any(
-            code["code"] == c and (s is None or code["system"] == s) for s, c in codes
-        )
+        if filters and not _filtered_in(filters, row):
+            return False
+        return _coded(row, codes)
 
     return keeps
+
+
+def _coded(row: Row, codes: list[list[str | None]]) -> bool:
+    code = row["code"]
+    return not codes or any(
+        code["code"] == c and (s is None or code["system"] == s) for s, c in codes
+    )
+
+
+def _filtered_in(filters: dict[str, list[dict[str, Any]]], row: Row) -> bool:
+    """Whether an entry passes its type's ``_typeFilter`` queries (any one of them);
+    a type without any is exported whole."""
+    alternatives = filters.get(RESOURCE_OF_KIND[row["kind"]])
+    at = row["effective_at"]
+    return alternatives is None or any(
+        row["kind"] in each["kinds"]
+        and (each["since"] is None or at >= each["since"])
+        and (each["until"] is None or at < each["until"])
+        and _coded(row, each["codes"])
+        for each in alternatives
+    )
 
 
 def url(base: str, resource_type: str, pairs: Params) -> str:

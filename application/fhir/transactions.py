@@ -1,133 +1,59 @@
-"""A transaction Bundle: one patient's chart, written all or nothing in one commit.
+"""A transaction Bundle: patients' charts, written all or nothing in one commit.
 
 The plan (``bundles``) refuses what the chart cannot hold before anything is written.
-Then every step runs on one ``Patient`` aggregate (a new one, registered in the same
-commit with its consent and MRN claim, or the existing chart, admitted as a /v1 write
-is) and the ledger saves it once, group-committed with its access record: the
-record's digest is of the transaction-response's exact bytes, which replay and a
-retried ``Idempotency-Key`` render from the same result.
+Then every step runs on its ``Patient`` aggregate (new ones, registered in the same
+commit with their consents and MRN claims, and at most one existing chart, admitted
+as a /v1 write is) and the ledger saves them once, group-committed with their access
+records: each record's digest is of the transaction-response's exact bytes, which
+replay and a retried ``Idempotency-Key`` render from the same result.
 """
 
-import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from application.access.access_log import WRITE_ADMITTED, Disclosed, access_record, render
+from application.access.access_log import Disclosed, render
 from application.access.policy import Content
 from application.access.roles import ChartAction, require_role
 from application.charts.patients import Patients
 from application.context import RequestContext
-from application.errors import NotFound
+from application.errors import NotFound, VersionConflict
 from application.fhir.bundles import EntryRefused, Step, plan
 from application.fhir.elements import patient_id_of
 from application.fhir.resources import RESOURCE_OF_KIND, parse_resource_id, resource_id
-from application.ports import Clock
-from domain.access_record import AccessRecord
+from application.fhir.transaction_answers import (
+    TransactionAttestation,
+    Undisclosed,
+    attestation_of,
+    in_order,
+    not_kept_outcome,
+    response_bundle,
+)
+from application.ledger.ledger import WriteOutcome
 from domain.consent import Consent
 from domain.errors import DomainError, InvalidValue
 from domain.identifiers import MedicalRecordNumber, MrnClaim, MrnInUse
 from domain.patient import Patient
 from domain.values import Provenance
 
+__all__ = ["Transactions", "not_kept_outcome"]
+
 UPDATE_REASON = "updated through a FHIR transaction"
 
 
-def response_bundle(kind: str, result: dict[str, Any]) -> dict[str, Any]:
-    """The transaction-response (or batch-response) for a result's entries: each
-    ``[type, id, version, status]`` and, when something was not kept, its note (an
-    entry not kept at all has no id nor version), in the Bundle's order."""
-    entries = []
-    for resource_type, found, version, status, *note in result["entries"]:
-        response: dict[str, Any] = {"status": status}
-        if found is not None:
-            response["location"] = f"{resource_type}/{found}/_history/{version}"
-            response["etag"] = f'W/"{version}"'
-        if note and note[0]:
-            response["outcome"] = not_kept_outcome(note[0], held=found is not None)
-        entries.append({"response": response})
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": f"{kind}-response"}
-    if entries:
-        bundle["entry"] = entries
-    return bundle
-
-
-def not_kept_outcome(note: str, *, held: bool) -> dict[str, Any]:
-    """What an entry's response says was not kept: some elements of an entry the
-    chart holds (information), or the whole entry (a warning)."""
-    issue = {
-        "severity": "information" if held else "warning",
-        "code": "informational" if held else "not-supported",
-        "diagnostics": note,
-    }
-    return {"resourceType": "OperationOutcome", "issue": [issue]}
-
-
-def _not_held_entries(steps: list[Step]) -> list[list[Any]]:
-    return [[s.resource_type, None, None, "200 OK", s.note] for s in steps if not s.held]
-
-
-def _in_order(steps: list[Step], entries: list[list[Any]], held: list[Step]) -> list[list[Any]]:
-    """Every entry's answer in its place in the Bundle (``entries`` are the ``held``
-    steps' answers in the Bundle's order)."""
-    answered = dict(zip(sorted(s.index for s in held), entries, strict=True))
-    answered.update(
-        zip((s.index for s in steps if not s.held), _not_held_entries(steps), strict=True)
-    )
-    return [answered[index] for index in sorted(answered)]
-
-
 @dataclass(frozen=True)
-class Undisclosed:
-    """An answer that names no patient and writes nothing: no access record."""
+class _Write:
+    """A transaction's planned steps, the new patients' ids and its access records."""
 
-    body: bytes
-    access_id: None = None
-
-
-@dataclass(frozen=True)
-class TransactionAttestation:
-    """The transaction's access records (an ``attested_writes.Attestation``): one per
-    patient written, action write, each with the digest of the transaction-response's
-    bytes and that patient's stream version."""
-
-    access_ids: tuple[UUID, ...]
     ctx: RequestContext
-    patient_ids: tuple[UUID, ...]
-    clock: Clock
-
-    @property
-    def access_id(self) -> UUID:
-        """The first patient's record, which ``X-Access-Id`` names."""
-        return self.access_ids[0]
-
-    def record(self, result: dict[str, Any], position: int) -> list[AccessRecord.Recorded]:
-        body = render(response_bundle("transaction", result))
-        versions = result.get("versions") or {result["id"]: result["version"]}
-        return [
-            access_record(
-                self.clock(),
-                access_id,
-                self.ctx,
-                "write",
-                replace(WRITE_ADMITTED, care_organisation=self.ctx.actor.org),
-                patient_id,
-                (),
-                {str(patient_id): int(versions[str(patient_id)])},
-                {"view": "write", "fhir": "transaction", "entries": len(result["entries"])},
-                hashlib.sha256(body).hexdigest(),
-            )
-            for access_id, patient_id in zip(self.access_ids, self.patient_ids, strict=True)
-        ]
-
-
-def _attestation(
-    disclosures: Any, ctx: RequestContext, patient_ids: list[UUID]
-) -> TransactionAttestation:
-    access_ids = tuple(disclosures.new_id() for _ in patient_ids)
-    return TransactionAttestation(access_ids, ctx, tuple(patient_ids), disclosures.clock)
+    every: list[Step]
+    steps: list[Step]
+    new: list[Step]
+    new_ids: list[UUID]
+    by: Provenance
+    attestation: TransactionAttestation
 
 
 class Transactions:
@@ -141,7 +67,7 @@ class Transactions:
         if not steps and every:
             # Nothing for a chart (Synthea's practitioner and hospital Bundles): each
             # entry is answered as not kept, and nothing is written nor disclosed.
-            result = {"entries": _in_order(every, [], [])}
+            result = {"entries": in_order(every, [], [])}
             return Undisclosed(render(response_bundle("transaction", result)))
         patients, ledger = self.patients, self.patients.ledger
         disclosures = patients.reads.disclosures
@@ -158,45 +84,77 @@ class Transactions:
             )
         if (prior := ledger.repeated(ctx)) is not None:
             ids = [UUID(found) for found in prior.result.get("ids", [prior.result["id"]])]
-            attestation = _attestation(disclosures, ctx, ids)
+            attestation = attestation_of(disclosures, ctx, ids)
             for record in attestation.record(prior.result, prior.position):
                 disclosures.writer.write(record)
             return Disclosed(
                 render(response_bundle("transaction", prior.result)), attestation.access_id
             )
         by = Provenance(ctx.actor.id, patients.clock())
-        if patient_id is None:
-            ids, aggregates, result = self._register_all(ctx, new, steps, by)
-            result["entries"] = _in_order(every, result["entries"], steps)
-            attestation = _attestation(disclosures, ctx, ids)
-            try:
-                outcome = ledger.commit(ctx, aggregates, result, attestation)
-            except IntegrityError:
-                claims = [a.id for a in aggregates if isinstance(a, MrnClaim)]
-                if ledger.existing(claims):
-                    raise MrnInUse() from None
-                raise
-        else:
-            attestation = _attestation(disclosures, ctx, [patient_id])
-
-            def admit(chart: Patient) -> None:
-                patients.reads.gate.admit_write(
-                    ctx, Content.CLINICAL, chart.id, chart.organisation_id, erased=chart.erased
-                )
-
-            def apply(chart: Patient) -> tuple[list[Patient], dict[str, Any]]:
-                result = _apply(chart, steps, by, patients)
-                result["entries"] = _in_order(every, result["entries"], steps)
-                return [chart], result
-
-            outcome = ledger.change(
-                ctx, Patient, patient_id, "patient", apply, None, admit, attestation
-            )
+        new_ids = [patients.new_patient_id() for _ in new]
+        ids = [*new_ids] if patient_id is None else [*new_ids, patient_id]
+        attestation = attestation_of(disclosures, ctx, ids)
+        write = _Write(ctx, every, steps, new, new_ids, by, attestation)
+        outcome = self._register_only(write) if patient_id is None else self._with_chart(write)
         body = render(response_bundle("transaction", outcome.result))
         if outcome.replayed:
             for record in attestation.record(outcome.result, outcome.position):
                 disclosures.writer.write(record)
         return Disclosed(body, attestation.access_id)
+
+    def _register_only(self, w: _Write) -> WriteOutcome:
+        """New patients' charts, saved in one commit."""
+        ctx, every, steps, new = w.ctx, w.every, w.steps, w.new
+        aggregates, answered, versions = self._register_all(ctx, new, steps, w.by, w.new_ids)
+        result = _result(w.new_ids, versions, answered)
+        result["entries"] = in_order(every, result["entries"], steps)
+        try:
+            return self.patients.ledger.commit(ctx, aggregates, result, w.attestation)
+        except IntegrityError:
+            if self._claimed(ctx, new):
+                raise MrnInUse() from None
+            raise
+
+    def _with_chart(self, w: _Write) -> WriteOutcome:
+        """One existing chart's steps, and any new patients' charts, saved together in
+        one commit, so the existing chart's admission and version guard all of it."""
+        ctx, every, steps, new, by, new_ids = w.ctx, w.every, w.steps, w.new, w.by, w.new_ids
+        patients = self.patients
+        chart_id = w.attestation.patient_ids[-1]
+        own = [s for s in steps if s.patient is None and not any(_names(s, n) for n in new)]
+
+        def admit(chart: Patient) -> None:
+            patients.reads.gate.admit_write(
+                ctx, Content.CLINICAL, chart.id, chart.organisation_id, erased=chart.erased
+            )
+
+        def apply(chart: Patient) -> tuple[list[Any], dict[str, Any]]:
+            applied = _apply(chart, own, by, patients)
+            answered = dict(zip(sorted(s.index for s in own), applied["entries"], strict=True))
+            registered, theirs, versions = self._register_all(ctx, new, steps, by, new_ids)
+            versions[str(chart.id)] = chart.version
+            result = _result([*new_ids, chart.id], versions, answered | theirs)
+            result["entries"] = in_order(every, result["entries"], steps)
+            return [chart, *registered], result
+
+        try:
+            return patients.ledger.change(
+                ctx, Patient, chart_id, "patient", apply, None, admit, w.attestation
+            )
+        except VersionConflict:
+            if new and self._claimed(ctx, new):
+                raise MrnInUse() from None  # a new Patient's MRN was taken meanwhile
+            raise
+
+    def _claimed(self, ctx: RequestContext, new: list[Step]) -> bool:
+        """Whether a new Patient's MRN claim exists: another registration won the race."""
+        patients, org = self.patients, ctx.actor.org
+        claims = []
+        for step in new:
+            assert step.patient is not None
+            identifier = MedicalRecordNumber(step.patient.mrn_system, step.patient.mrn)
+            claims.append(patients.mrn_claim_id(org, identifier))
+        return bool(self.patients.ledger.existing(claims))
 
     def _planned(self, bundle: dict[str, Any]) -> list[Step]:
         every = []
@@ -207,16 +165,20 @@ class Transactions:
         return every
 
     def _register_all(
-        self, ctx: RequestContext, new: list[Step], steps: list[Step], by: Provenance
-    ) -> tuple[list[UUID], list[Any], dict[str, Any]]:
-        """Each new Patient with its entries, saved in the one commit: all or nothing
-        across patients. The answers are in the Bundle's order."""
-        ids: list[UUID] = []
+        self,
+        ctx: RequestContext,
+        new: list[Step],
+        steps: list[Step],
+        by: Provenance,
+        ids: list[UUID],
+    ) -> tuple[list[Any], dict[int, list[Any]], dict[str, int]]:
+        """Each new Patient (with its id of ``ids``) with its entries, to be saved in
+        the one commit: the aggregates, the answers by entry index, the versions."""
         aggregates: list[Any] = []
         answered: dict[int, list[Any]] = {}
         versions: dict[str, int] = {}
         mrns: set[tuple[str, str]] = set()
-        for step in new:
+        for step, patient_id in zip(new, ids, strict=True):
             fields = step.patient
             assert fields is not None
             if (fields.mrn_system, fields.mrn) in mrns:
@@ -224,21 +186,15 @@ class Transactions:
                 raise EntryRefused(step.index, why)
             mrns.add((fields.mrn_system, fields.mrn))
             own = [s for s in steps if s is step or _names(s, step)]
-            patient_id, saved, result = self._register(ctx, step, own, by)
-            ids.append(patient_id)
+            saved, result = self._register(ctx, step, own, by, patient_id)
             aggregates += saved
             versions[str(patient_id)] = int(result["version"])
             answered.update(zip(sorted(s.index for s in own), result["entries"], strict=True))
-        entries = [answered[index] for index in sorted(answered)]
-        first = str(ids[0])
-        result = {"id": first, "version": versions[first], "entries": entries}
-        if len(ids) > 1:
-            result |= {"ids": [str(i) for i in ids], "versions": versions}
-        return ids, aggregates, result
+        return aggregates, answered, versions
 
     def _register(
-        self, ctx: RequestContext, step: Step, steps: list[Step], by: Provenance
-    ) -> tuple[UUID, list[Any], dict[str, Any]]:
+        self, ctx: RequestContext, step: Step, steps: list[Step], by: Provenance, patient_id: UUID
+    ) -> tuple[list[Any], dict[str, Any]]:
         require_role(ctx, ChartAction.REGISTER)
         fields = step.patient
         assert fields is not None
@@ -253,7 +209,7 @@ class Transactions:
         identifier = MedicalRecordNumber(fields.mrn_system, fields.mrn)
         patients._check_unclaimed(org, identifier)
         patient = Patient.register(
-            patient_id=patients.new_patient_id(),
+            patient_id=patient_id,
             consent_id=patients.new_id(),
             organisation_id=org,
             mrn=identifier,
@@ -277,7 +233,20 @@ class Transactions:
         # The Patient's entry answers in its place in the Bundle.
         order = [step.index, *(s.index for s in steps if s is not step)]
         result["entries"] = [e for _, e in sorted(zip(order, result["entries"], strict=True))]
-        return patient.id, [patient, consent, claim], result
+        return [patient, consent, claim], result
+
+
+def _result(
+    ids: list[UUID], versions: dict[str, int], answered: dict[int, list[Any]]
+) -> dict[str, Any]:
+    """The transaction's result: the patients written (the first is ``id``), each
+    one's version, and the entries' answers in the Bundle's order."""
+    entries = [answered[index] for index in sorted(answered)]
+    first = str(ids[0])
+    result = {"id": first, "version": versions[first], "entries": entries}
+    if len(ids) > 1:
+        result |= {"ids": [str(i) for i in ids], "versions": versions}
+    return result
 
 
 def _names(step: Step, patient: Step) -> bool:
@@ -285,9 +254,9 @@ def _names(step: Step, patient: Step) -> bool:
 
 
 def _one_patient(steps: list[Step], new: list[Step]) -> UUID | None:
-    """The existing chart the transaction writes to, or None for the new Patients in
-    it: a transaction registers patients with their charts, or writes to one existing
-    chart, and references to any other are refused."""
+    """The existing chart the transaction writes to, if any: a transaction registers
+    patients with their charts, writes to one existing chart, or both; references to
+    a second existing chart are refused."""
     urls = {step.full_url for step in new if step.full_url}
     if len(new) > 1 and len(urls) < len(new):
         why = InvalidValue("fullUrl", "each Patient of a Bundle with several has its own")
@@ -303,8 +272,10 @@ def _one_patient(steps: list[Step], new: list[Step]) -> UUID | None:
             why = InvalidValue(f"{step.resource_type}.subject", "names no Patient in the Bundle")
             raise EntryRefused(step.index, why)
         named.add(patient_id_of(reference, f"Bundle.entry[{step.index}].subject"))
-        if new or len(named) > 1:
-            why = InvalidValue(f"{step.resource_type}.subject", "one patient per transaction")
+        if len(named) > 1:
+            why = InvalidValue(
+                f"{step.resource_type}.subject", "one existing chart per transaction"
+            )
             raise EntryRefused(step.index, why)
     return next(iter(named), None)
 

@@ -23,6 +23,7 @@ from application.fhir.intake import (
     entry_fields,
     patient_fields,
 )
+from application.fhir.medications import resolved_alone
 from application.fhir.reads import FhirReads
 from application.fhir.resources import RESOURCE_OF_KIND, parse_resource_id, resource_id
 from domain.errors import InvalidValue
@@ -160,7 +161,7 @@ class FhirWrites:
         """Record an entry; ``patients`` resolves a transaction's ``urn:uuid:`` subjects."""
         if "id" in resource:
             raise InvalidValue(f"{resource_type}.id", "is assigned by the server on create")
-        fields = entry_fields(resource_type, resource)
+        fields = entry_fields(resource_type, resolved_alone(resource_type, resource))
         if fields.entered_in_error:
             raise InvalidValue(f"{resource_type}.status", "a new entry is not entered in error")
         patient_id = (patients or {}).get(fields.patient_reference) or patient_id_of(
@@ -196,7 +197,7 @@ class FhirWrites:
         patient_id, entry_id = ids
         if resource.get("id", text) != text:
             raise InvalidValue(f"{resource_type}.id", "must be the id in the URL")
-        fields = entry_fields(resource_type, resource)
+        fields = entry_fields(resource_type, resolved_alone(resource_type, resource))
         if patient_id_of(fields.patient_reference, f"{resource_type}.subject") != patient_id:
             raise InvalidValue(
                 f"{resource_type}.subject", "an entry does not move to another chart"

@@ -10,6 +10,7 @@ import platform
 import pstats
 import shlex
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -18,6 +19,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from api.auth import mint_token
+from application.context import Role
 
 
 def machine(*packages: str) -> dict[str, Any]:
@@ -108,3 +112,25 @@ def profile_lines(profiler: cProfile.Profile, top: int = 25) -> list[str]:
     stats.sort_stats("cumulative").print_stats(top)
     stats.sort_stats("tottime").print_stats(top)
     return [line.rstrip() for line in out.getvalue().splitlines() if line.strip()]
+
+
+def print_head(report: dict[str, Any], info: dict[str, Any], results: list[Any]) -> None:
+    """The command, the machine and the servers, and the table's head, on stdout."""
+    print(f"Command: `{report['command']}`  ")
+    servers = ", ".join(r["server"] for r in results)
+    print(f"Machine: {info['cpu']} ({info['cpu_count']} CPUs), {servers}\n")
+    print("| id | scenario | figure | goal | met |")
+    print("|---|---|---|---|---|")
+
+
+def clinician_token(secret: bytes, org: str) -> str:
+    """A clinician's bearer token for an in-process client, valid for an hour."""
+    return mint_token(
+        secret,
+        role=Role.CLINICIAN,
+        sub="dr-bench",
+        org=org,
+        patient=None,
+        ttl_seconds=3600,
+        now=int(time.time()),
+    )

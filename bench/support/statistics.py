@@ -1,7 +1,9 @@
 """Percentiles and the summaries every benchmark reports."""
 
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -32,3 +34,30 @@ def p95_ms(seconds: list[float]) -> float | None:
     if len(seconds) < 2:
         return None
     return round(statistics.quantiles(seconds, n=20)[-1] * 1000, 4)
+
+
+def nearest_rank(ordered: Sequence[float], share: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def taking_turns(
+    calls: dict[str, Callable[[], Any]], repeats: int, step: Callable[[], Any]
+) -> dict[str, dict[str, float]]:
+    """Each call ``repeats`` times, taking turns so that drift hits them alike (each
+    answer must be a 200); each one's median and p99 (nearest rank) in ms."""
+    names = list(calls)
+    timings: dict[str, list[float]] = {name: [] for name in names}
+    for turn in range(len(names) * repeats):
+        name = names[turn % len(names)]
+        began = time.perf_counter()
+        answer = calls[name]()
+        timings[name].append((time.perf_counter() - began) * 1000)
+        assert answer.status_code == 200, answer.text[:2000]
+        step()
+    return {
+        name: {
+            "p50_ms": round(statistics.median(found), 2),
+            "p99_ms": round(nearest_rank(sorted(found), 0.99), 2),
+        }
+        for name, found in timings.items()
+    }

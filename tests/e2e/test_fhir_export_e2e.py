@@ -121,11 +121,22 @@ def test_a_bulk_client_exports_polls_and_downloads_from_a_running_server(
         stored = b"".join(p.read_bytes() for p in exports.rglob("*.ndjson"))
         assert stored and b"resourceType" not in stored and b"MRN-BULK" not in stored
 
-        # A second export, left finished when the server stops
-        second = bulk_get(f"{base}/fhir/Patient/$export", _type="Patient")
+        # A filter the server cannot apply is refused, naming it, not ignored
+        refused = bulk_get(f"{base}/fhir/$export", _typeFilter="Observation?status=final")
+        assert refused.status_code == 400, refused.text
+        assert "Observation?status" in refused.json()["issue"][0]["diagnostics"]
+        # A second export, of the laboratory Observations only (the query URL-encoded
+        # on the wire, as the Bulk Data IG has it), left finished when the server stops
+        second = bulk_get(
+            f"{base}/fhir/Patient/$export",
+            _type="Patient,Observation",
+            _typeFilter="Observation?category=laboratory",
+        )
         assert second.status_code == 202, second.text
+        assert "_typeFilter=Observation%3Fcategory%3Dlaboratory" in second.request.url
         second_url = second.headers["Content-Location"]
-        poll(second_url)
+        filtered = {o["type"]: o["count"] for o in poll(second_url)["output"]}
+        assert filtered == {"Patient": 3, "Observation": 3}  # the glucose results only
 
     # After a restart the export is unknown (404), and nothing of it is left on disk
     environment = {"CARELEDGER_EXPORT_EXPIRY_SECONDS": str(EXPIRY)}

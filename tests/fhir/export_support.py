@@ -11,6 +11,9 @@ import orjson
 from fastapi.testclient import TestClient
 
 from application.fhir.export_lines import EXPORT_TYPES
+from tests.api.support import AUDITOR, CLINICIAN, record_entry, register, under_care
+from tests.conftest import REGISTER_BODY
+from tests.fhir.support import ASTHMA, GLUCOSE, HEART_RATE, HOME_VISIT, OTHERS, PANIC, VISIT
 
 ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
 
@@ -86,3 +89,30 @@ def lines_of(found: dict[str, list[bytes]], patient_id: str) -> bytes:
         for line in found.get(kind, [])
         if patient_of(orjson.loads(line)) == patient_id
     )
+
+
+def full_chart_with(client: TestClient, mrn: str) -> tuple[str, dict[str, str]]:
+    """``full_chart``'s chart for a patient with this MRN."""
+    patient_id = register(client, {**REGISTER_BODY, "mrn": mrn})
+    under_care(client, patient_id)
+    bodies = {"heart": HEART_RATE, "glucose": GLUCOSE, "visit": VISIT, "home": HOME_VISIT}
+    bodies |= {"panic": PANIC, "asthma": ASTHMA}
+    bodies |= {str(body["kind"]): body for body in OTHERS}
+    return patient_id, {name: record_entry(client, patient_id, b) for name, b in bodies.items()}
+
+
+def exported(client: TestClient, path: str = "/fhir/$export", **params: Any) -> dict[str, Any]:
+    return finished(client, kick_off(client, path, CLINICIAN, params or None), CLINICIAN)
+
+
+def accesses(client: TestClient, patient_id: str) -> list[dict[str, Any]]:
+    """The patient's access records, once the access log has every one."""
+    position = client.get("/readyz").json()["position"]
+    response = client.get(
+        "/v1/audit/accesses",
+        params={"patient_id": patient_id, "min_position": position, "limit": 200},
+        headers=AUDITOR,
+    )
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
