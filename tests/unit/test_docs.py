@@ -139,10 +139,17 @@ def check_python_module(words: list[str]) -> None:
         assert f'"{option}"' in source, f"{module} takes no {option}"
 
 
+# Other projects' commands that the operations pages show (PostgreSQL's, Patroni's, etcd's,
+# NATS's): named here so that a typo in our own commands is still caught.
+OTHER_TOOLS = {"pg_basebackup", "pg_ctl", "psql", "patroni", "patronictl", "etcd", "nats-server"}
+
+
 def check_shell(body: str) -> None:
     for line in body.replace("\\\n", " ").splitlines():
-        words = [w.strip("\"'") for w in line.split(">", 1)[0].split()]
-        if not words:
+        words = [w.strip("\"'") for w in line.split(">", 1)[0].split("#", 1)[0].split()]
+        while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):
+            words = words[1:]  # an environment assignment before the command
+        if not words or words[0] in OTHER_TOOLS:
             continue
         if words[0].endswith("careledger"):
             check_careledger(words[1:])
