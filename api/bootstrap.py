@@ -41,7 +41,7 @@ from infrastructure.projections.catalogue import Readers, projectors, readers
 from infrastructure.projections.live import Doorbell, Listener, Positions, ProjectionHost
 from infrastructure.projections.replica import ReplicaPositions, replica_store
 from infrastructure.projections.store import ViewStore
-from infrastructure.stores import StoreConfigError, environment_for, redact
+from infrastructure.stores import StoreConfigError, conninfo, environment_for, redact
 
 
 def utc_now() -> datetime:
@@ -299,12 +299,4 @@ def relay_for(container: Container, broker: Broker) -> Relay:
 
 def _conninfo(url: str) -> str:
     """A libpq connection string from our URL (whose query holds our own options)."""
-    env = environment_for(url)
-    return psycopg.conninfo.make_conninfo(
-        host=env["POSTGRES_HOST"],
-        port=env["POSTGRES_PORT"],
-        dbname=env["POSTGRES_DBNAME"],
-        user=env["POSTGRES_USER"],
-        password=env["POSTGRES_PASSWORD"] or None,
-        connect_timeout=env["POSTGRES_CONNECT_TIMEOUT"],
-    )
+    return conninfo(environment_for(url))

@@ -1,10 +1,19 @@
-"""Turn a database URL into the ``eventsourcing`` environment that selects a store."""
+"""Turn a database URL into the ``eventsourcing`` environment that selects a store.
 
+A PostgreSQL URL may list several hosts, as libpq does
+(``postgresql://user@h1:5501,h2:5502/db?target_session_attrs=read-write``): every
+connection then tries them in turn and keeps the first that suits, which is how the
+service finds the primary of a Patroni cluster after a failover (docs/operations.md).
+"""
+
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import psycopg
 from eventsourcing.utils import get_topic
 
+from infrastructure.postgres_factory import TARGET_SESSION_ATTRS, LedgerPostgresFactory
 from infrastructure.postgres_recorder import PostgresLedgerRecorder
 from infrastructure.sealing import SealingMapper
 from infrastructure.sqlite_recorder import SQLiteLedgerRecorder
@@ -52,19 +61,52 @@ def _sqlite(url: str) -> dict[str, str]:
     }
 
 
+# libpq's values for target_session_attrs (PostgreSQL 14 and later).
+SESSION_ATTRS = ("any", "read-write", "read-only", "primary", "standby", "prefer-standby")
+
+
+def _hosts(url: str, hostlist: str) -> tuple[str, str]:
+    """libpq's comma-separated ``host`` and ``port`` lists from the URL's host part."""
+    hosts, ports = [], []
+    for item in hostlist.split(","):
+        if item.startswith("["):  # an IPv6 address
+            host, _, rest = item[1:].partition("]")
+            port = rest.removeprefix(":")
+        else:
+            host, _, port = item.partition(":")
+        if port and not port.isdigit():
+            raise StoreConfigError(f"{redact(url)} has a port that is not a number")
+        hosts.append(unquote(host) or "127.0.0.1")
+        ports.append(port or "5432")
+    return ",".join(hosts), ",".join(ports)
+
+
 def _postgres(url: str) -> dict[str, str]:
     parts = urlsplit(url)
     dbname = unquote(parts.path.lstrip("/"))
     if not dbname:
         raise StoreConfigError(f"{redact(url)} names no database")
     options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    # Not parts.hostname or parts.port: they cannot read a list of hosts.
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    host, port = _hosts(url, hostlist)
+    extra = {}
+    attrs = options.get("target_session_attrs")
+    if attrs is not None:
+        if attrs not in SESSION_ATTRS:
+            raise StoreConfigError(
+                f"{redact(url)}: target_session_attrs must be one of {', '.join(SESSION_ATTRS)}"
+            )
+        extra[TARGET_SESSION_ATTRS] = attrs
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": get_topic(LedgerPostgresFactory),
         "POSTGRES_DBNAME": dbname,
-        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(parts.port or 5432),
-        "POSTGRES_USER": unquote(parts.username or "postgres"),
-        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_HOST": host,
+        "POSTGRES_PORT": port,
+        "POSTGRES_USER": unquote(user or "postgres"),
+        "POSTGRES_PASSWORD": unquote(password),
+        **extra,
         "POSTGRES_SCHEMA": options.get("schema", ""),
         "POSTGRES_POOL_SIZE": options.get("pool_size", "10"),
         "POSTGRES_MAX_OVERFLOW": options.get("max_overflow", "10"),
@@ -76,3 +118,17 @@ def _postgres(url: str) -> dict[str, str]:
         "PROCESS_RECORDER_TOPIC": get_topic(PostgresLedgerRecorder),
         **_SEALED,
     }
+
+
+def conninfo(env: Mapping[str, str]) -> str:
+    """The libpq connection string of a PostgreSQL environment (every host, and the
+    session attributes), for connections made outside the library's pool."""
+    return psycopg.conninfo.make_conninfo(
+        host=env["POSTGRES_HOST"],
+        port=env["POSTGRES_PORT"],
+        dbname=env["POSTGRES_DBNAME"],
+        user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"] or None,
+        connect_timeout=env["POSTGRES_CONNECT_TIMEOUT"],
+        target_session_attrs=env.get(TARGET_SESSION_ATTRS),
+    )

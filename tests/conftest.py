@@ -39,11 +39,10 @@ APP_ROLE = "careledger_app"
 
 
 def role_url(url: str, role: str) -> str:
-    """The same server and database, connecting as ``role`` (trust auth)."""
+    """The same servers and database, connecting as ``role`` (trust auth)."""
     parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    netloc = f"{role}@{host}:{parts.port or 5432}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    hosts = parts.netloc.rpartition("@")[2] or "127.0.0.1"  # one host, or libpq's list
+    return urlunsplit(parts._replace(netloc=f"{role}@{hosts}"))
 
 
 def ensure_roles(admin_url: str) -> None:

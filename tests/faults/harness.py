@@ -27,6 +27,7 @@ from tests.api.support import ADMIN, CLINICIAN
 from tests.conftest import ENTRY_BODY, JWT_SECRET, REGISTER_BODY, make_settings, owner_url_for
 from tests.contract.read_model_support import all_digests
 from tests.e2e.server import BIN, free_port
+from tests.faults.figures import Figures
 
 WRITER_UNIT = "1/min"  # marks the writers' entries apart from any other request's
 FULL = os.environ.get("CARELEDGER_FAULTS", "").lower() == "full"
@@ -127,6 +128,8 @@ class Ack:
     marker: int  # the quantity this write carries, unique to its writer
     entry_id: str
     at: float  # time.monotonic() when the acknowledgement arrived
+    position: int = 0  # the log position the answer gave
+    sent: float = 0.0  # time.monotonic() when the acknowledged attempt was sent
 
 
 @dataclass
@@ -161,10 +164,11 @@ class Writers:
             thread.join(60)
         assert not any(t.is_alive() for t in self._threads), "a writer hung"
 
-    def acknowledged_since(self, moment: float) -> float | None:
-        """When the first write acknowledged after ``moment`` was, if any."""
+    def acknowledged_since(self, moment: float, *, sent: bool = False) -> float | None:
+        """When the first write acknowledged after ``moment`` was, if any (with ``sent``,
+        only a write whose acknowledged attempt was also sent after it)."""
         with self._lock:
-            after = [a.at for a in self.acks if a.at >= moment]
+            after = [a.at for a in self.acks if a.at >= moment and (a.sent >= moment or not sent)]
         return min(after) if after else None
 
     def _write(self, n: int) -> None:
@@ -177,6 +181,7 @@ class Writers:
                 body = {**ENTRY_BODY, "value": {"quantity": marker, "unit": WRITER_UNIT}}
                 headers = CLINICIAN.with_headers({"Idempotency-Key": uuid.uuid4().hex})
                 while not self._stop.is_set():
+                    sent = time.monotonic()
                     try:
                         response = client.post(url, json=body, headers=headers)
                     except httpx.TransportError:
@@ -185,7 +190,16 @@ class Writers:
                     with self._lock:
                         self.statuses[response.status_code] += 1
                     if response.status_code == 201:
-                        ack = Ack(n, patient, marker, response.json()["entry_id"], time.monotonic())
+                        answer = response.json()
+                        ack = Ack(
+                            n,
+                            patient,
+                            marker,
+                            answer["entry_id"],
+                            time.monotonic(),
+                            int(answer["position"]),
+                            sent,
+                        )
                         with self._lock:
                             self.acks.append(ack)
                         break
@@ -268,6 +282,18 @@ def written_once(base: str, writers: Writers) -> Outcome:
             duplicated += sum(count - 1 for count in markers.values())
     lost = sum(1 for a in writers.acks if a.entry_id not in found[a.patient])
     return Outcome(len(writers.acks), lost, duplicated, committed)
+
+
+def counted(figures: Figures, base: str, writers: Writers) -> Outcome:
+    """``written_once``, and the experiment's row filled in with it and the answers seen."""
+    outcome = written_once(base, writers)
+    figures.acknowledged, figures.lost = outcome.acknowledged, outcome.lost
+    figures.duplicated = outcome.duplicated
+    figures.unavailable = writers.statuses[503] + writers.statuses[507]
+    figures.server_errors = sum(n for s, n in writers.statuses.items() if s >= 500) - (
+        figures.unavailable
+    )
+    return outcome
 
 
 def careledger(env: dict[str, str], cwd: Path, *args: str) -> Result:

@@ -21,9 +21,9 @@ from tests.faults.harness import (
     Service,
     Writers,
     audit_verifies,
+    counted,
     service_env,
     views_equal_a_rebuild,
-    written_once,
 )
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
@@ -102,13 +102,7 @@ def test_a_full_disk_answers_507_loses_nothing_and_resumes(tmp_path: Path) -> No
                 time.sleep(1.0)
             finally:
                 writers.stop()
-            outcome = written_once(service.base, writers)
-            figures.acknowledged, figures.lost = outcome.acknowledged, outcome.lost
-            figures.duplicated = outcome.duplicated
-            figures.unavailable = writers.statuses[503] + writers.statuses[507]
-            figures.server_errors = sum(n for s, n in writers.statuses.items() if s >= 500) - (
-                figures.unavailable
-            )
+            outcome = counted(figures, service.base, writers)
             # And nothing acknowledged is lost or doubled, and no answer was a 500
             assert not writers.faults, writers.faults[:5]
             assert outcome.lost == 0 and outcome.duplicated == 0

@@ -19,10 +19,10 @@ from tests.faults.harness import (
     Service,
     Writers,
     audit_verifies,
+    counted,
     service_env,
     size,
     views_equal_a_rebuild,
-    written_once,
 )
 from tests.faults.private_postgres import private_postgres
 
@@ -61,13 +61,7 @@ def test_postgres_stopped_immediately_and_started_loses_nothing(tmp_path: Path) 
         finally:
             writers.stop()
         try:
-            outcome = written_once(service.base, writers)
-            figures.acknowledged, figures.lost = outcome.acknowledged, outcome.lost
-            figures.duplicated = outcome.duplicated
-            figures.unavailable = writers.statuses[503] + writers.statuses[507]
-            figures.server_errors = sum(n for s, n in writers.statuses.items() if s >= 500) - (
-                figures.unavailable
-            )
+            outcome = counted(figures, service.base, writers)
             # Then nothing acknowledged is lost or doubled, and no answer was a 500
             assert not writers.faults, writers.faults[:5]
             assert outcome.acknowledged > 0 and outcome.lost == 0 and outcome.duplicated == 0

@@ -15,10 +15,10 @@ from tests.faults.harness import (
     Service,
     Writers,
     audit_verifies,
+    counted,
     service_env,
     size,
     views_equal_a_rebuild,
-    written_once,
 )
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.postgres]
@@ -55,13 +55,7 @@ def test_serve_sigkilled_under_writers_loses_nothing(pg_url: str, tmp_path: Path
     finally:
         writers.stop()
     try:
-        outcome = written_once(service.base, writers)
-        figures.acknowledged, figures.lost = outcome.acknowledged, outcome.lost
-        figures.duplicated = outcome.duplicated
-        figures.unavailable = writers.statuses[503] + writers.statuses[507]
-        figures.server_errors = sum(n for s, n in writers.statuses.items() if s >= 500) - (
-            figures.unavailable
-        )
+        outcome = counted(figures, service.base, writers)
         # Then every acknowledged write is there once, and none is there twice
         assert not writers.faults, writers.faults[:5]
         assert outcome.acknowledged > 0 and outcome.lost == 0 and outcome.duplicated == 0
