@@ -88,7 +88,10 @@ async def _forbidden(request: Request, error: Exception) -> Problem:
     assert isinstance(error, app_errors.Forbidden)
     ctx = getattr(request.state, "context", None)
     if not error.recorded and ctx is not None:
-        gate = routed(request, ctx.actor.org).charts.gate
+        try:
+            gate = routed(request, ctx.actor.org).charts.gate
+        except OrganisationNotServed as refused:  # no database of theirs to record it in
+            return _not_served(request, refused)
         try:
             await run_in_threadpool(
                 gate.refuse_addressed,

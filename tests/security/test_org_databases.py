@@ -262,6 +262,13 @@ def test_a_token_of_an_organisation_without_a_database_is_refused(world: World) 
     ):
         answer = world.client.request(method, path, headers=stranger, json={})
         assert answer.status_code == 403, (path, answer.text)
+        # A refusal before the route is reached (a purpose their role may not assert)
+        # would be recorded in their database: there is none, so it is this same 403
+        marketing = world.client.request(
+            method, path, headers={**stranger, "X-Purpose-Of-Use": "HMARKT"}, json={}
+        )
+        assert marketing.status_code == 403, (path, marketing.text)
+        assert marketing.text == answer.text, marketing.text
         assert ORG_MAIN not in answer.text and ORG_OTHER not in answer.text
         assert "sqlite" not in answer.text and "postgres" not in answer.text
     # Unauthenticated operations still answer, for every store at once
