@@ -341,15 +341,21 @@ def test_a_wrong_routing_table_is_a_clear_error_that_quotes_no_url(
 
 def test_single_database_commands_refuse_a_routing_table(tmp_path: Path) -> None:
     """``careledger audit verify`` and the other store commands act on one database:
-    with the routing table set they say how to name it, rather than guess."""
+    with the routing table set they say how to name it, rather than guess. A worker
+    (``--org``) opens only the organisations it is given."""
     from api.bootstrap import require_store
 
-    settings = routed_settings(
-        {ORG_MAIN: {"url": f"sqlite:///{tmp_path / 'a.db'}"}}, tmp_path / "var"
-    )
+    stores = {org: {"url": f"sqlite:///{tmp_path / f'{org}.db'}"} for org in (ORG_MAIN, ORG_OTHER)}
+    settings = routed_settings(stores, tmp_path / "var")
     with pytest.raises(ConfigError, match="CARELEDGER_DATABASE_URL set to that organisation"):
         require_store(settings)
     with pytest.raises(ConfigError, match=r"CARELEDGER_ORG_DATABASES\[org-main\]: .*no store"):
         build_organisations(settings)
     with pytest.raises(ConfigError, match="--org org-nowhere: not in CARELEDGER_ORG_DATABASES"):
         build_organisations(settings, only=["org-nowhere"])
+    one = build_organisations(settings, run_processes=True, only=[ORG_OTHER], create=True)
+    try:
+        assert list(one.containers) == [ORG_OTHER]
+        assert not (tmp_path / f"{ORG_MAIN}.db").exists(), "a store outside --org was opened"
+    finally:
+        one.close()
