@@ -10,6 +10,7 @@ from api import console, problems
 from api.container import Container
 from api.middleware import RequestGuard
 from api.openapi_document import custom_openapi
+from api.organisations import Organisations
 from api.responses import JSON
 from api.routers import (
     audit,
@@ -38,11 +39,16 @@ Times are RFC 3339 in UTC with `Z`; ids are UUIDs. A list is `{items, next_curso
 """
 
 
-def create_app(container: Container) -> FastAPI:
+def create_app(container: Container | Organisations) -> FastAPI:
+    """The application over one container, or over organisations routed to databases
+    of their own (each request to its token's organisation's container)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container.start_followers()
-        if container.exports is not None:
+        if isinstance(container, Organisations):
+            container.open_exports()
+        elif container.exports is not None:
             container.exports.open()  # what an earlier server left is cleared
         try:
             yield
@@ -58,7 +64,11 @@ def create_app(container: Container) -> FastAPI:
         lifespan=lifespan,
     )
     app.openapi = custom_openapi(app)  # type: ignore[method-assign]
-    app.state.container = container
+    routed = isinstance(container, Organisations)
+    app.state.organisations = container if routed else None
+    app.state.container = None if routed else container
+    app.state.settings = container.settings
+    app.state.verifier = getattr(container, "verifier", None)
     problems.install(app)
     for module in (
         patients,

@@ -11,7 +11,7 @@ from eventsourcing.persistence import PersistenceError
 
 from api.auth import TokenVerifier
 from api.container import Container
-from api.settings import ConfigError, Settings, check_secrets, resolve_secrets
+from api.settings import ConfigError, Secrets, Settings, check_secrets, resolve_secrets
 from application.access.access_log import Disclosures, GroupCommit
 from application.access.audit_trail import AuditTrail
 from application.access.chart_gate import ChartGate, ReadSide
@@ -72,8 +72,16 @@ def require_store(settings: Settings, *, create: bool = False, first_run: bool =
     """Refuse to open a SQLite store that is not there, so that a misspelt path is an
     error rather than a new, empty store. ``create`` (``--create``) makes one; so does a
     first-run command (``serve``, ``demo``) on the default path, which ``make serve``
-    uses (README, The two commands). The secrets given are checked first."""
+    uses (README, The two commands). The secrets given are checked first. A command
+    on one store refuses ``CARELEDGER_ORG_DATABASES``: each organisation's store is
+    checked with its own settings (``api.organisations.settings_for``)."""
     check_secrets(settings)
+    if settings.org_databases:
+        raise ConfigError(
+            "CARELEDGER_ORG_DATABASES: this command acts on one database; run it with "
+            "CARELEDGER_DATABASE_URL set to that organisation's database and "
+            "CARELEDGER_ORG_DATABASES unset"
+        )
     url = settings.database_url
     if create or (first_run and "database_url" not in settings.model_fields_set):
         return
@@ -152,10 +160,12 @@ def build(
     new_id: Callable[[], UUID] = uuid4,
     run_processes: bool = False,
     run_relay: bool | None = None,
+    exports_dir: Path | None = None,
 ) -> Container:
     """Wire everything. ``run_processes`` runs the projections and log processes here;
     the NATS relay runs with them when ``CARELEDGER_NATS_URL`` is set, unless
-    ``run_relay`` says otherwise."""
+    ``run_relay`` says otherwise. ``exports_dir`` keeps one organisation database's
+    sealed exports apart from another's (var_dir/exports by default)."""
     secrets = resolve_secrets(settings)
     ledger, keys = open_ledger(settings, secrets.master_key)
     chain = ChainVerifier(ledger.recorder, keys.raw(CHAIN_KEY_ID))  # type: ignore[arg-type]
@@ -181,13 +191,7 @@ def build(
     container = Container(
         settings=settings,
         ledger=ledger,
-        verifier=TokenVerifier(
-            secrets.jwt_secret,
-            settings.jwt_jwks_url,
-            settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            max_lifetime_seconds=settings.jwt_max_lifetime_seconds,
-        ),
+        verifier=token_verifier(settings, secrets),
         patients=Patients(ledger, clock, new_id, reads, keys.new_patient_id, ClaimIds(keys).mrn),
         memberships=Memberships(ledger, clock, new_id, views_out, gate),
         consents=Consents(ledger, clock, new_id, ReadSide(views_out, gate, disclosures)),
@@ -215,7 +219,7 @@ def build(
     container.exports = BulkExports(
         FhirReads(ledger, container.charts),
         SealedExportFiles(
-            settings.var_dir / "exports",
+            exports_dir or settings.var_dir / "exports",
             stale_seconds=settings.export_expiry_seconds,
         ),
         clock,
@@ -276,6 +280,16 @@ def _replica(
         replica.close()
         raise
     return replica
+
+
+def token_verifier(settings: Settings, secrets: Secrets) -> TokenVerifier:
+    return TokenVerifier(
+        secrets.jwt_secret,
+        settings.jwt_jwks_url,
+        settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        max_lifetime_seconds=settings.jwt_max_lifetime_seconds,
+    )
 
 
 def relay_for(container: Container, broker: Broker) -> Relay:

@@ -23,6 +23,7 @@ from application.scopes import OTHER_SCOPES, parse_scope
 
 if TYPE_CHECKING:
     from api.container import Container
+    from api.organisations import Organisations
 
 cli = typer.Typer(
     help="CareLedger: event-sourced healthcare records.",
@@ -86,25 +87,31 @@ def serve(
     """Serve the HTTP API."""
     from api.app import create_app
     from api.bootstrap import build, migrate_store, require_store
-    from api.serving import check_workers, run
+    from api.serving import check_workers, run, serve_organisations
 
     settings = _settings()
     structured_logging.configure(settings.log_level)
     embedded = settings.database_url.startswith("sqlite")
     try:
         check_workers(settings, workers, with_projections=with_projections)
-        require_store(settings, create=create, first_run=True)
-        if workers > 1:
+        if settings.org_databases:
+            served = serve_organisations(
+                settings, workers, with_projections=with_projections, create=create
+            )
+            app = None if served is None else create_app(served)
+        elif workers > 1:
+            require_store(settings, create=create, first_run=True)
             # Once here, not N times at once: development secrets are written to var/
             # on first use, and the schema is migrated before any worker opens it.
             resolve_secrets(settings)
             migrate_store(settings)
-            run(None, host=host, port=port, workers=workers)
-            return
-        container = build(settings, run_processes=embedded or with_projections)
+            app = None
+        else:
+            require_store(settings, create=create, first_run=True)
+            app = create_app(build(settings, run_processes=embedded or with_projections))
     except ConfigError as error:
         raise _fail(str(error)) from None
-    run(create_app(container), host=host, port=port, workers=1)
+    run(app, host=host, port=port, workers=workers)
 
 
 @cli.command()
@@ -117,29 +124,50 @@ def relay() -> None:
     if not settings.nats_url:
         raise _fail("CARELEDGER_NATS_URL: must be set to run the relay")
     try:
-        require_store(settings)
-        container = build(settings, run_processes=False, run_relay=True)
+        if settings.org_databases:
+            from api.organisations import build_organisations
+
+            served: Container | Organisations = build_organisations(settings, run_relay=True)
+        else:
+            require_store(settings)
+            served = build(settings, run_processes=False, run_relay=True)
     except ConfigError as error:
         raise _fail(str(error)) from None
-    _run_until_stopped(container, "careledger relay: running; Ctrl-C to stop")
+    _run_until_stopped(served, "careledger relay: running; Ctrl-C to stop")
 
 
 @cli.command()
-def worker() -> None:
+def worker(
+    org: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="With CARELEDGER_ORG_DATABASES: project only this organisation's "
+            "database (repeat it); without it, every organisation's"
+        ),
+    ] = None,
+) -> None:
     """Run the projections and the log processes (sponsor discontinuation) until stopped."""
     from api.bootstrap import build, require_store
+    from api.organisations import build_organisations
 
     settings = _settings()
     structured_logging.configure(settings.log_level)
     try:
-        require_store(settings)
-        container = build(settings, run_processes=True)
+        if org and not settings.org_databases:
+            raise ConfigError("--org needs CARELEDGER_ORG_DATABASES")
+        if settings.org_databases:
+            served: Container | Organisations = build_organisations(
+                settings, run_processes=True, only=org
+            )
+        else:
+            require_store(settings)
+            served = build(settings, run_processes=True)
     except ConfigError as error:
         raise _fail(str(error)) from None
-    _run_until_stopped(container, "careledger worker: running; Ctrl-C to stop")
+    _run_until_stopped(served, "careledger worker: running; Ctrl-C to stop")
 
 
-def _run_until_stopped(container: "Container", banner: str) -> None:
+def _run_until_stopped(container: "Container | Organisations", banner: str) -> None:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())

@@ -8,6 +8,8 @@ from fastapi import Depends, Header, Query, Request
 
 from api.auth import Unauthenticated
 from api.container import Container
+from api.organisations import request_actor, routed
+from api.settings import Settings
 from application.access.policy import BREAK_GLASS_MIN_CHARS, BREAK_GLASS_MIN_WORDS, substantive
 from application.access.purposes import admit_purpose, default_purpose
 from application.context import Actor, RequestContext
@@ -18,21 +20,35 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _ETAG = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
 
 
+def current_actor(request: Request) -> Actor:
+    try:
+        return request_actor(request)
+    except Unauthenticated:
+        raise
+    except Exception:
+        raise Unauthenticated("the token cannot be verified") from None
+
+
 def container(request: Request) -> Container:
-    found: Container = request.app.state.container
-    return found
+    """The use cases: the one container, or (organisations routed to databases of their
+    own) the container of the organisation in the verified token."""
+    if getattr(request.app.state, "organisations", None) is None:
+        found: Container = request.app.state.container
+        return found
+    return routed(request, current_actor(request).org)
 
 
 UseCases = Annotated[Container, Depends(container)]
 
 
-def current_actor(request: Request, use_cases: UseCases) -> Actor:
-    try:
-        return use_cases.verifier.actor(request.headers.get("authorization"))
-    except Unauthenticated:
-        raise
-    except Exception:
-        raise Unauthenticated("the token cannot be verified") from None
+def app_settings(request: Request) -> Settings:
+    """The settings, for routes that need no organisation's store."""
+    single: Container | None = request.app.state.container
+    found: Settings = request.app.state.settings if single is None else single.settings
+    return found
+
+
+AppSettings = Annotated[Settings, Depends(app_settings)]
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]

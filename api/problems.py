@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from api.auth import Unauthenticated
+from api.organisations import OrganisationNotServed, routed
 from api.responses import Problem, problem
 from api.routers import fhir
 from application import errors as app_errors
@@ -88,7 +89,10 @@ async def _forbidden(request: Request, error: Exception) -> Problem:
     assert isinstance(error, app_errors.Forbidden)
     ctx = getattr(request.state, "context", None)
     if not error.recorded and ctx is not None:
-        gate = request.app.state.container.charts.gate
+        try:
+            gate = routed(request, ctx.actor.org).charts.gate
+        except OrganisationNotServed as refused:  # no database of theirs to record it in
+            return _not_served(request, refused)
         try:
             await run_in_threadpool(
                 gate.refuse_addressed,
@@ -131,6 +135,10 @@ def _application(request: Request, error: Exception) -> Problem:
 
 def _unauthenticated(request: Request, error: Exception) -> Problem:
     return problem(401, "Unauthenticated", str(error))
+
+
+def _not_served(request: Request, error: Exception) -> Problem:
+    return problem(403, "Forbidden", str(error))
 
 
 def _http(request: Request, error: Exception) -> Problem:
@@ -210,6 +218,7 @@ def install(app: FastAPI) -> None:
         (app_errors.Forbidden, _forbidden),
         (app_errors.ApplicationError, _application),
         (Unauthenticated, _unauthenticated),
+        (OrganisationNotServed, _not_served),
         (HTTPException, _http),
         (PersistenceError, _store),
         (Exception, _unexpected),

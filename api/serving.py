@@ -7,11 +7,16 @@ The HTTP stack is uvicorn on httptools and uvloop, chosen by measurement
 (docs/benchmarks.md).
 """
 
+from typing import TYPE_CHECKING
+
 import uvicorn
 from fastapi import FastAPI
 
 from api import logging as structured_logging
-from api.settings import ConfigError, Settings, load_settings
+from api.settings import ConfigError, Settings, load_settings, resolve_secrets
+
+if TYPE_CHECKING:
+    from api.organisations import Organisations
 
 # What `careledger serve` ships with; bench.support.servers runs the plain baseline on
 # the same stack, so both sides of W1 meet the same server.
@@ -29,7 +34,8 @@ def check_workers(settings: Settings, workers: int, *, with_projections: bool) -
         raise WorkersRefused("--workers must be at least 1")
     if workers == 1:
         return
-    if settings.database_url.lower().startswith("sqlite"):
+    urls = [d.url for d in (settings.org_databases or {}).values()] or [settings.database_url]
+    if any(url.lower().startswith("sqlite") for url in urls):
         raise WorkersRefused(
             "--workers > 1 needs PostgreSQL: on SQLite the projections and the waits for "
             "them (min_position) run inside the one serving process; serve SQLite with "
@@ -49,7 +55,31 @@ def worker_app() -> FastAPI:
 
     settings = load_settings()
     structured_logging.configure(settings.log_level)
+    if settings.org_databases:
+        from api.organisations import build_organisations
+
+        return create_app(build_organisations(settings))
     return create_app(build(settings, run_processes=False))
+
+
+def serve_organisations(
+    settings: Settings, workers: int, *, with_projections: bool, create: bool
+) -> "Organisations | None":
+    """``serve`` with organisations in databases of their own: their containers, or
+    (``workers`` > 1) None once every store is migrated for the workers to open."""
+    from api.bootstrap import migrate_store, require_store
+    from api.organisations import build_organisations, settings_for
+
+    if workers == 1:
+        return build_organisations(
+            settings, run_processes=with_projections, embed_sqlite=True, create=create
+        )
+    resolve_secrets(settings)
+    for org in settings.org_databases or {}:
+        own = settings_for(settings, org)
+        require_store(own, create=create)
+        migrate_store(own)
+    return None
 
 
 def run(app: FastAPI | None, *, host: str, port: int, workers: int) -> None:

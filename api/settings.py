@@ -2,14 +2,18 @@
 
 import base64
 import binascii
+import json
 import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from domain.grantee import ORGANISATION_ID
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
@@ -17,6 +21,14 @@ STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 
 class ConfigError(Exception):
     """A setting is wrong. The message names the setting and never its secret value."""
+
+
+@dataclass(frozen=True)
+class OrgDatabase:
+    """One organisation's store: the service's URL and, on PostgreSQL, its owner's."""
+
+    url: str
+    owner_url: str | None = None
 
 
 class Settings(BaseSettings):
@@ -40,6 +52,9 @@ class Settings(BaseSettings):
     master_key_file: Path | None = None
     nats_url: str | None = None
     org: str = "org-main"
+    # Organisations routed to databases of their own (docs/scale-out.md): a JSON object
+    # of organisation id to a store URL, or to {"url": ..., "owner_url": ...}.
+    org_databases: Annotated[dict[str, OrgDatabase] | None, NoDecode] = None
     var_dir: Path = Path("./var")
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     key_cache_size: int = Field(default=10_000, gt=0)
@@ -95,12 +110,53 @@ class Settings(BaseSettings):
             raise ValueError("must be a URL (scheme://host...)")
         return value or None
 
+    @field_validator("org_databases", mode="before")
+    @classmethod
+    def _org_databases(cls, value: Any) -> dict[str, OrgDatabase] | None:
+        return None if value is None or value == "" else org_databases(value)
+
     @field_validator("org")
     @classmethod
     def _org(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
         return value
+
+
+def _is_store_url(value: object) -> bool:
+    return isinstance(value, str) and value.lower().startswith(STORE_SCHEMES)
+
+
+def org_databases(value: Any) -> dict[str, OrgDatabase]:
+    """The routing table, checked whole; a message names an organisation, never a URL
+    (which may carry a password)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("must be a JSON object of organisation id to store URL") from None
+    if not isinstance(value, dict) or not value:
+        raise ValueError("must be a JSON object naming at least one organisation")
+    table: dict[str, OrgDatabase] = {}
+    for org, given in value.items():
+        if not isinstance(org, str) or not ORGANISATION_ID.match(org):
+            raise ValueError(f"{str(org)[:40]!r} is not an organisation id")
+        entry = given
+        if isinstance(given, OrgDatabase):
+            entry = {"url": given.url, "owner_url": given.owner_url}
+        elif isinstance(given, str):
+            entry = {"url": given}
+        if not isinstance(entry, dict) or set(entry) - {"url", "owner_url"}:
+            raise ValueError(f"{org}: must be a store URL or {{url, owner_url}}")
+        owner = entry.get("owner_url")
+        if not _is_store_url(entry.get("url")) or not (owner is None or _is_store_url(owner)):
+            raise ValueError(f"{org}: must be sqlite:///path/to.db or postgresql://user@host/db")
+        table[org] = OrgDatabase(entry["url"], owner)
+    urls = [database.url for database in table.values()]
+    if len(set(urls)) != len(urls):
+        # Two containers on one log would each number and chain it as their own.
+        raise ValueError("two organisations name the same database")
+    return table
 
 
 @dataclass(frozen=True)
@@ -167,6 +223,11 @@ def check_read_replica(settings: Settings) -> None:
     url = settings.read_database_url
     if url is None:
         return
+    if settings.org_databases is not None:
+        raise ConfigError(
+            "CARELEDGER_READ_DATABASE_URL: a replica copies one database; unset it with "
+            "CARELEDGER_ORG_DATABASES"
+        )
     if url.lower().startswith("sqlite:"):
         raise ConfigError(
             "CARELEDGER_READ_DATABASE_URL: must be a PostgreSQL streaming replica "

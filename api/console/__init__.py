@@ -12,7 +12,7 @@ from api.console.web import HERE, PREFIX, ConsoleHeaders
 
 def install(app: FastAPI) -> None:
     app.state.console_sessions = ConsoleSessions()
-    settings = app.state.container.settings
+    settings = app.state.settings
     oidc = getattr(settings, "oidc_issuer", None)
     app.state.console_oidc = OpenIdSignIn(settings) if oidc else None
     app.include_router(sign_in.router)

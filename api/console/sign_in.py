@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from api.console.oidc import PENDING_SECONDS, STATE_COOKIE, OpenIdSignIn, SignInFailed
 from api.console.sessions import ABSOLUTE_SECONDS, COOKIE, Session
-from api.console.web import PREFIX, checked_form, failure, page, sessions, signed_in, use_cases
+from api.console.web import PREFIX, checked_form, failure, page, sessions, signed_in
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 log = logging.getLogger("careledger.console")
@@ -57,7 +57,7 @@ async def login(request: Request, code: str = "") -> Response:
     if not code and provider is not None:
         return await _to_provider(request, provider, secure)
     try:
-        verifier = use_cases(request).verifier
+        verifier = request.app.state.verifier
         session = await run_in_threadpool(sessions(request).sign_in, verifier, code)
     except Exception as error:
         return await run_in_threadpool(failure, request, None, error)

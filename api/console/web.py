@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auth import Unauthenticated
 from api.console.sessions import COOKIE, ConsoleSessions, Session
 from api.container import Container
+from api.organisations import OrganisationNotServed, routed
 from application import errors as app_errors
 from application.access.purposes import admit_purpose, default_purpose
 from application.context import RequestContext
@@ -80,8 +81,12 @@ def sessions(request: Request) -> ConsoleSessions:
 
 
 def use_cases(request: Request) -> Container:
-    found: Container = request.app.state.container
-    return found
+    """The use cases of the signed-in actor's organisation (its own database, when
+    organisations are routed to databases of their own)."""
+    if getattr(request.app.state, "organisations", None) is None:
+        found: Container = request.app.state.container
+        return found
+    return routed(request, signed_in(request).actor.org)
 
 
 def page(
@@ -142,6 +147,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (app_errors.NotFound, 404, "Not found"),
     (app_errors.Gone, 410, "Gone"),
     (app_errors.Forbidden, 403, "Not allowed"),
+    (OrganisationNotServed, 403, "Not allowed"),
     (app_errors.StoreUnavailable, 503, "Try again shortly"),
     (domain_errors.InvalidValue, 422, "Invalid input"),
     (domain_errors.DomainError, 409, "Not possible"),

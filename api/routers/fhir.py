@@ -11,7 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from api.dependencies import Context, UseCases
+from api.dependencies import AppSettings, Context, UseCases
 from application.access.access_log import Disclosed, render
 from application.context import RequestContext
 from application.errors import NotFound
@@ -91,11 +91,10 @@ def answer(request: Request, read: Callable[[], Disclosed]) -> Response:
 
 
 @router.get("/metadata")
-def metadata(request: Request, use_cases: UseCases) -> Response:
+def metadata(request: Request, settings: AppSettings) -> Response:
     kind = media_type(request)
     if isinstance(kind, Response):
         return kind
-    settings = use_cases.settings
     statement = capability_statement(
         base_of(request), settings.smart_authorization_endpoint, settings.smart_token_endpoint
     )

@@ -10,7 +10,7 @@ capabilities this server honours, and gets its tokens out of band.
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from api.dependencies import UseCases
+from api.dependencies import AppSettings
 from application.access.access_log import render
 from application.fhir.smart import smart_configuration
 
@@ -18,8 +18,7 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/.well-known/smart-configuration")
-def configuration(request: Request, use_cases: UseCases) -> Response:
-    settings = use_cases.settings
+def configuration(request: Request, settings: AppSettings) -> Response:
     body = smart_configuration(
         issuer=settings.jwt_issuer,
         jwks_uri=settings.jwt_jwks_url,

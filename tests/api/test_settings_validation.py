@@ -81,6 +81,24 @@ def test_a_read_replica_is_postgresql_only(
     assert "CARELEDGER_READ_DATABASE_URL: " in stderr and says in stderr, stderr
 
 
+def test_a_read_replica_is_refused_beside_organisation_databases(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    # A replica copies one database; with one per organisation it could serve only one
+    code, stderr = run(
+        monkeypatch,
+        {
+            "CARELEDGER_ORG_DATABASES": '{"org-a": "postgresql://app@a/x"}',
+            "CARELEDGER_READ_DATABASE_URL": "postgresql://app@replica/x",
+            "CARELEDGER_VAR_DIR": str(tmp_path),
+        },
+        "serve",
+    )
+    assert code != 0
+    assert "Traceback" not in stderr and stderr.count("\n") == 1
+    assert "CARELEDGER_READ_DATABASE_URL: " in stderr and "CARELEDGER_ORG_DATABASES" in stderr
+
+
 def test_a_log_level_in_lower_case_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CARELEDGER_LOG_LEVEL", "debug")
     assert load_settings().log_level == "DEBUG"

@@ -170,7 +170,7 @@ def test_foreign_and_non_auditor_sessions_get_nothing_of_ours(world: World) -> N
     assert failures == []
     # Nothing reviewed our break-glass access, and our own auditor still sees it.
     queue = world.client.get(
-        "/v1/audit/break-glass", params=settled(world.client), headers=main.auditor
+        "/v1/audit/break-glass", params=settled(world.client, main.auditor), headers=main.auditor
     ).json()
     ours = [item for item in queue["items"] if item["access_id"] == main.glass_access_id]
     assert [item["review"] for item in ours] == [None]

@@ -156,7 +156,7 @@ def test_foreign_clinicians_and_other_roles_get_nothing_of_our_charts(world: Wor
     main = world.main
     before = world.client.get(
         f"/v1/patients/{main.patient_id}/timeline",
-        params=settled(world.client),
+        params=settled(world.client, main.clinician),
         headers=main.clinician,
     ).json()["entries"]
     failures: list[str] = []
@@ -180,7 +180,7 @@ def test_foreign_clinicians_and_other_roles_get_nothing_of_our_charts(world: Wor
     assert failures == []
     after = world.client.get(
         f"/v1/patients/{main.patient_id}/timeline",
-        params=settled(world.client),
+        params=settled(world.client, main.clinician),
         headers=main.clinician,
     ).json()["entries"]
     assert after == before  # nothing recorded or amended in our chart

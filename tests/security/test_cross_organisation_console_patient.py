@@ -125,7 +125,7 @@ def test_no_one_but_the_patient_gets_anything_of_their_pages(world: World) -> No
     # Our directive is still in force, and our patient sees their own pages.
     consents = world.client.get(
         f"/v1/patients/{main.patient_id}/consents",
-        params=settled(world.client),
+        params=settled(world.client, main.patient),
         headers=main.patient,
     ).json()
     ours = [d for d in consents["directives"] if d["directive_id"] == main.directive_id]

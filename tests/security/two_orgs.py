@@ -99,9 +99,12 @@ def headers(token: Mapping[str, str], **extra: str) -> dict[str, str]:
     return {**token, **{name.replace("_", "-"): value for name, value in extra.items()}}
 
 
-def settled(client: TestClient | httpx.Client) -> dict[str, int]:
-    """Query parameters that make a read-model query see every write made so far."""
-    return {"min_position": client.get("/readyz").json()["position"]}
+def settled(
+    client: TestClient | httpx.Client, token: Mapping[str, str] | None = None
+) -> dict[str, int]:
+    """Query parameters that make a read-model query see every write made so far (in
+    the token's organisation's log, when organisations have databases of their own)."""
+    return {"min_position": client.get("/readyz", headers=token).json()["position"]}
 
 
 @dataclass
@@ -290,7 +293,7 @@ def populate(client: TestClient, org: Org) -> None:
         headers=org.patient,
     )
     org.directive_id = str(ok(granted, 201)["directive_id"])
-    seen = settled(client)
+    seen = settled(client, org.clinician)
     read = client.get(f"/v1/patients/{org.patient_id}/timeline", params=seen, headers=org.clinician)
     ok(read, 200)
     org.read_access_id = read.headers["X-Access-Id"]
@@ -314,11 +317,10 @@ class World:
     def records(self, auditor: Mapping[str, str] | None = None, **filters: Any) -> list[Any]:
         """Every access record an auditor (ours by default) sees, with filters."""
         items: list[Any] = []
-        params: dict[str, Any] = {"limit": 500, **settled(self.client), **filters}
+        auditor = auditor or self.main.auditor
+        params: dict[str, Any] = {"limit": 500, **settled(self.client, auditor), **filters}
         while True:
-            response = self.client.get(
-                "/v1/audit/accesses", params=params, headers=auditor or self.main.auditor
-            )
+            response = self.client.get("/v1/audit/accesses", params=params, headers=auditor)
             page = ok(response, 200)
             items += page["items"]
             if not page.get("next_cursor"):
