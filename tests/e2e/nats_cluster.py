@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nats
 import pytest
 
@@ -29,6 +30,7 @@ class Node:
         self.name = name
         self.port = free_port()
         self.cluster_port = free_port()
+        self.monitor_port = free_port()
         self.store = workdir / name
         self.log = workdir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -43,6 +45,7 @@ class Node:
             [
                 NATS_SERVER,
                 *("-a", "127.0.0.1", "-p", str(self.port), "-n", self.name),
+                *("-m", str(self.monitor_port)),
                 *("-js", "-sd", str(self.store), "-l", str(self.log)),
                 *("--cluster_name", "careledger-test"),
                 *("--cluster", f"nats://127.0.0.1:{self.cluster_port}", "--routes", routes),
@@ -51,6 +54,13 @@ class Node:
 
     def ready(self) -> bool:
         return self.log.exists() and b"Server is ready" in self.log.read_bytes()
+
+    def clients(self) -> list[str]:
+        """The names of the clients connected to this node (its monitoring endpoint)."""
+        if self.process is None:
+            return []
+        connz = httpx.get(f"http://127.0.0.1:{self.monitor_port}/connz", timeout=5).json()
+        return [c.get("name", "") for c in connz.get("connections") or []]
 
     def kill(self) -> None:
         """SIGKILL: no goodbye to its peers, nothing flushed."""
@@ -84,6 +94,24 @@ class Cluster:
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
 
+    def serving(self, client: str) -> str:
+        """The node the named client is connected to."""
+        deadline = time.monotonic() + 30
+        while True:
+            for node in self.nodes:
+                if client in node.clients():
+                    return node.name
+            assert time.monotonic() < deadline, f"{client} is connected to no node"
+            time.sleep(0.2)
+
+    def lead_elsewhere(self, node: str) -> None:
+        """Has the stream's leader step down until a node other than ``node`` leads."""
+        deadline = time.monotonic() + 60
+        while self.stream_info().cluster.leader == node:
+            assert time.monotonic() < deadline, f"{node} kept the stream's leadership"
+            asyncio.run(self._until(_step_down, 10))
+            time.sleep(1)
+
     def stream_info(self) -> Any:
         return asyncio.run(self._until(lambda js: js.stream_info(STREAM), 30))
 
@@ -109,6 +137,10 @@ class Cluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.kill()
+
+
+async def _step_down(js: Any) -> Any:
+    return await js._api_request(f"$JS.API.STREAM.LEADER.STEPDOWN.{STREAM}", b"", timeout=2)
 
 
 async def _quiet(error: Exception) -> None:
