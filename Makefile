@@ -45,11 +45,11 @@ fuzz: $(STAMP)
 	$(BIN)/pytest -q tests/fuzz/test_schemathesis.py $(PYTEST_ARGS)
 
 # The fault suite at full size (CI's `make test` runs the short one), with the NATS
-# restart experiment of tests/e2e; ends with a table of its figures. Needs root (a
-# private PostgreSQL run as the postgres user, a tmpfs), as CI has.
+# restart and cluster experiments of tests/e2e; ends with a table of its figures. Needs
+# root (a private PostgreSQL run as the postgres user, a tmpfs), as CI has.
 faults: $(STAMP)
 	CARELEDGER_FAULTS=full nice -n 5 $(BIN)/pytest -q tests/faults \
-	  tests/e2e/test_relay_nats_restart.py $(PYTEST_ARGS)
+	  tests/e2e/test_relay_nats_restart.py tests/e2e/test_relay_nats_cluster.py $(PYTEST_ARGS)
 
 # Ratios measured in one run (absolute times on shared machines are noise). Quick mode
 # by default; `make bench FULL=1` for the full one. Regenerates docs/benchmarks.md's table.

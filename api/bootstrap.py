@@ -246,7 +246,7 @@ def build(
         container.followers.append(LogFollower(ledger, SponsorDiscontinuation(ledger, clock)))
         container.projection_host = ProjectionHost(container.projectors, doorbell)
     if settings.nats_url and (run_processes if run_relay is None else run_relay):
-        broker = NatsBroker(settings.nats_url)
+        broker = NatsBroker(settings.nats_url, replicas=settings.nats_replicas)
         relay = relay_for(container, broker)
         container.relay_host = RelayHost(relay, positions)
         container.closers.insert(0, broker.close)

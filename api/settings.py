@@ -17,6 +17,7 @@ from domain.grantee import ORGANISATION_ID
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
 
 
 class ConfigError(Exception):
@@ -50,7 +51,10 @@ class Settings(BaseSettings):
     jwt_max_lifetime_seconds: int = Field(default=43200, gt=0)
     master_key: SecretStr | None = None
     master_key_file: Path | None = None
+    # One NATS server, or a cluster's servers separated by commas (the client fails over).
     nats_url: str | None = None
+    # Copies of the CARELEDGER stream JetStream keeps: 3 on a three-node cluster.
+    nats_replicas: int = Field(default=1, ge=1, le=5)
     org: str = "org-main"
     # Organisations routed to databases of their own (docs/scale-out.md): a JSON object
     # of organisation id to a store URL, or to {"url": ..., "owner_url": ...}.
@@ -96,8 +100,17 @@ class Settings(BaseSettings):
             raise ValueError("must be sqlite:///path/to.db or postgresql://user@host/db")
         return value
 
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_servers(cls, value: str | None) -> str | None:
+        servers = nats_servers(value or "")
+        for server in servers:
+            scheme, _, address = server.partition("://")
+            if scheme not in NATS_SCHEMES or not address:
+                raise ValueError("must be nats://host:port, or several separated by commas")
+        return ",".join(servers) or None
+
     @field_validator(
-        "nats_url",
         "jwt_jwks_url",
         "smart_authorization_endpoint",
         "smart_token_endpoint",
@@ -157,6 +170,11 @@ def org_databases(value: Any) -> dict[str, OrgDatabase]:
         # Two containers on one log would each number and chain it as their own.
         raise ValueError("two organisations name the same database")
     return table
+
+
+def nats_servers(value: str) -> list[str]:
+    """A cluster's servers, as nats-py takes them: one URL per comma-separated item."""
+    return [server.strip() for server in value.split(",") if server.strip()]
 
 
 @dataclass(frozen=True)

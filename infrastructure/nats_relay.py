@@ -4,16 +4,24 @@ The broker runs nats-py's asyncio client on a thread of its own and offers a blo
 ``publish`` to the relay. It publishes a batch in order, each message with a reply
 subject under one inbox that collects JetStream's acknowledgements, and returns once
 every message is acknowledged, so tracking moves only past messages the stream has
-stored. nats-py reconnects by itself with backoff; a batch caught by a disconnect
-times out, and the supervisor retries it (JetStream drops the copies it already
-holds, by ``Nats-Msg-Id``).
+stored. nats-py reconnects by itself with backoff (to any server of a cluster); a batch
+caught by a disconnect or a stream-leader election times out or is refused, and the
+supervisor retries it.
+
+Order survives a lost message: each message names the one published before it
+(``Nats-Expected-Last-Msg-Id``), so once one is lost (in a dead server's socket, or
+refused during an election) JetStream refuses every later one instead of storing it
+ahead of the retry. After such a failure the chain restarts, and each subject's batch
+is first trimmed of what the stream already holds (its last message's
+``Careledger-Position``): a retry then republishes no copies, whose ids would break the
+chain. JetStream still drops a copy by ``Nats-Msg-Id`` should one slip through.
 """
 
 import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -41,9 +49,17 @@ T = TypeVar("T")
 
 
 class NatsBroker:
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 10.0, stall: float = 3.0, replicas: int = 1
+    ) -> None:
         self.url = url
+        # A cluster is given as its servers separated by commas; nats-py fails over.
+        self.servers = [server.strip() for server in url.split(",") if server.strip()]
         self.timeout = timeout
+        # An answer from JetStream (an acknowledgement, a stream lookup) not come within
+        # this long was lost, to a dead server or stream leader: retry, not wait it out.
+        self.stall = min(stall, timeout)
+        self.replicas = replicas
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="nats", daemon=True)
         self._thread.start()
@@ -57,6 +73,12 @@ class NatsBroker:
         # known from a connection error, and the reconnect from the first publish
         # acknowledged after it.
         self._disconnected = False
+        # The id of the last message published in an unbroken chain (None: restart it),
+        # and the subjects trimmed against the stream since the chain last broke.
+        self._previous: str | None = None
+        self._synced: set[str] = set()
+        self._held: set[str] = set()  # ids answered as duplicates by a failed batch
+        self.trimmed = 0  # messages found already stored when a chain restarted
 
     def connect(self) -> None:
         self._run(self._connected(), self.timeout + 5)
@@ -79,7 +101,7 @@ class NatsBroker:
     async def _connected(self) -> Any:
         if self._nc is None or self._nc.is_closed:
             self._nc = await nats.connect(
-                self.url,
+                servers=self.servers,
                 name="careledger-relay",
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
@@ -89,10 +111,10 @@ class NatsBroker:
                 reconnected_cb=self._reconnected,
                 disconnected_cb=self._lost,
             )
-            self._js = self._nc.jetstream(timeout=self.timeout)
+            self._js = self._nc.jetstream(timeout=self.stall)
             self._stream_ready = False
         if not self._stream_ready:
-            await ensure_stream(self._js)
+            await ensure_stream(self._js, self.replicas)
             self._stream_ready = True
         return self._js
 
@@ -107,31 +129,88 @@ class NatsBroker:
         if not messages:
             return 0
         await self._connected()
+        try:
+            messages = await self._not_stored(messages)
+        except BaseException:
+            self._broken()
+            raise
+        if not messages:
+            return 0
         nc = self._nc
         batch = _Acks(len(messages), self._loop.create_future())
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox + ".*", cb=batch.received)
         try:
             for i, m in enumerate(messages):
-                await nc.publish(
-                    m.subject,
-                    m.body,
-                    reply=f"{inbox}.{i}",
-                    headers={
-                        "Nats-Msg-Id": m.msg_id,
-                        "Careledger-Access-Id": str(m.access_id),
-                        "Careledger-Position": str(m.position),
-                    },
-                )
-            stored = await asyncio.wait_for(batch.done, self.timeout)
-        except PublishRefused:
-            self._stream_ready = False  # deleted, say: made again before the retry
+                headers = {
+                    "Nats-Msg-Id": m.msg_id,
+                    "Careledger-Access-Id": str(m.access_id),
+                    "Careledger-Position": str(m.position),
+                }
+                if self._previous is not None:
+                    headers["Nats-Expected-Last-Msg-Id"] = self._previous
+                self._previous = m.msg_id
+                await nc.publish(m.subject, m.body, reply=f"{inbox}.{i}", headers=headers)
+            stored = await self._acknowledged(batch)
+        except BaseException as error:
+            # What JetStream answered as a duplicate it holds, or held within the window
+            # (since purged, say): the retry leaves it out rather than chain onto it.
+            self._broken(messages[i].msg_id for i in batch.duplicates)
+            if isinstance(error, PublishRefused):
+                self._stream_ready = False  # deleted, say: made again before the retry
             raise
         finally:
             with contextlib.suppress(Exception):  # a lost connection drops it anyway
                 await sub.unsubscribe()
+        self._held.clear()
         await self._reconnected()
         return stored
+
+    async def _acknowledged(self, batch: "_Acks") -> int:
+        """The batch's count of messages stored, once all are acknowledged; TimeoutError
+        after ``timeout``, or sooner when no acknowledgement came for ``stall``."""
+        deadline = self._loop.time() + self.timeout
+        while True:
+            waiting = len(batch.waiting)
+            wait = min(self.stall, deadline - self._loop.time())
+            try:
+                return await asyncio.wait_for(asyncio.shield(batch.done), max(wait, 0))
+            except TimeoutError:
+                if len(batch.waiting) == waiting or self._loop.time() >= deadline:
+                    raise
+
+    async def _not_stored(self, messages: Sequence[Message]) -> Sequence[Message]:
+        """The messages past the last one the stream holds on each subject, looked up
+        once per subject after the chain broke (a subject's messages are stored in
+        order, so everything up to its last stored position is there)."""
+        kept: list[Message] = []
+        stored_to: dict[str, int] = {}
+        for m in messages:
+            if m.msg_id in self._held:
+                self.trimmed += 1
+                continue
+            if m.subject not in self._synced:
+                if m.subject not in stored_to:
+                    stored_to[m.subject] = await self._last_position(m.subject)
+                if m.position <= stored_to[m.subject]:
+                    self.trimmed += 1
+                    continue
+            kept.append(m)
+        self._synced.update(stored_to)
+        return kept
+
+    async def _last_position(self, subject: str) -> int:
+        try:
+            last = await self._js.get_last_msg(STREAM, subject)
+        except NotFoundError:
+            return 0
+        return int((last.headers or {}).get("Careledger-Position", 0))
+
+    def _broken(self, held: Iterable[str] = ()) -> None:
+        """A message of the chain may be lost: restart it, trimming each subject first."""
+        self._previous = None
+        self._synced.clear()
+        self._held.update(held)
 
     async def _error(self, error: Exception) -> None:
         if isinstance(error, _CONNECTION_LOST):
@@ -155,6 +234,7 @@ class _Acks:
     def __init__(self, n: int, done: "asyncio.Future[int]") -> None:
         self.waiting = set(range(n))
         self.stored = 0
+        self.duplicates: list[int] = []
         self.done = done
 
     async def received(self, msg: Any) -> None:
@@ -170,7 +250,9 @@ class _Acks:
             self.done.set_exception(PublishRefused(str(ack["error"].get("description"))))
             return
         self.waiting.discard(index)
-        if not ack.get("duplicate"):
+        if ack.get("duplicate"):
+            self.duplicates.append(index)
+        else:
             self.stored += 1
         if not self.waiting:
             self.done.set_result(self.stored)
@@ -180,20 +262,23 @@ class PublishRefused(Exception):
     """JetStream did not store a message (no stream, or it refused it)."""
 
 
-async def ensure_stream(js: Any) -> None:
-    """The CARELEDGER stream, file-backed, with the duplicate window we rely on."""
+async def ensure_stream(js: Any, replicas: int = 1) -> None:
+    """The CARELEDGER stream, file-backed, with the duplicate window we rely on, kept on
+    ``replicas`` servers of a cluster (JetStream moves it when the setting changes)."""
     config = StreamConfig(
         name=STREAM,
         subjects=[f"{SUBJECT_PREFIX}.>"],
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        num_replicas=replicas,
     )
     try:
         info = await js.stream_info(STREAM)
     except NotFoundError:
         await js.add_stream(config)
         return
-    if info.config.duplicate_window < DUPLICATE_WINDOW_SECONDS:
+    current = info.config
+    if current.duplicate_window < DUPLICATE_WINDOW_SECONDS or current.num_replicas != replicas:
         await js.update_stream(config)
 
 

@@ -46,6 +46,9 @@ def test_an_unknown_log_level_is_one_line_naming_the_setting(
         ("CARELEDGER_PROJECTION_BATCH_SIZE", "0"),
         ("CARELEDGER_MAX_PROJECTION_LAG", "-5"),
         ("CARELEDGER_NATS_URL", "localhost"),
+        ("CARELEDGER_NATS_URL", "nats://127.0.0.1:4222,127.0.0.1:4223"),
+        ("CARELEDGER_NATS_REPLICAS", "0"),
+        ("CARELEDGER_NATS_REPLICAS", "6"),
         ("CARELEDGER_ORG", " "),
     ],
 )
@@ -97,6 +100,16 @@ def test_a_read_replica_is_refused_beside_organisation_databases(
     assert code != 0
     assert "Traceback" not in stderr and stderr.count("\n") == 1
     assert "CARELEDGER_READ_DATABASE_URL: " in stderr and "CARELEDGER_ORG_DATABASES" in stderr
+
+
+def test_a_nats_cluster_is_its_servers_separated_by_commas(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CARELEDGER_NATS_URL", " nats://127.0.0.1:14222, nats://127.0.0.1:14223,")
+    monkeypatch.setenv("CARELEDGER_NATS_REPLICAS", "3")
+    settings = load_settings()
+    assert settings.nats_url == "nats://127.0.0.1:14222,nats://127.0.0.1:14223"
+    assert settings.nats_replicas == 3
 
 
 def test_a_log_level_in_lower_case_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,9 @@
 stored is what the stream took, each message id once, in order; a message nobody
 stores is an error, never a count."""
 
+import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 from uuid import uuid4
 
 import orjson
@@ -11,6 +13,7 @@ import pytest
 from application.subscriptions.relay import Message, subject_of
 from infrastructure.nats_relay import NatsBroker, PublishRefused
 from tests.e2e.nats_consumer import collect, purge
+from tests.e2e.test_relay_nats_restart import private_nats
 
 
 @pytest.fixture
@@ -23,14 +26,15 @@ def broker(nats_server: str) -> Iterator[NatsBroker]:
         broker.close()
 
 
-def messages(subject: str, n: int) -> list[Message]:
+def messages(subject: str, n: int, *, after: int = 0) -> list[Message]:
+    """A subscriber's next ``n`` deliveries, at positions past ``after``."""
     return [
         Message(
             subject=subject,
             msg_id=str(uuid4()),
             body=orjson.dumps({"n": i}),
             access_id=uuid4(),
-            position=i + 1,
+            position=after + i + 1,
         )
         for i in range(n)
     ]
@@ -67,6 +71,65 @@ def test_a_message_no_stream_takes_is_refused_and_the_next_batch_still_goes(
         broker.publish([*messages(subject, 2), *stray]).result(10)
     # And a later batch is published and acknowledged as usual
     try:
-        assert broker.publish(messages(subject, 3)).result(10) == 3
+        assert broker.publish(messages(subject, 3, after=2)).result(10) == 3
     finally:
         purge(nats_server, subject)
+
+
+def test_after_a_lost_message_nothing_later_is_stored_ahead_of_its_retry(
+    tmp_path: Path,
+) -> None:
+    """Lost in a dead server's socket or refused during a leader election, a message
+    must not let the ones after it into the stream first: the retry would then store
+    it out of order. Here the loss is a message on a subject no stream takes."""
+    with private_nats(tmp_path) as server:
+        broker = NatsBroker(server.url, timeout=5.0)
+        broker.connect()
+        try:
+            subject = subject_of(uuid4())
+            batch = messages(subject, 5)
+            lost = dataclasses.replace(batch[2], subject=f"not-careledger.{uuid4()}")
+            # When the third message of a batch is lost
+            with pytest.raises(PublishRefused):
+                broker.publish([*batch[:2], lost, *batch[3:]]).result(10)
+            # Then the stream holds the two before it, and neither of the two after
+            held = collect(server.url, subject, expect=2, timeout=10, quiet=0.5)
+            assert [r.msg_id for r in held] == [m.msg_id for m in batch[:2]]
+            # And the relay's retry of the whole batch stores the rest, in order, once:
+            # the two already held are found in the stream and not sent again
+            assert broker.publish(batch).result(10) == 3
+            assert broker.trimmed == 2
+            got = collect(server.url, subject, expect=5, timeout=10, quiet=0.5)
+            assert [r.msg_id for r in got] == [m.msg_id for m in batch]
+        finally:
+            broker.close()
+
+
+def test_a_retry_over_purged_messages_is_not_refused_for_ever(tmp_path: Path) -> None:
+    """JetStream answers a purged message's id as a duplicate for the whole window, so
+    the broker cannot find it in the stream: chaining the next message onto it would
+    be refused on every retry."""
+    with private_nats(tmp_path) as server:
+        broker = NatsBroker(server.url, timeout=5.0)
+        broker.connect()
+        try:
+            subject, other = subject_of(uuid4()), subject_of(uuid4())
+            batch = messages(subject, 3)
+            # Given two messages stored, then purged from the stream
+            assert broker.publish(batch[:2]).result(10) == 2
+            purge(server.url, subject)
+            # And a lost message, and another subscriber's message stored after it
+            with pytest.raises(PublishRefused):
+                broker.publish(messages(f"not-careledger.{uuid4()}", 1)).result(10)
+            assert broker.publish(messages(other, 1)).result(10) == 1
+            # When the relay retries the batch from its tracking, the first attempt is
+            # refused: the third message is chained onto a purged one
+            with pytest.raises(PublishRefused):
+                broker.publish(batch).result(10)
+            # Then the next attempt leaves out what was answered as a duplicate, and
+            # the third message is stored
+            assert broker.publish(batch).result(10) == 1
+            got = collect(server.url, subject, expect=1, timeout=10, quiet=0.5)
+            assert [r.msg_id for r in got] == [batch[2].msg_id]
+        finally:
+            broker.close()

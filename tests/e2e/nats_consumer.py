@@ -16,6 +16,7 @@ class Received:
     access_id: str
     body: dict[str, Any]
     raw: bytes
+    stored_at: float  # when JetStream stored it (the stream leader's clock), in seconds
 
 
 def collect(
@@ -34,11 +35,13 @@ async def _collect(
         js = nc.jetstream()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while True:  # the relay creates the stream when it first connects
+        # The relay creates the stream when it first connects; and a cluster that has
+        # just lost a node creates no consumer until it has elected new leaders.
+        while True:
             try:
                 sub = await js.subscribe(subject, stream=STREAM, ordered_consumer=True)
                 break
-            except nats.js.errors.NotFoundError:
+            except (nats.js.errors.NotFoundError, nats.errors.TimeoutError):
                 if loop.time() > deadline:
                     raise
                 await asyncio.sleep(0.2)
@@ -64,6 +67,7 @@ async def _collect(
                     access_id=headers.get("Careledger-Access-Id", ""),
                     body=orjson.loads(msg.data),
                     raw=msg.data,
+                    stored_at=msg.metadata.timestamp.timestamp(),
                 )
             )
         await sub.unsubscribe()

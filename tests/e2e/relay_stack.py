@@ -63,12 +63,14 @@ class Stack:
 
 
 @contextmanager
-def relay_stack(postgres_server: str, nats_url: str, workdir: Path) -> Iterator[Stack]:
+def relay_stack(
+    postgres_server: str, nats_url: str, workdir: Path, **relay_env: str
+) -> Iterator[Stack]:
     admin_url = create_database(postgres_server)
     try:
         url = role_url(admin_url, APP_ROLE)
         with running_server(url, workdir, "--with-projections") as (base, env, _log):
-            relay = RelayProcess({**env, "CARELEDGER_NATS_URL": nats_url}, workdir)
+            relay = RelayProcess({**env, "CARELEDGER_NATS_URL": nats_url, **relay_env}, workdir)
             relay.start()
             try:
                 with httpx.Client(base_url=base, timeout=60) as client:
