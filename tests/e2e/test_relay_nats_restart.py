@@ -101,7 +101,10 @@ def test_a_nats_restart_mid_stream_loses_nothing_and_duplicates_nothing(
         writer = threading.Thread(target=write)
         writer.start()
         try:
-            time.sleep(1.5)
+            # Once the relay has published (a slow start on a busy machine would
+            # otherwise meet the outage before it ever connected)
+            collect(nats.url, f"careledger.{pharmacy}", expect=1, timeout=60, quiet=0)
+            time.sleep(0.5)
             nats.stop()  # the broker goes away while deliveries are being published
             outage_started = len(written)
             time.sleep(2.0)
