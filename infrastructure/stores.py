@@ -26,12 +26,16 @@ class StoreConfigError(ValueError):
 
 
 def redact(url: str) -> str:
-    """The URL with any password replaced, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """The URL with any password replaced, for messages and logs. Read by position, not
+    by ``urlsplit``: an unencoded ``/``, ``#`` or ``?`` in a password hides it from
+    ``urlsplit``, which would then hand the URL back whole. Everything from the first
+    ``:`` after the scheme to the last ``@`` is taken as the password."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or "@" not in rest:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()
+    userinfo, _, after = rest.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{after}"
 
 
 def environment_for(url: str) -> dict[str, str]:
@@ -65,7 +69,7 @@ def _sqlite(url: str) -> dict[str, str]:
 SESSION_ATTRS = ("any", "read-write", "read-only", "primary", "standby", "prefer-standby")
 
 
-def _hosts(url: str, hostlist: str) -> tuple[str, str]:
+def _hosts(hostlist: str) -> tuple[str, str]:
     """libpq's comma-separated ``host`` and ``port`` lists from the URL's host part."""
     hosts, ports = [], []
     for item in hostlist.split(","):
@@ -75,28 +79,34 @@ def _hosts(url: str, hostlist: str) -> tuple[str, str]:
         else:
             host, _, port = item.partition(":")
         if port and not port.isdigit():
-            raise StoreConfigError(f"{redact(url)} has a port that is not a number")
+            raise StoreConfigError("the URL has a port that is not a number")
         hosts.append(unquote(host) or "127.0.0.1")
         ports.append(port or "5432")
     return ",".join(hosts), ",".join(ports)
 
 
 def _postgres(url: str) -> dict[str, str]:
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    if any(c in userinfo for c in "/?#"):
+        # urlsplit would cut the URL inside the password, and read the rest as a path.
+        raise StoreConfigError(
+            "a / ? # or @ in the user name or password must be percent-encoded (%2F %3F %23 %40)"
+        )
     parts = urlsplit(url)
     dbname = unquote(parts.path.lstrip("/"))
     if not dbname:
-        raise StoreConfigError(f"{redact(url)} names no database")
+        raise StoreConfigError("the URL names no database")
     options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     # Not parts.hostname or parts.port: they cannot read a list of hosts.
     userinfo, _, hostlist = parts.netloc.rpartition("@")
     user, _, password = userinfo.partition(":")
-    host, port = _hosts(url, hostlist)
+    host, port = _hosts(hostlist)
     extra = {}
     attrs = options.get("target_session_attrs")
     if attrs is not None:
         if attrs not in SESSION_ATTRS:
             raise StoreConfigError(
-                f"{redact(url)}: target_session_attrs must be one of {', '.join(SESSION_ATTRS)}"
+                f"target_session_attrs must be one of {', '.join(SESSION_ATTRS)}"
             )
         extra[TARGET_SESSION_ATTRS] = attrs
     return {
