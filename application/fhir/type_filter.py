@@ -69,6 +69,14 @@ def type_filters(values: list[str], types: list[str]) -> Filters:
                     f"_typeFilter: {kind}?{name} is not a search parameter this server "
                     f"supports in an export (for {kind}: {allowed})"
                 )
+        names = [name for name, _ in pairs if name != "date"]
+        if repeated := sorted({name for name in names if names.count(name) > 1}):
+            # FHIR would AND them, which a token match here does not: refused rather
+            # than exporting more than was asked for.
+            raise Unsupported(
+                f"_typeFilter: {kind}?{repeated[0]} is repeated; give its values once, "
+                "comma-separated (any of them)"
+            )
         try:
             parsed = _parsed(kind, pairs)
         except InvalidValue as invalid:

@@ -61,6 +61,9 @@ def test_filters_narrow_only_their_types_any_alternative_keeps() -> None:
         ("Encounter?patient=x", "Encounter?patient"),
         ("Group?code=x", "Type?query"),
         ("code=x", "Type?query"),
+        # Repeated, FHIR means both codes at once; matching either would export more
+        ("Observation?code=1234-5&code=9999-9", "Observation?code is repeated"),
+        ("Coverage?status=active&status=cancelled", "Coverage?status is repeated"),
     ],
 )
 def test_what_the_server_cannot_apply_is_unsupported(value: str, named: str) -> None:
@@ -73,3 +76,8 @@ def test_a_type_not_exported_and_a_bad_value_are_refused() -> None:
         type_filters(["Condition?code=x"], ["Patient", "Observation"])
     with pytest.raises(InvalidValue, match=r"_typeFilter: Observation\?date"):
         type_filters(["Observation?date=yesterday"], TYPES)
+
+
+def test_a_date_range_is_two_date_parameters() -> None:
+    found = type_filters(["Observation?date=ge2026-01-01&date=le2026-06-30"], TYPES)
+    assert len(found["Observation"]) == 1
