@@ -53,8 +53,9 @@ class Settings(BaseSettings):
     master_key_file: Path | None = None
     # One NATS server, or a cluster's servers separated by commas (the client fails over).
     nats_url: str | None = None
-    # Copies of the CARELEDGER stream JetStream keeps: 3 on a three-node cluster.
-    nats_replicas: int = Field(default=1, ge=1, le=5)
+    # Copies of the CARELEDGER stream JetStream keeps: 3 on a three-node cluster. Unset,
+    # a new stream gets 1 and an existing one keeps its own count.
+    nats_replicas: int | None = Field(default=None, ge=1, le=5)
     org: str = "org-main"
     # Organisations routed to databases of their own (docs/scale-out.md): a JSON object
     # of organisation id to a store URL, or to {"url": ..., "owner_url": ...}.

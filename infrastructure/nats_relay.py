@@ -19,6 +19,7 @@ chain. JetStream still drops a copy by ``Nats-Msg-Id`` should one slip through.
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import Awaitable, Iterable, Sequence
@@ -50,7 +51,7 @@ T = TypeVar("T")
 
 class NatsBroker:
     def __init__(
-        self, url: str, *, timeout: float = 10.0, stall: float = 3.0, replicas: int = 1
+        self, url: str, *, timeout: float = 10.0, stall: float = 3.0, replicas: int | None = None
     ) -> None:
         self.url = url
         # A cluster is given as its servers separated by commas; nats-py fails over.
@@ -262,24 +263,34 @@ class PublishRefused(Exception):
     """JetStream did not store a message (no stream, or it refused it)."""
 
 
-async def ensure_stream(js: Any, replicas: int = 1) -> None:
+async def ensure_stream(js: Any, replicas: int | None = None) -> None:
     """The CARELEDGER stream, file-backed, with the duplicate window we rely on, kept on
-    ``replicas`` servers of a cluster (JetStream moves it when the setting changes)."""
-    config = StreamConfig(
-        name=STREAM,
-        subjects=[f"{SUBJECT_PREFIX}.>"],
-        storage=StorageType.FILE,
-        duplicate_window=DUPLICATE_WINDOW_SECONDS,
-        num_replicas=replicas,
-    )
+    ``replicas`` servers of a cluster (JetStream moves it when the setting changes).
+
+    An existing stream is changed only where it falls short: its other settings (an
+    operator's retention limits, say) are kept, and its replica count changes only
+    when ``replicas`` is given, never to a default.
+    """
     try:
         info = await js.stream_info(STREAM)
     except NotFoundError:
-        await js.add_stream(config)
+        await js.add_stream(
+            StreamConfig(
+                name=STREAM,
+                subjects=[f"{SUBJECT_PREFIX}.>"],
+                storage=StorageType.FILE,
+                duplicate_window=DUPLICATE_WINDOW_SECONDS,
+                num_replicas=replicas or 1,
+            )
+        )
         return
     current = info.config
-    if current.duplicate_window < DUPLICATE_WINDOW_SECONDS or current.num_replicas != replicas:
-        await js.update_stream(config)
+    wanted = replicas or current.num_replicas
+    if current.duplicate_window < DUPLICATE_WINDOW_SECONDS or current.num_replicas != wanted:
+        window = max(current.duplicate_window or 0, DUPLICATE_WINDOW_SECONDS)
+        await js.update_stream(
+            dataclasses.replace(current, duplicate_window=window, num_replicas=wanted)
+        )
 
 
 class LibraryTracking:

@@ -2,16 +2,26 @@
 stored is what the stream took, each message id once, in order; a message nobody
 stores is an error, never a count."""
 
+import asyncio
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
+import nats
 import orjson
 import pytest
+from nats.js.api import StorageType, StreamConfig
 
-from application.subscriptions.relay import Message, subject_of
-from infrastructure.nats_relay import NatsBroker, PublishRefused
+from application.subscriptions.relay import SUBJECT_PREFIX, Message, subject_of
+from infrastructure.nats_relay import (
+    DUPLICATE_WINDOW_SECONDS,
+    STREAM,
+    NatsBroker,
+    PublishRefused,
+    ensure_stream,
+)
 from tests.e2e.nats_consumer import collect, purge
 from tests.e2e.test_relay_nats_restart import private_nats
 
@@ -133,3 +143,32 @@ def test_a_retry_over_purged_messages_is_not_refused_for_ever(tmp_path: Path) ->
             assert [r.msg_id for r in got] == [batch[2].msg_id]
         finally:
             broker.close()
+
+
+def test_the_relay_keeps_what_an_operator_set_on_an_existing_stream(tmp_path: Path) -> None:
+    """An operator bounded how long deliveries (PHI) stay in the stream; the relay
+    changes only what falls short of its needs, and no replica count it was not given."""
+
+    async def stream_as_an_operator_made_it(url: str) -> Any:
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream()
+            await js.add_stream(
+                StreamConfig(
+                    name=STREAM,
+                    subjects=[f"{SUBJECT_PREFIX}.>"],
+                    storage=StorageType.FILE,
+                    duplicate_window=60,  # shorter than the relay relies on
+                    max_age=30 * 24 * 3600,
+                )
+            )
+            await ensure_stream(js)  # as a relay given no CARELEDGER_NATS_REPLICAS
+            return (await js.stream_info(STREAM)).config
+        finally:
+            await nc.close()
+
+    with private_nats(tmp_path) as server:
+        config = asyncio.run(stream_as_an_operator_made_it(server.url))
+    assert config.max_age == 30 * 24 * 3600
+    assert config.duplicate_window == DUPLICATE_WINDOW_SECONDS
+    assert config.num_replicas == 1
