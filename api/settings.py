@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.grantee import ORGANISATION_ID
+from infrastructure.stores import StoreConfigError, database_identity
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
@@ -165,9 +166,17 @@ def org_databases(value: Any) -> dict[str, OrgDatabase]:
         owner = entry.get("owner_url")
         if not _is_store_url(entry.get("url")) or not (owner is None or _is_store_url(owner)):
             raise ValueError(f"{org}: must be sqlite:///path/to.db or postgresql://user@host/db")
+        try:
+            identity = database_identity(entry["url"])
+            owned = database_identity(owner) if owner is not None else identity
+        except StoreConfigError as error:
+            raise ValueError(f"{org}: {error}") from None
+        if owned != identity:
+            # An owner URL migrates, and grants on, whatever database it names.
+            raise ValueError(f"{org}: owner_url must name the same database as url")
         table[org] = OrgDatabase(entry["url"], owner)
-    urls = [database.url for database in table.values()]
-    if len(set(urls)) != len(urls):
+    identities = [database_identity(database.url) for database in table.values()]
+    if len(set(identities)) != len(identities):
         # Two containers on one log would each number and chain it as their own.
         raise ValueError("two organisations name the same database")
     return table

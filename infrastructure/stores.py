@@ -50,6 +50,17 @@ def environment_for(url: str) -> dict[str, str]:
     )
 
 
+def database_identity(url: str) -> tuple[str, ...]:
+    """Which database a URL names, whatever its spelling (a relative SQLite path, a
+    default port written out, another user): for telling two URLs of one database
+    apart from two databases. Opens and creates nothing."""
+    if url.lower().startswith("sqlite:"):
+        path = url[len("sqlite:///") :]
+        return ("sqlite", path if path == ":memory:" else str(Path(path).resolve()))
+    env = _postgres(url)
+    return ("postgresql", env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_DBNAME"])
+
+
 def _sqlite(url: str) -> dict[str, str]:
     path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
     if not path:

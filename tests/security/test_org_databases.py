@@ -327,6 +327,19 @@ def test_a_directive_naming_staff_of_another_database_admits_nobody(
         ('{"org a": "sqlite:///a.db"}', "is not an organisation id"),
         ('{"org-a": {"url": "sqlite:///a.db", "extra": 1}}', "org-a: must be a store URL"),
         ('{"a": "sqlite:///x.db", "b": "sqlite:///x.db"}', "name the same database"),
+        # The same database spelt twice, and an owner URL that would migrate (and grant
+        # on) another organisation's database
+        ('{"a": "sqlite:///x.db", "b": "sqlite:///./x.db"}', "name the same database"),
+        (
+            '{"a": "postgresql://u@db/care", "b": "postgresql://v:s3cret-pw@db:5432/care"}',
+            "name the same database",
+        ),
+        (
+            '{"a": "postgresql://u@db/care", "b": {"url": "postgresql://u2@db/care2", '
+            '"owner_url": "postgresql://own:s3cret-pw@db/care"}}',
+            "b: owner_url must name the same database as url",
+        ),
+        ('{"a": "postgresql://u:s3cret-pw@db:port/care"}', "a: the URL has a port"),
     ],
 )
 def test_a_wrong_routing_table_is_a_clear_error_that_quotes_no_url(
