@@ -15,14 +15,19 @@ from eventsourcing.postgres import PostgresFactory
 TARGET_SESSION_ATTRS = "POSTGRES_TARGET_SESSION_ATTRS"  # our key, read only here
 
 
+def libpq_options(env: Any) -> dict[str, Any]:
+    """The options above, from a store's environment, for a pool's connections."""
+    options: dict[str, Any] = {}
+    if timeout := env.get(PostgresFactory.POSTGRES_CONNECT_TIMEOUT):
+        options["connect_timeout"] = timeout
+    if attrs := env.get(TARGET_SESSION_ATTRS):
+        options["target_session_attrs"] = attrs
+    return options
+
+
 class LedgerPostgresFactory(PostgresFactory):
     def __init__(self, env: Any) -> None:
         super().__init__(env)
         kwargs = self.datastore.pool.kwargs
         assert isinstance(kwargs, dict)
-        timeout = self.env.get(self.POSTGRES_CONNECT_TIMEOUT)
-        if timeout:
-            kwargs["connect_timeout"] = timeout
-        attrs = self.env.get(TARGET_SESSION_ATTRS)
-        if attrs:
-            kwargs["target_session_attrs"] = attrs
+        kwargs.update(libpq_options(self.env))

@@ -15,12 +15,21 @@ tracking table, polling with short sleeps until ``min_position`` or the deadline
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 
 from infrastructure.connection_pool import recovering
+from infrastructure.postgres_factory import libpq_options
 from infrastructure.projections.live import Positions
 from infrastructure.projections.store import ViewStore
 
 # Between two reads of the replica's tracking rows while a min_position read waits:
 # short, since a replica usually applies a commit within milliseconds.
 POLL_SECONDS = 0.01
+# TCP keepalives and libpq's tcp_user_timeout (ms) on the replica's connections.
+DEAD_REPLICA = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
 
 
 def replica_store(env: dict[str, str], primary: ViewStore) -> ViewStore:
@@ -42,6 +51,12 @@ def replica_store(env: dict[str, str], primary: ViewStore) -> ViewStore:
         pre_ping=True,
         schema=primary.schema,
     )
+    kwargs = datastore.pool.kwargs
+    assert isinstance(kwargs, dict)
+    # libpq's own timeouts, as the primary's pool has, and a bound on a connection to a
+    # replica that vanished without a word (powered off): its reads then fail in
+    # seconds, rather than hold request threads for the kernel's minutes.
+    kwargs.update(libpq_options(env), **DEAD_REPLICA)
     recovering(datastore)  # reads resume as soon as the replica is back
     primary_recorder = primary.recorder
     assert isinstance(primary_recorder, PostgresApplicationRecorder)
