@@ -39,7 +39,7 @@ from infrastructure.migrations import migrate, protect, unlock
 from infrastructure.nats_relay import LibraryTracking, NatsBroker, RelayHost
 from infrastructure.projections.catalogue import Readers, projectors, readers
 from infrastructure.projections.live import Doorbell, Listener, Positions, ProjectionHost
-from infrastructure.projections.replica import ReplicaPositions, replica_store
+from infrastructure.projections.replica import ReplicaPositions, replica_store, standby_problem
 from infrastructure.projections.store import ViewStore
 from infrastructure.stores import StoreConfigError, conninfo, environment_for, redact
 
@@ -276,6 +276,9 @@ def _replica(
     try:
         with _reporting(url, "CARELEDGER_READ_DATABASE_URL", env):
             replica.refresh()  # a replica that cannot be read is a start-up error
+            problem = standby_problem(replica.store, primary)
+        if problem is not None:
+            raise ConfigError(f"CARELEDGER_READ_DATABASE_URL: {problem}")
     except BaseException:
         replica.close()
         raise

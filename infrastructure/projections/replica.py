@@ -66,6 +66,22 @@ def replica_store(env: dict[str, str], primary: ViewStore) -> ViewStore:
     return ViewStore(recorder)
 
 
+def standby_problem(replica: ViewStore, primary: ViewStore) -> str | None:
+    """Why the replica is not a hot standby of this primary, or None if it is: a URL
+    naming the primary itself, another cluster, or a restored copy would serve reads
+    that no write of this service ever reaches."""
+    question = "SELECT pg_is_in_recovery(), system_identifier FROM pg_control_system()"
+    with replica.reading() as cursor:
+        in_recovery, replica_system = cursor.execute(question).fetchone() or (False, None)
+    with primary.reading() as cursor:
+        _, primary_system = cursor.execute(question).fetchone() or (None, None)
+    if not in_recovery:
+        return "names a server that is not a standby (it takes writes)"
+    if replica_system != primary_system:
+        return "names a standby of another cluster, not of CARELEDGER_DATABASE_URL's"
+    return None
+
+
 class ReplicaPositions(Positions):
     """The views' positions as the replica has applied them, polled (no NOTIFY there).
 

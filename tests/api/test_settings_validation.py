@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 
 from api.cli import cli
 from api.settings import ConfigError, load_settings
+from tests.conftest import create_database, drop_database
 
 
 def run(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], *args: str) -> tuple[int, str]:
@@ -115,3 +116,27 @@ def test_a_nats_cluster_is_its_servers_separated_by_commas(
 def test_a_log_level_in_lower_case_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CARELEDGER_LOG_LEVEL", "debug")
     assert load_settings().log_level == "DEBUG"
+
+
+@pytest.mark.postgres
+def test_a_read_url_that_is_not_a_standby_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object, postgres_server: str
+) -> None:
+    # Given a read URL that names the primary itself (a server that takes writes), a
+    # slip that would quietly serve every read from it, then, then it is refused
+    admin_url = create_database(postgres_server)
+    try:
+        code, stderr = run(
+            monkeypatch,
+            {
+                "CARELEDGER_DATABASE_URL": admin_url,
+                "CARELEDGER_READ_DATABASE_URL": admin_url,
+                "CARELEDGER_VAR_DIR": str(tmp_path),
+            },
+            "serve",
+        )
+    finally:
+        drop_database(postgres_server, admin_url)
+    assert code != 0
+    assert "Traceback" not in stderr and stderr.count("\n") == 1
+    assert "CARELEDGER_READ_DATABASE_URL: names a server that is not a standby" in stderr
