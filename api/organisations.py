@@ -53,8 +53,12 @@ class Organisations:
                 container.exports.open()
 
     def close(self) -> None:
+        """Every container, even when one fails to close (its pools, its threads)."""
         for container in self.containers.values():
-            container.close()
+            try:
+                container.close()
+            except Exception as error:
+                log.warning("an organisation's container failed to close: %s", type(error).__name__)
 
 
 def settings_for(settings: Settings, org: str) -> Settings:

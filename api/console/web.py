@@ -167,9 +167,12 @@ def failure(request: Request, session: Session | None, error: Exception) -> HTML
         if ctx is not None:
             route = str(getattr(request.scope.get("route"), "path", "")) or "unknown"
             action = "read" if request.method in ("GET", "HEAD") else "write"
-            use_cases(request).charts.gate.refuse_addressed(
-                ctx, str(error), None, action, {"route": route}
-            )
+            try:
+                gate = use_cases(request).charts.gate
+            except OrganisationNotServed as unserved:
+                # No database of theirs to record it in: their own refusal page instead
+                return failure(request, session, unserved)
+            gate.refuse_addressed(ctx, str(error), None, action, {"route": route})
     for cls, status, title in _STATUS:
         if isinstance(error, cls):
             return page("error.html", request, session, status, title=title, message=str(error))

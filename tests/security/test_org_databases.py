@@ -27,6 +27,7 @@ from api.app import create_app
 from api.bootstrap import build, open_ledger
 from api.organisations import build_organisations, settings_for
 from api.settings import ConfigError, Settings, load_settings
+from tests.api.console_support import signed_in
 from tests.conftest import (
     APP_ROLE,
     JWT_SECRET,
@@ -276,6 +277,36 @@ def test_a_token_of_an_organisation_without_a_database_is_refused(world: World) 
     assert world.client.get("/healthz").status_code == 200
     metrics = world.client.get("/metrics")
     assert metrics.status_code == 200 and "careledger_projection_lag_events" in metrics.text
+
+
+def test_a_console_session_of_an_organisation_without_a_database_gets_a_page(
+    world: World,
+) -> None:
+    # A clinician of an organisation served nowhere opens the auditor's pages: refused
+    # as a console page (HTML), never a JSON error or a 500, naming no organisation
+    browser = signed_in(world.client.app, "clinician", sub="dr-grey", org="org-elsewhere")
+    for path in ("/console/audit/accesses", "/console/audit/integrity", "/console/me/consents"):
+        answer = browser.get(path)
+        assert answer.status_code == 403, (path, answer.status_code)
+        assert answer.headers["content-type"].startswith("text/html"), (path, answer.text)
+        assert ORG_MAIN not in answer.text and ORG_OTHER not in answer.text
+
+
+def test_readiness_without_a_token_fails_when_any_one_store_does(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given one organisation's store unreachable (its recorder raises)
+    store = world.client.app.state.organisations.containers[ORG_OTHER].ledger.recorder
+
+    def unreachable() -> int:
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(store, "max_notification_id", unreachable)
+    # Then /readyz without a token is 503 for the whole service, naming no organisation
+    answer = world.client.get("/readyz")
+    assert answer.status_code == 503 and answer.json() == {"status": "unavailable"}
+    # While the other organisation's own readiness, with its token, is fine
+    assert world.client.get("/readyz", headers=world.main.clinician).status_code == 200
 
 
 @pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
