@@ -36,6 +36,7 @@ from application.errors import (
 from application.ledger.attested_writes import Attestation, Attestations, Attested
 from application.ledger.batcher import NotCommitted, OutcomeUnknown
 from application.ledger.group_writes import GroupWrites, PendingSave, Recordings
+from application.ledger.snapshots import snapshots_due
 from application.ledger.transcodings import register_clinical_transcodings
 from application.ports import (
     FOLLOW_UP,
@@ -112,29 +113,11 @@ class CareLedger(Application[UUID]):
         """The library's step after a save; ours are written in the save's transaction
         (``_record``) when the recorder can, and only otherwise here, after it."""
         alongside = self._snapshots_alongside
-        if not alongside and self.snapshots and (due := self._snapshots_due(processing_event)):
+        if not alongside and self.snapshots and (due := self._due(processing_event)):
             self.snapshots.put(due)
 
-    def _snapshots_due(self, processing_event: ProcessingEvent[UUID]) -> list[Any]:
-        """A snapshot of each saved aggregate whose save crossed its interval, from memory.
-
-        The library reads the aggregate back from the store (decrypting every event
-        since its last snapshot) to snapshot it at the interval's exact version; that
-        was more than half of the time of a 100-event save. The aggregate just saved is
-        in memory at its new version, and a snapshot may stand at any version.
-        """
-        crossed: dict[UUID, Any] = {}
-        for event in processing_event.events:
-            aggregate = processing_event.aggregates.get(event.originator_id)
-            interval = self.snapshotting_intervals.get(type(aggregate)) if aggregate else None
-            if aggregate is not None and interval and event.originator_version % interval == 0:
-                crossed[aggregate.id] = aggregate
-        snapshots = []
-        for aggregate in crossed.values():
-            snapshot_class = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
-            assert snapshot_class is not None, "snapshotting needs a snapshot class"
-            snapshots.append(snapshot_class.take(aggregate))
-        return snapshots
+    def _due(self, processing_event: ProcessingEvent[UUID]) -> list[Any]:
+        return snapshots_due(processing_event, self.snapshotting_intervals, self.snapshot_class)
 
     # Notification of followers -------------------------------------------------------
 
@@ -200,7 +183,7 @@ class CareLedger(Application[UUID]):
         library does so itself only without fast-forward). Here, so that they are
         cached in commit order, before any caller of the save is released. Snapshots
         that the save brings due are sealed here and inserted in its transaction."""
-        due = self._snapshots_due(processing_event) if self._snapshots_alongside else []
+        due = self._due(processing_event) if self._snapshots_alongside else []
         if due and self.snapshots:
             # Sealed when the recorder asks: by then the events are, and a new chart's
             # data key (staged by its first event) exists for its snapshot too.
