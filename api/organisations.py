@@ -99,15 +99,19 @@ def build_organisations(
             own = settings_for(settings, org)
             try:
                 require_store(own, create=create)
+                embedded = embed_sqlite and own.database_url.lower().startswith("sqlite")
+                organisations.containers[org] = build(
+                    own,
+                    run_processes=run_processes or embedded,
+                    run_relay=run_relay,
+                    exports_dir=settings.var_dir / "exports" / org,
+                )
             except ConfigError as error:
-                raise ConfigError(f"CARELEDGER_ORG_DATABASES[{org}]: {error}") from None
-            embedded = embed_sqlite and own.database_url.lower().startswith("sqlite")
-            organisations.containers[org] = build(
-                own,
-                run_processes=run_processes or embedded,
-                run_relay=run_relay,
-                exports_dir=settings.var_dir / "exports" / org,
-            )
+                # build() names the one-store settings, which a routed process never reads
+                told = str(error)
+                for name in ("CARELEDGER_OWNER_DATABASE_URL: ", "CARELEDGER_DATABASE_URL: "):
+                    told = told.removeprefix(name)
+                raise ConfigError(f"CARELEDGER_ORG_DATABASES[{org}]: {told}") from None
     except BaseException:
         organisations.close()
         raise

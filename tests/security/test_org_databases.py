@@ -38,6 +38,7 @@ from tests.conftest import (
     make_settings,
     role_url,
 )
+from tests.e2e.server import free_port
 from tests.security.test_cross_organisation import (
     ACTORS,
     MATRIX,
@@ -381,6 +382,23 @@ def test_a_wrong_routing_table_is_a_clear_error_that_quotes_no_url(
         load_settings()
     assert "CARELEDGER_ORG_DATABASES" in str(error.value) and message in str(error.value)
     assert "s3cret-pw" not in str(error.value)
+
+
+def test_an_organisation_store_that_cannot_be_opened_is_named_by_its_organisation(
+    tmp_path: Path,
+) -> None:
+    # Given org-other's database on a port where nothing listens
+    stores = {
+        ORG_MAIN: {"url": f"sqlite:///{tmp_path / 'main.db'}"},
+        ORG_OTHER: {"url": f"postgresql://u:s3cret-pw@127.0.0.1:{free_port()}/care"},
+    }
+    # Then start-up names that organisation's entry, not a setting it never reads, and
+    # no password
+    with pytest.raises(ConfigError) as refused:
+        build_organisations(routed_settings(stores, tmp_path / "var"), create=True)
+    told = str(refused.value)
+    assert told.startswith(f"CARELEDGER_ORG_DATABASES[{ORG_OTHER}]: cannot open"), told
+    assert "CARELEDGER_DATABASE_URL" not in told and "s3cret-pw" not in told
 
 
 def test_single_database_commands_refuse_a_routing_table(tmp_path: Path) -> None:
