@@ -161,11 +161,13 @@ def build(
     run_processes: bool = False,
     run_relay: bool | None = None,
     exports_dir: Path | None = None,
+    shared_broker: Callable[[], NatsBroker] | None = None,
 ) -> Container:
     """Wire everything. ``run_processes`` runs the projections and log processes here;
     the NATS relay runs with them when ``CARELEDGER_NATS_URL`` is set, unless
     ``run_relay`` says otherwise. ``exports_dir`` keeps one organisation database's
-    sealed exports apart from another's (var_dir/exports by default)."""
+    sealed exports apart from another's (var_dir/exports by default). ``shared_broker``
+    gives the relay a broker that several databases' relays publish through."""
     secrets = resolve_secrets(settings)
     ledger, keys = open_ledger(settings, secrets.master_key)
     chain = ChainVerifier(ledger.recorder, keys.raw(CHAIN_KEY_ID))  # type: ignore[arg-type]
@@ -246,10 +248,13 @@ def build(
         container.followers.append(LogFollower(ledger, SponsorDiscontinuation(ledger, clock)))
         container.projection_host = ProjectionHost(container.projectors, doorbell)
     if settings.nats_url and (run_processes if run_relay is None else run_relay):
-        broker = NatsBroker(settings.nats_url, replicas=settings.nats_replicas)
+        if shared_broker is None:
+            broker = NatsBroker(settings.nats_url, replicas=settings.nats_replicas)
+            container.closers.insert(0, broker.close)
+        else:
+            broker = shared_broker()  # closed by its owner, after every relay on it
         relay = relay_for(container, broker)
         container.relay_host = RelayHost(relay, positions)
-        container.closers.insert(0, broker.close)
     return container
 
 

@@ -18,6 +18,7 @@ from api.auth import TokenVerifier
 from api.container import Container
 from api.settings import ConfigError, Settings, resolve_secrets
 from application.context import Actor
+from infrastructure.nats_relay import NatsBroker
 
 log = logging.getLogger("careledger.api")
 
@@ -35,6 +36,15 @@ class Organisations:
     settings: Settings
     verifier: TokenVerifier
     containers: dict[str, Container] = field(default_factory=dict)
+    # One NATS connection for every database's relay: their batches then take turns on
+    # it, and each chains onto the message before it (docs/scale-out.md, step 5).
+    broker: NatsBroker | None = None
+
+    def shared_broker(self) -> NatsBroker:
+        if self.broker is None:
+            assert self.settings.nats_url, "a relay needs CARELEDGER_NATS_URL"
+            self.broker = NatsBroker(self.settings.nats_url, replicas=self.settings.nats_replicas)
+        return self.broker
 
     def serving(self, org: str) -> Container:
         found = self.containers.get(org)
@@ -59,6 +69,8 @@ class Organisations:
                 container.close()
             except Exception as error:
                 log.warning("an organisation's container failed to close: %s", type(error).__name__)
+        if self.broker is not None:
+            self.broker.close()
 
 
 def settings_for(settings: Settings, org: str) -> Settings:
@@ -105,6 +117,7 @@ def build_organisations(
                     run_processes=run_processes or embedded,
                     run_relay=run_relay,
                     exports_dir=settings.var_dir / "exports" / org,
+                    shared_broker=organisations.shared_broker,
                 )
             except ConfigError as error:
                 # build() names the one-store settings, which a routed process never reads

@@ -67,6 +67,9 @@ class NatsBroker:
         self._nc: Any = None
         self._js: Any = None
         self._stream_ready = False
+        # Batches take turns, whoever sends them (several databases' relays may share a
+        # broker): the chain of expected ids then follows the order on the wire.
+        self._turn = asyncio.Lock()
         self.reconnects = 0
         # Set once the connection is seen lost. nats-py reconnects by itself, but its
         # callbacks were seen to come late or never (nats-py 2.15: disconnected only
@@ -85,7 +88,11 @@ class NatsBroker:
         self._run(self._connected(), self.timeout + 5)
 
     def publish(self, messages: Sequence[Message]) -> "Future[int]":
-        return asyncio.run_coroutine_threadsafe(self._publish(messages), self._loop)
+        return asyncio.run_coroutine_threadsafe(self._publish_in_turn(messages), self._loop)
+
+    async def _publish_in_turn(self, messages: Sequence[Message]) -> int:
+        async with self._turn:
+            return await self._publish(messages)
 
     def close(self) -> None:
         if self._nc is not None:
