@@ -86,9 +86,9 @@ def bundle_of(path: Path, content: bytes) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
-# Files whose commits may be under way while the next file is planned: their saves
-# queue together, so the group commit writes several files per transaction.
-PIPELINE = 4
+# Files planned one after another and then committed together, in one transaction,
+# while the next as many are planned (docs/fhir.md, "Import").
+WAVE = 8
 Outcomes = list[dict[str, Any]]
 
 
@@ -108,20 +108,24 @@ def import_files(
     ctx: RequestContext,
     files: list[Path],
     advance: Callable[[int], None],
-    depth: int = PIPELINE,
+    wave: int = WAVE,
 ) -> Summary:
     """Import each file through the application; ``advance`` is told each file's
     resources. A failed file is named with its reason, and the next one goes on.
 
-    Up to ``depth`` files are in flight: each is one transaction of its own (all or
-    nothing), and is counted, in file order, only once its commit has returned."""
+    Files are planned in waves of ``wave``, whose saves are queued together when the
+    wave is planned (so they share a commit) and answered while the next wave is
+    planned. Each file is a save of its own, all or nothing, and is counted, in file
+    order, only once its commit has returned."""
     summary = Summary()
     transactions = Transactions(container.patients)
     reads = FhirReads(container.ledger, container.charts)
     writes = FhirWrites(container.patients, container.charts, reads)
-    if container.ledger.group_writes is None:
-        depth = 1  # saves are written when answered: in file order only one at a time
+    group_writes = container.ledger.group_writes
+    if group_writes is None:
+        wave = 1  # saves are written when answered: in file order only one at a time
     pending: deque[_Begun] = deque()
+    planned = 0  # files of the wave being planned
 
     def settle(keep: int) -> None:
         while len(pending) > keep:
@@ -130,6 +134,8 @@ def import_files(
 
     try:
         for path in files:
+            if planned == 0 and group_writes is not None:
+                group_writes.gather()
             summary.files += 1
             content = path.read_bytes()
             digest = hashlib.sha256(content).hexdigest()
@@ -150,8 +156,15 @@ def import_files(
             except (ApplicationError, DomainError, ValueError, UnicodeDecodeError) as error:
                 answered, batch = functools.partial(_raise, error), False
             pending.append(_Begun(path, digest, batch, answered))
-            settle(depth - 1)
+            planned += 1
+            if planned == wave:
+                if group_writes is not None:
+                    group_writes.release()
+                settle(planned)  # the wave before this one
+                planned = 0
     finally:
+        if group_writes is not None:
+            group_writes.release()
         settle(0)
     return summary
 

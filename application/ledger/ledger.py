@@ -330,16 +330,16 @@ class CareLedger(Application[UUID]):
         result: dict[str, Any],
         attestation: Attestation | None = None,
     ) -> Callable[[], WriteOutcome]:
-        """``commit``, queued for the group commit at once and answered by the call
-        returned, so that a caller (an import) prepares its next save meanwhile and
-        the group commit can take both together. Without a committer the save is
-        written when the call is made."""
+        """``commit``, queued for the group commit (or held back while this thread
+        gathers, ``GroupWrites.gather``) and answered by the call returned, so that an
+        import plans its next file meanwhile. Without a committer the save is written
+        when the call is made."""
         save = PendingSave.of(aggregates, self._claim(ctx, aggregates, result), result, attestation)
 
         def written() -> Recordings:
             return self.record_saves([save])[0]
 
-        wait = self.group_writes.submit(save).wait if self.group_writes else written
+        wait = self.group_writes.queue(save) if self.group_writes else written
         return functools.partial(self._outcome, ctx, save, wait)
 
     def _outcome(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import OperationalError
 
-from api.cli_import import import_files
+from api.cli_import import WAVE, import_files
 from api.container import Container
 from application.context import Role
 from tests.api.test_cli_first_use import careledger, workdir
@@ -149,10 +149,10 @@ ORG_OF_IMPORTER = ctx(Role.CLINICIAN, "importer").actor.org
 def test_files_in_flight_together_are_answered_as_one_at_a_time(
     container: Container, tmp_path: Path
 ) -> None:
-    """The importer plans the next files while earlier ones commit, and their saves
-    share commits: each file is still its own transaction, and its outcome is the
-    one it would have alone, in file order. A second claim of an MRN fails; a copy of
-    a file in flight is answered as imported before."""
+    """The importer plans files in waves whose saves share a commit: each file is
+    still all or nothing, and its outcome is the one it would have alone, in file
+    order. A second claim of an MRN fails alone; a copy of a file in flight is
+    answered as imported before."""
     directory = tmp_path / "charts"
     directory.mkdir()
     (directory / "a.ndjson").write_text(ndjson_chart("MRN-A", "First"))
@@ -175,9 +175,9 @@ def test_files_in_flight_together_are_answered_as_one_at_a_time(
 def test_a_commit_that_fails_mid_import_fails_its_files_whole_and_no_other(
     container: Container, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The store fails one group commit in the middle of an import: the files in it
-    are named as failed and none of their events is in the log, and every file
-    counted as imported is whole in it."""
+    """The store fails the second commit of an import: the files it held are named as
+    failed and none of their events is in the log, and every file counted as
+    imported is whole in it."""
     directory = tmp_path / "charts"
     directory.mkdir()
     mrns = [f"MRN-{n}" for n in range(12)]
@@ -189,7 +189,7 @@ def test_a_commit_that_fails_mid_import_fails_its_files_whole_and_no_other(
 
     def failing_once(group: Any) -> Any:
         calls.append(len(group))
-        if len(calls) == 3:
+        if len(calls) == 2:
             raise OperationalError("the disk went away")
         return commit(group)
 
@@ -197,7 +197,9 @@ def test_a_commit_that_fails_mid_import_fails_its_files_whole_and_no_other(
     before = written(container)
     files = sorted(directory.iterdir())
     summary = import_files(container, ctx(Role.CLINICIAN, "importer"), files, lambda _: None)
-    assert len(summary.failed) == calls[2] >= 1
+    # The first wave's files shared one commit; the second's failed, whole.
+    assert calls[0] == WAVE
+    assert len(summary.failed) == calls[1] >= 1
     assert summary.imported == len(files) - len(summary.failed)
     names = {str(path): mrn for path, mrn in zip(files, mrns, strict=True)}
     kept = imported_mrns(container, mrns)
