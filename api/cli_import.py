@@ -187,7 +187,7 @@ def _begin(
         return lambda: outcomes
     if container.ledger.repeated(keyed):
         return lambda: None  # imported before: answered as then, nothing written
-    begun = transactions.begin(keyed, bundle)
+    begun = transactions.begin(keyed, bundle, looked_up=True)
 
     def answered() -> Outcomes:
         answer = json.loads(begun().body)

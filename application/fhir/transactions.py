@@ -67,11 +67,16 @@ class Transactions:
     def transaction(self, ctx: RequestContext, bundle: dict[str, Any]) -> "Disclosed | Undisclosed":
         return self.begin(ctx, bundle)()
 
-    def begin(self, ctx: RequestContext, bundle: dict[str, Any]) -> Callable[[], Answer]:
+    def begin(
+        self, ctx: RequestContext, bundle: dict[str, Any], *, looked_up: bool = False
+    ) -> Callable[[], Answer]:
         """The transaction up to its commit, and the call that waits for it and
         answers: new patients' charts are queued for the group commit, so that an
         import plans its next file meanwhile and the commit may take both together.
-        One that writes an existing chart is written before this returns."""
+        One that writes an existing chart is written before this returns.
+        ``looked_up``: the caller found no prior outcome of the Idempotency-Key, so it
+        is not looked up again (a retry that raced in is still answered from its
+        claim when the commit is refused)."""
         every = self._planned(bundle)
         require_role(ctx, ChartAction.WRITE_CLINICAL)
         steps = [step for step in every if step.held]
@@ -93,7 +98,7 @@ class Transactions:
             gate.admit_write(
                 ctx, Content.CLINICAL, chart.id, chart.organisation_id, erased=chart.erased
             )
-        if (prior := ledger.repeated(ctx)) is not None:
+        if not looked_up and (prior := ledger.repeated(ctx)) is not None:
             ids = [UUID(found) for found in prior.result.get("ids", [prior.result["id"]])]
             attestation = attestation_of(disclosures, ctx, ids)
             for record in attestation.record(prior.result, prior.position):
