@@ -8,8 +8,9 @@ Run from the project root (``bench.writes`` runs it too, as its W2 rows)::
 CareLedger: ``api.cli_import.import_files``, what ``careledger import DIR`` runs once
 its container is open (no process start-up timed), over a directory of NDJSON charts
 written beforehand, each one Patient and 99 heart-rate Observations: each file is
-parsed, planned, written as one transaction (the chart's 100 events with its consent,
-MRN claim, idempotency claim and access record) and answered, sealed and chained.
+parsed, planned, saved all or nothing (the chart's 100 events with its consent, MRN
+claim, idempotency claim and access record, sealed and chained; a wave of files
+shares a commit) and answered.
 Baseline: ``bench.plain_app.PlainLedger`` saving, per chart, a ``Patient`` registered
 with 99 entries (``chart_of_100``, the same 100 events) on the library's stock
 recorder. A second CareLedger row, ``ledger.save(chart_of_100)`` on the same ledger,
