@@ -207,9 +207,11 @@ def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, s
         table.append(
             (
                 "W2",
-                f"bulk import, 100 events per save, vs plain eventsourcing, {wr['backend']}",
+                "`careledger import` of NDJSON charts (a Patient and 99 Observations each) "
+                f"vs plain eventsourcing saves of the same 100 events, {wr['backend']}",
                 f"{w2['careledger_events_per_s']:,.0f} vs "
-                f"{w2['plain_events_per_s']:,.0f} events/s: {w2['ratio']}x",
+                f"{w2['plain_events_per_s']:,.0f} events/s: {w2['ratio']}x "
+                f"(ledger.save of the charts: {w2['save_ratio']}x)",
                 ">= 1.0x",
                 _met(w2["ratio"] >= 1.0),
                 cmd,

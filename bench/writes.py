@@ -23,10 +23,11 @@ W1  ``POST /v1/patients/{id}/entries`` over real HTTP from wrk (``bench/lua/entr
     B; wrk's CPU share is reported beside them. Goal: throughput >= 1.5x the baseline's
     on PostgreSQL, >= 1.0x on SQLite, p99 <= the baseline's.
 
-W2  Bulk import in-process: each save is a new chart of 100 events (a registration and
-    99 entries). CareLedger's ledger as the service opens it (sealed, chained) vs the
-    plain application on the stock recorder of the same backend. Rounds alternate.
-    Goal: >= 1.0x.
+W2  Bulk import (``bench.imports``, which says more): ``careledger import``'s application
+    path in-process over a directory of NDJSON charts (one Patient and 99 Observations
+    each) vs the plain application saving the same 100 events per chart on the stock
+    recorder of the same backend; beside it, ``ledger.save`` of those charts. Rounds
+    alternate. Goal: >= 1.0x.
 
 L1  The physical reference: raw psycopg inserts of rows shaped like the event table's
     (uuid, version, topic, 700 bytes of state), no table lock, 16 writer threads, one row
@@ -39,7 +40,6 @@ Results: a markdown table on stdout, JSON in ``bench/results/writes-<time>.json`
 import argparse
 import json
 import os
-import secrets
 import statistics
 import tempfile
 import threading
@@ -54,11 +54,11 @@ import psycopg
 from rich.console import Console
 
 from api.auth import mint_token
-from api.bootstrap import open_ledger
 from application.context import Role
-from bench.plain_app import PlainLedger, plain_env
+from bench.imports import run_w2
+from bench.imports import table_rows as w2_rows
 from bench.support import report as bench_report
-from bench.support.charts import ORG, chart_of_100
+from bench.support.charts import ORG
 from bench.support.load import require_wrk, wrk
 from bench.support.servers import (
     careledger_serve,
@@ -67,7 +67,7 @@ from bench.support.servers import (
     running_server,
     server_env,
 )
-from bench.support.stores import bench_database, bench_settings, bench_store, server_version
+from bench.support.stores import bench_database, bench_settings, bench_store
 
 ROOT = Path(__file__).resolve().parent.parent
 stderr = Console(stderr=True)
@@ -191,51 +191,6 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-# W2 ------------------------------------------------------------------------------------
-
-
-def timed_saves(ledger: Any, charts: int, start: int) -> float:
-    ready = [chart_of_100(start + i) for i in range(charts)]
-    began = time.perf_counter()
-    for chart in ready:
-        ledger.save(chart)
-    return time.perf_counter() - began
-
-
-def run_w2(backend: str, charts: int, rounds: int, workdir: Path, progress: Any) -> dict[str, Any]:
-    task = progress.add_task(f"W2 {backend}: bulk import, alternating", total=2 * rounds)
-    with bench_store(backend) as ours_url, bench_store(backend) as plain_url:
-        ours, _keys = open_ledger(
-            bench_settings(ours_url, workdir / "var2"), secrets.token_bytes(32)
-        )
-        plain = PlainLedger(plain_env(plain_url))
-        try:
-            timed_saves(ours, 5, 0)  # warm-up, unmeasured
-            timed_saves(plain, 5, 0)
-            seconds: dict[str, list[float]] = {"careledger": [], "plain": []}
-            for r in range(rounds):
-                seconds["careledger"].append(timed_saves(ours, charts, 1000 * (r + 1)))
-                progress.advance(task)
-                seconds["plain"].append(timed_saves(plain, charts, 1000 * (r + 1)))
-                progress.advance(task)
-            server = server_version(ours)
-        finally:
-            ours.close()
-            plain.close()
-    progress.remove_task(task)
-    events = charts * 100
-    ours_eps = events / statistics.median(seconds["careledger"])
-    plain_eps = events / statistics.median(seconds["plain"])
-    return {
-        "charts_per_round": charts,
-        "rounds": rounds,
-        "careledger_events_per_s": round(ours_eps, 1),
-        "plain_events_per_s": round(plain_eps, 1),
-        "ratio": round(ours_eps / plain_eps, 3),
-        "server": server,
-    }
-
-
 # L1 ------------------------------------------------------------------------------------
 
 
@@ -357,11 +312,7 @@ def table_rows(r: dict[str, Any]) -> list[str]:
         f"{bench_report.yes(w1_met(backend, w1))} |"
         for w1 in r["W1"]
     ]
-    rows.append(
-        f"| W2 | bulk import, 100 events per save, {backend} | "
-        f"{w2['careledger_events_per_s']:,.0f} vs {w2['plain_events_per_s']:,.0f} events/s: "
-        f"**{w2['ratio']}x** | >= 1.0x | {bench_report.yes(w2['ratio'] >= 1.0)} |"
-    )
+    rows += w2_rows(backend, w2)
     if "L1" in r:
         single, batched = r["L1"]["rows_per_s_1_per_txn"], r["L1"]["rows_per_s_100_per_txn"]
         w1 = r["W1"][0]

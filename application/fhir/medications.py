@@ -9,9 +9,7 @@ the entry's response says so. A reference that names nothing the request carries
 refused, naming the element (docs/fhir.md, "Import: what is kept").
 """
 
-import copy
-
-from application.fhir.elements import Resource, obj
+from application.fhir.elements import Resource, json_copy, obj
 from domain.errors import InvalidValue
 
 MEDICATION_TYPES = {"MedicationRequest", "MedicationStatement"}
@@ -46,7 +44,7 @@ def resolved(
     text = reference.get("reference")
     if not isinstance(text, str) or not text:
         raise InvalidValue(f"{where}.reference", "must name a Medication")
-    found = copy.deepcopy(resource)
+    found = json_copy(resource)
     del found["medicationReference"]
     notes = []
     if text.startswith("#"):
@@ -63,7 +61,7 @@ def resolved(
     code = medication.get("code")
     if not isinstance(code, dict) or not code.get("coding"):
         raise InvalidValue(f"{element}.code", "is needed: the chart keeps the medication's code")
-    found["medicationCodeableConcept"] = copy.deepcopy(code)
+    found["medicationCodeableConcept"] = json_copy(code)
     notes.append(f"{where} (the Medication's code kept as medicationCodeableConcept)")
     if text.startswith("#"):
         notes += [f"{element}.{name}" for name in sorted(set(medication) - MEDICATION_ELEMENTS)]

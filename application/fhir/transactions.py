@@ -8,8 +8,10 @@ records: each record's digest is of the transaction-response's exact bytes, whic
 replay and a retried ``Idempotency-Key`` render from the same result.
 """
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
@@ -41,6 +43,8 @@ from domain.values import Provenance
 __all__ = ["Transactions", "not_kept_outcome"]
 
 UPDATE_REASON = "updated through a FHIR transaction"
+Answer = Disclosed | Undisclosed
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,18 @@ class Transactions:
         self.patients = patients
 
     def transaction(self, ctx: RequestContext, bundle: dict[str, Any]) -> "Disclosed | Undisclosed":
+        return self.begin(ctx, bundle)()
+
+    def begin(
+        self, ctx: RequestContext, bundle: dict[str, Any], *, looked_up: bool = False
+    ) -> Callable[[], Answer]:
+        """The transaction up to its commit, and the call that waits for it and
+        answers: new patients' charts are queued for the group commit, so that an
+        import plans its next file meanwhile and the commit may take both together.
+        One that writes an existing chart is written before this returns.
+        ``looked_up``: the caller found no prior outcome of the Idempotency-Key, so it
+        is not looked up again (a retry that raced in is still answered from its
+        claim when the commit is refused)."""
         every = self._planned(bundle)
         require_role(ctx, ChartAction.WRITE_CLINICAL)
         steps = [step for step in every if step.held]
@@ -68,7 +84,7 @@ class Transactions:
             # Nothing for a chart (Synthea's practitioner and hospital Bundles): each
             # entry is answered as not kept, and nothing is written nor disclosed.
             result = {"entries": in_order(every, [], [])}
-            return Undisclosed(render(response_bundle("transaction", result)))
+            return _ready(Undisclosed(render(response_bundle("transaction", result))))
         patients, ledger = self.patients, self.patients.ledger
         disclosures = patients.reads.disclosures
         new = [s for s in steps if s.patient is not None]
@@ -82,38 +98,51 @@ class Transactions:
             gate.admit_write(
                 ctx, Content.CLINICAL, chart.id, chart.organisation_id, erased=chart.erased
             )
-        if (prior := ledger.repeated(ctx)) is not None:
+        if not looked_up and (prior := ledger.repeated(ctx)) is not None:
             ids = [UUID(found) for found in prior.result.get("ids", [prior.result["id"]])]
             attestation = attestation_of(disclosures, ctx, ids)
             for record in attestation.record(prior.result, prior.position):
                 disclosures.writer.write(record)
-            return Disclosed(
-                render(response_bundle("transaction", prior.result)), attestation.access_id
+            return _ready(
+                Disclosed(
+                    render(response_bundle("transaction", prior.result)), attestation.access_id
+                )
             )
         by = Provenance(ctx.actor.id, patients.clock())
         new_ids = [patients.new_patient_id() for _ in new]
         ids = [*new_ids] if patient_id is None else [*new_ids, patient_id]
         attestation = attestation_of(disclosures, ctx, ids)
         write = _Write(ctx, every, steps, new, new_ids, by, attestation)
-        outcome = self._register_only(write) if patient_id is None else self._with_chart(write)
+        if patient_id is None:
+            return functools.partial(self._answered, write, self._register_only(write))
+        return _ready(self._answered(write, _ready(self._with_chart(write))))
+
+    def _answered(self, w: _Write, outcome_of: Callable[[], WriteOutcome]) -> Disclosed:
+        outcome = outcome_of()
         body = render(response_bundle("transaction", outcome.result))
         if outcome.replayed:
-            for record in attestation.record(outcome.result, outcome.position):
-                disclosures.writer.write(record)
-        return Disclosed(body, attestation.access_id)
+            for record in w.attestation.record(outcome.result, outcome.position):
+                self.patients.reads.disclosures.writer.write(record)
+        return Disclosed(body, w.attestation.access_id)
 
-    def _register_only(self, w: _Write) -> WriteOutcome:
-        """New patients' charts, saved in one commit."""
+    def _register_only(self, w: _Write) -> Callable[[], WriteOutcome]:
+        """New patients' charts, queued to be saved in one commit; the call returned
+        waits for it."""
         ctx, every, steps, new = w.ctx, w.every, w.steps, w.new
         aggregates, answered, versions = self._register_all(ctx, new, steps, w.by, w.new_ids)
         result = _result(w.new_ids, versions, answered)
         result["entries"] = in_order(every, result["entries"], steps)
-        try:
-            return self.patients.ledger.commit(ctx, aggregates, result, w.attestation)
-        except IntegrityError:
-            if self._claimed(ctx, new):
-                raise MrnInUse() from None
-            raise
+        submitted = self.patients.ledger.submit(ctx, aggregates, result, w.attestation)
+
+        def outcome() -> WriteOutcome:
+            try:
+                return submitted()
+            except IntegrityError:
+                if self._claimed(ctx, new):
+                    raise MrnInUse() from None
+                raise
+
+        return outcome
 
     def _with_chart(self, w: _Write) -> WriteOutcome:
         """One existing chart's steps, and any new patients' charts, saved together in
@@ -234,6 +263,10 @@ class Transactions:
         order = [step.index, *(s.index for s in steps if s is not step)]
         result["entries"] = [e for _, e in sorted(zip(order, result["entries"], strict=True))]
         return [patient, consent, claim], result
+
+
+def _ready(answer: T) -> Callable[[], T]:
+    return lambda: answer
 
 
 def _result(

@@ -120,6 +120,20 @@ class Batcher(Generic[T, R]):
             queued.done, time.monotonic() + self.timeout, functools.partial(self._withdraw, queued)
         )
 
+    def submit_all(self, items: Sequence[T]) -> list[Ticket[R]]:
+        """Queue the items at once, so that the committer takes them in one group (as
+        far as they fit); each ticket as ``submit``'s."""
+        queued: list[_Queued[T, R]] = [_Queued(item) for item in items]
+        with self._ready:
+            if self._closed:
+                raise BatcherClosed(self._thread.name)
+            self._queue += queued
+            self._ready.notify()
+        deadline = time.monotonic() + self.timeout
+        return [
+            Ticket(each.done, deadline, functools.partial(self._withdraw, each)) for each in queued
+        ]
+
     def _withdraw(self, queued: "_Queued[T, R]") -> bool:
         """Take the item out of the queue if the committer has not taken it yet."""
         with self._ready:

@@ -14,6 +14,7 @@ save per transaction, and only the conflicting caller gets its ``IntegrityError`
 (a 409, or a retry on fresh state, as without grouping).
 """
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
 from application.ledger.attested_writes import Attestation
-from application.ledger.batcher import Batcher
+from application.ledger.batcher import Batcher, Ticket
 from application.ports import IdempotencyClaim
 
 Recordings = list[Recording[UUID]]
@@ -69,3 +70,40 @@ class GroupWrites(Batcher[PendingSave, Recordings]):
         super().__init__(
             record, name="group-writes", max_size=max_group, timeout=timeout, isolate=IntegrityError
         )
+        self._held = threading.local()  # per thread: what ``gather`` holds back
+
+    # An importer plans its files one after another. Queued as each is planned, each
+    # would be committed alone while the next is planned; held back and queued
+    # together, they share one transaction (its lock, round trips and commit).
+
+    def gather(self) -> None:
+        """Hold this thread's saves back (``queue``) until ``release``."""
+        self._held.saves = []
+
+    def queue(self, save: PendingSave) -> Callable[[], Recordings]:
+        """Queue the save, or hold it back while this thread gathers; the call returned
+        waits for its commit (releasing what is held, if it is)."""
+        held: list[tuple[PendingSave, list[Ticket[Recordings]]]] | None = getattr(
+            self._held, "saves", None
+        )
+        if held is None:
+            return self.submit(save).wait
+        slot: list[Ticket[Recordings]] = []
+        held.append((save, slot))
+
+        def wait() -> Recordings:
+            if not slot:
+                self.release(gathering=True)  # its outcome is wanted now
+            return slot[0].wait()
+
+        return wait
+
+    def release(self, *, gathering: bool = False) -> None:
+        """Queue what this thread holds, together, in the order it was held; then hold
+        back no more, unless ``gathering``."""
+        held = getattr(self._held, "saves", None) or []
+        self._held.saves = [] if gathering else None
+        if held:
+            tickets = self.submit_all([save for save, _ in held])
+            for (_, slot), ticket in zip(held, tickets, strict=True):
+                slot.append(ticket)

@@ -304,12 +304,32 @@ class CareLedger(Application[UUID]):
         """Save the aggregates atomically, with the idempotency claim if any, and with
         the access record ``attestation`` makes once the write's position is known
         (see ``attested_writes``)."""
+        return self.submit(ctx, aggregates, result, attestation)()
+
+    def submit(
+        self,
+        ctx: RequestContext,
+        aggregates: Sequence[Aggregate],
+        result: dict[str, Any],
+        attestation: Attestation | None = None,
+    ) -> Callable[[], WriteOutcome]:
+        """``commit``, queued for the group commit (or held back while this thread
+        gathers, ``GroupWrites.gather``) and answered by the call returned, so that an
+        import plans its next file meanwhile. Without a committer the save is written
+        when the call is made."""
         save = PendingSave.of(aggregates, self._claim(ctx, aggregates, result), result, attestation)
+
+        def written() -> Recordings:
+            return self.record_saves([save])[0]
+
+        wait = self.group_writes.queue(save) if self.group_writes else written
+        return functools.partial(self._outcome, ctx, save, wait)
+
+    def _outcome(
+        self, ctx: RequestContext, save: PendingSave, wait: Callable[[], Recordings]
+    ) -> WriteOutcome:
         try:
-            if self.group_writes is not None:
-                recordings = self.group_writes.submit(save).wait()
-            else:
-                [recordings] = self.record_saves([save])
+            recordings = wait()
         except IntegrityError:
             # Either a concurrent writer won the race, or a retry of this very request
             # did. Only the second is answered from the claim.
@@ -321,7 +341,7 @@ class CareLedger(Application[UUID]):
         except (OperationalError, InterfaceError, OutcomeUnknown):
             # The connection may have failed during COMMIT: the answer cannot say no.
             raise WriteOutcomeUnknown() from None
-        return WriteOutcome(result, max(r.notification.id for r in recordings))
+        return WriteOutcome(save.result, max(r.notification.id for r in recordings))
 
     def _claim(
         self, ctx: RequestContext, aggregates: Sequence[Aggregate], result: dict[str, Any]

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import OperationalError
 
-from api.cli_import import import_files
+from api.cli_import import WAVE, import_files
 from api.container import Container
 from application.context import Role
 from tests.api.test_cli_first_use import careledger, workdir
@@ -120,3 +121,88 @@ def test_a_synthea_export_imports_with_its_practitioner_and_hospital_bundles(
     assert (summary.resources, summary.not_kept) == (20, 3 + 12)
     # The chart: its registration and 19 entries, its consent and MRN claim
     assert written(container) - before == 1 + 19 + 2
+
+
+def ndjson_chart(mrn: str, family: str, observations: int = 2) -> str:
+    """A patient's NDJSON chart: a Patient and heart-rate Observations."""
+    bundle = json.loads(FIXTURE.read_text())
+    patient = {
+        **bundle["entry"][0]["resource"],
+        "id": "p-1",
+        "identifier": [{"system": "urn:x", "value": mrn}],
+        "name": [{"family": family, "given": ["Ada"]}],
+    }
+    observation = {**bundle["entry"][2]["resource"], "subject": {"reference": "Patient/p-1"}}
+    lines = [patient] + [{**observation, "id": f"o-{n}"} for n in range(observations)]
+    return "\n".join(json.dumps(resource) for resource in lines) + "\n"
+
+
+def imported_mrns(container: Container, mrns: list[str]) -> set[str]:
+    container.catch_up()
+    directory = container.charts.views.directory
+    return {mrn for mrn in mrns if directory.by_mrn(ORG_OF_IMPORTER, mrn, 1)}
+
+
+ORG_OF_IMPORTER = ctx(Role.CLINICIAN, "importer").actor.org
+
+
+def test_files_in_flight_together_are_answered_as_one_at_a_time(
+    container: Container, tmp_path: Path
+) -> None:
+    """The importer plans files in waves whose saves share a commit: each file is
+    still all or nothing, and its outcome is the one it would have alone, in file
+    order. A second claim of an MRN fails alone; a copy of a file in flight is
+    answered as imported before."""
+    directory = tmp_path / "charts"
+    directory.mkdir()
+    (directory / "a.ndjson").write_text(ndjson_chart("MRN-A", "First"))
+    (directory / "b.ndjson").write_text(ndjson_chart("MRN-B", "Second"))
+    (directory / "c.ndjson").write_text(ndjson_chart("MRN-A", "Another"))
+    (directory / "d.ndjson").write_text(ndjson_chart("MRN-A", "First"))  # a's bytes
+    (directory / "e.ndjson").write_text(ndjson_chart("MRN-E", "Fifth"))
+    files = sorted(directory.iterdir())
+    before = written(container)
+    steps: list[int] = []
+    summary = import_files(container, ctx(Role.CLINICIAN, "importer"), files, steps.append)
+    assert steps == [1] * 5
+    assert (summary.imported, summary.repeated, summary.resources) == (3, 1, 3 * 3)
+    assert list(summary.failed) == [str(files[2])]
+    assert "another patient of this organisation has this MRN" in summary.failed[str(files[2])]
+    # Three charts, each its registration, 2 entries, consent and MRN claim.
+    assert written(container) - before == 3 * (1 + 2 + 2)
+
+
+def test_a_commit_that_fails_mid_import_fails_its_files_whole_and_no_other(
+    container: Container, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store fails the second commit of an import: the files it held are named as
+    failed and none of their events is in the log, and every file counted as
+    imported is whole in it."""
+    directory = tmp_path / "charts"
+    directory.mkdir()
+    mrns = [f"MRN-{n}" for n in range(12)]
+    for n, mrn in enumerate(mrns):
+        (directory / f"chart-{n:02d}.ndjson").write_text(ndjson_chart(mrn, f"Family{n}", 5))
+    group_writes = container.ledger.group_writes
+    assert group_writes is not None
+    commit, calls = group_writes.commit, []
+
+    def failing_once(group: Any) -> Any:
+        calls.append(len(group))
+        if len(calls) == 2:
+            raise OperationalError("the disk went away")
+        return commit(group)
+
+    monkeypatch.setattr(group_writes, "commit", failing_once)
+    before = written(container)
+    files = sorted(directory.iterdir())
+    summary = import_files(container, ctx(Role.CLINICIAN, "importer"), files, lambda _: None)
+    # The first wave's files shared one commit; the second's failed, whole.
+    assert calls[0] == WAVE
+    assert len(summary.failed) == calls[1] >= 1
+    assert summary.imported == len(files) - len(summary.failed)
+    names = {str(path): mrn for path, mrn in zip(files, mrns, strict=True)}
+    kept = imported_mrns(container, mrns)
+    assert kept == {mrn for name, mrn in names.items() if name not in summary.failed}
+    assert written(container) - before == summary.imported * (1 + 5 + 2)
+    assert summary.resources == summary.imported * 6

@@ -6,13 +6,16 @@ the encounter each entry happened in (the same reference on every read) and the
 practitioners, organisations and locations it names, by identifier and name."""
 
 import base64
+import copy
 import json
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from application.fhir.imports import trimmed
 from tests.api.support import CLINICIAN, records_written, register, under_care
 from tests.fhir.support import caught_up, fhir_get, outcome, validated
 
@@ -343,3 +346,19 @@ def test_a_batch_of_synthea_entries_answers_each_as_a_transaction_would(
     found = fhir_get(client, "/fhir/Observation", {"patient": patient_id}).json()
     assert found["total"] == 1
     assert found["entry"][0]["resource"]["valueQuantity"] == chosen[0]["resource"]["valueQuantity"]
+
+
+def test_trimming_an_entry_leaves_the_bundle_as_it_came() -> None:
+    """Trimming copies only what it changes and shares the rest with the Bundle: every
+    resource of the export is trimmed (names, telecoms, participants, categories,
+    contents ...) and the Bundle is unchanged, while each trimmed copy lost what its
+    outcome names."""
+    bundle = json.loads(FIXTURE.read_text(), parse_float=Decimal)
+    before = copy.deepcopy(bundle)
+    trimmed_copies = [
+        trimmed(entry["resource"]["resourceType"], entry["resource"]) for entry in bundle["entry"]
+    ]
+    assert bundle == before
+    kept, _ = next(t for t in trimmed_copies if "Observation.category[0].coding[0].display" in t[1])
+    assert "display" not in kept["category"][0]["coding"][0]
+    assert sum(len(n) for _, n in trimmed_copies) > 50
