@@ -86,6 +86,11 @@ def chart(http: httpx.Client, org: str, family: str, display: str) -> str:
     return patient_id
 
 
+def head(http: httpx.Client, token: dict[str, str]) -> dict[str, int]:
+    """The token's organisation's log head, as ``min_position``."""
+    return {"min_position": http.get("/readyz", headers=token).json()["position"]}
+
+
 def story(base: str) -> dict[str, str]:
     """org-main's chart; org-other's staff reach for it and get nothing of it."""
     with httpx.Client(base_url=base, timeout=60) as http:
@@ -102,15 +107,20 @@ def story(base: str) -> dict[str, str]:
         assert found.status_code == 200 and found.json()["items"] == [], found.text
         # Their auditor's log holds their own attempts, none of them an allowed read of
         # ours; our auditor's holds nothing of theirs: their requests never reached it
+        # (each read at its own database's head: the access-log view follows the commits)
         theirs_log = http.get(
-            "/v1/audit/accesses", params={"limit": 500}, headers=others["auditor"]
+            "/v1/audit/accesses",
+            params={"limit": 500, **head(http, others["auditor"])},
+            headers=others["auditor"],
         )
         assert theirs_log.status_code == 200, theirs_log.text
         records = theirs_log.json()["items"]
         assert not [r for r in records if r["patient_id"] == ours and r["decision"] == "allow"]
         assert {r["actor"]["org"] for r in records} == {OTHER}
         ours_log = http.get(
-            "/v1/audit/accesses", params={"limit": 500}, headers=staff(MAIN)["auditor"]
+            "/v1/audit/accesses",
+            params={"limit": 500, **head(http, staff(MAIN)["auditor"])},
+            headers=staff(MAIN)["auditor"],
         )
         assert ours_log.status_code == 200, ours_log.text
         assert {r["actor"]["org"] for r in ours_log.json()["items"]} == {MAIN}
