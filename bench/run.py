@@ -80,13 +80,20 @@ def rows(reports: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, s
     e1 = e1_figure("PostgreSQL", pg["E1"])
     if lite:
         e1 += ", " + e1_figure("SQLite", lite["E1"])
-    e1_met = pg["E1"]["met"] and (lite is None or lite["E1"]["met"])
+    # Issue 24 settled E1: on SQLite, sealed >= 0.97x the cipher-only floor of the same
+    # run (the one AES-GCM call per event the design requires), not 0.95x plain.
+    lite_met = lite is None or (
+        lite["E1"]["floor"]["sealed_over_floor"] >= 0.97
+        if "floor" in lite["E1"]
+        else lite["E1"]["met"]
+    )
+    e1_met = pg["E1"]["met"] and lite_met
     table.append(
         (
             "E1",
             "sealed vs plain saves, one event per save",
             e1,
-            ">= 0.95x",
+            ">= 0.95x on PostgreSQL; on SQLite >= 0.97x the cipher-only floor",
             _met(e1_met),
             enc["command"],
         )
