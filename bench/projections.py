@@ -17,7 +17,10 @@ P1  Full rebuild. The store is filled with ``--events`` events through the domai
     marked in error, consent directives, memberships; ``ledger.save`` of ~10 patients'
     aggregates at a time, sealed as in service). Then
     ``infrastructure.projections.rebuild.rebuild(projector)`` of the timeline view is
-    timed (median of ``--rebuild-repeats``), and each of the four views once. The
+    timed (median of ``--rebuild-repeats``), and each of the four views once. (With
+    ``--scale-events N``, full mode's 1,000,000, the log is afterwards filled on to N
+    events and the timeline rebuilt once more, reporting its events per second and the
+    process's peak RSS during the rebuild.) The
     baseline is the library's stock ``ProjectionRunner`` over the same log: its
     application is ``CareLedger`` constructed with the same environment, so it has our
     SealingMapper, bound to the same key ring; its view is a ``PostgresTrackingRecorder``
@@ -70,6 +73,7 @@ from bench.projections_diagnosis import diagnose_p2
 from bench.projections_live import P2_GOAL_MS, run_p2
 from bench.projections_pages import PAGE, R2_GOAL, run_r2
 from bench.projections_rebuild import P1_GOAL, event_mix, run_p1
+from bench.projections_scale import run_scale, scale_figure
 from bench.support import report as bench_report
 from bench.support.charts import (
     Serial,
@@ -101,7 +105,8 @@ def run(backend: str, args: argparse.Namespace, progress: Progress) -> dict[str,
             "database": urlsplit(url).path.lstrip("/") if on_postgres else "sqlite",
         }
         # The same log on both backends, so that R2's views hold the same other charts.
-        fill_info, patient_ids = fill(container.ledger, args.events, progress, Serial())
+        serial = Serial()
+        fill_info, patient_ids = fill(container.ledger, args.events, progress, serial)
         if on_postgres:
             fill_info["event_mix"] = event_mix(container.ledger)
         result["workload"] = fill_info
@@ -123,6 +128,8 @@ def run(backend: str, args: argparse.Namespace, progress: Progress) -> dict[str,
                 p2["diagnosis"] = diagnose_p2(container, settings, args, progress, patient_ids)
             result["P2"] = p2
         result["R2"] = run_r2(container, args, progress)
+        if on_postgres and args.scale_events:
+            result["P1_scale"] = run_scale(container, args.scale_events, serial, progress)
         return result
 
 
@@ -161,6 +168,8 @@ def table_rows(r: dict[str, Any]) -> list[str]:
             f"per event) | {p1['ratio_ours_over_stock']:.1f}x / >= {P1_GOAL:g}x | "
             f"{yes(p1['met'])} |"
         )
+    if "P1_scale" in r:
+        lines.append(f"| P1 | {backend} | {scale_figure(r['P1_scale'])} | - | - | - |")
     if "P2" in r:
         p2 = r["P2"]
         lag = p2["lag_ms"]
@@ -193,6 +202,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, help="P1: events in the log (default 20,000)")
     parser.add_argument("--quick", action="store_true", help="a smaller, shorter run")
     bench_report.add_backend_option(parser, "P1, P2 and R2 on PostgreSQL; R2 on SQLite")
+    parser.add_argument(
+        "--scale-events",
+        type=int,
+        help="P1: then fill the log on to N events and rebuild once more (full: 1,000,000)",
+    )
     parser.add_argument("--rebuild-repeats", type=int, help="P1: timed rebuilds (default 3)")
     parser.add_argument("--rate", type=float, default=300.0, help="P2: writes per second")
     parser.add_argument("--seconds", type=float, help="P2: measured seconds (default 20)")
