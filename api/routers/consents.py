@@ -7,7 +7,8 @@ from starlette.responses import Response
 
 from api.dependencies import Context, ExpectedVersion, MinPosition, UseCases
 from api.openapi_document import documented
-from api.openapi_models import Consents, DirectiveWritten, RestrictionWritten
+from api.openapi_models import DirectiveWritten, RestrictionWritten
+from api.openapi_models_consent import Consents
 from api.rendering import written
 from api.responses import JSON, disclosed
 from api.schemas import GrantDirectiveIn, ReasonIn, RestrictionIn

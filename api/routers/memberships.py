@@ -7,7 +7,8 @@ from fastapi import APIRouter, Path, Query
 
 from api.dependencies import Context, ExpectedVersion, MinPosition, UseCases
 from api.openapi_document import documented
-from api.openapi_models import Memberships, SponsorDiscontinued, StreamWritten
+from api.openapi_models import SponsorDiscontinued, StreamWritten
+from api.openapi_models_consent import Memberships
 from api.rendering import written
 from api.responses import JSON
 from api.schemas import DiscontinueIn, EnrolIn, ReasonIn, RenewIn

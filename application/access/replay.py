@@ -13,24 +13,17 @@ A crypto-shredded patient's record cannot be rebuilt: 410, with the reason.
 import hashlib
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
 import orjson
 from eventsourcing.application import project_aggregate
 
-from application.access import policy_v1
 from application.access.access_log import Disclosed, Disclosures
 from application.access.audit_trail import AuditTrail
+from application.access.decision_on_the_day import decision_on_the_day, replay_decision
 from application.access.policy import (
-    POLICY_VERSION,
-    AccessRequest,
-    ConsentFacts,
-    Content,
     Decision,
-    MembershipFact,
-    decide,
 )
 from application.charts.disclosure_rendering import (
     Row,
@@ -48,7 +41,7 @@ from application.charts.disclosure_rendering import (
     timeline_body,
 )
 from application.charts.read_models import Key, sortable_time
-from application.context import Actor, RequestContext, Role
+from application.context import RequestContext, Role
 from application.errors import DataKeyDestroyed, Forbidden, Gone, IntegrityViolation
 from application.fhir import consents as fhir_consents
 from application.fhir import coverage as fhir_coverage
@@ -71,7 +64,6 @@ from domain.consent import Consent
 from domain.membership import Membership
 from domain.patient import Patient
 from domain.subscriber import Subscriber
-from domain.vocabulary import Purpose
 
 
 class Replays:
@@ -99,26 +91,11 @@ class Replays:
             ctx,
             action="replay",
             body=_replayed(access_id, record, body),
-            decision=self._replay_decision(ctx, record),
+            decision=replay_decision(ctx, record),
             patient_id=patient_id,
             stream_versions=dict(record.stream_versions),
             request={"view": "replay", "access_id": str(access_id)},
         )
-
-    @staticmethod
-    def _replay_decision(ctx: RequestContext, record: AccessRecord) -> Decision:
-        """The auditor's own access: to a record of their organisation's
-        (``visible_record`` saw to it), decided by the policy like any other."""
-        request = AccessRequest(
-            ctx.actor,
-            ctx.purpose,
-            record.patient_id or "",
-            ctx.actor.org,
-            Content.CLINICAL,
-            record.occurred_at.date(),
-            replay=True,
-        )
-        return decide(request, ConsentFacts(0, {}), [])
 
     def _bytes(self, record: AccessRecord) -> bytes:
         """The exact bytes the record hashed: a bulk export's NDJSON lines, else the
@@ -317,40 +294,15 @@ class Replays:
     def _decision_then(self, record: AccessRecord, patient: Patient) -> Decision:
         """The decision on the day, with the consent and memberships at their versions."""
         versions = record.stream_versions
-        facts = ConsentFacts(0, {})
+        consent = None
         if str(patient.consent_id) in versions:  # the consent view had the stream then
             consent = self._at(Consent, str(patient.consent_id), versions)
-            facts = ConsentFacts(consent.version, consent_state(consent)["directives"])
-        memberships = [
-            _membership_fact(self.ledger.repository.get(UUID(stream), version=v))
+        memberships: list[Membership] = [
+            self.ledger.repository.get(UUID(stream), version=v)
             for stream, v in versions.items()
             if stream not in (str(patient.id), str(patient.consent_id))
         ]
-        actor = Actor(record.actor["id"], Role(record.actor["role"]), record.actor["org"])
-        request = AccessRequest(
-            actor=actor,
-            purpose=Purpose(record.purpose),
-            patient_id=str(patient.id),
-            care_organisation=str(patient.organisation_id),
-            content=Content.CLINICAL,
-            day=record.occurred_at.date(),
-            break_glass=record.basis.get("break_glass"),
-        )
-        if record.request.get("policy", 1) < POLICY_VERSION:
-            # Disclosed under an earlier policy: rebuilt by that policy's label rule.
-            shown = policy_v1.labels_shown(
-                actor,
-                request.purpose,
-                request.care_organisation,
-                facts,
-                request.day,
-                record.basis,
-            )
-            return Decision(True, record.reason, allowed_labels=shown)
-        decision = decide(request, facts, memberships)
-        if not decision.permit:  # cannot happen for a permit recorded under this policy
-            return replace(decision, allowed_labels=frozenset())
-        return decision
+        return decision_on_the_day(record, patient, consent, memberships)
 
     def _hit(self, patient_id: UUID, version: int) -> dict[str, Any]:
         patient: Patient = self._at(Patient, str(patient_id), {str(patient_id): version})
@@ -367,17 +319,6 @@ class Replays:
             raise DataKeyDestroyed()
         assert isinstance(aggregate, cls)
         return aggregate
-
-
-def _membership_fact(membership: Membership) -> MembershipFact:
-    return MembershipFact(
-        membership_id=str(membership.id),
-        status=membership.status,
-        starts_on=membership.starts_on,
-        ends_on=membership.ends_on,
-        ended_on=membership.ended_on,
-        version=membership.version,
-    )
 
 
 def _exported(record: AccessRecord) -> bool:

@@ -10,7 +10,6 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
 
@@ -37,26 +36,20 @@ from application.fhir.links import (
     encounter_id,
     links_of,
 )
+from application.fhir.observation_values import observation_value
 from application.fhir.resources import (
     ACT_CODE,
     ENCOUNTER_CLASS,
     NULL_FLAVOR,
     OBSERVATION_CATEGORY,
-    UCUM,
 )
 from domain.errors import InvalidValue
 from domain.values import (
-    BooleanValue,
-    CodedValue,
     Coding,
-    Component,
-    Components,
-    ComponentValue,
     ContactDetails,
     EntryLinks,
     EntryValue,
     HumanName,
-    Quantity,
     TextValue,
 )
 from domain.vocabulary import AdministrativeSex, EntryKind, Modality, SensitivityLabel
@@ -352,59 +345,6 @@ def _attachment(value: Any, element: str) -> TextValue:
         return TextValue(text.decode())
     except (binascii.Error, UnicodeDecodeError):
         raise refuse(f"{where}.data", "must be base64 of UTF-8 text") from None
-
-
-def observation_value(resource: Resource, where: str) -> EntryValue | None:
-    value = _value(resource, where)
-    if "component" not in resource:
-        return value
-    if value is not None:
-        raise refuse(f"{where}.component", "is held only on an observation without a value")
-    parts = []
-    for index, item in enumerate(array(resource["component"], f"{where}.component", 20)):
-        part_where = f"{where}.component[{index}]"
-        part = obj(item, part_where)
-        only(part, {"code"} | VALUE_ELEMENTS, part_where)
-        found = _value(part, part_where)
-        if found is None:
-            raise refuse(part_where, "must have a value")
-        parts.append(Component(concept(part.get("code"), f"{part_where}.code"), found))
-    return Components(tuple(parts))
-
-
-VALUE_ELEMENTS = {"valueQuantity", "valueString", "valueCodeableConcept", "valueBoolean"}
-
-
-def _value(resource: Resource, where: str) -> ComponentValue | None:
-    present = sorted(name for name in VALUE_ELEMENTS if name in resource)
-    if not present:
-        return None
-    if len(present) > 1:
-        raise refuse(f"{where}.{present[1]}", "a resource has one value[x]")
-    name = present[0]
-    element, found = f"{where}.{name}", resource[name]
-    if name == "valueString":
-        return TextValue(text_of(found, element))
-    if name == "valueBoolean":
-        if not isinstance(found, bool):
-            raise refuse(element, "must be true or false")
-        return BooleanValue(found)
-    if name == "valueCodeableConcept":
-        return CodedValue(concept(found, element))
-    quantity = obj(found, element)
-    only(quantity, {"value", "unit", "system", "code"}, element)
-    unit = text_of(quantity.get("code", quantity.get("unit")), f"{element}.code")
-    if quantity.get("system", UCUM) != UCUM:
-        raise refuse(f"{element}.system", "must be UCUM (http://unitsofmeasure.org)")
-    if quantity.get("unit", unit) != unit:
-        raise refuse(f"{element}.unit", "must equal its UCUM code: the chart keeps one")
-    number = quantity.get("value")
-    if isinstance(number, bool) or not isinstance(number, int | float | Decimal):
-        raise refuse(f"{element}.value", "must be a number")
-    try:
-        return Quantity(Decimal(str(number)), unit)
-    except InvalidOperation:
-        raise refuse(f"{element}.value", "must be a number") from None
 
 
 def addressed_patient(resource_type: str, resource: Resource) -> UUID | None:

@@ -2,14 +2,12 @@
 
 import contextlib
 import functools
-import hashlib
 from collections.abc import Callable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
-import orjson
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import (
@@ -25,7 +23,6 @@ from eventsourcing.utils import EnvType
 
 from application.context import RequestContext
 from application.errors import (
-    IdempotencyKeyReused,
     NotFound,
     PreconditionFailed,
     StoreUnavailable,
@@ -36,13 +33,12 @@ from application.errors import (
 from application.ledger.attested_writes import Attestation, Attestations, Attested
 from application.ledger.batcher import NotCommitted, OutcomeUnknown
 from application.ledger.group_writes import GroupWrites, PendingSave, Recordings
+from application.ledger.idempotency import first_outcome, key_claim
 from application.ledger.snapshots import snapshots_due
 from application.ledger.transcodings import register_clinical_transcodings
 from application.ports import (
     FOLLOW_UP,
     SNAPSHOTS,
-    IdempotencyClaim,
-    IdempotencyRecords,
     SnapshotsAlongside,
     StreamLookup,
 )
@@ -282,17 +278,8 @@ class CareLedger(Application[UUID]):
 
     def repeated(self, ctx: RequestContext) -> WriteOutcome | None:
         """The first outcome of a retried request with the same Idempotency-Key."""
-        scope = self._idempotency_scope(ctx)
-        if scope is None:
-            return None
-        records = self.recorder
-        assert isinstance(records, IdempotencyRecords), "recorder lacks idempotency"
-        prior = records.find_outcome(scope)
-        if prior is None:
-            return None
-        if prior.fingerprint != ctx.request_fingerprint:
-            raise IdempotencyKeyReused()
-        return WriteOutcome(orjson.loads(prior.result), prior.position or 0, replayed=True)
+        prior = first_outcome(self.recorder, ctx)
+        return None if prior is None else WriteOutcome(*prior, replayed=True)
 
     def commit(
         self,
@@ -317,7 +304,7 @@ class CareLedger(Application[UUID]):
         gathers, ``GroupWrites.gather``) and answered by the call returned, so that an
         import plans its next file meanwhile. Without a committer the save is written
         when the call is made."""
-        save = PendingSave.of(aggregates, self._claim(ctx, aggregates, result), result, attestation)
+        save = PendingSave.of(aggregates, key_claim(ctx, aggregates, result), result, attestation)
 
         def written() -> Recordings:
             return self.record_saves([save])[0]
@@ -342,20 +329,6 @@ class CareLedger(Application[UUID]):
             # The connection may have failed during COMMIT: the answer cannot say no.
             raise WriteOutcomeUnknown() from None
         return WriteOutcome(save.result, max(r.notification.id for r in recordings))
-
-    def _claim(
-        self, ctx: RequestContext, aggregates: Sequence[Aggregate], result: dict[str, Any]
-    ) -> IdempotencyClaim | None:
-        scope = self._idempotency_scope(ctx)
-        if scope is None:
-            return None
-        return IdempotencyClaim(
-            scope=scope,
-            fingerprint=ctx.request_fingerprint,
-            stream_id=aggregates[-1].id,
-            stream_version=aggregates[-1].version,
-            result=orjson.dumps(result, default=str),
-        )
 
     def change(
         self,
@@ -399,13 +372,3 @@ class CareLedger(Application[UUID]):
                     latest = self.load(cls, stream_id, resource)
                     raise PreconditionFailed(expected_version, latest.version) from None
         raise VersionConflict()
-
-    @staticmethod
-    def _idempotency_scope(ctx: RequestContext) -> str | None:
-        if not ctx.idempotency_key:
-            return None
-        # Per (organisation, subject): the same subject in another organisation is
-        # another person, and must never be answered from this one's claims.
-        actor = ctx.actor
-        material = f"{actor.org}\x00{actor.id}\x00{ctx.idempotency_key}".encode()
-        return hashlib.sha256(material).hexdigest()

@@ -10,8 +10,9 @@ from eventsourcing.persistence import Mapper
 from infrastructure.keys import KeyRing
 from infrastructure.projections.access_log import AccessLogProjection, AccessLogReader
 from infrastructure.projections.consent_state import ConsentStateProjection, ConsentStateReader
-from infrastructure.projections.deliveries import CURSORS, DeliveryProjection
+from infrastructure.projections.deliveries import DeliveryProjection
 from infrastructure.projections.delivery_reader import DeliveryReader
+from infrastructure.projections.delivery_rows import CURSORS
 from infrastructure.projections.directory import DirectoryProjection, DirectoryReader
 from infrastructure.projections.engine import Projection, Projector, view_tables
 from infrastructure.projections.roster import RosterProjection, RosterReader

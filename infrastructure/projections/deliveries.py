@@ -19,7 +19,6 @@ An erased patient's rows go from all of them, so nothing of theirs is delivered.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -27,11 +26,9 @@ import orjson
 from eventsourcing.utils import get_topic
 
 from application.access.access_log import render
-from application.access.policy import ConsentFacts, MembershipFact
 from application.subscriptions.delivery_rule import (
     DELIVERED_EVENTS,
     EntryFacts,
-    Subject,
     SubscriberSpec,
     delivery_decision,
     entry_facts,
@@ -42,22 +39,24 @@ from domain.membership import Membership
 from domain.patient import Patient
 from domain.subscriber import ContentLevel, Subscriber
 from infrastructure.projections import consent_state, roster
+from infrastructure.projections.delivery_rows import (
+    CURSORS,
+    ENTRIES,
+    NAME,
+    OUTBOX,
+    STREAMS,
+    SUBJECTS,
+    SUBSCRIBERS,
+    decrypt_entry,
+    encrypt_entry,
+    outbox_label,
+    subject_facts,
+    subject_label,
+    subscribers_of,
+)
 from infrastructure.projections.engine import Decoded, delete_patient_rows
 from infrastructure.projections.row_cipher import RowCipher
 from infrastructure.projections.store import Cursor, ViewStore
-
-NAME = "deliveries"
-SUBSCRIBERS = "view_subscribers"
-SUBJECTS = "view_delivery_subjects"
-STREAMS = "view_delivery_streams"
-# Renamed from view_delivery_entries when rows gained the entry's status: a store
-# projected before starts this table empty, so rebuild the view (its items of entries
-# it does not know are held back, never sent unjudged, until then).
-ENTRIES = "view_delivery_entry_facts"
-OUTBOX = "view_outbox"
-# Each subscriber's acknowledged feed position: the consumer's state, not derived from
-# the log, so it belongs to no view version and survives a rebuild.
-CURSORS = "subscriber_cursors"
 
 _CONSENT_EVENTS = (
     Consent.Opened,
@@ -350,52 +349,3 @@ class DeliveryProjection:
             version,
             patient_id,
         )
-
-
-def subject_label(patient_id: UUID) -> str:
-    return f"{SUBJECTS}/{patient_id.hex}"
-
-
-def encrypt_entry(cipher: RowCipher, patient_id: UUID, entry_id: UUID, facts: EntryFacts) -> bytes:
-    return cipher.encrypt(
-        patient_id, f"{ENTRIES}/{entry_id.hex}", [facts.kind, sorted(facts.labels), facts.status]
-    )
-
-
-def decrypt_entry(
-    cipher: RowCipher, patient_id: UUID, entry_id: UUID, encrypted: bytes
-) -> EntryFacts:
-    kind, labels, status = cipher.decrypt(patient_id, f"{ENTRIES}/{entry_id.hex}", encrypted)
-    return EntryFacts(kind, frozenset(labels), status)
-
-
-def outbox_label(subscriber_id: UUID, position: int) -> str:
-    return f"{OUTBOX}/{subscriber_id.hex}/{position}"
-
-
-def subject_facts(subject: dict[str, Any]) -> Subject:
-    consent = subject["consent"]
-    return Subject(
-        care_organisation=subject["org"],
-        consent=ConsentFacts(consent["version"], consent["directives"]),
-        memberships=[
-            MembershipFact(
-                membership_id=membership_id,
-                status=m["status"],
-                starts_on=date.fromisoformat(m["starts_on"]),
-                ends_on=date.fromisoformat(m["ends_on"]),
-                ended_on=date.fromisoformat(m["ended_on"]) if m["ended_on"] else None,
-                version=m["version"],
-            )
-            for membership_id, m in sorted(subject["memberships"].items())
-            if m["organisation_id"] == subject["org"]
-        ],
-    )
-
-
-def subscribers_of(cursor: Cursor, table: str, version: int) -> list[SubscriberSpec]:
-    """The view's subscribers, in the order they were registered."""
-    rows = cursor.execute(
-        f"SELECT spec FROM {table} WHERE version = ? ORDER BY position", (version,)
-    ).fetchall()
-    return [SubscriberSpec.from_json(orjson.loads(r[0])) for r in rows]

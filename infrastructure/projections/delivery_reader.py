@@ -17,7 +17,7 @@ from prometheus_client import Gauge
 from application.errors import DataKeyDestroyed
 from application.subscriptions.delivery_rule import EntryFacts, Pending, SubscriberSpec
 from application.subscriptions.relay import tracking_name
-from infrastructure.projections.deliveries import (
+from infrastructure.projections.delivery_rows import (
     CURSORS,
     ENTRIES,
     NAME,
