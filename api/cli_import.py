@@ -221,7 +221,7 @@ def import_command(
         files = files_of(paths)
     except FileNotFoundError as missing:
         raise _fail(f"no such file or directory: {missing}") from None
-    planners = planner(jobs)
+    planners = planner(jobs, len(files))
     try:
         with _opened() as container:
             who = clinician or f"cli:{getpass.getuser()}"
@@ -243,7 +243,9 @@ def import_command(
         raise _fail("a planning process stopped; run the import again to finish") from None
     finally:
         if planners is not None:
-            planners.shutdown(cancel_futures=True)
+            # Not waited for: on Ctrl-C a planner may still be starting; it exits once
+            # its file is planned, and that plan is dropped.
+            planners.shutdown(wait=False, cancel_futures=True)
     for name, why in summary.failed.items():
         typer.echo(f"careledger: {name}: {why}", err=True)
     typer.echo(

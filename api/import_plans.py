@@ -11,6 +11,8 @@ import json
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -30,6 +32,9 @@ LINE_DECODER = json.JSONDecoder(parse_float=Decimal)
 # planners busy while a wave commits, few enough that a large directory's plans are
 # not all held at once.
 AHEAD = 16
+# Fewer files than this are planned in-process: starting a planning process (an
+# interpreter and its imports) costs more than it would save them.
+FEW = 32
 
 
 @dataclass(frozen=True)
@@ -90,22 +95,31 @@ def planned_file(path: Path, new_id: Callable[[], UUID] = uuid4) -> PlannedFile:
     return PlannedFile(digest, steps=steps)
 
 
-def _ignore_interrupts() -> None:
+def _planning_for(importer: int) -> None:
     """A planner leaves Ctrl-C to the importing process, which stops planning and
-    settles what it has queued."""
+    settles what it has queued, and exits once that process is gone (killed)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_without, args=(importer,), daemon=True).start()
 
 
-def planner(jobs: int | None) -> Executor | None:
-    """``jobs`` planning processes (default: one per core), or None for one: planned
-    in-process. Spawned, not forked: the importer has threads (its group commit)."""
+def _exit_without(importer: int) -> None:
+    while os.getppid() == importer:
+        time.sleep(1.0)
+    os._exit(0)  # orphaned: nothing to flush, its plans have nowhere to go
+
+
+def planner(jobs: int | None, files: int | None = None) -> Executor | None:
+    """``jobs`` planning processes (default: one per core) for ``files`` files, or None
+    for one job or a few files (fewer than ``FEW``): planned in-process. Spawned, not
+    forked: the importer has threads (its group commit)."""
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
-    if jobs <= 1:
+    if jobs <= 1 or (files is not None and files < FEW):
         return None
     return ProcessPoolExecutor(
         max_workers=jobs,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=_ignore_interrupts,
+        initializer=_planning_for,
+        initargs=(os.getpid(),),
     )
 
 

@@ -10,7 +10,9 @@ its container is open (no process start-up timed), over a directory of NDJSON ch
 written beforehand, each one Patient and 99 heart-rate Observations: each file is
 parsed, planned, saved all or nothing (the chart's 100 events with its consent, MRN
 claim, idempotency claim and access record, sealed and chained; a wave of files
-shares a commit) and answered.
+shares a commit) and answered. Files are read and planned by the planning processes
+the command starts by default for a bulk import (one per core, ``--jobs``; started,
+like the container, before timing); a second row plans in-process (``--jobs 1``).
 Baseline: ``bench.plain_app.PlainLedger`` saving, per chart, a ``Patient`` registered
 with 99 entries (``chart_of_100``, the same 100 events) on the library's stock
 recorder. A second CareLedger row, ``ledger.save(chart_of_100)`` on the same ledger,
@@ -18,7 +20,8 @@ shows the store's share apart from the import's. Rounds alternate. Events per se
 count the charts' 100 events on both sides. Goal: import >= 1.0x the baseline.
 
 With ``--profile``, one more round of the import is profiled (cProfile, with each save
-recorded in the importing thread) and the top of the profile printed.
+recorded in the importing thread, planned in-process) and the top of the profile
+printed.
 """
 
 import argparse
@@ -147,7 +150,9 @@ def run_w2(
     directories = [
         write_charts(workdir / f"round-{r}", charts, 1000 * r) for r in range(2 * rounds + 3)
     ]
-    planners = planner(None)  # what `careledger import` starts by default, before timing
+    # What `careledger import` starts for a bulk import by default (a directory of 32
+    # files or more), started before timing as the CLI does before its first file.
+    planners = planner(None)
     with bench_store(backend) as ours_url, bench_store(backend) as plain_url:
         container = build(bench_settings(ours_url, workdir / "var"))
         plain = PlainLedger(plain_env(plain_url))

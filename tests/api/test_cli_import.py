@@ -240,3 +240,4 @@ def test_files_planned_by_planning_processes_import_as_planned_here(
     finally:
         planners.shutdown()
     assert planner(1) is None  # one job: planned in-process
+    assert planner(2, files=3) is None  # a few files: not worth a process's start
