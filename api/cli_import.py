@@ -9,24 +9,24 @@ and writes nothing. docs/fhir.md, "Import", says more.
 
 import functools
 import getpass
-import hashlib
 import json
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from api.cli_store import _fail, _opened, _progress
+from api.import_plans import PlannedFile, planned_in_order, planner
 from api.routers.fhir_bundles import batch_entry
 from application.context import Actor, RequestContext, Role
 from application.errors import ApplicationError
-from application.fhir.bundles import bundle_kind
 from application.fhir.reads import FhirReads
 from application.fhir.transactions import Transactions
 from application.fhir.writes import FhirWrites
@@ -34,8 +34,6 @@ from domain.errors import DomainError
 from domain.vocabulary import Purpose
 
 SUFFIXES = (".json", ".ndjson")
-# One decoder for every NDJSON line: ``json.loads`` makes one per call, half its cost.
-LINE_DECODER = json.JSONDecoder(parse_float=Decimal)
 
 
 @dataclass
@@ -61,33 +59,6 @@ def files_of(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def bundle_of(path: Path, content: bytes) -> dict[str, Any]:
-    """A file as a Bundle: a .json Bundle as it is, an NDJSON chart as a transaction
-    whose Patient's ``fullUrl`` is ``Patient/{its id}``, as the other lines name it."""
-    if path.suffix == ".json":
-        bundle = json.loads(content, parse_float=Decimal)
-        if not isinstance(bundle, dict):
-            raise ValueError("not a Bundle")
-        return bundle
-    entries = []
-    for number, line in enumerate(content.decode().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            resource = LINE_DECODER.decode(line)
-        except ValueError:
-            raise ValueError(f"line {number} is not JSON") from None
-        if not isinstance(resource, dict) or "resourceType" not in resource:
-            raise ValueError(f"line {number} is not a resource")
-        kind = str(resource["resourceType"])
-        entry: dict[str, Any] = {"resource": {k: v for k, v in resource.items() if k != "id"}}
-        if kind == "Patient" and "id" in resource:
-            entry["fullUrl"] = f"Patient/{resource['id']}"
-        entry["request"] = {"method": "POST", "url": kind}
-        entries.append(entry)
-    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
-
-
 # Files planned one after another and then committed together, in one transaction,
 # while the next as many are planned (docs/fhir.md, "Import").
 WAVE = 8
@@ -111,14 +82,16 @@ def import_files(
     files: list[Path],
     advance: Callable[[int], None],
     wave: int = WAVE,
+    planners: Executor | None = None,
 ) -> Summary:
     """Import each file through the application; ``advance`` is told each file's
     resources. A failed file is named with its reason, and the next one goes on.
 
-    Files are planned in waves of ``wave``, whose saves are queued together when the
-    wave is planned (so they share a commit) and answered while the next wave is
-    planned. Each file is a save of its own, all or nothing, and is counted, in file
-    order, only once its commit has returned."""
+    Files are read and planned by ``planners`` (processes, ``import_plans.planner``)
+    a few files ahead, or else here. Their saves are queued in waves of ``wave``,
+    together when the wave is planned (so they share a commit), and answered while
+    the next wave is planned. Each file is a save of its own, all or nothing, and is
+    counted, in file order, only once its commit has returned."""
     summary = Summary()
     transactions = Transactions(container.patients)
     reads = FhirReads(container.ledger, container.charts)
@@ -126,6 +99,9 @@ def import_files(
     group_writes = container.ledger.group_writes
     if group_writes is None:
         wave = 1  # saves are written when answered: in file order only one at a time
+    new_id = container.patients.new_id
+    if new_id is not uuid.uuid4:
+        planners = None  # the container's own ids (a test's) are made in this process
     pending: deque[_Begun] = deque()
     planned = 0  # files of the wave being planned
 
@@ -134,30 +110,30 @@ def import_files(
             _settle(summary, pending.popleft())
             advance(1)
 
+    plans = planned_in_order(files, planners, new_id)
     try:
-        for path in files:
+        for path, file in zip(files, plans, strict=True):
             if planned == 0 and group_writes is not None:
                 group_writes.gather()
             summary.files += 1
-            content = path.read_bytes()
-            digest = hashlib.sha256(content).hexdigest()
-            if any(begun.digest == digest for begun in pending):
+            if any(begun.digest == file.digest for begun in pending):
                 settle(0)  # the same file again: answered as imported once it is
             keyed = replace(
                 ctx,
                 request_id=uuid.uuid4().hex,
-                idempotency_key=f"import:{digest}",
-                request_fingerprint=digest,
+                idempotency_key=f"import:{file.digest}",
+                request_fingerprint=file.digest,
             )
+            batch = file.batch is not None
             try:
-                bundle = bundle_of(path, content)
-                batch = bundle_kind(bundle) != "transaction"
+                if file.unreadable is not None:
+                    raise ValueError(file.unreadable)
                 if batch:
                     settle(0)  # written entry by entry, after the files before it
-                answered = _begin(container, transactions, writes, keyed, bundle, batch)
+                answered = _begin(container, transactions, writes, keyed, file)
             except (ApplicationError, DomainError, ValueError, UnicodeDecodeError) as error:
                 answered, batch = functools.partial(_raise, error), False
-            pending.append(_Begun(path, digest, batch, answered))
+            pending.append(_Begun(path, file.digest, batch, answered))
             planned += 1
             if planned == wave:
                 if group_writes is not None:
@@ -165,6 +141,7 @@ def import_files(
                 settle(planned)  # the wave before this one
                 planned = 0
     finally:
+        plans.close()  # files planned ahead and not written are cancelled
         if group_writes is not None:
             group_writes.release()
         settle(0)
@@ -176,12 +153,11 @@ def _begin(
     transactions: Transactions,
     writes: FhirWrites,
     keyed: RequestContext,
-    bundle: dict[str, Any],
-    batch: bool,
+    file: PlannedFile,
 ) -> Callable[[], Outcomes | None]:
-    if batch:
+    if file.batch is not None:
         fresh = replace(keyed, idempotency_key=None)
-        entries = bundle.get("entry", [])
+        entries = file.batch.get("entry", [])
         outcomes = [
             batch_entry(fresh, writes, index, entry)["response"]
             for index, entry in enumerate(entries)
@@ -189,7 +165,10 @@ def _begin(
         return lambda: outcomes
     if container.ledger.repeated(keyed):
         return lambda: None  # imported before: answered as then, nothing written
-    begun = transactions.begin(keyed, bundle, looked_up=True)
+    if file.refused is not None:
+        raise ValueError(file.refused)
+    assert file.steps is not None
+    begun = transactions.begin_planned(keyed, file.steps, looked_up=True)
 
     def answered() -> Outcomes:
         answer = json.loads(begun().body)
@@ -232,23 +211,41 @@ def import_command(
     clinician: Annotated[
         str | None, typer.Option(help="The importing clinician's id (default cli:<user>)")
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(help="Processes that read and plan files (default: one per core)", min=1),
+    ] = None,
 ) -> None:
     """Import FHIR charts: transactions all or nothing, batches entry by entry."""
     try:
         files = files_of(paths)
     except FileNotFoundError as missing:
         raise _fail(f"no such file or directory: {missing}") from None
-    with _opened() as container:
-        who = clinician or f"cli:{getpass.getuser()}"
-        actor = Actor(who, Role.CLINICIAN, org or container.settings.org)
-        ctx = RequestContext(actor, Purpose.TREAT, request_id=uuid.uuid4().hex, source="cli")
-        started = time.monotonic()
-        with _progress() as progress:
-            task = progress.add_task("importing", total=len(files), rate="")
-            summary = import_files(
-                container, ctx, files, lambda n: progress.update(task, advance=n)
-            )
-        seconds = time.monotonic() - started
+    planners = planner(jobs, len(files))
+    try:
+        with _opened() as container:
+            who = clinician or f"cli:{getpass.getuser()}"
+            actor = Actor(who, Role.CLINICIAN, org or container.settings.org)
+            ctx = RequestContext(actor, Purpose.TREAT, request_id=uuid.uuid4().hex, source="cli")
+            started = time.monotonic()
+            with _progress() as progress:
+                task = progress.add_task("importing", total=len(files), rate="")
+                summary = import_files(
+                    container,
+                    ctx,
+                    files,
+                    lambda n: progress.update(task, advance=n),
+                    planners=planners,
+                )
+            seconds = time.monotonic() - started
+    except BrokenProcessPool:
+        # Each file written so far is whole; importing the files again writes the rest.
+        raise _fail("a planning process stopped; run the import again to finish") from None
+    finally:
+        if planners is not None:
+            # Not waited for: on Ctrl-C a planner may still be starting; it exits once
+            # its file is planned, and that plan is dropped.
+            planners.shutdown(wait=False, cancel_futures=True)
     for name, why in summary.failed.items():
         typer.echo(f"careledger: {name}: {why}", err=True)
     typer.echo(

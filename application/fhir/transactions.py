@@ -77,7 +77,13 @@ class Transactions:
         ``looked_up``: the caller found no prior outcome of the Idempotency-Key, so it
         is not looked up again (a retry that raced in is still answered from its
         claim when the commit is refused)."""
-        every = self._planned(bundle)
+        return self.begin_planned(ctx, self._planned(bundle), looked_up=looked_up)
+
+    def begin_planned(
+        self, ctx: RequestContext, every: list[Step], *, looked_up: bool = False
+    ) -> Callable[[], Answer]:
+        """``begin`` for a Bundle already planned, with no entry refused (an importer
+        plans its files in other processes)."""
         require_role(ctx, ChartAction.WRITE_CLINICAL)
         steps = [step for step in every if step.held]
         if not steps and every:

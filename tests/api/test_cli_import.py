@@ -13,6 +13,7 @@ from eventsourcing.persistence import OperationalError
 
 from api.cli_import import WAVE, import_files
 from api.container import Container
+from api.import_plans import planned_file, planner
 from application.context import Role
 from tests.api.test_cli_first_use import careledger, workdir
 from tests.contract.stories import ctx
@@ -206,3 +207,37 @@ def test_a_commit_that_fails_mid_import_fails_its_files_whole_and_no_other(
     assert kept == {mrn for name, mrn in names.items() if name not in summary.failed}
     assert written(container) - before == summary.imported * (1 + 5 + 2)
     assert summary.resources == summary.imported * 6
+
+
+def test_files_planned_by_planning_processes_import_as_planned_here(
+    container: Container, tmp_path: Path
+) -> None:
+    """`--jobs 2`: other processes read and plan the files, this one writes them in
+    file order, each all or nothing; a refused entry and a file that is not JSON are
+    named as in-process, and importing again writes nothing."""
+    directory = charts(tmp_path / "charts")
+    files = sorted(directory.iterdir())
+    clinician = ctx(Role.CLINICIAN, "importer")
+    before = written(container)
+    planners = planner(2)
+    assert planners is not None
+    try:
+        steps: list[int] = []
+        summary = import_files(container, clinician, files, steps.append, planners=planners)
+        assert steps == [1, 1, 1, 1]
+        assert (summary.files, summary.imported, summary.resources) == (4, 2, 14 + 2)
+        assert set(summary.failed) == {str(files[2]), str(files[3])}
+        assert "Bundle.entry[4].resource.Observation.encounter" in summary.failed[str(files[2])]
+        with pytest.raises(ValueError) as not_json:
+            json.loads(files[3].read_bytes())
+        assert summary.failed[str(files[3])] == str(not_json.value)
+        assert planned_file(files[3]).unreadable == str(not_json.value)
+        after = written(container)
+        assert after - before == (1 + 13 + 2) + (1 + 1 + 2)
+        again = import_files(container, clinician, files, steps.append, planners=planners)
+        assert (again.repeated, again.resources, len(again.failed)) == (2, 0, 2)
+        assert written(container) == after
+    finally:
+        planners.shutdown()
+    assert planner(1) is None  # one job: planned in-process
+    assert planner(2, files=3) is None  # a few files: not worth a process's start
