@@ -9,7 +9,6 @@ from uuid import UUID, uuid4
 import psycopg
 from eventsourcing.persistence import PersistenceError
 
-from api import heap
 from api.auth import TokenVerifier
 from api.container import Container
 from api.settings import ConfigError, Secrets, Settings, check_secrets, resolve_secrets
@@ -256,9 +255,6 @@ def build(
             broker = shared_broker()  # closed by its owner, after every relay on it
         relay = relay_for(container, broker)
         container.relay_host = RelayHost(relay, positions)
-    # The wired container is the process's long-lived heap: kept out of full collections.
-    heap.settle()
-    container.closers.append(heap.thaw)
     return container
 
 

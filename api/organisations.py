@@ -9,7 +9,7 @@ refused before anything is read or written (docs/scale-out.md).
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -39,6 +39,7 @@ class Organisations:
     # One NATS connection for every database's relay: their batches then take turns on
     # it, and each chains onto the message before it (docs/scale-out.md, step 5).
     broker: NatsBroker | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def shared_broker(self) -> NatsBroker:
         if self.broker is None:
@@ -71,6 +72,8 @@ class Organisations:
                 log.warning("an organisation's container failed to close: %s", type(error).__name__)
         if self.broker is not None:
             self.broker.close()
+        for close in self.closers:
+            close()
 
 
 def settings_for(settings: Settings, org: str) -> Settings:
