@@ -101,7 +101,7 @@ def build_organisations(
 ) -> Organisations:
     """A container per organisation database (``only``: some of them). ``embed_sqlite``
     runs the projections in this process for SQLite stores, as ``serve`` does for one."""
-    from api.bootstrap import build, require_store, token_verifier
+    from api.bootstrap import StoreError, StoreLabel, build, require_store, token_verifier
 
     table = settings.org_databases or {}
     chosen = list(only) if only else list(table)
@@ -112,8 +112,9 @@ def build_organisations(
     try:
         for org in chosen:
             own = settings_for(settings, org)
+            label = StoreLabel.routed(org)
             try:
-                require_store(own, create=create)
+                require_store(own, create=create, label=label)
                 embedded = embed_sqlite and own.database_url.lower().startswith("sqlite")
                 organisations.containers[org] = build(
                     own,
@@ -121,13 +122,13 @@ def build_organisations(
                     run_relay=run_relay,
                     exports_dir=settings.var_dir / "exports" / org,
                     shared_broker=organisations.shared_broker,
+                    label=label,
                 )
+            except StoreError:
+                raise  # named by the organisation's entry already
             except ConfigError as error:
-                # build() names the one-store settings, which a routed process never reads
-                told = str(error)
-                for name in ("CARELEDGER_OWNER_DATABASE_URL: ", "CARELEDGER_DATABASE_URL: "):
-                    told = told.removeprefix(name)
-                raise ConfigError(f"CARELEDGER_ORG_DATABASES[{org}]: {told}") from None
+                # Another setting (the master key, say) that this organisation's store refused
+                raise ConfigError(f"{label.url}: {error}") from None
     except BaseException:
         organisations.close()
         raise

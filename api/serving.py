@@ -79,7 +79,7 @@ def serve_organisations(
 ) -> "Organisations | None":
     """``serve`` with organisations in databases of their own: their containers, or
     (``workers`` > 1) None once every store is migrated for the workers to open."""
-    from api.bootstrap import migrate_store, require_store
+    from api.bootstrap import StoreLabel, migrate_store, require_store
     from api.organisations import build_organisations, settings_for
 
     if workers == 1:
@@ -89,8 +89,8 @@ def serve_organisations(
     resolve_secrets(settings)
     for org in settings.org_databases or {}:
         own = settings_for(settings, org)
-        require_store(own, create=create)
-        migrate_store(own)
+        require_store(own, create=create, label=StoreLabel.routed(org))
+        migrate_store(own, StoreLabel.routed(org))
     return None
 
 
