@@ -278,7 +278,7 @@ def build(
         container.projection_host = ProjectionHost(container.projectors, doorbell)
     if settings.nats_url and (run_processes if run_relay is None else run_relay):
         if shared_broker is None:
-            broker = NatsBroker(settings.nats_url, replicas=settings.nats_replicas)
+            broker = NatsBroker(settings.nats_cluster, replicas=settings.nats_replicas)
             container.closers.insert(0, broker.close)
         else:
             broker = shared_broker()  # closed by its owner, after every relay on it

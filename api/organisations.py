@@ -44,7 +44,8 @@ class Organisations:
     def shared_broker(self) -> NatsBroker:
         if self.broker is None:
             assert self.settings.nats_url, "a relay needs CARELEDGER_NATS_URL"
-            self.broker = NatsBroker(self.settings.nats_url, replicas=self.settings.nats_replicas)
+            given = self.settings
+            self.broker = NatsBroker(given.nats_cluster, replicas=given.nats_replicas)
         return self.broker
 
     def serving(self, org: str) -> Container:
