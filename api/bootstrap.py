@@ -2,6 +2,7 @@
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -9,7 +10,6 @@ from uuid import UUID, uuid4
 import psycopg
 from eventsourcing.persistence import PersistenceError
 
-from api import heap
 from api.auth import TokenVerifier
 from api.container import Container
 from api.settings import ConfigError, Secrets, Settings, check_secrets, resolve_secrets
@@ -49,11 +49,32 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class StoreError(ConfigError):
+    """A store that cannot be opened, already named by its setting's label."""
+
+
+@dataclass(frozen=True)
+class StoreLabel:
+    """How a start-up error names the settings a store came from: the one-store
+    settings, or a routed organisation's entry in CARELEDGER_ORG_DATABASES."""
+
+    url: str = "CARELEDGER_DATABASE_URL"
+    owner_url: str = "CARELEDGER_OWNER_DATABASE_URL"
+
+    @classmethod
+    def routed(cls, org: str) -> "StoreLabel":
+        entry = f"CARELEDGER_ORG_DATABASES[{org}]"
+        return cls(entry, f"{entry}.owner_url")
+
+
+ONE_STORE = StoreLabel()
+
+
 def _environment(url: str, setting: str) -> dict[str, str]:
     try:
         return environment_for(url)
     except StoreConfigError as error:
-        raise ConfigError(f"{setting}: {error}") from None
+        raise StoreError(f"{setting}: {error}") from None
 
 
 @contextmanager
@@ -66,10 +87,16 @@ def _reporting(url: str, setting: str, env: dict[str, str]) -> Iterator[None]:
         password = env.get("POSTGRES_PASSWORD")
         if password:
             reason = reason.replace(password, "***")
-        raise ConfigError(f"{setting}: cannot open {redact(url)}: {reason}") from None
+        raise StoreError(f"{setting}: cannot open {redact(url)}: {reason}") from None
 
 
-def require_store(settings: Settings, *, create: bool = False, first_run: bool = False) -> None:
+def require_store(
+    settings: Settings,
+    *,
+    create: bool = False,
+    first_run: bool = False,
+    label: StoreLabel = ONE_STORE,
+) -> None:
     """Refuse to open a SQLite store that is not there, so that a misspelt path is an
     error rather than a new, empty store. ``create`` (``--create``) makes one; so does a
     first-run command (``serve``, ``demo``) on the default path, which ``make serve``
@@ -90,21 +117,17 @@ def require_store(settings: Settings, *, create: bool = False, first_run: bool =
         return  # a PostgreSQL database must exist already: connecting says so
     path = Path(url[len("sqlite:///") :])
     if not path.is_file():
-        raise ConfigError(
-            f"CARELEDGER_DATABASE_URL: no store at {path}; check the path, "
+        raise StoreError(
+            f"{label.url}: no store at {path}; check the path, "
             "or pass --create to start a new one there"
         )
 
 
-def migrate_store(settings: Settings) -> None:
+def migrate_store(settings: Settings, label: StoreLabel = ONE_STORE) -> None:
     """Create tables, append-only triggers and grants, as the owner role if configured."""
-    app_env = _environment(settings.database_url, "CARELEDGER_DATABASE_URL")
+    app_env = _environment(settings.database_url, label.url)
     owner_url = settings.owner_database_url or settings.database_url
-    setting = (
-        "CARELEDGER_OWNER_DATABASE_URL"
-        if settings.owner_database_url
-        else ("CARELEDGER_DATABASE_URL")
-    )
+    setting = label.owner_url if settings.owner_database_url else label.url
     owner_env = _environment(owner_url, setting)
     app_role = app_env.get("POSTGRES_USER")
     if app_role == owner_env.get("POSTGRES_USER"):
@@ -113,14 +136,14 @@ def migrate_store(settings: Settings) -> None:
         migrate(owner_env, app_role)
 
 
-def open_locked(settings: Settings) -> CareLedger:
+def open_locked(settings: Settings, label: StoreLabel = ONE_STORE) -> CareLedger:
     """Migrate, then open the store as the application role, with its keys still locked.
 
     With one role for both (SQLite, or no owner URL), the store is opened once and
     migrated through that same connection, rather than opened twice at start-up.
     """
-    env = _environment(settings.database_url, "CARELEDGER_DATABASE_URL")
-    with _reporting(settings.database_url, "CARELEDGER_DATABASE_URL", env):
+    env = _environment(settings.database_url, label.url)
+    with _reporting(settings.database_url, label.url, env):
         if settings.owner_database_url is None:
             ledger = CareLedger({**env, "CREATE_TABLE": "y"})
             try:
@@ -129,17 +152,20 @@ def open_locked(settings: Settings) -> CareLedger:
                 ledger.close()
                 raise
             return ledger
-    migrate_store(settings)
-    with _reporting(settings.database_url, "CARELEDGER_DATABASE_URL", env):
+    migrate_store(settings, label)
+    with _reporting(settings.database_url, label.url, env):
         return CareLedger({**env, "CREATE_TABLE": "n"})
 
 
-def open_ledger(settings: Settings, master_key: bytes) -> tuple[CareLedger, KeyRing]:
-    """Open the store and unlock its keys; a KEK that is not the store's stops here."""
-    ledger = open_locked(settings)
+def open_ledger(
+    settings: Settings, master_key: bytes, label: StoreLabel = ONE_STORE
+) -> tuple[CareLedger, KeyRing]:
+    """Open the store and unlock its keys; a KEK that is not the store's stops here.
+    ``label`` names the store's settings in a start-up error."""
+    ledger = open_locked(settings, label)
     try:
         kek = LocalKeyEncryptionKey(master_key)
-        with _reporting(settings.database_url, "CARELEDGER_DATABASE_URL", {}):
+        with _reporting(settings.database_url, label.url, {}):
             keys = unlock(ledger, kek, cache_size=settings.key_cache_size)
     except WrongMasterKey as error:
         ledger.close()
@@ -163,14 +189,16 @@ def build(
     run_relay: bool | None = None,
     exports_dir: Path | None = None,
     shared_broker: Callable[[], NatsBroker] | None = None,
+    label: StoreLabel = ONE_STORE,
 ) -> Container:
     """Wire everything. ``run_processes`` runs the projections and log processes here;
     the NATS relay runs with them when ``CARELEDGER_NATS_URL`` is set, unless
     ``run_relay`` says otherwise. ``exports_dir`` keeps one organisation database's
     sealed exports apart from another's (var_dir/exports by default). ``shared_broker``
-    gives the relay a broker that several databases' relays publish through."""
+    gives the relay a broker that several databases' relays publish through. ``label``
+    names the store's settings in a start-up error (a routed organisation's entry)."""
     secrets = resolve_secrets(settings)
-    ledger, keys = open_ledger(settings, secrets.master_key)
+    ledger, keys = open_ledger(settings, secrets.master_key, label)
     chain = ChainVerifier(ledger.recorder, keys.raw(CHAIN_KEY_ID))  # type: ignore[arg-type]
     ledger.group_writes = GroupWrites(ledger.record_saves)
     store = ViewStore(ledger.recorder)
@@ -250,15 +278,12 @@ def build(
         container.projection_host = ProjectionHost(container.projectors, doorbell)
     if settings.nats_url and (run_processes if run_relay is None else run_relay):
         if shared_broker is None:
-            broker = NatsBroker(settings.nats_url, replicas=settings.nats_replicas)
+            broker = NatsBroker(settings.nats_cluster, replicas=settings.nats_replicas)
             container.closers.insert(0, broker.close)
         else:
             broker = shared_broker()  # closed by its owner, after every relay on it
         relay = relay_for(container, broker)
         container.relay_host = RelayHost(relay, positions)
-    # The wired container is the process's long-lived heap: kept out of full collections.
-    heap.settle()
-    container.closers.append(heap.thaw)
     return container
 
 

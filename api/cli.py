@@ -12,6 +12,7 @@ from uuid import UUID
 
 import typer
 
+from api import heap
 from api import logging as structured_logging
 from api.auth import mint_token
 from api.cli_import import import_command
@@ -85,9 +86,8 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the HTTP API."""
-    from api.app import create_app
     from api.bootstrap import build, migrate_store, require_store
-    from api.serving import check_workers, run, serve_organisations
+    from api.serving import check_workers, run, serve_organisations, settled_app
 
     settings = _settings()
     structured_logging.configure(settings.log_level)
@@ -98,7 +98,7 @@ def serve(
             served = serve_organisations(
                 settings, workers, with_projections=with_projections, create=create
             )
-            app = None if served is None else create_app(served)
+            app = None if served is None else settled_app(served)
         elif workers > 1:
             require_store(settings, create=create, first_run=True)
             # Once here, not N times at once: development secrets are written to var/
@@ -108,7 +108,7 @@ def serve(
             app = None
         else:
             require_store(settings, create=create, first_run=True)
-            app = create_app(build(settings, run_processes=embedded or with_projections))
+            app = settled_app(build(settings, run_processes=embedded or with_projections))
     except ConfigError as error:
         raise _fail(str(error)) from None
     run(app, host=host, port=port, workers=workers)
@@ -168,6 +168,7 @@ def worker(
 
 
 def _run_until_stopped(container: "Container | Organisations", banner: str) -> None:
+    heap.settle(container)  # built once, kept for the process's life (api/heap.py)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())

@@ -2,20 +2,33 @@
 
 A full collection walks every object the collector tracks: after start-up that is the
 imported libraries, the wired container and its caches, over 80,000 objects, and a
-walk over them was the tail of a replay (docs/benchmarks.md, A2). Once the container
-is built, what is alive is kept for the process's life, so it is moved to the
-collector's permanent generation (``gc.freeze``), which full collections skip. Frozen
-objects are still freed by their reference counts; only a cycle among them waits for
-``thaw``, which a container's close calls.
+walk over them was the tail of a replay (docs/benchmarks.md, A2). Once a long-running
+process (``careledger serve``, each of its uvicorn workers, ``worker``, ``relay``) has
+built what it serves, what is alive is kept for the process's life, so it is moved to
+the collector's permanent generation (``gc.freeze``), which full collections skip.
+Frozen objects are still freed by their reference counts; only a cycle among them
+waits for ``thaw``, which closing what was served calls.
+
+It is done at a process's entry, once, and not in ``build()``: a routed process builds
+a container per organisation, and a test process builds hundreds of containers.
 """
 
 import gc
+from collections.abc import Callable
+from typing import Protocol
 
 
-def settle() -> None:
-    """Freeze what is alive now (cheap to call again)."""
+class Served(Protocol):
+    """A container, or the organisations' containers: closing it runs its closers."""
+
+    closers: list[Callable[[], None]]
+
+
+def settle(served: Served) -> None:
+    """Freeze what is alive now, until ``served`` closes."""
     # Not collected first: at start-up that finds about 70 objects and is most of a build.
     gc.freeze()
+    served.closers.append(thaw)
 
 
 def thaw() -> None:

@@ -9,7 +9,7 @@ refused before anything is read or written (docs/scale-out.md).
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -39,11 +39,13 @@ class Organisations:
     # One NATS connection for every database's relay: their batches then take turns on
     # it, and each chains onto the message before it (docs/scale-out.md, step 5).
     broker: NatsBroker | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def shared_broker(self) -> NatsBroker:
         if self.broker is None:
             assert self.settings.nats_url, "a relay needs CARELEDGER_NATS_URL"
-            self.broker = NatsBroker(self.settings.nats_url, replicas=self.settings.nats_replicas)
+            given = self.settings
+            self.broker = NatsBroker(given.nats_cluster, replicas=given.nats_replicas)
         return self.broker
 
     def serving(self, org: str) -> Container:
@@ -71,6 +73,8 @@ class Organisations:
                 log.warning("an organisation's container failed to close: %s", type(error).__name__)
         if self.broker is not None:
             self.broker.close()
+        for close in self.closers:
+            close()
 
 
 def settings_for(settings: Settings, org: str) -> Settings:
@@ -98,7 +102,7 @@ def build_organisations(
 ) -> Organisations:
     """A container per organisation database (``only``: some of them). ``embed_sqlite``
     runs the projections in this process for SQLite stores, as ``serve`` does for one."""
-    from api.bootstrap import build, require_store, token_verifier
+    from api.bootstrap import StoreError, StoreLabel, build, require_store, token_verifier
 
     table = settings.org_databases or {}
     chosen = list(only) if only else list(table)
@@ -109,8 +113,9 @@ def build_organisations(
     try:
         for org in chosen:
             own = settings_for(settings, org)
+            label = StoreLabel.routed(org)
             try:
-                require_store(own, create=create)
+                require_store(own, create=create, label=label)
                 embedded = embed_sqlite and own.database_url.lower().startswith("sqlite")
                 organisations.containers[org] = build(
                     own,
@@ -118,13 +123,13 @@ def build_organisations(
                     run_relay=run_relay,
                     exports_dir=settings.var_dir / "exports" / org,
                     shared_broker=organisations.shared_broker,
+                    label=label,
                 )
+            except StoreError:
+                raise  # named by the organisation's entry already
             except ConfigError as error:
-                # build() names the one-store settings, which a routed process never reads
-                told = str(error)
-                for name in ("CARELEDGER_OWNER_DATABASE_URL: ", "CARELEDGER_DATABASE_URL: "):
-                    told = told.removeprefix(name)
-                raise ConfigError(f"CARELEDGER_ORG_DATABASES[{org}]: {told}") from None
+                # Another setting (the master key, say) that this organisation's store refused
+                raise ConfigError(f"{label.url}: {error}") from None
     except BaseException:
         organisations.close()
         raise

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 import uvicorn
 from fastapi import FastAPI
 
+from api import heap
 from api import logging as structured_logging
 from api.settings import ConfigError, Settings, load_settings, resolve_secrets
 
 if TYPE_CHECKING:
+    from api.container import Container
     from api.organisations import Organisations
 
 # What `careledger serve` ships with; bench.support.servers runs the plain baseline on
@@ -49,8 +51,8 @@ def check_workers(settings: Settings, workers: int, *, with_projections: bool) -
 
 
 def worker_app() -> FastAPI:
-    """One worker's application, built in that process (uvicorn calls this factory)."""
-    from api.app import create_app
+    """One worker's application, built in that process (uvicorn calls this factory),
+    its heap settled once built."""
     from api.bootstrap import build
 
     settings = load_settings()
@@ -58,8 +60,18 @@ def worker_app() -> FastAPI:
     if settings.org_databases:
         from api.organisations import build_organisations
 
-        return create_app(build_organisations(settings))
-    return create_app(build(settings, run_processes=False))
+        return settled_app(build_organisations(settings))
+    return settled_app(build(settings, run_processes=False))
+
+
+def settled_app(served: "Container | Organisations") -> FastAPI:
+    """The application over what this process serves, with its heap then settled
+    (api/heap.py): once per serving process, after its one build."""
+    from api.app import create_app
+
+    app = create_app(served)
+    heap.settle(served)
+    return app
 
 
 def serve_organisations(
@@ -67,7 +79,7 @@ def serve_organisations(
 ) -> "Organisations | None":
     """``serve`` with organisations in databases of their own: their containers, or
     (``workers`` > 1) None once every store is migrated for the workers to open."""
-    from api.bootstrap import migrate_store, require_store
+    from api.bootstrap import StoreLabel, migrate_store, require_store
     from api.organisations import build_organisations, settings_for
 
     if workers == 1:
@@ -77,8 +89,8 @@ def serve_organisations(
     resolve_secrets(settings)
     for org in settings.org_databases or {}:
         own = settings_for(settings, org)
-        require_store(own, create=create)
-        migrate_store(own)
+        require_store(own, create=create, label=StoreLabel.routed(org))
+        migrate_store(own, StoreLabel.routed(org))
     return None
 
 

@@ -112,6 +112,11 @@ class Settings(BaseSettings):
                 raise ValueError("must be nats://host:port, or several separated by commas")
         return ",".join(servers) or None
 
+    @property
+    def nats_cluster(self) -> list[str]:
+        """CARELEDGER_NATS_URL's servers, as the broker takes them (none when unset)."""
+        return nats_servers(self.nats_url or "")
+
     @field_validator(
         "jwt_jwks_url",
         "smart_authorization_endpoint",

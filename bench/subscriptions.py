@@ -108,7 +108,7 @@ def run_s1(settings: Any, events: int, progress: Any) -> dict[str, Any]:
         while deliveries.step()[1] > 0:
             pass
         outbox_seconds = time.perf_counter() - started
-        broker = NatsBroker(NATS_URL)
+        broker = NatsBroker([NATS_URL])
         relay = relay_for(container, broker)
         backlog = container.subscriptions.view.backlog(UUID(pharmacy), 0)
         # What must arrive: every outbox item, once (nothing changes between an event

@@ -51,11 +51,15 @@ T = TypeVar("T")
 
 class NatsBroker:
     def __init__(
-        self, url: str, *, timeout: float = 10.0, stall: float = 3.0, replicas: int | None = None
+        self,
+        servers: Sequence[str],
+        *,
+        timeout: float = 10.0,
+        stall: float = 3.0,
+        replicas: int | None = None,
     ) -> None:
-        self.url = url
-        # A cluster is given as its servers separated by commas; nats-py fails over.
-        self.servers = [server.strip() for server in url.split(",") if server.strip()]
+        # One server, or a cluster's (api.settings normalises them); nats-py fails over.
+        self.servers = list(servers)
         self.timeout = timeout
         # An answer from JetStream (an acknowledgement, a stream lookup) not come within
         # this long was lost, to a dead server or stream leader: retry, not wait it out.

@@ -10,7 +10,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -97,6 +97,16 @@ def create_database(admin_url: str) -> str:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" OWNER "{OWNER_ROLE}"')
     return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+def new_database(admin_url: str, reached: Callable[[str], str] | None = None) -> tuple[str, str]:
+    """A new CareLedger database on ``admin_url``'s server: its admin URL, and the
+    application role's URL, through ``reached(name)`` where the service reaches it by
+    another address (a cluster's list of members, say)."""
+    ensure_roles(admin_url)
+    made = create_database(admin_url)
+    name = urlsplit(made).path.lstrip("/")
+    return made, role_url(reached(name) if reached else made, APP_ROLE)
 
 
 def drop_database(admin_url: str, url: str) -> None:

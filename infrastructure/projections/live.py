@@ -83,6 +83,10 @@ class Positions:
         with self._changed:
             return dict(self._known)
 
+    def _poll(self) -> None:
+        """A waiter's look at the stored positions (here, a read of them)."""
+        self.refresh()
+
     def _settle(self, names: Sequence[str], position: int) -> set[str]:
         """The views whose topics do not occur between their position and ``position``.
 
@@ -114,7 +118,7 @@ class Positions:
         deadline = time.monotonic() + timeout
         if self._reached(names, position):
             return True
-        self.refresh()
+        self._poll()
         settled = self._settle(names, position)
         while not self._reached(names, position, settled):
             remaining = deadline - time.monotonic()
@@ -123,7 +127,7 @@ class Positions:
             with self._changed:
                 self._changed.wait(min(remaining, self.refresh_every))
             if not self._reached(names, position, settled) and time.monotonic() < deadline:
-                self.refresh()
+                self._poll()
                 settled = self._settle(names, position)
         return True
 
@@ -159,7 +163,7 @@ class Positions:
                     return known
                 self._changed.wait(min(remaining, self.refresh_every))
             if self.known(name) <= position:
-                self.refresh()
+                self._poll()
 
     def _reached(
         self, names: Sequence[str], position: int, settled: set[str] | frozenset[str] = frozenset()

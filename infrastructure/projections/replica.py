@@ -9,8 +9,14 @@ replicas).
 
 A standby can run neither LISTEN nor NOTIFY, so ``ReplicaPositions`` learns how far
 the replica has applied the projections' commits by reading its own copy of the
-tracking table, polling with short sleeps until ``min_position`` or the deadline.
+tracking table: one poller per process reads it every few milliseconds while any
+request waits (``min_position``), and wakes every waiter when a position moves.
 """
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 
@@ -18,6 +24,8 @@ from infrastructure.connection_pool import recovering
 from infrastructure.postgres_factory import libpq_options
 from infrastructure.projections.live import Positions
 from infrastructure.projections.store import ViewStore
+
+log = logging.getLogger("careledger.projections")
 
 # Between two reads of the replica's tracking rows while a min_position read waits:
 # short, since a replica usually applies a commit within milliseconds.
@@ -82,8 +90,80 @@ def standby_problem(replica: ViewStore, primary: ViewStore) -> str | None:
     return None
 
 
+class SharedPoller:
+    """One thread that calls ``read`` every ``every`` seconds while anyone waits.
+
+    Started by the first waiter, it ends once none is left (or at ``close``), so an
+    idle process reads nothing; a failed read is kept for the waiters to raise, as
+    their own read would have.
+    """
+
+    def __init__(self, read: Callable[[], object], every: float, name: str = "poller") -> None:
+        self._read = read
+        self._every = every
+        self._name = name
+        self._lock = threading.Lock()
+        self._waiters = 0
+        self._thread: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._failure: Exception | None = None
+        self.reads = 0  # how many reads it has made, for tests and benchmarks
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """While inside, the poller runs (started now if it was not)."""
+        with self._lock:
+            self._waiters += 1
+            if self._thread is None and not self._closing.is_set():
+                self._failure = None
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiters -= 1
+
+    def check(self) -> None:
+        """Raise the last read's failure, if the last read failed."""
+        failure = self._failure
+        if failure is not None:
+            raise failure
+
+    @property
+    def running(self) -> bool:
+        with self._lock:
+            return self._thread is not None
+
+    def close(self) -> None:
+        self._closing.set()
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if self._waiters == 0 or self._closing.is_set():
+                    self._thread = None
+                    return
+            try:
+                self._read()
+                self._failure = None
+            except Exception as error:
+                if self._failure is None:
+                    log.warning(
+                        "the read replica's positions could not be read: %s", type(error).__name__
+                    )
+                self._failure = error
+            self.reads += 1
+            self._closing.wait(self._every)
+
+
 class ReplicaPositions(Positions):
-    """The views' positions as the replica has applied them, polled (no NOTIFY there).
+    """The views' positions as the replica has applied them, polled (no NOTIFY there)
+    by one poller for every waiting request of the process.
 
     The log's head is the primary's: a position a write returned may not have reached
     the replica yet, and that is a wait, not a position past the head (422).
@@ -94,9 +174,23 @@ class ReplicaPositions(Positions):
     ) -> None:
         super().__init__(replica, refresh_every=poll_seconds)
         self.primary = primary
+        self.poller = SharedPoller(self.refresh, poll_seconds, name="replica-positions")
 
     def head(self) -> int:
         return self.primary.head()
 
+    def wait_for(self, names: Sequence[str], position: int, timeout: float) -> bool:
+        with self.poller.waiting():
+            return super().wait_for(names, position, timeout)
+
+    def wait_past(self, name: str, position: int, timeout: float) -> int:
+        with self.poller.waiting():
+            return super().wait_past(name, position, timeout)
+
+    def _poll(self) -> None:
+        # The shared poller reads; a waiter only learns whether that read failed.
+        self.poller.check()
+
     def close(self) -> None:
+        self.poller.close()
         self.store.recorder.datastore.close()  # type: ignore[attr-defined]

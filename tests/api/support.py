@@ -8,7 +8,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from domain.patient import Patient
-from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
+from tests.conftest import ENTRY_BODY, REGISTER_BODY, Auth, auth
 
 CLINICIAN = auth("clinician", sub="dr-main")
 OUTSIDER = auth("clinician", sub="dr-other", org="org-other")
@@ -71,20 +71,21 @@ def records_written(client: TestClient) -> int:
     return sum(1 for n in notifications if not n.topic.startswith("domain.access_record:"))
 
 
-def under_care(client: TestClient | httpx.Client, patient_id: str) -> str:
+def membership_body(patient_id: str) -> dict[str, Any]:
     """An active membership from yesterday for a year: clinicians treat within one."""
     today = datetime.now(UTC).date()
-    response = client.post(
-        "/v1/memberships",
-        headers=ADMIN,
-        json={
-            "patient_id": patient_id,
-            "plan": "individual",
-            "annual_fee_cents": 0,
-            "starts_on": (today - timedelta(days=1)).isoformat(),
-            "ends_on": (today + timedelta(days=365)).isoformat(),
-        },
-    )
+    return {
+        "patient_id": patient_id,
+        "plan": "individual",
+        "annual_fee_cents": 0,
+        "starts_on": (today - timedelta(days=1)).isoformat(),
+        "ends_on": (today + timedelta(days=365)).isoformat(),
+    }
+
+
+def under_care(client: TestClient | httpx.Client, patient_id: str, admin: Auth = ADMIN) -> str:
+    """The patient put under care by ``admin`` (of org-main by default); its position."""
+    response = client.post("/v1/memberships", headers=admin, json=membership_body(patient_id))
     assert response.status_code == 201, response.text
     return str(response.json()["position"])
 

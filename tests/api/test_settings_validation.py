@@ -110,6 +110,9 @@ def test_a_nats_cluster_is_its_servers_separated_by_commas(
     monkeypatch.setenv("CARELEDGER_NATS_REPLICAS", "3")
     settings = load_settings()
     assert settings.nats_url == "nats://127.0.0.1:14222,nats://127.0.0.1:14223"
+    # and the broker is given them as a list, split here once
+    assert settings.nats_cluster == ["nats://127.0.0.1:14222", "nats://127.0.0.1:14223"]
+    assert load_settings().model_copy(update={"nats_url": None}).nats_cluster == []
     assert settings.nats_replicas == 3
 
 

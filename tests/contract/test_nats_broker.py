@@ -28,7 +28,7 @@ from tests.e2e.test_relay_nats_restart import private_nats
 
 @pytest.fixture
 def broker(nats_server: str) -> Iterator[NatsBroker]:
-    broker = NatsBroker(nats_server, timeout=5.0)
+    broker = NatsBroker([nats_server], timeout=5.0)
     broker.connect()
     try:
         yield broker
@@ -93,7 +93,7 @@ def test_after_a_lost_message_nothing_later_is_stored_ahead_of_its_retry(
     must not let the ones after it into the stream first: the retry would then store
     it out of order. Here the loss is a message on a subject no stream takes."""
     with private_nats(tmp_path) as server:
-        broker = NatsBroker(server.url, timeout=5.0)
+        broker = NatsBroker([server.url], timeout=5.0)
         broker.connect()
         try:
             subject = subject_of(uuid4())
@@ -120,7 +120,7 @@ def test_a_retry_over_purged_messages_is_not_refused_for_ever(tmp_path: Path) ->
     the broker cannot find it in the stream: chaining the next message onto it would
     be refused on every retry."""
     with private_nats(tmp_path) as server:
-        broker = NatsBroker(server.url, timeout=5.0)
+        broker = NatsBroker([server.url], timeout=5.0)
         broker.connect()
         try:
             subject, other = subject_of(uuid4()), subject_of(uuid4())

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,15 +107,3 @@ def login_link(base: str, env: dict[str, str], role: str, sub: str, *extra: str)
     ).stdout.strip()
     assert login.startswith(f"{base}/console/login?code=")
     return login
-
-
-def year_of_care(patient: str) -> dict[str, Any]:
-    """A membership body that covers today: care began yesterday and lasts a year."""
-    today = datetime.now(UTC).date()
-    return {
-        "patient_id": patient,
-        "plan": "individual",
-        "annual_fee_cents": 0,
-        "starts_on": (today - timedelta(days=1)).isoformat(),
-        "ends_on": (today + timedelta(days=365)).isoformat(),
-    }

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.api.support import membership_body
 from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
 from tests.e2e.browser import (
     Pages,
@@ -17,7 +18,6 @@ from tests.e2e.browser import (
     login_link,
     require_browser,
     screenshots_for,
-    year_of_care,
 )
 from tests.e2e.server import running_server
 
@@ -47,7 +47,7 @@ def test_the_auditor_finds_replays_and_reviews_a_break_glass_access(
         assert read.status_code == 200, read.text
         access = read.headers["X-Access-Id"]
         # Under care later, the patient is reported to public health: an accountable disclosure
-        membership = year_of_care(patient)
+        membership = membership_body(patient)
         assert http.post("/v1/memberships", json=membership, headers=ADMIN).status_code == 201
         public_health = {**CLINICIAN, "X-Purpose-Of-Use": "PUBHLTH"}
         report = http.get(f"/v1/patients/{patient}", headers=public_health)

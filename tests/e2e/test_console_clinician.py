@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.api.support import membership_body
 from tests.conftest import auth
 from tests.e2e.browser import (
     Pages,
@@ -22,7 +23,6 @@ from tests.e2e.browser import (
     login_link,
     require_browser,
     screenshots_for,
-    year_of_care,
 )
 from tests.e2e.server import running_server
 
@@ -65,7 +65,7 @@ def test_the_clinician_reads_records_amends_and_breaks_the_glass(
     ):
         # Grace Hopper is under the clinic's care, with three heart rates
         grace = registered(http, "MRN-E2E-0042", "Grace", "Hopper")
-        membership = year_of_care(grace)
+        membership = membership_body(grace)
         assert http.post("/v1/memberships", json=membership, headers=ADMIN).status_code == 201
         for day, rate in ((3, 88), (10, 79), (17, 71)):
             value = {"quantity": rate, "unit": "/min"}

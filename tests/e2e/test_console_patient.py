@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.api.support import membership_body
 from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
 from tests.e2e.browser import (
     Pages,
@@ -20,7 +21,6 @@ from tests.e2e.browser import (
     login_link,
     require_browser,
     screenshots_for,
-    year_of_care,
 )
 from tests.e2e.server import running_server
 
@@ -42,7 +42,7 @@ def test_the_patient_sees_who_read_their_record_and_grants_then_revokes_marketin
         httpx.Client(base_url=base, timeout=15) as http,
     ):
         patient = http.post("/v1/patients", json=REGISTER_BODY, headers=CLINICIAN).json()["id"]
-        membership = year_of_care(patient)
+        membership = membership_body(patient)
         assert http.post("/v1/memberships", json=membership, headers=ADMIN).status_code == 201
         recorded = http.post(f"/v1/patients/{patient}/entries", json=ENTRY_BODY, headers=CLINICIAN)
         assert recorded.status_code == 201, recorded.text

@@ -14,7 +14,6 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -23,6 +22,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests.api.support import under_care
 from tests.conftest import (
     APP_ROLE,
     ENTRY_BODY,
@@ -46,19 +46,6 @@ def staff(org: str) -> dict[str, Any]:
     }
 
 
-def under_care(http: httpx.Client, patient_id: str, admin: Any) -> None:
-    today = datetime.now(UTC).date()
-    body = {
-        "patient_id": patient_id,
-        "plan": "individual",
-        "annual_fee_cents": 0,
-        "starts_on": (today - timedelta(days=1)).isoformat(),
-        "ends_on": (today + timedelta(days=365)).isoformat(),
-    }
-    enrolled = http.post("/v1/memberships", json=body, headers=admin)
-    assert enrolled.status_code == 201, enrolled.text
-
-
 def chart(http: httpx.Client, org: str, family: str, display: str) -> str:
     """An organisation's clinician registers a patient under care and writes an entry,
     then reads it back through the views (which only a projector running makes work)."""
@@ -71,7 +58,7 @@ def chart(http: httpx.Client, org: str, family: str, display: str) -> str:
     registered = http.post("/v1/patients", json=body, headers=people["clinician"])
     assert registered.status_code == 201, registered.text
     patient_id = str(registered.json()["id"])
-    under_care(http, patient_id, people["admin"])
+    under_care(http, patient_id, admin=people["admin"])
     entry = {**ENTRY_BODY, "code": {**ENTRY_BODY["code"], "display": display}}
     written = http.post(
         f"/v1/patients/{patient_id}/entries", json=entry, headers=people["clinician"]

@@ -4,13 +4,26 @@ them as one table (``make faults`` prints it; CI's short run does too)."""
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rich.console import Console
 from rich.table import Table
 
+from tests.conftest import drop_database, new_database
 from tests.faults.figures import FIGURES
+
+
+@pytest.fixture
+def pg_url(postgres_server: str) -> Iterator[str]:
+    """An experiment's own database on the shared server, dropped after it."""
+    made, url = new_database(postgres_server)
+    try:
+        yield url
+    finally:
+        drop_database(postgres_server, made)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -14,7 +14,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from typer.testing import CliRunner, Result
 
 from api.bootstrap import build
 from api.cli import cli
-from tests.api.support import ADMIN, CLINICIAN
+from tests.api.support import ADMIN, CLINICIAN, membership_body
 from tests.conftest import ENTRY_BODY, JWT_SECRET, REGISTER_BODY, make_settings, owner_url_for
 from tests.contract.read_model_support import all_digests
 from tests.e2e.server import BIN, free_port
@@ -216,14 +215,7 @@ def patient_under_care(client: httpx.Client) -> str:
     body = {**REGISTER_BODY, "mrn": f"MRN-{uuid.uuid4().hex[:12]}"}
     response = retried(lambda: client.post("/v1/patients", json=body, headers=CLINICIAN))
     patient = str(response.json()["id"])
-    today = datetime.now(UTC).date()
-    membership = {
-        "patient_id": patient,
-        "plan": "individual",
-        "annual_fee_cents": 0,
-        "starts_on": (today - timedelta(days=1)).isoformat(),
-        "ends_on": (today + timedelta(days=365)).isoformat(),
-    }
+    membership = membership_body(patient)
     retried(lambda: client.post("/v1/memberships", json=membership, headers=ADMIN))
     return patient
 

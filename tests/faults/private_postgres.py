@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import APP_ROLE, create_database, ensure_roles, role_url
+from tests.conftest import new_database
 from tests.e2e.server import free_port
 
 
@@ -106,8 +106,7 @@ class PrivatePostgres:
 
     def database(self) -> str:
         """A new database with CareLedger's roles; the application role's URL."""
-        ensure_roles(self.admin_url)
-        return role_url(create_database(self.admin_url), APP_ROLE)
+        return new_database(self.admin_url)[1]
 
 
 @contextmanager

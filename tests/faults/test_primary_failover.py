@@ -13,13 +13,12 @@ within 15 s of the crash with no restart of the service."""
 import random
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 from uuid import UUID
 
 import pytest
 
 from api.bootstrap import build
-from tests.conftest import APP_ROLE, create_database, ensure_roles, make_settings, role_url
+from tests.conftest import make_settings, new_database
 from tests.faults.figures import Figures, recorded
 from tests.faults.harness import (
     Service,
@@ -44,10 +43,9 @@ def test_the_primary_crashes_and_a_standby_takes_over_losing_nothing(tmp_path: P
     with patroni_cluster() as cluster:
         ready = cluster.ready()
         leader = cluster.leader()
-        # CareLedger's roles and database, made on the primary, reach the standbys by WAL
-        ensure_roles(leader.admin_url)
-        database = urlsplit(create_database(leader.admin_url)).path.lstrip("/")
-        url = role_url(cluster.url(database) + CLIENT_OPTIONS, APP_ROLE)
+        # CareLedger's roles and database, made on the primary, reach the standbys by
+        # WAL; the service is given every member (the cluster goes, and the database with it)
+        _, url = new_database(leader.admin_url, lambda name: cluster.url(name) + CLIENT_OPTIONS)
         env = service_env(url, tmp_path)
         service = Service(env, tmp_path, "serve", "--with-projections")
         service.start()

@@ -4,12 +4,10 @@ of each restart (issue 23)."""
 
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import APP_ROLE, create_database, drop_database, role_url
 from tests.faults.figures import Figures, recorded
 from tests.faults.harness import (
     Service,
@@ -25,15 +23,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.postgres]
 
 WRITERS = 8
 HEALTHY_WITHIN = 3.0
-
-
-@pytest.fixture
-def pg_url(postgres_server: str) -> Iterator[str]:
-    admin_url = create_database(postgres_server)
-    try:
-        yield role_url(admin_url, APP_ROLE)
-    finally:
-        drop_database(postgres_server, admin_url)
 
 
 def test_serve_sigkilled_under_writers_loses_nothing(pg_url: str, tmp_path: Path) -> None:

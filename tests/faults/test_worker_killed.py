@@ -5,13 +5,12 @@ its own."""
 
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from api.bootstrap import build
-from tests.conftest import APP_ROLE, create_database, drop_database, make_settings, role_url
+from tests.conftest import make_settings
 from tests.faults.figures import Figures, recorded
 from tests.faults.harness import (
     Service,
@@ -27,15 +26,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.postgres]
 
 WRITERS = 4
 BANNER = "careledger worker: running"
-
-
-@pytest.fixture
-def pg_url(postgres_server: str) -> Iterator[str]:
-    admin_url = create_database(postgres_server)
-    try:
-        yield role_url(admin_url, APP_ROLE)
-    finally:
-        drop_database(postgres_server, admin_url)
 
 
 def test_worker_and_rebuild_sigkilled_converge_to_a_rebuild(pg_url: str, tmp_path: Path) -> None:
