@@ -213,7 +213,11 @@ def import_command(
     ] = None,
     jobs: Annotated[
         int | None,
-        typer.Option(help="Processes that read and plan files (default: one per core)", min=1),
+        typer.Option(
+            help="Processes at work, this one and those that read and plan files "
+            "(default: one per core; 1 plans here)",
+            min=1,
+        ),
     ] = None,
 ) -> None:
     """Import FHIR charts: transactions all or nothing, batches entry by entry."""

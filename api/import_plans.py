@@ -1,6 +1,6 @@
 """The pure part of importing a file: read, parsed and planned, with nothing written.
 
-``careledger import --jobs N`` runs it in N planning processes (``planner``) while the
+``careledger import --jobs N`` runs it in N - 1 planning processes (``planner``) while the
 importing process builds the charts' events and commits them in file order, so the
 parsing and planning use the machine's other cores; what goes in (a path) and comes
 back (``PlannedFile``) pickles. Without a planner the same function runs in-process.
@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -35,6 +36,7 @@ AHEAD = 16
 # Fewer files than this are planned in-process: starting a planning process (an
 # interpreter and its imports) costs more than it would save them.
 FEW = 32
+SETTINGS = "CARELEDGER_"
 
 
 @dataclass(frozen=True)
@@ -109,18 +111,36 @@ def _exit_without(importer: int) -> None:
 
 
 def planner(jobs: int | None, files: int | None = None) -> Executor | None:
-    """``jobs`` planning processes (default: one per core) for ``files`` files, or None
-    for one job or a few files (fewer than ``FEW``): planned in-process. Spawned, not
+    """Planning processes so that ``jobs`` processes work in all, this one included
+    (default: one per core this process may run on), for ``files`` files; None for
+    one job or a few files (fewer than ``FEW``): planned in-process. Spawned, not
     forked: the importer has threads (its group commit)."""
-    jobs = jobs if jobs is not None else (os.cpu_count() or 1)
+    jobs = jobs if jobs is not None else len(os.sched_getaffinity(0))
     if jobs <= 1 or (files is not None and files < FEW):
         return None
-    return ProcessPoolExecutor(
-        max_workers=jobs,
+    pool = ProcessPoolExecutor(
+        max_workers=jobs - 1,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_planning_for,
         initargs=(os.getpid(),),
     )
+    with _without_settings():
+        for _ in range(jobs - 1):  # each submit to a pool with none idle spawns one now
+            pool.submit(int)
+    return pool
+
+
+@contextmanager
+def _without_settings() -> Iterator[None]:
+    """The service's settings (its master key, database URLs, token secret) left out of
+    the environment a planning process is started with: a planner needs none of them."""
+    held = {name: value for name, value in os.environ.items() if name.startswith(SETTINGS)}
+    for name in held:
+        del os.environ[name]
+    try:
+        yield
+    finally:
+        os.environ.update(held)
 
 
 def planned_in_order(

@@ -4,6 +4,7 @@ and the others go on, an NDJSON chart is one transaction, and importing the same
 files again writes nothing."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -210,20 +211,28 @@ def test_a_commit_that_fails_mid_import_fails_its_files_whole_and_no_other(
 
 
 def test_files_planned_by_planning_processes_import_as_planned_here(
-    container: Container, tmp_path: Path
+    container: Container, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`--jobs 2`: other processes read and plan the files, this one writes them in
-    file order, each all or nothing; a refused entry and a file that is not JSON are
-    named as in-process, and importing again writes nothing."""
+    """`--jobs 2`: another process reads and plans the files, without the service's
+    settings in its environment, and this one writes them in file order, each all or
+    nothing; a refused entry and a file that is not JSON are named as in-process, and
+    importing again writes nothing."""
     directory = charts(tmp_path / "charts")
     files = sorted(directory.iterdir())
     clinician = ctx(Role.CLINICIAN, "importer")
     before = written(container)
+    monkeypatch.setenv("CARELEDGER_MASTER_KEY", "not-for-planners")
     planners = planner(2)
     assert planners is not None
+    submitted: list[object] = []
+    submit = planners.submit
+    monkeypatch.setattr(planners, "submit", lambda fn, *a: submitted.append(a) or submit(fn, *a))
     try:
+        assert planners.submit(os.getenv, "CARELEDGER_MASTER_KEY").result() is None
+        assert os.environ["CARELEDGER_MASTER_KEY"] == "not-for-planners"  # here, restored
         steps: list[int] = []
         summary = import_files(container, clinician, files, steps.append, planners=planners)
+        assert [a for a in submitted[1:]] == [(path,) for path in files]  # planned there
         assert steps == [1, 1, 1, 1]
         assert (summary.files, summary.imported, summary.resources) == (4, 2, 14 + 2)
         assert set(summary.failed) == {str(files[2]), str(files[3])}
