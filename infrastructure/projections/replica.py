@@ -13,6 +13,7 @@ tracking table: one poller per process reads it every few milliseconds while any
 request waits (``min_position``), and wakes every waiter when a position moves.
 """
 
+import copy
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -113,11 +114,12 @@ class SharedPoller:
     def waiting(self) -> Iterator[None]:
         """While inside, the poller runs (started now if it was not)."""
         with self._lock:
-            self._waiters += 1
             if self._thread is None and not self._closing.is_set():
                 self._failure = None
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                thread.start()  # if it cannot start, nothing is left to block the next waiter
+                self._thread = thread  # under the lock, which the thread takes first
+            self._waiters += 1
         try:
             yield
         finally:
@@ -125,10 +127,11 @@ class SharedPoller:
                 self._waiters -= 1
 
     def check(self) -> None:
-        """Raise the last read's failure, if the last read failed."""
+        """Raise the last read's failure, if the last read failed: a copy per waiter,
+        so that no request's traceback carries another's frames."""
         failure = self._failure
         if failure is not None:
-            raise failure
+            raise copy.copy(failure).with_traceback(None) from failure
 
     @property
     def running(self) -> bool:
@@ -143,6 +146,14 @@ class SharedPoller:
             thread.join(timeout=5)
 
     def _run(self) -> None:
+        try:
+            self._poll_while_waited_for()
+        finally:
+            with self._lock:  # however it ends, the next waiter starts another
+                if self._thread is threading.current_thread():
+                    self._thread = None
+
+    def _poll_while_waited_for(self) -> None:
         while True:
             with self._lock:
                 if self._waiters == 0 or self._closing.is_set():
@@ -180,6 +191,8 @@ class ReplicaPositions(Positions):
         return self.primary.head()
 
     def wait_for(self, names: Sequence[str], position: int, timeout: float) -> bool:
+        if self._reached(names, position):
+            return True  # no poller is started for a position already known
         with self.poller.waiting():
             return super().wait_for(names, position, timeout)
 

@@ -136,3 +136,50 @@ def test_close_stops_a_poller_that_has_waiters() -> None:
     for thread in threads:
         thread.join(2)
     assert results == [False] * 3  # never reached: they time out, nothing hangs
+
+
+def test_each_waiter_raises_its_own_copy_of_a_failed_read(positions: FakeReplica) -> None:
+    tracking = positions.tracking
+    tracking.failure = ConnectionError("replica gone")
+    raised: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            positions.wait_for(["timeline"], 5, 2.0)
+        except ConnectionError as error:
+            raised.append(error)
+
+    threads, _ = in_threads(2, wait)
+    for thread in threads:
+        thread.join(5)
+    # Then both fail as their own read would have, each with an exception of its own,
+    # so that no request's traceback carries the other's frames
+    assert len(raised) == 2 and raised[0] is not raised[1]
+    assert all(error.__cause__ is tracking.failure for error in raised)
+
+
+def test_a_position_already_known_starts_no_poller(positions: FakeReplica) -> None:
+    tracking = positions.tracking
+    tracking.positions["timeline"] = 5
+    assert positions.wait_for(["timeline"], 5, 2.0)
+    assert stopped(positions.poller)
+    reads = tracking.reads
+    for _ in range(50):
+        assert positions.wait_for(["timeline"], 5, 2.0)
+    assert not positions.poller.running and tracking.reads == reads
+
+
+def test_a_poller_that_could_not_start_leaves_the_next_waiter_one_that_can(
+    positions: FakeReplica, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_start = threading.Thread.start
+
+    def refused(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refused)
+    with pytest.raises(RuntimeError):
+        positions.wait_for(["timeline"], 5, 0.5)
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    positions.tracking.positions["timeline"] = 5
+    assert positions.wait_for(["timeline"], 5, 2.0)
