@@ -66,6 +66,10 @@ class Step:
     held: bool = True
 
 
+# What reading a JSON value as the wrong FHIR type raises in the mappers.
+MISTYPED = (TypeError, AttributeError, KeyError, ValueError)
+
+
 class EntryRefused(InvalidValue):
     """A Bundle entry the chart cannot take: its index and the element."""
 
@@ -140,27 +144,34 @@ class Referents:
 def referents(bundle: dict[str, Any], new_id: Callable[[], UUID]) -> Referents:
     found = Referents({}, {}, set(), {}, {})
     for entry in bundle.get("entry", []):
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        url = entry.get("fullUrl") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict) or not isinstance(url, str):
-            continue
-        kind = resource.get("resourceType")
-        if kind == "Observation":
-            found.observations[url] = resource
-        elif kind == "Encounter":
-            found.encounters[url] = new_id()
-        elif kind == "Patient":
-            found.patients.add(url)
-        elif kind == "Medication":
-            found.medications |= dict.fromkeys(medication_key(url, resource), resource)
-        elif kind in DIRECTORY and kind != "PractitionerRole":
-            try:
-                system, value, name = directory_entry(str(kind), resource, str(kind))
-            except InvalidValue:
-                continue  # the entry itself is refused when planned
-            found.directory[url] = (str(kind), system, value, name)
-            found.names[(str(kind), system, value)] = name
+        try:
+            _note_referent(found, entry, new_id)
+        except MISTYPED:
+            continue  # the entry itself is refused when planned
     return found
+
+
+def _note_referent(found: Referents, entry: Any, new_id: Callable[[], UUID]) -> None:
+    resource = entry.get("resource") if isinstance(entry, dict) else None
+    url = entry.get("fullUrl") if isinstance(entry, dict) else None
+    if not isinstance(resource, dict) or not isinstance(url, str):
+        return
+    kind = resource.get("resourceType")
+    if kind == "Observation":
+        found.observations[url] = resource
+    elif kind == "Encounter":
+        found.encounters[url] = new_id()
+    elif kind == "Patient":
+        found.patients.add(url)
+    elif kind == "Medication":
+        found.medications |= dict.fromkeys(medication_key(url, resource), resource)
+    elif kind in DIRECTORY and kind != "PractitionerRole":
+        try:
+            system, value, name = directory_entry(str(kind), resource, str(kind))
+        except InvalidValue:
+            return  # the entry itself is refused when planned
+        found.directory[url] = (str(kind), system, value, name)
+        found.names[(str(kind), system, value)] = name
 
 
 def plan(bundle: dict[str, Any], new_id: Callable[[], UUID]) -> list[Step | InvalidValue]:
@@ -174,6 +185,17 @@ def plan(bundle: dict[str, Any], new_id: Callable[[], UUID]) -> list[Step | Inva
 
 
 def _step(
+    index: int, entry: Any, found: Referents, new_id: Callable[[], UUID]
+) -> Step | InvalidValue:
+    try:
+        return _step_of(index, entry, found, new_id)
+    except MISTYPED:
+        # The mappers read JSON as FHIR types it; an element of another JSON type (an
+        # object for a code, a number for a string) is this entry's error, not a fault.
+        return InvalidValue(f"Bundle.entry[{index}]", "an element is not of its FHIR type")
+
+
+def _step_of(
     index: int, entry: Any, found: Referents, new_id: Callable[[], UUID]
 ) -> Step | InvalidValue:
     where = f"Bundle.entry[{index}]"

@@ -224,3 +224,41 @@ def test_a_batch_answers_each_entry_on_its_own(client: TestClient) -> None:
     caught_up(client)
     found = fhir_get(client, "/fhir/Observation", {"patient": patient_id}).json()
     assert found["total"] == 1
+
+
+def leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path of every scalar in a JSON value."""
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in leaves(item, (*path, key))]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in leaves(item, (*path, i))]
+    return [path]
+
+
+def test_an_element_of_the_wrong_json_type_is_refused_by_its_entry_never_a_500(
+    client: TestClient,
+) -> None:
+    """An object where a code belongs, a number where a string does, anywhere in a
+    chart's entries: never a 500; a refusal names the entry and writes nothing."""
+    original = chart_bundle()
+    # Every other scalar of the entries, in turn an object and a number (about 90 posts)
+    paths = [p for p in leaves(original["entry"]) if p[1] == "resource"][::2]
+    assert len(paths) > 80
+    accepted = []
+    for n, path in enumerate(paths):
+        bundle = copy.deepcopy(original)
+        bundle["entry"][0]["resource"]["identifier"][0]["value"] += f"-{n}"  # a new patient
+        parent = bundle["entry"]
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = {"x": 1} if n % 2 == 0 else 7
+        before = records_written(client)
+        answer = post_bundle(client, bundle)
+        assert answer.status_code in {200, 400, 422}, (path, answer.status_code, answer.text)
+        if answer.status_code == 200:
+            accepted.append(path)  # an element the chart does not keep, as its note says
+            continue
+        diagnostics = outcome(answer, answer.status_code)["issue"][0]["diagnostics"]
+        assert f"Bundle.entry[{path[0]}]" in diagnostics, path
+        assert records_written(client) == before
+    assert len(accepted) < len(paths) / 4, accepted
