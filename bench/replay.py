@@ -30,6 +30,7 @@ from uuid import UUID, uuid4
 
 from rich.console import Console
 
+from api import heap
 from api.bootstrap import build
 from application.context import Actor, RequestContext, Role
 from bench.support import report as bench_report
@@ -103,6 +104,7 @@ def chart(container: Any, entries: int, *, observations: bool = False) -> UUID:
 def run(backend: str, entries: int, repeats: int, progress: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, bench_store(backend) as url:
         container = build(bench_settings(url, Path(tmp) / "var"))
+        heap.settle(container)  # as serve's process does at its entry
         try:
             patient_id = chart(container, entries)
             container.catch_up()
