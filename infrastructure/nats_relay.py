@@ -59,6 +59,8 @@ class NatsBroker:
         replicas: int | None = None,
     ) -> None:
         # One server, or a cluster's (api.settings normalises them); nats-py fails over.
+        if isinstance(servers, str):  # a URL is a sequence too: of one-letter "servers"
+            raise TypeError("NatsBroker takes a list of server URLs, not one string")
         self.servers = list(servers)
         self.timeout = timeout
         # An answer from JetStream (an acknowledgement, a stream lookup) not come within

@@ -172,3 +172,8 @@ def test_the_relay_keeps_what_an_operator_set_on_an_existing_stream(tmp_path: Pa
     assert config.max_age == 30 * 24 * 3600
     assert config.duplicate_window == DUPLICATE_WINDOW_SECONDS
     assert config.num_replicas == 1
+
+
+def test_a_single_url_string_is_refused_not_read_as_a_list_of_letters() -> None:
+    with pytest.raises(TypeError, match="list of server URLs"):
+        NatsBroker("nats://127.0.0.1:4222")  # type: ignore[arg-type]
