@@ -18,7 +18,7 @@ from api.routers.fhir_writes import resource_of, writes
 from application import errors
 from application.access.access_log import render
 from application.context import RequestContext
-from application.fhir.bundles import READ_BACK_AS, bundle_kind
+from application.fhir.bundles import MISTYPED, READ_BACK_AS, bundle_kind
 from application.fhir.imports import NOT_HELD, not_held, note_of, trimmed
 from application.fhir.intake import addressed_patient
 from application.fhir.mapped import as_held
@@ -99,10 +99,16 @@ def batch_entry(ctx: RequestContext, fhir: FhirWrites, index: int, entry: Any) -
     except errors.StoreUnavailable:
         raise
     except (errors.ApplicationError, domain_errors.DomainError) as error:
-        for cls, status in STATUS_OF:
-            if isinstance(error, cls):
-                return _failed(status, "processing", f"Bundle.entry[{index}]: {error}")
-        raise
+        return _refused(index, error)
+    except MISTYPED:  # read as FHIR, an element of another JSON type is the entry's error
+        return _refused(index, InvalidValue("resource", "an element is not of its FHIR type"))
+
+
+def _refused(index: int, error: Exception) -> dict[str, Any]:
+    for cls, status in STATUS_OF:
+        if isinstance(error, cls):
+            return _failed(status, "processing", f"Bundle.entry[{index}]: {error}")
+    raise error
 
 
 def _write(ctx: RequestContext, fhir: FhirWrites, index: int, entry: Any) -> dict[str, Any]:

@@ -262,3 +262,14 @@ def test_an_element_of_the_wrong_json_type_is_refused_by_its_entry_never_a_500(
         assert f"Bundle.entry[{path[0]}]" in diagnostics, path
         assert records_written(client) == before
     assert len(accepted) < len(paths) / 4, accepted
+    # And in a batch, such an entry fails alone, named, while the others are written
+    batch = copy.deepcopy(original)
+    batch["type"] = "batch"
+    batch["entry"][0]["resource"]["identifier"][0]["value"] += "-batch"
+    batch["entry"][5]["resource"]["status"] = {"x": 1}
+    answer = post_bundle(client, batch)
+    assert answer.status_code == 200, answer.text
+    responses = [entry["response"] for entry in answer.json()["entry"]]
+    assert responses[5]["status"].startswith("4"), responses[5]
+    assert "Bundle.entry[5]" in responses[5]["outcome"]["issue"][0]["diagnostics"]
+    assert responses[0]["status"].startswith("201"), responses[0]
