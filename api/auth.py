@@ -36,6 +36,11 @@ class TokenVerifier:
             raise ConfigError("a JWKS verifier needs both an issuer and an audience")
         self._jwks = jwt.PyJWKClient(self.jwks_url) if self.jwks_url else None
 
+    @property
+    def fetches_keys(self) -> bool:
+        """Whether ``actor`` may fetch signing keys over the network (a JWKS)."""
+        return self._jwks is not None
+
     def actor(self, authorization: str | None, *, login: bool = False) -> Actor:
         """The token's actor. A console login code (``use: console-login``) is accepted
         only to sign in (``login``), never as a bearer token, and the reverse."""

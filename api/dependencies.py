@@ -5,6 +5,7 @@ import re
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import Unauthenticated
 from api.container import Container
@@ -38,7 +39,20 @@ def container(request: Request) -> Container:
     return routed(request, current_actor(request).org)
 
 
-UseCases = Annotated[Container, Depends(container)]
+async def _container(request: Request) -> Container:
+    """``container`` on the event loop unless verifying a token may fetch keys: FastAPI
+    runs a sync dependency in a worker thread, a hop there and back per request."""
+    if _fetches_keys(request):
+        return await run_in_threadpool(container, request)
+    return container(request)
+
+
+def _fetches_keys(request: Request) -> bool:
+    """Whether verifying a token may fetch signing keys over the network (a JWKS)."""
+    return bool(getattr(request.app.state.verifier, "fetches_keys", True))
+
+
+UseCases = Annotated[Container, Depends(_container)]
 
 
 def app_settings(request: Request) -> Settings:
@@ -51,7 +65,14 @@ def app_settings(request: Request) -> Settings:
 AppSettings = Annotated[Settings, Depends(app_settings)]
 
 
-CurrentActor = Annotated[Actor, Depends(current_actor)]
+async def _current_actor(request: Request) -> Actor:
+    """``current_actor``, on the event loop unless verifying may fetch keys."""
+    if _fetches_keys(request):
+        return await run_in_threadpool(current_actor, request)
+    return current_actor(request)
+
+
+CurrentActor = Annotated[Actor, Depends(_current_actor)]
 
 
 async def request_context(
@@ -105,7 +126,7 @@ async def request_context(
 Context = Annotated[RequestContext, Depends(request_context)]
 
 
-def expected_version(if_match: Annotated[str | None, Header()] = None) -> int | None:
+async def expected_version(if_match: Annotated[str | None, Header()] = None) -> int | None:
     """If-Match carries the stream version as an ETag: "3", W/"3" or *."""
     if if_match is None or if_match.strip() == "*":
         return None

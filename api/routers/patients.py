@@ -1,10 +1,12 @@
 """Patients: registration, demographics and clinical entries."""
 
+import functools
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.dependencies import Context, ExpectedVersion, MinPosition, UseCases
@@ -202,24 +204,29 @@ def update_demographics(
     summary="Record a clinical entry",
     **documented(EntryWritten, 201, *CHART_WRITE, disclosed=True, etag=True),
 )
-def record_entry(
+async def record_entry(
     patient_id: UUID,
     body: RecordEntryIn,
     ctx: Context,
     use_cases: UseCases,
     expected: ExpectedVersion,
 ) -> Response:
-    write = use_cases.patients.record_entry(
-        ctx,
-        patient_id,
-        kind=body.kind,
-        code=body.code.to_domain(),
-        value=value_to_domain(body.value),
-        effective_at=body.effective_at,
-        modality=body.modality,
-        labels=frozenset(body.labels),
-        expected_version=expected,
-    )
+    """On the event loop, awaiting its group commit, when nothing needs a store read
+    first (``awaited_writes``); otherwise the blocking path, in a worker thread."""
+    patients = use_cases.patients
+    entry = {
+        "kind": body.kind,
+        "code": body.code.to_domain(),
+        "value": value_to_domain(body.value),
+        "effective_at": body.effective_at,
+        "modality": body.modality,
+        "labels": frozenset(body.labels),
+        "expected_version": expected,
+    }
+    write = await patients.record_entry_awaited(ctx, patient_id, **entry)
+    if write is None:
+        blocking = functools.partial(patients.record_entry, ctx, patient_id, **entry)
+        write = await run_in_threadpool(blocking)
     return disclosed_write(write, 201)
 
 

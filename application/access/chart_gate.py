@@ -86,6 +86,14 @@ class ChartGate:
             raise Gone("the patient's record has been erased")
         return decision
 
+    def write_permitted(
+        self, ctx: RequestContext, content: Content, patient_id: UUID, care_organisation: str
+    ) -> bool:
+        """Whether ``admit_write`` would admit this write, deciding alike and recording
+        nothing (the erasure check aside)."""
+        request = self._request(ctx, patient_id, care_organisation, content, write=True)
+        return decide(request, ConsentFacts(0, {}), []).permit
+
     def within_reach(self, ctx: RequestContext, patient_id: UUID, action: str) -> str:
         """The organisation of a chart the actor may address at all (a patient's own,
         a staff member's organisation's); else a denial is recorded and 404 raised."""

@@ -14,6 +14,7 @@ from application.access.roles import ChartAction, require_role
 from application.charts.disclosure_rendering import DEMOGRAPHICS_RENDER, render_demographics
 from application.context import RequestContext
 from application.errors import Gone, NotFound
+from application.ledger.awaited_writes import cached, can_await, commit_awaited, for_command
 from application.ledger.ledger import CareLedger, WriteOutcome
 from application.ports import Clock, NewId, NewPatientId
 from domain.consent import Consent
@@ -179,24 +180,34 @@ class Patients:
         tags: tuple[Coding, ...] = (),
         links: EntryLinks | None = None,
     ) -> DisclosedWrite:
+        command = self._recording(
+            kind=kind, code=code, value=value, effective_at=effective_at,
+            modality=modality, labels=labels, tags=tags, links=links,
+        )  # fmt: skip
+        return self._change_chart(ctx, patient_id, expected_version, command)
+
+    async def record_entry_awaited(
+        self,
+        ctx: RequestContext,
+        patient_id: UUID,
+        *,
+        expected_version: int | None = None,
+        **entry: Any,
+    ) -> DisclosedWrite | None:
+        """``record_entry`` (the same fields) on the event loop when it needs no store
+        read (``awaited_writes``); None, with nothing written, when it does."""
+        command = self._recording(**{"tags": (), "links": None, **entry})
+        return await self._change_chart_awaited(ctx, patient_id, expected_version, command)
+
+    def _recording(self, **entry: Any) -> Callable[[Patient, Provenance], dict[str, Any]]:
+        """The command that records an entry (its id chosen now, once per request)."""
         entry_id = self.new_id()
 
         def command(patient: Patient, by: Provenance) -> dict[str, Any]:
-            patient.record_entry(
-                entry_id=entry_id,
-                kind=kind,
-                code=code,
-                value=value,
-                effective_at=effective_at,
-                modality=modality,
-                labels=labels,
-                by=by,
-                tags=tags,
-                links=links,
-            )
+            patient.record_entry(entry_id=entry_id, by=by, **entry)
             return {"entry_id": str(entry_id)}
 
-        return self._change_chart(ctx, patient_id, expected_version, command)
+        return command
 
     def amend_entry(
         self,
@@ -296,6 +307,34 @@ class Patients:
         outcome = self.ledger.change(
             ctx, Patient, patient_id, "patient", apply, expected_version, admit, attestation
         )
+        return self.reads.disclosures.answer_write(attestation, outcome)
+
+    async def _change_chart_awaited(
+        self,
+        ctx: RequestContext,
+        patient_id: UUID,
+        expected_version: int | None,
+        command: Callable[[Patient, Provenance], dict[str, Any]],
+    ) -> DisclosedWrite | None:
+        """``_change_chart`` when the chart is cached, permitted and as If-Match expects
+        it, with no Idempotency-Key: the checks are the same, and none reads the store.
+        Otherwise None before anything is written: the blocking path decides (and
+        records a denial, 404 or 410) as it always has."""
+        require_role(ctx, ChartAction.WRITE_CLINICAL)  # a 403's handler records it
+        chart = cached(self.ledger, Patient, patient_id)
+        if chart is None or chart.erased or not can_await(self.ledger, ctx):
+            return None
+        if expected_version is not None and chart.version != expected_version:
+            return None  # the copy may be behind: the blocking path loads the chart
+        gate = self.reads.gate
+        if not gate.write_permitted(ctx, Content.CLINICAL, patient_id, chart.organisation_id):
+            return None
+        patient = for_command(chart)
+        result = {**command(patient, self._by(ctx)), "version": patient.version}
+        attestation = self.reads.disclosures.attest_write(ctx, patient_id)
+        outcome = await commit_awaited(self.ledger, [patient], result, attestation)
+        if outcome is None:  # a concurrent writer moved the chart on: nothing committed
+            return None
         return self.reads.disclosures.answer_write(attestation, outcome)
 
     def demographics(self, ctx: RequestContext, patient_id: UUID) -> Disclosed:

@@ -10,6 +10,7 @@ The access log's records (``access_log.GroupCommit``) and commands' saves
 fits in one group, and which failure of a group is one item's own.
 """
 
+import asyncio
 import functools
 import threading
 import time
@@ -61,6 +62,20 @@ class Ticket(Generic[R]):
         the whole truth) or ``OutcomeUnknown`` (its commit was under way)."""
         try:
             return self.done.result(timeout=max(self.deadline - time.monotonic(), 0.0))
+        except TimeoutError:
+            if self.withdraw():
+                raise NotCommitted() from None
+            raise OutcomeUnknown() from None
+
+    async def outcome(self) -> R:
+        """``wait``, awaited on an event loop: the committer's thread resolves it there
+        (``wrap_future`` calls back through ``call_soon_threadsafe``), no thread parked."""
+        waiting = asyncio.wrap_future(self.done)
+        try:
+            # Shielded: a timeout must not cancel ``done``, which the committer sets.
+            return await asyncio.wait_for(
+                asyncio.shield(waiting), max(self.deadline - time.monotonic(), 0.0)
+            )
         except TimeoutError:
             if self.withdraw():
                 raise NotCommitted() from None

@@ -6,6 +6,7 @@ Each story holds the committer at a gate inside a first commit, so that what is 
 meanwhile is taken as one group when the gate opens.
 """
 
+import asyncio
 import threading
 import time
 import uuid
@@ -292,3 +293,38 @@ def test_a_write_past_its_deadline_is_withdrawn_if_queued_or_said_to_be_unknown(
     batcher.close()
     # Then the one under way committed, and the withdrawn one never did
     assert committed == [1]
+
+
+def test_an_awaited_ticket_is_answered_once_its_commit_returns_and_withdrawn_at_its_deadline() -> (
+    None
+):
+    """``Ticket.outcome`` is ``wait`` for a caller on an event loop: answered by the
+    committer's thread only once the commit has returned, and past the deadline
+    withdrawn if still queued, or said to be unknown if under way."""
+    gate, committed = threading.Event(), []
+
+    def held(items: Sequence[int]) -> list[int]:
+        gate.wait(10)
+        committed.extend(items)
+        return [item * 10 for item in items]
+
+    async def story() -> None:
+        batcher: Batcher[int, int] = Batcher(held, name="awaited", max_size=1, timeout=0.3)
+        # Given a commit held at the gate, and a second item queued behind it
+        under_way = asyncio.ensure_future(batcher.submit(1).outcome())
+        while batcher.waiting:
+            await asyncio.sleep(0.01)
+        queued = asyncio.ensure_future(batcher.submit(2).outcome())
+        # When both deadlines pass with the store silent
+        with pytest.raises(OutcomeUnknown):
+            await under_way
+        with pytest.raises(NotCommitted):
+            await queued
+        # Then once the gate opens, the next caller is answered after its commit
+        gate.set()
+        assert await batcher.submit(3).outcome() == 30
+        batcher.close()
+
+    asyncio.run(story())
+    # And the withdrawn item was never committed
+    assert committed == [1, 3]
