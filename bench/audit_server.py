@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+from api import heap
 from api.bootstrap import build
 from api.serving import HTTP, LOOP
 from bench.support.servers import thread_cpu
@@ -184,6 +185,7 @@ def serve(mode: str, port: int) -> None:
     settings = load_settings()
     structured_logging.configure(settings.log_level)
     container = build(settings, run_processes=True)
+    heap.settle(container)  # as serve's process does at its entry
     if mode == "unaudited":
         charts = container.charts
         container.charts = ChartReads(

@@ -24,6 +24,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from api import heap
 from api.app import create_app
 from api.bootstrap import build
 from api.console.sessions import login_code
@@ -49,6 +50,7 @@ def run(backend: str, repeats: int, args: argparse.Namespace, progress: Any) -> 
     with tempfile.TemporaryDirectory() as tmp, bench_store(backend) as url:
         settings = bench_settings(url, Path(tmp) / "var")
         container = build(settings)
+        heap.settle(container)  # as serve's process does at its entry
         try:
             patient_id = chart(container, ENTRIES)
             container.catch_up()

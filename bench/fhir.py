@@ -31,6 +31,7 @@ from uuid import UUID
 from fastapi.testclient import TestClient
 from rich.console import Console
 
+from api import heap
 from api.app import create_app
 from api.bootstrap import build
 from api.container import Container
@@ -72,6 +73,7 @@ def run(backend: str, repeats: int, args: argparse.Namespace, progress: Any) -> 
     with tempfile.TemporaryDirectory() as tmp, bench_store(backend) as url:
         settings = bench_settings(url, Path(tmp) / "var")
         container = build(settings)
+        heap.settle(container)  # as serve's process does at its entry
         try:
             patient_id = chart(container, ENTRIES, observations=True)
             container.catch_up()

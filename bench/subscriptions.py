@@ -52,6 +52,7 @@ import httpx
 import nats
 from rich.console import Console
 
+from api import heap
 from api.auth import mint_token
 from api.bootstrap import build, relay_for
 from application.context import Actor, RequestContext, Role
@@ -99,6 +100,7 @@ def register(container: Any, name: str, org: str, purpose: Purpose) -> Any:
 
 def run_s1(settings: Any, events: int, progress: Any) -> dict[str, Any]:
     container = build(settings)
+    heap.settle(container)  # as the relay's process does at its entry
     try:
         pharmacy = register(container, "Pharmacy", ORG, Purpose.TREAT)
         register(container, "Agency", "org-agency", Purpose.HMARKT)
@@ -203,6 +205,7 @@ def stream_ids(subject: str) -> list[str]:
 
 def run_s2(settings: Any, workdir: Path, rounds: int, progress: Any) -> dict[str, Any]:
     container = build(settings)
+    heap.settle(container)  # as serve's process does at its entry
     try:
         pharmacy = register(container, "Wake pharmacy", ORG, Purpose.TREAT)
     finally:
