@@ -2,7 +2,7 @@
 
 import functools
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query
@@ -32,6 +32,8 @@ from api.schemas import (
     UpdateDemographicsIn,
     value_to_domain,
 )
+from application.charts.patients import Patients
+from application.context import RequestContext
 from domain.errors import InvalidValue
 from domain.identifiers import MRN_SYSTEM_MAX_LENGTH
 from domain.vocabulary import EntryKind
@@ -224,10 +226,18 @@ async def record_entry(
         "expected_version": expected,
     }
     write = await patients.record_entry_awaited(ctx, patient_id, **entry)
-    if write is None:
-        blocking = functools.partial(patients.record_entry, ctx, patient_id, **entry)
-        write = await run_in_threadpool(blocking)
-    return disclosed_write(write, 201)
+    if write is not None:
+        return disclosed_write(write, 201)  # its record committed with it: nothing waits
+    # Rendered in the thread too: a repeated Idempotency-Key's answer records its
+    # disclosure before it leaves, a group-commit wait the loop must not sit in.
+    blocking = functools.partial(_recorded_entry, patients, ctx, patient_id, entry)
+    return await run_in_threadpool(blocking)
+
+
+def _recorded_entry(
+    patients: Patients, ctx: RequestContext, patient_id: UUID, entry: dict[str, Any]
+) -> Response:
+    return disclosed_write(patients.record_entry(ctx, patient_id, **entry), 201)
 
 
 @router.post(
