@@ -86,6 +86,14 @@ class Patient(ChartState, Aggregate):
         links: EntryLinks | None
         author: str
 
+        def apply(self, aggregate: "Patient") -> None:
+            # Written out rather than through ``@event``: an import makes this event a
+            # hundred times a chart, and the decorator's argument matching made building
+            # a chart of 100 events take 2.0 ms instead of 1.2 (docs/benchmarks.md).
+            aggregate.entries[self.entry_id.hex] = entry_records.recorded(
+                self.kind, self.effective_at, self.originator_version
+            )
+
     class EntryAmended(Event):
         """Supersedes the entry. Fields left as None keep their recorded values."""
 
@@ -253,7 +261,8 @@ class Patient(ChartState, Aggregate):
         if entry_id.hex in self.entries:
             raise errors.InvalidValue("entry_id", "already used in this chart")
         self._check_links(entry_id, links)
-        self._entry_recorded(
+        self.trigger_event(
+            self.EntryRecorded,
             entry_id=entry_id,
             kind=kind.value,
             code=code,
@@ -267,25 +276,6 @@ class Patient(ChartState, Aggregate):
             actor_id=by.actor_id,
             timestamp=by.occurred_at,
         )
-
-    @event(EntryRecorded)
-    def _entry_recorded(
-        self,
-        *,
-        entry_id: UUID,
-        kind: str,
-        code: Coding,
-        value: EntryValue | None,
-        effective_at: datetime,
-        modality: str | None,
-        labels: list[str],
-        tags: list[Coding],
-        links: EntryLinks | None,
-        author: str,
-        actor_id: str,
-        timestamp: datetime,
-    ) -> None:
-        self.entries[entry_id.hex] = entry_records.recorded(kind, effective_at, self._applying())
 
     def amend_entry(
         self,

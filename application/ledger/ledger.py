@@ -2,7 +2,7 @@
 
 import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -18,6 +18,7 @@ from eventsourcing.persistence import (
     ProcessRecorder,
     Recording,
     Tracking,
+    Transcoder,
 )
 from eventsourcing.utils import EnvType
 
@@ -35,7 +36,7 @@ from application.ledger.batcher import NotCommitted, OutcomeUnknown
 from application.ledger.group_writes import GroupWrites, PendingSave, Recordings
 from application.ledger.idempotency import first_outcome, key_claim
 from application.ledger.snapshots import snapshots_due
-from application.ledger.transcodings import register_clinical_transcodings
+from application.ledger.transcodings import OrjsonTranscoder, register_clinical_transcodings
 from application.ports import (
     FOLLOW_UP,
     SNAPSHOTS,
@@ -98,6 +99,11 @@ class CareLedger(Application[UUID]):
     def construct_recorder(self) -> ProcessRecorder:
         # A process recorder, so that processes can commit tracking with their events.
         return self.factory.process_recorder()
+
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = OrjsonTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -316,18 +322,14 @@ class CareLedger(Application[UUID]):
         self, ctx: RequestContext, save: PendingSave, wait: Callable[[], Recordings]
     ) -> WriteOutcome:
         try:
-            recordings = wait()
+            with failed_commits_answered():
+                recordings = wait()
         except IntegrityError:
             # Either a concurrent writer won the race, or a retry of this very request
             # did. Only the second is answered from the claim.
             if save.claim is not None and (prior := self.repeated(ctx)) is not None:
                 return prior
             raise
-        except NotCommitted:
-            raise WriteNotCommitted() from None
-        except (OperationalError, InterfaceError, OutcomeUnknown):
-            # The connection may have failed during COMMIT: the answer cannot say no.
-            raise WriteOutcomeUnknown() from None
         return WriteOutcome(save.result, max(r.notification.id for r in recordings))
 
     def change(
@@ -372,3 +374,16 @@ class CareLedger(Application[UUID]):
                     latest = self.load(cls, stream_id, resource)
                     raise PreconditionFailed(expected_version, latest.version) from None
         raise VersionConflict()
+
+
+@contextlib.contextmanager
+def failed_commits_answered() -> Iterator[None]:
+    """A commit that failed, raised as the answer must put it: not committed, or not
+    known (the connection may have failed during COMMIT, so the answer cannot say no).
+    A lost race (``IntegrityError``) is left to the caller."""
+    try:
+        yield
+    except NotCommitted:
+        raise WriteNotCommitted() from None
+    except (OperationalError, InterfaceError, OutcomeUnknown):
+        raise WriteOutcomeUnknown() from None

@@ -1,9 +1,11 @@
 """How value objects and dates are written into the event payloads."""
 
 import dataclasses
+import math
 from datetime import date
 from typing import Any
 
+import orjson
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from domain import values
@@ -58,3 +60,55 @@ def register_clinical_transcodings(transcoder: JSONTranscoder) -> None:
     transcoder.register(DateAsISO())
     for cls in VALUE_OBJECTS:
         transcoder.register(ValueObjectAsDict(cls))
+
+
+class _Unwritable(Exception):
+    """A value the fast path does not write as the library would: it is left to it."""
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+class OrjsonTranscoder(JSONTranscoder):
+    """The library's JSON format, written through orjson; reading is the library's own,
+    so what either wrote reads back the same.
+
+    An event's state is first turned into plain JSON values here, each registered type
+    by its own transcoding, so that orjson never writes a UUID, an Enum or a dataclass
+    its own way. A state holding anything else (a dict, an unregistered type, a
+    non-finite float, an integer orjson cannot hold) is written by the library's
+    encoder, with the library's errors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._writable: dict[type, bool] = {}
+
+    def encode(self, obj: Any) -> bytes:
+        if type(obj) is dict:
+            try:
+                return orjson.dumps({key: self._plain(value) for key, value in obj.items()})
+            except (_Unwritable, orjson.JSONEncodeError):
+                pass
+        return super().encode(obj)
+
+    def _plain(self, value: Any) -> Any:
+        kind = type(value)
+        if kind in _SCALARS:
+            return value
+        if kind is float:
+            if math.isfinite(value):
+                return value
+            raise _Unwritable
+        if kind is list or kind is tuple:
+            return [self._plain(item) for item in value]
+        transcoding = self.types.get(kind)
+        if transcoding is not None:
+            data = transcoding.encode(value)
+            if type(data) is dict:
+                data = {key: self._plain(item) for key, item in data.items()}
+            else:
+                data = self._plain(data)
+            return {"_type_": transcoding.name, "_data_": data}
+        if issubclass(kind, (str, int)):  # a StrEnum: both encoders write its value
+            return value
+        raise _Unwritable
