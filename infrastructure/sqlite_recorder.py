@@ -6,7 +6,12 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import OperationalError, StoredEvent
-from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
+from eventsourcing.sqlite import (
+    SQLiteAggregateRecorder,
+    SQLiteCursor,
+    SQLiteDatastore,
+    SQLiteProcessRecorder,
+)
 
 from application.errors import StoreFull
 from infrastructure.chain import GENESIS, ChainRow, record_body
@@ -114,24 +119,13 @@ class SQLiteLedgerRecorder(
         return self._insert_rows(c, more)
 
     def _insert_rows(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> list[int]:
-        """The library's insert, one statement for all the rows rather than one per
-        row (a chart is a hundred): their positions follow from the last one's, since
-        this transaction holds the write lock and a rowid table gives each new row the
-        next rowid."""
+        """The library's aggregate recorder's insert, one statement for all the rows,
+        where its application recorder inserts one row at a time (a chart is a
+        hundred): their positions follow from the last one's, since this transaction
+        holds the write lock and a rowid table gives each new row the next rowid."""
         if not stored_events:
             return []
-        c.executemany(
-            self.insert_events_statement,
-            [
-                (
-                    s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
-                    s.originator_version,
-                    s.topic,
-                    s.state,
-                )
-                for s in stored_events
-            ],
-        )
+        SQLiteAggregateRecorder._insert_events(self, c, stored_events)
         c.execute("SELECT last_insert_rowid()")
         last = int(c.fetchone()[0])
         return list(range(last - len(stored_events) + 1, last + 1))

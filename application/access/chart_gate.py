@@ -81,7 +81,7 @@ class ChartGate:
         policy and recorded the same way as a read; 410 only to those within reach.
         Outside reach, 404 names the ``resource`` addressed, as for an unknown id."""
         request = self._request(ctx, patient_id, care_organisation, content, write=True)
-        decision = self._decided(ctx, request, "write", ConsentFacts(0, {}), [], resource)
+        decision = self._enforced(ctx, request, _write_decision(request), "write", resource)
         if erased:
             raise Gone("the patient's record has been erased")
         return decision
@@ -92,7 +92,7 @@ class ChartGate:
         """Whether ``admit_write`` would admit this write, deciding alike and recording
         nothing (the erasure check aside)."""
         request = self._request(ctx, patient_id, care_organisation, content, write=True)
-        return decide(request, ConsentFacts(0, {}), []).permit
+        return _write_decision(request).permit
 
     def within_reach(self, ctx: RequestContext, patient_id: UUID, action: str) -> str:
         """The organisation of a chart the actor may address at all (a patient's own,
@@ -197,9 +197,18 @@ class ChartGate:
         action: str,
         consent: ConsentFacts,
         memberships: list[MembershipFact],
+    ) -> Decision:
+        return self._enforced(ctx, request, decide(request, consent, memberships), action)
+
+    def _enforced(
+        self,
+        ctx: RequestContext,
+        request: AccessRequest,
+        decision: Decision,
+        action: str,
         resource: str = "patient",
     ) -> Decision:
-        decision = decide(request, consent, memberships)
+        """The decision, or its refusal recorded and raised (404 outside reach)."""
         if not decision.permit:
             patient_id = UUID(request.patient_id)
             refusal = self.disclosures.refuse(
@@ -266,3 +275,10 @@ class ReadSide:
     views: ReadModels
     gate: ChartGate
     disclosures: Disclosures
+
+
+def _write_decision(request: AccessRequest) -> Decision:
+    """A write's decision, the one ``admit_write`` enforces and ``write_permitted``
+    predicts. The policy decides a write on role and organisation alone, so it is
+    given no consent or memberships."""
+    return decide(request, ConsentFacts(0, {}), [])

@@ -18,14 +18,12 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
+from eventsourcing.persistence import IntegrityError
 
 from application.context import RequestContext
-from application.errors import WriteNotCommitted, WriteOutcomeUnknown
 from application.ledger.attested_writes import Attestation
-from application.ledger.batcher import NotCommitted, OutcomeUnknown
 from application.ledger.group_writes import PendingSave
-from application.ledger.ledger import CareLedger, WriteOutcome
+from application.ledger.ledger import CareLedger, WriteOutcome, failed_commits_answered
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -67,12 +65,8 @@ async def commit_awaited(
     assert group is not None, "can_await checks for a committer"
     save = PendingSave.of(aggregates, None, result, attestation)
     try:
-        recordings = await group.submit(save).outcome()
+        with failed_commits_answered():
+            recordings = await group.submit(save).outcome()
     except IntegrityError:
         return None
-    except NotCommitted:
-        raise WriteNotCommitted() from None
-    except (OperationalError, InterfaceError, OutcomeUnknown):
-        # The connection may have failed during COMMIT: the answer cannot say no.
-        raise WriteOutcomeUnknown() from None
     return WriteOutcome(save.result, max(r.notification.id for r in recordings))

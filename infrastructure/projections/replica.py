@@ -157,6 +157,8 @@ class SharedPoller:
         while True:
             with self._lock:
                 if self._waiters == 0 or self._closing.is_set():
+                    # Cleared under the lock that saw no waiter: a waiter arriving before
+                    # ``_run``'s ``finally`` would otherwise find a poller that is leaving.
                     self._thread = None
                     return
             try:
