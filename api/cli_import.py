@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 import typer
 
+from api import heap
 from api.cli_store import _fail, _opened, _progress
 from api.import_plans import PlannedFile, planned_in_order, planner
 from api.routers.fhir_bundles import batch_entry
@@ -228,6 +229,7 @@ def import_command(
     planners = planner(jobs, len(files))
     try:
         with _opened() as container:
+            heap.settle(container)  # a bulk import is a long-lived process (api/heap.py)
             who = clinician or f"cli:{getpass.getuser()}"
             actor = Actor(who, Role.CLINICIAN, org or container.settings.org)
             ctx = RequestContext(actor, Purpose.TREAT, request_id=uuid.uuid4().hex, source="cli")

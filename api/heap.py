@@ -2,10 +2,11 @@
 
 A full collection walks every object the collector tracks: after start-up that is the
 imported libraries, the wired container and its caches, over 80,000 objects, and a
-walk over them was the tail of a replay (docs/benchmarks.md, A2). Once a long-running
-process (``careledger serve``, each of its uvicorn workers, ``worker``, ``relay``) has
-built what it serves, what is alive is kept for the process's life, so it is moved to
-the collector's permanent generation (``gc.freeze``), which full collections skip.
+walk over them was the tail of a replay (docs/benchmarks.md, A2), and a third of a
+bulk import's time (W2). Once a long-running process (``careledger serve``, each of its
+uvicorn workers, ``worker``, ``relay``, ``import``) has built what it serves, what is
+alive is kept for the process's life, so it is moved to the collector's permanent
+generation (``gc.freeze``), which full collections skip.
 Frozen objects are still freed by their reference counts; only a cycle among them
 waits for ``thaw``, which closing what was served calls.
 

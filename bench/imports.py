@@ -38,6 +38,7 @@ from typing import Any
 
 from rich.console import Console
 
+from api import heap
 from api.bootstrap import build
 from api.cli_import import import_files
 from api.import_plans import planner
@@ -155,6 +156,7 @@ def run_w2(
     planners = planner(None)
     with bench_store(backend) as ours_url, bench_store(backend) as plain_url:
         container = build(bench_settings(ours_url, workdir / "var"))
+        heap.settle(container)  # as `careledger import` does once its container is open
         plain = PlainLedger(plain_env(plain_url))
         try:
             timed_import(container, directories[-1][:5])  # warm-up, unmeasured

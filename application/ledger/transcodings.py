@@ -2,11 +2,11 @@
 
 import dataclasses
 import math
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import JSONTranscoder, Transcoding
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Transcoding
 
 from domain import values
 
@@ -75,9 +75,9 @@ class OrjsonTranscoder(JSONTranscoder):
 
     An event's state is first turned into plain JSON values here, each registered type
     by its own transcoding, so that orjson never writes a UUID, an Enum or a dataclass
-    its own way. A state holding anything else (a dict, an unregistered type, a
-    non-finite float, an integer orjson cannot hold) is written by the library's
-    encoder, with the library's errors."""
+    its own way. A state holding anything else (a dict with keys other than strings, an
+    unregistered type, a non-finite float, an integer orjson cannot hold) is written by
+    the library's encoder, with the library's errors."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -101,7 +101,14 @@ class OrjsonTranscoder(JSONTranscoder):
             raise _Unwritable
         if kind is list or kind is tuple:
             return [self._plain(item) for item in value]
+        if kind is dict:
+            if not all(type(key) is str for key in value):
+                raise _Unwritable  # the library writes other keys as strings
+            return {key: self._plain(item) for key, item in value.items()}
         transcoding = self.types.get(kind)
+        if kind is datetime and value.tzinfo is UTC and type(transcoding) is DatetimeAsISO:
+            # orjson writes a UTC time as isoformat() does, in C.
+            return {"_type_": transcoding.name, "_data_": value}
         if transcoding is not None:
             data = transcoding.encode(value)
             if type(data) is dict:

@@ -2,7 +2,8 @@
 so that a replay's tail is not a walk over every imported library, and gives it back
 to the collector when it closes. It is settled at the process's entry, once, after
 its build: ``build()`` itself freezes nothing (a routed process builds a container per
-organisation, and a test process builds hundreds)."""
+organisation, and a test process builds hundreds). ``careledger import`` settles
+its heap too, once its store is open."""
 
 import gc
 from pathlib import Path
@@ -12,9 +13,10 @@ import pytest
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
-from api import serving
+from api import cli_import, serving
 from api.bootstrap import build
 from api.cli import cli
+from api.cli_import import Summary
 from tests.conftest import JWT_SECRET, make_settings
 
 
@@ -92,3 +94,29 @@ def test_each_uvicorn_worker_settles_its_heap_after_its_own_build(
         assert gc.get_freeze_count() == 0
     finally:
         gc.unfreeze()
+
+
+def test_an_import_settles_its_heap_once_its_store_is_open(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given `careledger import` on a store that exists, stopped where it imports its files
+    serve_environment(monkeypatch, database_url, tmp_path / "var")
+    build(make_settings(database_url, tmp_path / "var")).close()
+    (tmp_path / "charts").mkdir()
+    seen: list[int] = []
+
+    def import_files(container: Any, *_: Any, **__: Any) -> Summary:
+        # Then what it opened is out of the collector's walks while the files go in
+        seen.append(gc.get_freeze_count())
+        assert not any(candidate is container.ledger for candidate in gc.get_objects())
+        return Summary()
+
+    monkeypatch.setattr(cli_import, "import_files", import_files)
+    try:
+        result = CliRunner().invoke(cli, ["import", str(tmp_path / "charts")])
+    finally:
+        gc.unfreeze()
+    assert result.exit_code == 0, result.output
+    assert len(seen) == 1 and seen[0] > 10_000
+    # And it is given back when the store closes
+    assert gc.get_freeze_count() == 0
