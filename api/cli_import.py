@@ -9,11 +9,12 @@ and writes nothing. docs/fhir.md, "Import", says more.
 
 import functools
 import getpass
+import itertools
 import json
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -104,7 +105,6 @@ def import_files(
     if new_id is not uuid.uuid4:
         planners = None  # the container's own ids (a test's) are made in this process
     pending: deque[_Begun] = deque()
-    planned = 0  # files of the wave being planned
 
     def settle(keep: int) -> None:
         while len(pending) > keep:
@@ -113,34 +113,32 @@ def import_files(
 
     plans = planned_in_order(files, planners, new_id)
     try:
-        for path, file in zip(files, plans, strict=True):
-            if planned == 0 and group_writes is not None:
+        for planned in _waves(zip(files, plans, strict=True), wave):
+            keyed = [_keyed(ctx, file) for _, file in planned]
+            # One lookup for the wave: a file imported before is answered from its claim.
+            claimed = container.ledger.claimed(keyed)
+            if group_writes is not None:
                 group_writes.gather()
-            summary.files += 1
-            if any(begun.digest == file.digest for begun in pending):
-                settle(0)  # the same file again: answered as imported once it is
-            keyed = replace(
-                ctx,
-                request_id=uuid.uuid4().hex,
-                idempotency_key=f"import:{file.digest}",
-                request_fingerprint=file.digest,
-            )
-            batch = file.batch is not None
-            try:
-                if file.unreadable is not None:
-                    raise ValueError(file.unreadable)
-                if batch:
-                    settle(0)  # written entry by entry, after the files before it
-                answered = _begin(container, transactions, writes, keyed, file)
-            except (ApplicationError, DomainError, ValueError, UnicodeDecodeError) as error:
-                answered, batch = functools.partial(_raise, error), False
-            pending.append(_Begun(path, file.digest, batch, answered))
-            planned += 1
-            if planned == wave:
-                if group_writes is not None:
-                    group_writes.release()
-                settle(planned)  # the wave before this one
-                planned = 0
+            for (path, file), file_ctx, claimed_before in zip(planned, keyed, claimed, strict=True):
+                summary.files += 1
+                in_flight = any(begun.digest == file.digest for begun in pending)
+                if in_flight:
+                    settle(0)  # the same file again: answered as imported once it is
+                batch = file.batch is not None
+                try:
+                    if file.unreadable is not None:
+                        raise ValueError(file.unreadable)
+                    if batch:
+                        settle(0)  # written entry by entry, after the files before it
+                    answered = _begin(
+                        container, transactions, writes, file_ctx, file, claimed_before or in_flight
+                    )
+                except (ApplicationError, DomainError, ValueError, UnicodeDecodeError) as error:
+                    answered, batch = functools.partial(_raise, error), False
+                pending.append(_Begun(path, file.digest, batch, answered))
+            if group_writes is not None:
+                group_writes.release()
+            settle(len(planned))  # the wave before this one
     finally:
         plans.close()  # files planned ahead and not written are cancelled
         if group_writes is not None:
@@ -149,13 +147,33 @@ def import_files(
     return summary
 
 
+def _waves(planned: Iterable[tuple[Path, PlannedFile]], size: int) -> Iterator[list[Any]]:
+    """The planned files, ``size`` at a time."""
+    planned = iter(planned)
+    while wave := list(itertools.islice(planned, size)):
+        yield wave
+
+
+def _keyed(ctx: RequestContext, file: PlannedFile) -> RequestContext:
+    """The file's request: its Idempotency-Key is its content's digest."""
+    return replace(
+        ctx,
+        request_id=uuid.uuid4().hex,
+        idempotency_key=f"import:{file.digest}",
+        request_fingerprint=file.digest,
+    )
+
+
 def _begin(
     container: Any,
     transactions: Transactions,
     writes: FhirWrites,
     keyed: RequestContext,
     file: PlannedFile,
+    claimed: bool,
 ) -> Callable[[], Outcomes | None]:
+    """The file begun: written, or answered from its claim when ``claimed`` (its key
+    was found claimed, or it may be now: the same file was in flight)."""
     if file.batch is not None:
         fresh = replace(keyed, idempotency_key=None)
         entries = file.batch.get("entry", [])
@@ -164,7 +182,7 @@ def _begin(
             for index, entry in enumerate(entries)
         ]
         return lambda: outcomes
-    if container.ledger.repeated(keyed):
+    if claimed and container.ledger.repeated(keyed):
         return lambda: None  # imported before: answered as then, nothing written
     if file.refused is not None:
         raise ValueError(file.refused)

@@ -43,6 +43,9 @@ class IdempotencyRecords(Protocol):
 
     def find_outcome(self, scope: str) -> IdempotentOutcome | None: ...
 
+    def claimed_scopes(self, scopes: Sequence[str]) -> set[str]:
+        """Which of these scopes hold a claim, in one lookup."""
+
 
 @runtime_checkable
 class StreamLookup(Protocol):

@@ -151,6 +151,9 @@ class PostgresLedgerRecorder(CarriesNewKeys, WritesSnapshots, Sealing, LedgerRea
             "ON e.originator_id = i.stream_id AND e.originator_version = i.stream_version "
             "WHERE i.scope = %s"
         ).format(schema=schema, claims=claims, events=Identifier(self.events_table_name))
+        self._select_claimed = SQL(
+            "SELECT scope FROM {schema}.{claims} WHERE scope = ANY(%s)"
+        ).format(schema=schema, claims=claims)
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -270,6 +273,14 @@ class PostgresLedgerRecorder(CarriesNewKeys, WritesSnapshots, Sealing, LedgerRea
         with self.datastore.get_connection() as conn:
             rows = conn.execute(self._select_existing, (list(stream_ids),)).fetchall()
         return {row["originator_id"] for row in rows}
+
+    def claimed_scopes(self, scopes: Sequence[str]) -> set[str]:
+        """Which of these idempotency scopes hold a claim (one query)."""
+        if not scopes:
+            return set()
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(self._select_claimed, (list(scopes),)).fetchall()
+        return {row["scope"] for row in rows}
 
     def select_versions(self, stream_id: UUID, versions: Sequence[int]) -> list[StoredEvent]:
         """These versions of one stream, in version order (one query, by primary key)."""

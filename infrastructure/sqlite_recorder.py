@@ -146,6 +146,15 @@ class SQLiteLedgerRecorder(
             c.execute(statement, params)
             return c.fetchone()
 
+    def claimed_scopes(self, scopes: Sequence[str]) -> set[str]:
+        """Which of these idempotency scopes hold a claim (one query)."""
+        if not scopes:
+            return set()
+        with self.datastore.transaction(commit=False) as c:
+            marks = ", ".join("?" * len(scopes))
+            c.execute(f"SELECT scope FROM idempotency_claims WHERE scope IN ({marks})", scopes)  # noqa: S608
+            return {row["scope"] for row in c.fetchall()}
+
     def existing_streams(self, stream_ids: Sequence[UUID]) -> set[UUID]:
         """Which of these streams have any record (one query, no decryption)."""
         if not stream_ids:

@@ -26,6 +26,15 @@ def first_outcome(records: object, ctx: RequestContext) -> tuple[dict[str, Any],
     return orjson.loads(prior.result), prior.position or 0
 
 
+def claimed_keys(records: object, ctxs: Sequence[RequestContext]) -> list[bool]:
+    """Whether each request's Idempotency-Key holds a claim already, in one lookup (a
+    bulk import asks for a wave of files at once); ``first_outcome`` answers those."""
+    assert isinstance(records, IdempotencyRecords), "recorder lacks idempotency"
+    scopes = [idempotency_scope(ctx) for ctx in ctxs]
+    claimed = records.claimed_scopes([scope for scope in scopes if scope is not None])
+    return [scope in claimed for scope in scopes]
+
+
 def key_claim(
     ctx: RequestContext, aggregates: Sequence[Aggregate], result: dict[str, Any]
 ) -> IdempotencyClaim | None:

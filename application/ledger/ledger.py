@@ -34,7 +34,7 @@ from application.errors import (
 from application.ledger.attested_writes import Attestation, Attestations, Attested
 from application.ledger.batcher import NotCommitted, OutcomeUnknown
 from application.ledger.group_writes import GroupWrites, PendingSave, Recordings
-from application.ledger.idempotency import first_outcome, key_claim
+from application.ledger.idempotency import claimed_keys, first_outcome, key_claim
 from application.ledger.snapshots import snapshots_due
 from application.ledger.transcodings import OrjsonTranscoder, register_clinical_transcodings
 from application.ports import (
@@ -286,6 +286,10 @@ class CareLedger(Application[UUID]):
         """The first outcome of a retried request with the same Idempotency-Key."""
         prior = first_outcome(self.recorder, ctx)
         return None if prior is None else WriteOutcome(*prior, replayed=True)
+
+    def claimed(self, ctxs: Sequence[RequestContext]) -> list[bool]:
+        """Whether each request's Idempotency-Key was claimed by an earlier write."""
+        return claimed_keys(self.recorder, ctxs)
 
     def commit(
         self,

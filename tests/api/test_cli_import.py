@@ -174,6 +174,40 @@ def test_files_in_flight_together_are_answered_as_one_at_a_time(
     assert written(container) - before == 3 * (1 + 2 + 2)
 
 
+def test_a_wave_is_looked_up_at_once_and_only_its_files_imported_before_are_answered(
+    container: Container, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a file was imported before is asked once for each wave of files, not
+    once a file: each question is a read that waits for the commit in flight."""
+    directory = tmp_path / "charts"
+    directory.mkdir()
+    for n in range(WAVE + 3):
+        (directory / f"{n:02d}.ndjson").write_text(ndjson_chart(f"MRN-W{n}", f"Wave{n}"))
+    files = sorted(directory.iterdir())
+    importer = ctx(Role.CLINICIAN, "importer")
+    first = import_files(container, importer, files[::2], lambda _n: None)
+    assert first.imported == (WAVE + 4) // 2
+    recorder = container.ledger.recorder
+    lookups: list[int] = []
+    answered: list[str] = []
+    claimed_scopes, find_outcome = recorder.claimed_scopes, recorder.find_outcome
+    monkeypatch.setattr(
+        recorder,
+        "claimed_scopes",
+        lambda scopes: lookups.append(len(scopes)) or claimed_scopes(scopes),
+    )
+    monkeypatch.setattr(
+        recorder, "find_outcome", lambda scope: answered.append(scope) or find_outcome(scope)
+    )
+    before = written(container)
+    again = import_files(container, importer, files, lambda _n: None)
+    # Two waves, one lookup each; only the files imported before are answered from claims
+    assert lookups == [WAVE, 3]
+    assert len(answered) == first.imported
+    assert (again.repeated, again.imported, again.failed) == (first.imported, 5, {})
+    assert written(container) - before == (len(files) - first.imported) * (1 + 2 + 2)
+
+
 def test_a_commit_that_fails_mid_import_fails_its_files_whole_and_no_other(
     container: Container, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
