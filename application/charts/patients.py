@@ -1,6 +1,7 @@
 """Use cases of the chart: registration, demographics and clinical entries."""
 
 from collections.abc import Callable
+from copy import deepcopy
 from datetime import date, datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -14,7 +15,7 @@ from application.access.roles import ChartAction, require_role
 from application.charts.disclosure_rendering import DEMOGRAPHICS_RENDER, render_demographics
 from application.context import RequestContext
 from application.errors import Gone, NotFound
-from application.ledger.awaited_writes import cached, can_await, commit_awaited, for_command
+from application.ledger.awaited_writes import can_await, commit_awaited
 from application.ledger.ledger import CareLedger, WriteOutcome
 from application.ports import Clock, NewId, NewPatientId
 from domain.consent import Consent
@@ -321,7 +322,7 @@ class Patients:
         Otherwise None before anything is written: the blocking path decides (and
         records a denial, 404 or 410) as it always has."""
         require_role(ctx, ChartAction.WRITE_CLINICAL)  # a 403's handler records it
-        chart = cached(self.ledger, Patient, patient_id)
+        chart = self.ledger.cached(Patient, patient_id)
         if chart is None or chart.erased or not can_await(self.ledger, ctx):
             return None
         if expected_version is not None and chart.version != expected_version:
@@ -329,7 +330,7 @@ class Patients:
         gate = self.reads.gate
         if not gate.write_permitted(ctx, Content.CLINICAL, patient_id, chart.organisation_id):
             return None
-        patient = for_command(chart)
+        patient = deepcopy(chart)  # the cached chart changes only once the save commits
         result = {**command(patient, self._by(ctx)), "version": patient.version}
         attestation = self.reads.disclosures.attest_write(ctx, patient_id)
         outcome = await commit_awaited(self.ledger, [patient], result, attestation)

@@ -13,9 +13,7 @@ before. Nothing is acknowledged before its commit has returned.
 """
 
 from collections.abc import Sequence
-from copy import deepcopy
-from typing import Any, TypeVar
-from uuid import UUID
+from typing import Any
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
@@ -24,26 +22,6 @@ from application.context import RequestContext
 from application.ledger.attested_writes import Attestation
 from application.ledger.group_writes import PendingSave
 from application.ledger.ledger import CareLedger, WriteOutcome, failed_commits_answered
-
-A = TypeVar("A", bound=Aggregate)
-
-
-def cached(ledger: CareLedger, cls: type[A], stream_id: UUID) -> A | None:
-    """The aggregate as this process last saved or read it, if it is cached (never a
-    store read); read, not changed, so not copied."""
-    cache = ledger.repository.cache
-    if cache is None:
-        return None
-    try:
-        found = cache.get(stream_id)
-    except KeyError:
-        return None
-    return found if isinstance(found, cls) else None
-
-
-def for_command(aggregate: A) -> A:
-    """A copy of the cached aggregate for a command to change (``_for_command``)."""
-    return deepcopy(aggregate)
 
 
 def can_await(ledger: CareLedger, ctx: RequestContext) -> bool:

@@ -147,38 +147,38 @@ class CareLedger(Application[UUID]):
             raise NotFound(resource)
         return aggregate
 
+    def cached(self, cls: type[A], stream_id: UUID) -> A | None:
+        """The aggregate as this process last saved or read it, if it is cached (never
+        a store read). The cached object itself: a command changes a copy of it."""
+        cache = self.repository.cache
+        if cache is None:
+            return None
+        try:
+            found = cache.get(stream_id)
+        except KeyError:
+            return None
+        return found if isinstance(found, cls) else None
+
     def for_check(self, cls: type[A], stream_id: UUID, resource: str) -> A:
         """The aggregate as this process last saw it, for an authorisation check made
         before a command runs: what it checks (the organisation, erasure) is re-checked
         on the fresh copy the command itself works on. Read, never changed, so not
         copied."""
-        cache = self.repository.cache
-        if cache is not None:
-            with contextlib.suppress(KeyError):
-                cached = cache.get(stream_id)
-                if isinstance(cached, cls):
-                    return cached
-        return self.load(cls, stream_id, resource)
+        found = self.cached(cls, stream_id)
+        return found if found is not None else self.load(cls, stream_id, resource)
 
     def _for_command(self, cls: type[A], stream_id: UUID, resource: str) -> A:
-        """The aggregate a command works on: this process's cached copy as it last saved
-        or read it, without asking the store whether another process wrote since.
+        """The aggregate a command works on: a copy of this process's cached one as it
+        last saved or read it, without asking the store whether another process wrote
+        since.
 
         ``load`` asks (the library's fast-forward: a query, and a decryption of the
         events found, per command). A command does not need to: its save is refused if
         the stream moved on (the version is unique in the log), and ``change`` then
         brings the copy up to date through ``load``.
         """
-        cache = self.repository.cache
-        if cache is not None:
-            try:
-                cached = cache.get(stream_id)
-            except KeyError:
-                pass
-            else:
-                if isinstance(cached, cls):
-                    return deepcopy(cached)
-        return self.load(cls, stream_id, resource)
+        found = self.cached(cls, stream_id)
+        return deepcopy(found) if found is not None else self.load(cls, stream_id, resource)
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> Recordings:
         """The library's step, and the saved aggregates kept as the cached copies (the
