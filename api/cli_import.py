@@ -111,6 +111,7 @@ def import_files(
             _settle(summary, pending.popleft())
             advance(1)
 
+    begun_digests: set[str] = set()  # a file begun may have committed since its lookup
     plans = planned_in_order(files, planners, new_id)
     try:
         for planned in _waves(zip(files, plans, strict=True), wave):
@@ -121,9 +122,9 @@ def import_files(
                 group_writes.gather()
             for (path, file), file_ctx, claimed_before in zip(planned, keyed, claimed, strict=True):
                 summary.files += 1
-                in_flight = any(begun.digest == file.digest for begun in pending)
-                if in_flight:
-                    settle(0)  # the same file again: answered as imported once it is
+                seen = file.digest in begun_digests  # the same file again in this run
+                if any(begun.digest == file.digest for begun in pending):
+                    settle(0)  # answered as imported once the first copy is
                 batch = file.batch is not None
                 try:
                     if file.unreadable is not None:
@@ -131,11 +132,12 @@ def import_files(
                     if batch:
                         settle(0)  # written entry by entry, after the files before it
                     answered = _begin(
-                        container, transactions, writes, file_ctx, file, claimed_before or in_flight
+                        container, transactions, writes, file_ctx, file, claimed_before or seen
                     )
                 except (ApplicationError, DomainError, ValueError, UnicodeDecodeError) as error:
                     answered, batch = functools.partial(_raise, error), False
                 pending.append(_Begun(path, file.digest, batch, answered))
+                begun_digests.add(file.digest)
             if group_writes is not None:
                 group_writes.release()
             settle(len(planned))  # the wave before this one
@@ -173,7 +175,7 @@ def _begin(
     claimed: bool,
 ) -> Callable[[], Outcomes | None]:
     """The file begun: written, or answered from its claim when ``claimed`` (its key
-    was found claimed, or it may be now: the same file was in flight)."""
+    was found claimed, or it may be now: the same file was begun earlier in the run)."""
     if file.batch is not None:
         fresh = replace(keyed, idempotency_key=None)
         entries = file.batch.get("entry", [])

@@ -105,15 +105,7 @@ class Transactions:
                 ctx, Content.CLINICAL, chart.id, chart.organisation_id, erased=chart.erased
             )
         if not looked_up and (prior := ledger.repeated(ctx)) is not None:
-            ids = [UUID(found) for found in prior.result.get("ids", [prior.result["id"]])]
-            attestation = attestation_of(disclosures, ctx, ids)
-            for record in attestation.record(prior.result, prior.position):
-                disclosures.writer.write(record)
-            return _ready(
-                Disclosed(
-                    render(response_bundle("transaction", prior.result)), attestation.access_id
-                )
-            )
+            return _ready(self._replayed(ctx, prior))
         by = Provenance(ctx.actor.id, patients.clock())
         new_ids = [patients.new_patient_id() for _ in new]
         ids = [*new_ids] if patient_id is None else [*new_ids, patient_id]
@@ -125,11 +117,21 @@ class Transactions:
 
     def _answered(self, w: _Write, outcome_of: Callable[[], WriteOutcome]) -> Disclosed:
         outcome = outcome_of()
+        if outcome.replayed:  # a retry of this request committed first: its answer
+            return self._replayed(w.ctx, outcome)
         body = render(response_bundle("transaction", outcome.result))
-        if outcome.replayed:
-            for record in w.attestation.record(outcome.result, outcome.position):
-                self.patients.reads.disclosures.writer.write(record)
         return Disclosed(body, w.attestation.access_id)
+
+    def _replayed(self, ctx: RequestContext, prior: WriteOutcome) -> Disclosed:
+        """A retried transaction answered as the first was, disclosed again to the
+        patients that answer names (this request's own ids were never written)."""
+        disclosures = self.patients.reads.disclosures
+        ids = [UUID(found) for found in prior.result.get("ids", [prior.result["id"]])]
+        attestation = attestation_of(disclosures, ctx, ids)
+        for record in attestation.record(prior.result, prior.position):
+            disclosures.writer.write(record)
+        body = render(response_bundle("transaction", prior.result))
+        return Disclosed(body, attestation.access_id)
 
     def _register_only(self, w: _Write) -> Callable[[], WriteOutcome]:
         """New patients' charts, queued to be saved in one commit; the call returned

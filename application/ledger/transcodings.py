@@ -79,16 +79,12 @@ class OrjsonTranscoder(JSONTranscoder):
     unregistered type, a non-finite float, an integer orjson cannot hold) is written by
     the library's encoder, with the library's errors."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._writable: dict[type, bool] = {}
-
     def encode(self, obj: Any) -> bytes:
         if type(obj) is dict:
             try:
                 return orjson.dumps({key: self._plain(value) for key, value in obj.items()})
-            except (_Unwritable, orjson.JSONEncodeError):
-                pass
+            except (_Unwritable, orjson.JSONEncodeError, RecursionError):
+                pass  # the library's encoder writes it, or raises its own error
         return super().encode(obj)
 
     def _plain(self, value: Any) -> Any:
@@ -105,6 +101,10 @@ class OrjsonTranscoder(JSONTranscoder):
             if not all(type(key) is str for key in value):
                 raise _Unwritable  # the library writes other keys as strings
             return {key: self._plain(item) for key, item in value.items()}
+        if issubclass(kind, (str, int)):  # a StrEnum: both encoders write its value
+            return value
+        if issubclass(kind, (float, list, tuple, dict)):
+            raise _Unwritable  # the library's json writes these itself, past any transcoding
         transcoding = self.types.get(kind)
         if kind is datetime and value.tzinfo is UTC and type(transcoding) is DatetimeAsISO:
             # orjson writes a UTC time as isoformat() does, in C.
@@ -116,6 +116,4 @@ class OrjsonTranscoder(JSONTranscoder):
             else:
                 data = self._plain(data)
             return {"_type_": transcoding.name, "_data_": data}
-        if issubclass(kind, (str, int)):  # a StrEnum: both encoders write its value
-            return value
         raise _Unwritable

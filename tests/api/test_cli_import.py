@@ -208,6 +208,41 @@ def test_a_wave_is_looked_up_at_once_and_only_its_files_imported_before_are_answ
     assert written(container) - before == (len(files) - first.imported) * (1 + 2 + 2)
 
 
+def test_a_file_seen_earlier_in_the_run_is_answered_as_imported_after_its_wave_lookup(
+    container: Container, tmp_path: Path
+) -> None:
+    """A wave's lookup is made before its files are written: a copy of a file written
+    since (after a batch Bundle settled it, or a copy settled it) is still answered
+    from its claim, as imported before, and nothing is disclosed or written twice."""
+    directory = tmp_path / "charts"
+    directory.mkdir()
+    chart_a, chart_x = ndjson_chart("MRN-SA", "Seen"), ndjson_chart("MRN-SX", "Twice")
+    empty_batch = json.dumps({"resourceType": "Bundle", "type": "batch", "entry": []})
+    for name, text in [
+        ("1-a.ndjson", chart_a),
+        ("2-batch.json", empty_batch),
+        ("3-a.ndjson", chart_a),
+    ]:
+        (directory / name).write_text(text)
+    other = tmp_path / "other"
+    other.mkdir()
+    for name, text in [
+        ("1-a.ndjson", chart_a.replace("MRN-SA", "MRN-SB")),
+        ("2-x.ndjson", chart_x),
+    ]:
+        (other / name).write_text(text)
+    (other / "3-x.ndjson").write_text(chart_x)
+    (other / "4-a.ndjson").write_text(chart_a.replace("MRN-SA", "MRN-SB"))
+    importer = ctx(Role.CLINICIAN, "importer")
+    before = written(container)
+    first = import_files(container, importer, sorted(directory.iterdir()), lambda _n: None)
+    assert (first.imported, first.repeated, first.failed) == (2, 1, {})
+    second = import_files(container, importer, sorted(other.iterdir()), lambda _n: None)
+    assert (second.imported, second.repeated, second.failed) == (2, 2, {})
+    # Three charts, each its registration, 2 entries, consent and MRN claim
+    assert written(container) - before == 3 * (1 + 2 + 2)
+
+
 def test_a_commit_that_fails_mid_import_fails_its_files_whole_and_no_other(
     container: Container, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -81,6 +81,7 @@ def test_a_state_the_fast_path_declines_is_written_by_the_library() -> None:
         {"big": 2**70},  # beyond orjson's integers
         {"value": float("nan")},  # orjson would write null
         {"when": date(2024, 1, 2), "values": [Decimal("1.5"), float("inf")]},
+        {"deep": _nested(600)},  # deeper than the fast path recurses
     ]
     for state in awkward:
         assert ours.encode(state) == library.encode(state)
@@ -165,3 +166,10 @@ def test_an_entry_event_takes_the_fast_path() -> None:
     finally:
         JSONTranscoder.encode = original  # type: ignore[method-assign]
     assert calls == []
+
+
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value

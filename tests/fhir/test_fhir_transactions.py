@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.support import AUDITOR, CLINICIAN, records_written, register, under_care
@@ -170,6 +171,39 @@ def test_a_retried_transaction_answers_as_the_first_and_writes_once(client: Test
     assert records_written(client) == written
     # The same MRN again, without the key, is a conflict: one chart per MRN
     assert post_bundle(client, bundle).status_code == 409
+
+
+def test_a_retry_that_raced_past_the_lookup_is_answered_as_the_first(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two requests with one Idempotency-Key, the second looking it up before the first
+    committed: its own commit is refused by the claim, and it is answered as the first
+    was, disclosed again with one access record, never a 500."""
+    bundle = chart_bundle()
+    first = post_bundle(client, bundle, **{"Idempotency-Key": "chart-race"})
+    container = client.app.state.container  # type: ignore[attr-defined]
+    written, disclosed = records_written(client), access_records(client)
+    ledger, lookups = container.ledger, []
+    repeated = ledger.repeated
+
+    def before_the_first_committed(ctx: Any) -> Any:
+        lookups.append(ctx)
+        return None if len(lookups) == 1 else repeated(ctx)
+
+    monkeypatch.setattr(ledger, "repeated", before_the_first_committed)
+    # nor had the first chart's MRN reached the directory
+    monkeypatch.setattr(container.patients, "_check_unclaimed", lambda *_: None)
+    second = post_bundle(client, bundle, **{"Idempotency-Key": "chart-race"})
+    assert second.status_code == 200 and second.content == first.content
+    assert len(lookups) == 2  # the lookup that missed, and the answer from the claim
+    assert records_written(client) == written
+    assert access_records(client) == disclosed + 1
+
+
+def access_records(client: TestClient) -> int:
+    recorder = client.app.state.container.ledger.recorder  # type: ignore[attr-defined]
+    notifications = recorder.select_notifications(start=1, limit=1_000_000)
+    return sum(1 for n in notifications if n.topic == "domain.access_record:AccessRecord.Recorded")
 
 
 def test_a_transaction_adds_to_an_existing_chart(client: TestClient) -> None:
