@@ -266,14 +266,6 @@ class PostgresLedgerRecorder(CarriesNewKeys, WritesSnapshots, Sealing, LedgerRea
             curs.execute(statement, params)
             return curs.fetchone()
 
-    def existing_streams(self, stream_ids: Sequence[UUID]) -> set[UUID]:
-        """Which of these streams have any record (one query, no decryption)."""
-        if not stream_ids:
-            return set()
-        with self.datastore.get_connection() as conn:
-            rows = conn.execute(self._select_existing, (list(stream_ids),)).fetchall()
-        return {row["originator_id"] for row in rows}
-
     def snapshot_into(self, snapshot_recorder: object) -> None:
         """The snapshot store's recorder, its insert sent in binary as ours is: a
         snapshot holds a whole chart, and its text form was a tenth of an import's
@@ -285,11 +277,20 @@ class PostgresLedgerRecorder(CarriesNewKeys, WritesSnapshots, Sealing, LedgerRea
 
     def claimed_scopes(self, scopes: Sequence[str]) -> set[str]:
         """Which of these idempotency scopes hold a claim (one query)."""
-        if not scopes:
-            return set()
+        return set(self._found_in(self._select_claimed, scopes, "scope"))
+
+    def existing_streams(self, stream_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these streams have any record (one query, no decryption)."""
+        return set(self._found_in(self._select_existing, stream_ids, "originator_id"))
+
+    def _found_in(self, statement: Composed, values: Sequence[Any], column: str) -> list[Any]:
+        """``column`` of the rows ``statement`` finds for ``values`` (its one ``ANY``
+        parameter); none for no values."""
+        if not values:
+            return []
         with self.datastore.get_connection() as conn:
-            rows = conn.execute(self._select_claimed, (list(scopes),)).fetchall()
-        return {row["scope"] for row in rows}
+            rows = conn.execute(statement, (list(values),)).fetchall()
+        return [row[column] for row in rows]
 
     def select_versions(self, stream_id: UUID, versions: Sequence[int]) -> list[StoredEvent]:
         """These versions of one stream, in version order (one query, by primary key)."""

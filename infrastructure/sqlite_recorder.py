@@ -148,25 +148,21 @@ class SQLiteLedgerRecorder(
 
     def claimed_scopes(self, scopes: Sequence[str]) -> set[str]:
         """Which of these idempotency scopes hold a claim (one query)."""
-        if not scopes:
-            return set()
-        with self.datastore.transaction(commit=False) as c:
-            marks = ", ".join("?" * len(scopes))
-            c.execute(f"SELECT scope FROM idempotency_claims WHERE scope IN ({marks})", scopes)  # noqa: S608
-            return {row["scope"] for row in c.fetchall()}
+        return set(self._found_in("SELECT scope FROM idempotency_claims WHERE scope", scopes))
 
     def existing_streams(self, stream_ids: Sequence[UUID]) -> set[UUID]:
         """Which of these streams have any record (one query, no decryption)."""
-        if not stream_ids:
-            return set()
+        table = self.events_table_name
+        select = f"SELECT DISTINCT originator_id FROM {table} WHERE originator_id"  # noqa: S608
+        return {UUID(found) for found in self._found_in(select, [s.hex for s in stream_ids])}
+
+    def _found_in(self, select: str, values: Sequence[str]) -> list[Any]:
+        """The first column of ``select`` ended by ``IN (values)``; none for no values."""
+        if not values:
+            return []
         with self.datastore.transaction(commit=False) as c:
-            marks = ", ".join("?" * len(stream_ids))
-            c.execute(
-                f"SELECT DISTINCT originator_id FROM {self.events_table_name} "  # noqa: S608
-                f"WHERE originator_id IN ({marks})",
-                [s.hex for s in stream_ids],
-            )
-            return {UUID(row["originator_id"]) for row in c.fetchall()}
+            c.execute(f"{select} IN ({', '.join('?' * len(values))})", values)
+            return [row[0] for row in c.fetchall()]
 
     def select_versions(self, stream_id: UUID, versions: Sequence[int]) -> list[StoredEvent]:
         """These versions of one stream, in version order (one query, by primary key)."""
