@@ -24,7 +24,7 @@ from application.access.policy import (
     decide,
     deny,
 )
-from application.charts.read_models import ReadModels
+from application.charts.read_models import GATE_VIEWS, ReadModels
 from application.context import RequestContext, Role
 from application.errors import DataKeyDestroyed, Gone, NotFound
 from application.ledger.ledger import CareLedger
@@ -60,10 +60,9 @@ class ChartGate:
         care_organisation: str | None = None,
     ) -> Admission:
         organisation = care_organisation or self._care_organisation(ctx, patient_id, action)
-        consent, consent_versions = self._consent(patient_id)
-        memberships = self._memberships(organisation, patient_id)
         request = self._request(ctx, patient_id, organisation, content, write=False)
-        decision = self._decided(ctx, request, action, consent, memberships)
+        decision, consent_versions, memberships = self._weighed(request, patient_id)
+        decision = self._enforced(ctx, request, decision, action)
         versions = {**consent_versions, **{m.membership_id: m.version for m in memberships}}
         return Admission(decision, organisation, versions)
 
@@ -165,10 +164,28 @@ class ChartGate:
         """What the policy would decide on this content, and the memberships it weighed,
         recording nothing: for a page that explains a chart's access (the console's
         banner), never to admit a read."""
-        consent, _versions = self._consent(patient_id)
-        memberships = self._memberships(organisation, patient_id)
         request = self._request(ctx, patient_id, organisation, content, write=False)
-        return decide(request, consent, memberships), memberships
+        decision, _versions, memberships = self._weighed(request, patient_id)
+        return decision, memberships
+
+    def _weighed(
+        self, request: AccessRequest, patient_id: UUID
+    ) -> tuple[Decision, dict[str, int], list[MembershipFact]]:
+        """The policy's decision on a read, with the consent versions and memberships it
+        weighed. A refusal may rest on a membership or directive acknowledged a moment
+        ago that the views have not shown yet: it is weighed again once they show the
+        log, so that nobody is refused (and recorded as refused) on a stale view."""
+        weighed = self._weighed_as_projected(request, patient_id)
+        if not weighed[0].permit and self.views.caught_up_with_log(GATE_VIEWS):
+            weighed = self._weighed_as_projected(request, patient_id)
+        return weighed
+
+    def _weighed_as_projected(
+        self, request: AccessRequest, patient_id: UUID
+    ) -> tuple[Decision, dict[str, int], list[MembershipFact]]:
+        consent, consent_versions = self._consent(patient_id)
+        memberships = self._memberships(request.care_organisation, patient_id)
+        return decide(request, consent, memberships), consent_versions, memberships
 
     def _request(
         self,
@@ -189,16 +206,6 @@ class ChartGate:
             break_glass=ctx.break_glass,
             write=write,
         )
-
-    def _decided(
-        self,
-        ctx: RequestContext,
-        request: AccessRequest,
-        action: str,
-        consent: ConsentFacts,
-        memberships: list[MembershipFact],
-    ) -> Decision:
-        return self._enforced(ctx, request, decide(request, consent, memberships), action)
 
     def _enforced(
         self,

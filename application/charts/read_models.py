@@ -115,7 +115,14 @@ class MembershipRoster(Protocol):
         ...
 
 
+# The views the chart gate decides from (the care organisation, consent state and
+# memberships): every read that passes the gate waits for them with min_position.
+GATE_VIEWS = ("directory", "consent_state", "roster")
+
+
 class ViewPositions(Protocol):
+    def head(self) -> int: ...
+
     def within_log(self, position: int) -> bool: ...
 
     def wait_for(self, names: Sequence[str], position: int, timeout: float) -> bool: ...
@@ -160,3 +167,9 @@ class ReadModels:
             )
         if not self.positions.wait_for(names, min_position, self.wait_seconds):
             raise ViewsBehind()
+
+    def caught_up_with_log(self, names: Sequence[str]) -> bool:
+        """Wait, at most ``wait_seconds``, until the views show every write the log holds
+        now; True once they do. For a decision that may rest on a write acknowledged a
+        moment ago, where the caller passed no position."""
+        return self.positions.wait_for(names, self.positions.head(), self.wait_seconds)

@@ -128,8 +128,7 @@ class Transactions:
         disclosures = self.patients.reads.disclosures
         ids = [UUID(found) for found in prior.result.get("ids", [prior.result["id"]])]
         attestation = attestation_of(disclosures, ctx, ids)
-        for record in attestation.record(prior.result, prior.position):
-            disclosures.writer.write(record)
+        disclosures.writer.write(*attestation.record(prior.result, prior.position))  # one commit
         body = render(response_bundle("transaction", prior.result))
         return Disclosed(body, attestation.access_id)
 
