@@ -13,7 +13,7 @@ GENERATOR := $(VENV)/generator/.installed-$(GENERATOR_VERSION)
 EXAMPLES ?= 1000
 PYTEST_ARGS ?=
 
-.PHONY: serve test fuzz faults lint format install clean bench
+.PHONY: serve test fuzz faults lint format install clean bench screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ serve: $(STAMP)
 
 test: $(STAMP) $(GENERATOR)
 	$(BIN)/pytest -q
+
+# The console's browser stories, keeping their screenshots in docs/console/ (the SQLite
+# run's; `make test` keeps them in a scratch folder and leaves the checkout unchanged).
+screenshots: $(STAMP)
+	CARELEDGER_SCREENSHOTS=docs $(BIN)/pytest -q tests/e2e -k "console and sqlite" $(PYTEST_ARGS)
 
 # Schemathesis at EXAMPLES per operation, every role, both backends, with a new seed each
 # run (printed with any failure; set CARELEDGER_FUZZ_SEED to repeat one).

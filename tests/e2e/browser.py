@@ -6,6 +6,7 @@ skipped with a notice, except under CI=true, where that is a failure. axe-core i
 vendored under tests/e2e/vendor/axe-core with its licence (MPL-2.0).
 """
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -85,8 +86,10 @@ class Pages:
 
 
 def screenshots_for(database_url: str, tmp_path: Path) -> Path:
-    """docs/console/ on the SQLite run; the PostgreSQL run's go to a scratch folder."""
-    shots = SCREENSHOTS if database_url.startswith("sqlite") else tmp_path / "shots"
+    """docs/console/ on the SQLite run of ``make screenshots``; otherwise a scratch
+    folder, so that ``make test`` leaves the checkout as it found it."""
+    wanted = os.environ.get("CARELEDGER_SCREENSHOTS") == "docs"
+    shots = SCREENSHOTS if wanted and database_url.startswith("sqlite") else tmp_path / "shots"
     shots.mkdir(parents=True, exist_ok=True)
     return shots
 

@@ -1,9 +1,10 @@
-"""The auditor's story in a real browser, against a real server process: a clinician
-breaks the glass through the API; the auditor signs in to the console with a login link
-from `careledger token --login`, finds that access in the access log, replays it (the
-digest matches) and reviews it, and it leaves the queue; then reads the patient's
-accounting of disclosures and verifies the log's integrity. Every page has no serious or
-critical axe-core violation, and its screenshot goes to docs/console/ (SQLite run)."""
+"""The auditor's story in a real browser, against a real server process: a clinician breaks
+the glass through the API; the auditor signs in to the console with a login link from
+`careledger token --login`, finds that access in the access log, replays it (the digest
+matches) and reviews it, and it leaves the queue; then reads the patient's accounting of
+disclosures and verifies the log's integrity. Every page has no serious or critical
+axe-core violation, and its screenshot goes to docs/console/ (the SQLite run of `make
+screenshots`)."""
 
 from pathlib import Path
 

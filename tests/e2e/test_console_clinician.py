@@ -1,13 +1,13 @@
 """The clinician's story in a real browser, against a real server process: a clinician
 signs in to the console with a login link from `careledger token --login`, finds a
-patient by MRN, reads the chart banner, the consent directives and the timeline, draws
-a trend, records an entry and amends it (a form left open while the chart changed
-saves nothing), then finds another patient by family name and birth date, is refused
-their timeline (no membership) with the reason, and breaks the glass, seeing the entry
-a label hid. Every page has no serious or critical axe-core violation, and its
-screenshot goes to docs/console/ (SQLite run). Then, through the API: the clinician's
-access records exist with channel ``console``, each read replays to a matching digest,
-and the emergency access waits in the auditor's break-glass queue."""
+patient by MRN, reads the chart banner, the consent directives and the timeline, draws a
+trend, records an entry and amends it (a form left open while the chart changed saves
+nothing), then finds another patient by family name and birth date, is refused their
+timeline (no membership) with the reason, and breaks the glass, seeing the entry a label
+hid. Every page has no serious or critical axe-core violation, and its screenshot goes
+to docs/console/ (the SQLite run of `make screenshots`). Then, through the API: the
+clinician's access records exist with channel ``console``, each read replays to a
+matching digest, and the emergency access waits in the auditor's break-glass queue."""
 
 from pathlib import Path
 from typing import Any

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.e2e.browser import SCREENSHOTS, chromium, require_browser, serious_violations
+from tests.e2e.browser import chromium, require_browser, screenshots_for, serious_violations
 from tests.e2e.oidc_provider import CLIENT_ID, running_provider
 from tests.e2e.server import BIN, free_port, running_server
 
@@ -38,8 +38,7 @@ def test_an_auditor_signs_in_through_a_real_openid_provider(
     database_url: str, tmp_path: Path
 ) -> None:
     require_browser()
-    shots = SCREENSHOTS if database_url.startswith("sqlite") else tmp_path / "shots"
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshots_for(database_url, tmp_path)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     redirect = f"{base}/console/oidc/callback"

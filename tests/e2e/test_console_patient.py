@@ -1,11 +1,11 @@
-"""The patient's story in a real browser, against a real server process: a clinician
-reads the patient's chart through the API; the patient signs in to the console with a
-login link from `careledger token --login --role patient`, sees that access in "Who
-viewed my record", authorises marketing (the evidence recorded is the SHA-256 of the
-text the page shows), then revokes it, and the consents page and the API agree. Every
-page has no serious or critical axe-core violation, and its screenshot goes to
-docs/console/ (SQLite run). The patient's own console pages are recorded with channel
-``console``, and every one of those records replays to the same digest."""
+"""The patient's story in a real browser, against a real server process: a clinician reads
+the patient's chart through the API; the patient signs in to the console with a login
+link from `careledger token --login --role patient`, sees that access in "Who viewed my
+record", authorises marketing (the evidence recorded is the SHA-256 of the text the page
+shows), then revokes it, and the consents page and the API agree. Every page has no
+serious or critical axe-core violation, and its screenshot goes to docs/console/ (the
+SQLite run of `make screenshots`). The patient's own console pages are recorded with
+channel ``console``, and every one of those records replays to the same digest."""
 
 import hashlib
 from pathlib import Path
