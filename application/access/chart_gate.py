@@ -9,6 +9,8 @@ before the caller answers: 404 when the chart is outside the actor's reach (its
 existence, or its erasure, must not leak), 403 otherwise.
 """
 
+import logging
+import time
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, NoReturn
@@ -24,12 +26,24 @@ from application.access.policy import (
     decide,
     deny,
 )
-from application.charts.read_models import GATE_VIEWS, ReadModels
+from application.charts.read_models import ReadModels
 from application.context import RequestContext, Role
 from application.errors import DataKeyDestroyed, Gone, NotFound
 from application.ledger.ledger import CareLedger
 from application.ports import Clock
 from domain.patient import Patient
+
+log = logging.getLogger("careledger.gate")
+
+# The views a refusal for want of a membership or directive rests on, and how long it
+# waits for them: projected within milliseconds of a write, so a second covers a burst,
+# and a stalled projection holds a refused request no longer than that.
+REFUSAL_VIEWS = ("consent_state", "roster")
+REFUSAL_WAIT_SECONDS = 1.0
+# Views found behind for a whole wait are taken as stalled for this long: refusals are
+# then answered as the views stand, so a stalled projection costs one wait, not one a
+# request (an export of many refused patients, or a burst of refused reads).
+STALLED_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,7 @@ class ChartGate:
         self.views = views
         self.disclosures = disclosures
         self.clock = clock
+        self._stalled_until = 0.0  # monotonic
 
     def admit(
         self,
@@ -172,13 +187,26 @@ class ChartGate:
         self, request: AccessRequest, patient_id: UUID
     ) -> tuple[Decision, dict[str, int], list[MembershipFact]]:
         """The policy's decision on a read, with the consent versions and memberships it
-        weighed. A refusal may rest on a membership or directive acknowledged a moment
-        ago that the views have not shown yet: it is weighed again once they show the
-        log, so that nobody is refused (and recorded as refused) on a stale view."""
+        weighed. A refusal for want of a membership or directive may rest on one
+        acknowledged a moment ago that the views do not show yet: it is weighed again
+        once they show the log (or after ``REFUSAL_WAIT_SECONDS``), so that a client
+        reading its own write is not refused, nor recorded as refused."""
         weighed = self._weighed_as_projected(request, patient_id)
-        if not weighed[0].permit and self.views.caught_up_with_log(GATE_VIEWS):
+        if weighed[0].rests_on_views and self._caught_up():
             weighed = self._weighed_as_projected(request, patient_id)
         return weighed
+
+    def _caught_up(self) -> bool:
+        if time.monotonic() < self._stalled_until:
+            return False
+        try:
+            caught_up = self.views.caught_up_with_log(REFUSAL_VIEWS, REFUSAL_WAIT_SECONDS)
+        except Exception as error:  # the refusal as the views stand is still recorded
+            log.warning("the views' positions could not be read: %s", type(error).__name__)
+            caught_up = False
+        if not caught_up:
+            self._stalled_until = time.monotonic() + STALLED_SECONDS
+        return caught_up
 
     def _weighed_as_projected(
         self, request: AccessRequest, patient_id: UUID

@@ -128,13 +128,15 @@ class Decision:
     allowed_labels: frozenset[str] | None = None  # None: every label; else the rest hidden
     # The patient's care organisation: whose auditors see the access record.
     care_organisation: str | None = None
+    # A refusal that a membership or directive not yet in the views could turn.
+    rests_on_views: bool = False
 
     def shows(self, labels: Iterable[str]) -> bool:
         return self.allowed_labels is None or set(labels) <= self.allowed_labels
 
 
-def deny(reason: str) -> Decision:
-    return Decision(False, reason)
+def deny(reason: str, *, rests_on_views: bool = False) -> Decision:
+    return Decision(False, reason, rests_on_views=rests_on_views)
 
 
 def substantive(justification: str | None) -> bool:
@@ -244,7 +246,10 @@ def _own_organisation(
             (m for m in memberships if m.active_on(request.day)), key=lambda m: m.membership_id
         )
         if not active:
-            return deny("no active membership: clinical content needs a care relationship")
+            return deny(
+                "no active membership: clinical content needs a care relationship",
+                rests_on_views=True,
+            )
         basis = Basis(consent.version, directive_id, active[0].membership_id)
         return Decision(True, "care within an active membership", basis, labels)
     basis = Basis(consent.version, directive_id)
@@ -257,7 +262,9 @@ def _by_directive(request: AccessRequest, consent: ConsentFacts) -> Decision:
         if _grantee(d) in grantees and request.purpose in d["purposes"]:
             basis = Basis(consent.version, directive_id)
             return Decision(True, "an active directive", basis, frozenset(d["labels"]))
-    return deny(f"no active directive allows {request.purpose} for this recipient")
+    return deny(
+        f"no active directive allows {request.purpose} for this recipient", rests_on_views=True
+    )
 
 
 def _labels_allowed(

@@ -30,12 +30,14 @@ from application.charts.disclosure_rendering import (
 # The codec moved to disclosure_rendering; re-exported until audit_trail imports it there.
 from application.charts.disclosure_rendering import decode_cursor as decode_cursor  # noqa: PLC0414
 from application.charts.disclosure_rendering import encode_cursor as encode_cursor  # noqa: PLC0414
-from application.charts.read_models import GATE_VIEWS, ReadModels, time_bound
+from application.charts.read_models import ReadModels, time_bound
 from application.context import RequestContext
 from application.ports import Clock
 from domain.errors import InvalidValue
 
-# The views each read waits for with min_position: its own, and the gate's.
+# The views each read waits for with min_position: its own, and those the chart gate
+# decides from (the care organisation, consent state and memberships).
+GATE_VIEWS = ("directory", "consent_state", "roster")
 TIMELINE_VIEWS = ("timeline", *GATE_VIEWS)
 DIRECTORY_VIEWS = ("directory",)
 CONSENT_VIEWS = GATE_VIEWS

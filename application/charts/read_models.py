@@ -115,11 +115,6 @@ class MembershipRoster(Protocol):
         ...
 
 
-# The views the chart gate decides from (the care organisation, consent state and
-# memberships): every read that passes the gate waits for them with min_position.
-GATE_VIEWS = ("directory", "consent_state", "roster")
-
-
 class ViewPositions(Protocol):
     def head(self) -> int: ...
 
@@ -168,8 +163,9 @@ class ReadModels:
         if not self.positions.wait_for(names, min_position, self.wait_seconds):
             raise ViewsBehind()
 
-    def caught_up_with_log(self, names: Sequence[str]) -> bool:
-        """Wait, at most ``wait_seconds``, until the views show every write the log holds
-        now; True once they do. For a decision that may rest on a write acknowledged a
-        moment ago, where the caller passed no position."""
-        return self.positions.wait_for(names, self.positions.head(), self.wait_seconds)
+    def caught_up_with_log(self, names: Sequence[str], timeout: float) -> bool:
+        """Wait, at most ``timeout`` (and never past ``wait_seconds``), until the views
+        show every write the log holds now; True once they do. For a decision that may
+        rest on a write acknowledged a moment ago, where the caller passed no position."""
+        wait = min(timeout, self.wait_seconds)
+        return self.positions.wait_for(names, self.positions.head(), wait)

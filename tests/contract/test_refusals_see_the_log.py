@@ -1,52 +1,75 @@
-"""A refusal is never decided on a stale view: a read that the views would refuse is
-decided again once they show every write the log held, so a membership or directive
+"""A refusal for want of a membership or directive is not decided on a stale view: it is
+weighed again once the views show every write the log held, so a membership or directive
 acknowledged a moment ago admits the read that follows it, over /v1 and /fhir alike,
-without a ``min_position`` (FHIR reads take none). Told on SQLite and PostgreSQL."""
+without a ``min_position`` (FHIR reads take none). A permit never waits, a refusal waits
+a second at most, and views found stalled are not waited for again at once. Told on
+SQLite and PostgreSQL."""
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.container import Container
+from application.access.chart_gate import REFUSAL_WAIT_SECONDS
 from tests.api.support import (
     AUDITOR,
     CLINICIAN,
     OUTSIDER,
     assert_problem,
     directive,
+    patient_token,
     register,
     settled,
     under_care,
 )
+from tests.conftest import REGISTER_BODY
 from tests.fhir.support import fhir_get
-
-LATE = 0.3  # seconds the views are held back after the write the read depends on
 
 
 def _container(client: TestClient) -> Container:
     return client.app.state.container  # type: ignore[attr-defined,no-any-return]
 
 
+@dataclass
+class HeldBack:
+    """The views, held back from the writes: nothing projects until the gate asks for
+    them to show the log, and then another thread catches them up while it waits."""
+
+    container: Container
+    catching_up: bool = True
+    asked: int = 0
+    timeouts: list[float] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def caught_up_with_log(self, real: object, names: tuple[str, ...], timeout: float) -> bool:
+        self.asked += 1
+        self.timeouts.append(timeout)
+        if self.catching_up:
+            self.threads.append(threading.Thread(target=self.container.catch_up))
+            self.threads[-1].start()
+        return real(names, timeout)  # type: ignore[operator,no-any-return]
+
+
 @pytest.fixture
-def views_held_back(client: TestClient) -> Iterator[Callable[[], None]]:
-    """Nothing projects in the background; once called (after the writes a read depends
-    on), the views catch up ``LATE`` seconds later in another thread, while that read is
-    being decided."""
+def held_back(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldBack]:
     container = _container(client)
     container.catch_up()
     assert container.projection_host is not None
     container.projection_host.stop()
-    timers: list[threading.Timer] = []
-
-    def catch_up_late() -> None:
-        timers.append(threading.Timer(LATE, container.catch_up))
-        timers[-1].start()
-
-    yield catch_up_late
-    for timer in timers:  # never left to run against a closed store
-        timer.join()
+    held = HeldBack(container)
+    views = container.charts.views
+    real = views.caught_up_with_log
+    monkeypatch.setattr(
+        views,
+        "caught_up_with_log",
+        lambda names, timeout: held.caught_up_with_log(real, names, timeout),
+    )
+    yield held
+    for thread in held.threads:  # never left to run against a closed store
+        thread.join()
 
 
 def _refusals(client: TestClient, patient_id: str) -> list[object]:
@@ -61,34 +84,83 @@ def _refusals(client: TestClient, patient_id: str) -> list[object]:
 
 
 def test_a_read_right_after_the_membership_that_allows_it_is_admitted(
-    client: TestClient, views_held_back: Callable[[], None]
+    client: TestClient, held_back: HeldBack
 ) -> None:
-    # Given a registered patient, and views that fall behind the writes that follow
+    # Given a patient put under care while the views are held back
     patient_id = register(client)
-    # When an administrator puts the patient under care
     under_care(client, patient_id)
-    views_held_back()
-    # Then a clinician's read at once, with no position, is admitted over /v1 and /fhir
+    # When a clinician reads the timeline at once, with no position
     timeline = client.get(f"/v1/patients/{patient_id}/timeline", headers=CLINICIAN)
+    # Then it is admitted, having waited for the views once, and no refusal is recorded
     assert timeline.status_code == 200, timeline.text
-    provenance = fhir_get(client, "/fhir/Provenance", {"target": f"Patient/{patient_id}"})
-    assert provenance.status_code == 200, provenance.text
-    # And no refusal was recorded on the way
+    assert held_back.asked == 1
+    assert _refusals(client, patient_id) == []
+
+
+def test_a_fhir_read_right_after_the_membership_that_allows_it_is_admitted(
+    client: TestClient, held_back: HeldBack
+) -> None:
+    # Given a patient put under care while the views are held back
+    patient_id = register(client)
+    under_care(client, patient_id)
+    # When a clinician searches the chart's Provenance over FHIR at once
+    found = fhir_get(client, "/fhir/Provenance", {"target": f"Patient/{patient_id}"})
+    # Then it is admitted (an empty chart), and no refusal is recorded
+    assert found.status_code == 200, found.text
+    assert found.json()["total"] == 0
+    assert held_back.asked == 1
     assert _refusals(client, patient_id) == []
 
 
 def test_a_read_right_after_the_directive_that_names_an_outsider_is_admitted(
-    client: TestClient, views_held_back: Callable[[], None]
+    client: TestClient, held_back: HeldBack
 ) -> None:
-    # Given a patient under care, and views that fall behind the writes that follow
+    # Given a patient who names another organisation's clinician, the views held back
     patient_id = register(client)
     under_care(client, patient_id)
-    # When the patient names another organisation's clinician for treatment
     directive(client, patient_id, "practitioner:org-other/dr-other", ["TREAT"])
-    views_held_back()
-    # Then that clinician's read at once is admitted
+    # When that clinician reads the chart at once, Then it is admitted, no refusal recorded
     read = client.get(f"/v1/patients/{patient_id}/timeline", headers=OUTSIDER)
     assert read.status_code == 200, read.text
+    assert _refusals(client, patient_id) == []
+
+
+def test_a_permit_and_a_refusal_no_view_could_turn_do_not_wait(
+    client: TestClient, held_back: HeldBack
+) -> None:
+    # Given a patient under care, the views caught up, then held back again
+    patient_id = register(client)
+    under_care(client, patient_id)
+    _container(client).catch_up()
+    # When the clinician reads the chart, and another patient tries to
+    read = client.get(f"/v1/patients/{patient_id}/timeline", headers=CLINICIAN)
+    other = register(client, {**REGISTER_BODY, "mrn": "MRN-OTHER"})
+    stranger = client.get(f"/v1/patients/{patient_id}/timeline", headers=patient_token(other))
+    # Then the first is admitted and the second refused, neither waiting for the views
+    assert read.status_code == 200, read.text
+    assert stranger.status_code in (403, 404), stranger.text
+    assert held_back.asked == 0
+
+
+def test_a_refusal_the_views_do_not_turn_in_time_is_answered_as_they_stand_once(
+    client: TestClient, held_back: HeldBack
+) -> None:
+    # Given a membership the views do not show, and no projection catching them up
+    held_back.catching_up = False
+    patient_id = register(client)
+    under_care(client, patient_id)
+    # When a clinician reads the chart
+    refused = client.get(f"/v1/patients/{patient_id}/timeline", headers=CLINICIAN)
+    # Then, after the refusal's wait (a second, not the min_position wait's five), it is
+    # refused on the views as they stand
+    assert_problem(refused, 403, detail_mentions="membership")
+    assert held_back.timeouts == [REFUSAL_WAIT_SECONDS]
+    # And the views, found stalled, are not waited for again by the next refusal
+    again = client.get(f"/v1/patients/{patient_id}/timeline", headers=CLINICIAN)
+    assert_problem(again, 403, detail_mentions="membership")
+    assert held_back.asked == 1
+    # And each refusal is recorded once
+    assert len(_refusals(client, patient_id)) == 2
 
 
 def test_a_refusal_the_log_bears_out_is_still_refused_and_recorded_once(
