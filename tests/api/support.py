@@ -7,6 +7,7 @@ from uuid import UUID
 import httpx
 from fastapi.testclient import TestClient
 
+from api.container import Container
 from domain.patient import Patient
 from tests.conftest import ENTRY_BODY, REGISTER_BODY, Auth, auth
 
@@ -58,10 +59,28 @@ def patient_token(patient_id: str | UUID, sub: str = "patient-self") -> dict[str
     return auth("patient", sub=sub, patient=patient_id)
 
 
+def container_of(client: TestClient) -> Container:
+    """The use cases behind an in-process client's app."""
+    return client.app.state.container  # type: ignore[attr-defined,no-any-return]
+
+
 def settled(client: TestClient) -> dict[str, int]:
     """Query parameters that make a read-model query see every write made so far."""
     position = client.get("/readyz").json()["position"]
     return {"min_position": position}
+
+
+def access_records(
+    client: TestClient, *, auditor: Auth = AUDITOR, **filters: str
+) -> list[dict[str, Any]]:
+    """The access records ``auditor`` (of org-main by default) finds with these filters,
+    every write made so far shown."""
+    response = client.get(
+        "/v1/audit/accesses", params={**filters, **settled(client)}, headers=auditor
+    )
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
 
 
 def records_written(client: TestClient) -> int:

@@ -13,6 +13,7 @@ from tests.api.support import (
     AUDITOR,
     CLINICIAN,
     OUTSIDER,
+    access_records,
     assert_problem,
     patient_token,
     record_entry,
@@ -22,15 +23,6 @@ from tests.api.support import (
 )
 
 GLASS = CLINICIAN.with_headers({"X-Break-Glass": "unconscious on arrival, no history available"})
-
-
-def records(client: TestClient, **filters: str) -> list[dict[str, Any]]:
-    response = client.get(
-        "/v1/audit/accesses", params={**filters, **settled(client)}, headers=AUDITOR
-    )
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
 
 
 def test_a_timeline_read_names_its_access_record_and_the_record_hashes_the_body(
@@ -47,7 +39,9 @@ def test_a_timeline_read_names_its_access_record_and_the_record_hashes_the_body(
     assert read.status_code == 200, read.text
     access_id = read.headers["X-Access-Id"]
     # Then exactly one access record names this response, with the digest of its bytes
-    [record] = [r for r in records(client, patient_id=patient_id) if r["access_id"] == access_id]
+    [record] = [
+        r for r in access_records(client, patient_id=patient_id) if r["access_id"] == access_id
+    ]
     assert record["response_sha256"] == hashlib.sha256(read.content).hexdigest()
     assert record["decision"] == "permit" and record["action"] == "read"
     assert record["entry_ids"] == [entry_id]
@@ -72,7 +66,7 @@ def test_each_kind_of_phi_read_is_recorded_once(client: TestClient) -> None:
     for response in responses:
         assert response.status_code == 200, response.text
         ids.append(response.headers["X-Access-Id"])
-    logged = {r["access_id"]: r for r in records(client)}
+    logged = {r["access_id"]: r for r in access_records(client)}
     assert len(set(ids)) == 4 and set(ids) <= set(logged)
     for response, access_id in zip(responses, ids, strict=True):
         assert logged[access_id]["response_sha256"] == hashlib.sha256(response.content).hexdigest()
@@ -92,7 +86,7 @@ def test_a_treatment_read_without_a_care_relationship_is_refused_and_audited(
     # And a clinician of another organisation is told 404: the chart is not theirs
     assert_problem(client.get(f"/v1/patients/{patient_id}/timeline", headers=OUTSIDER), 404)
     # And both attempts are in the log as denials, with no digest
-    denied = records(client, patient_id=patient_id, decision="deny")
+    denied = access_records(client, patient_id=patient_id, decision="deny")
     assert {r["actor"]["id"] for r in denied} == {"dr-main", "dr-other"}
     assert all(r["response_sha256"] is None for r in denied)
 
@@ -231,7 +225,7 @@ def test_every_403_is_audited_even_a_role_that_may_never_do_it(client: TestClien
         },
     )
     assert_problem(refused, 403)
-    denied = records(client, decision="deny")
+    denied = access_records(client, decision="deny")
     by_actor = {(r["actor"]["id"], r["action"]) for r in denied}
     assert ("admin-main", "read") in by_actor and ("dr-main", "write") in by_actor
     [admin_read] = [r for r in denied if r["actor"]["id"] == "admin-main"]
@@ -252,7 +246,7 @@ def test_a_clinical_write_is_answered_with_its_access_record(client: TestClient)
     assert written.status_code == 201, written.text
     [record] = [
         r
-        for r in records(client, action="write")
+        for r in access_records(client, action="write")
         if r["access_id"] == written.headers["X-Access-Id"]
     ]
     assert record["response_sha256"] == hashlib.sha256(written.content).hexdigest()

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.container import Container
 from tests.api.console_support import csrf_of, signed_in
-from tests.api.support import GRANT_BODY, patient_token, settled, under_care
+from tests.api.support import GRANT_BODY, access_records, patient_token, settled, under_care
 from tests.conftest import ENTRY_BODY, REGISTER_BODY, auth
 
 CLINICIAN = auth("clinician", sub="dr-grey")
@@ -66,12 +66,7 @@ def opened(app: FastAPI, api: TestClient, patient: str) -> tuple[TestClient, str
 
 
 def records(api: TestClient, patient: str, **filters: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = api.get(
-        "/v1/audit/accesses",
-        params={**settled(api), "patient_id": patient, "limit": 200, **filters},
-        headers=AUDITOR,
-    ).json()["items"]
-    return found
+    return access_records(api, auditor=AUDITOR, patient_id=patient, limit="200", **filters)
 
 
 def replays(api: TestClient, access_id: str) -> bool:

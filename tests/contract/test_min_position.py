@@ -13,6 +13,7 @@ from domain.errors import InvalidValue
 from tests.api.support import (
     CLINICIAN,
     assert_problem,
+    container_of,
     patient_token,
     record_entry,
     register,
@@ -23,10 +24,6 @@ from tests.conftest import ENTRY_BODY
 from tests.contract import read_model_support as views_support
 
 FAR_AHEAD = 1_000_000_000
-
-
-def _container(client: TestClient) -> Container:
-    return client.app.state.container  # type: ignore[attr-defined,no-any-return]
 
 
 def _timeline(client: TestClient, patient_id: str, **query: Any) -> Any:
@@ -50,7 +47,7 @@ def test_a_min_position_past_the_head_is_422_and_later_writes_are_still_waited_f
     assert_problem(response, 422, field="min_position")
 
     # And a later write is still waited for: with nothing projecting, its read is a 503
-    container = _container(client)
+    container = container_of(client)
     assert container.projection_host is not None
     container.projection_host.stop()
     container.charts.views.wait_seconds = 0.5
@@ -85,7 +82,7 @@ def test_a_patient_token_cannot_push_a_view_past_the_head_either(client: TestCli
     )
     # Then it is a 422, and no view is known to be past the head
     assert_problem(response, 422, field="min_position")
-    container = _container(client)
+    container = container_of(client)
     known = container.positions.refresh()
     assert max(known.values()) <= container.positions.head()
 

@@ -6,8 +6,9 @@ a second at most, and views found stalled are not waited for again at once. Told
 SQLite and PostgreSQL."""
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,22 +16,18 @@ from fastapi.testclient import TestClient
 from api.container import Container
 from application.access.chart_gate import REFUSAL_WAIT_SECONDS
 from tests.api.support import (
-    AUDITOR,
     CLINICIAN,
     OUTSIDER,
+    access_records,
     assert_problem,
+    container_of,
     directive,
     patient_token,
     register,
-    settled,
     under_care,
 )
 from tests.conftest import REGISTER_BODY
 from tests.fhir.support import fhir_get
-
-
-def _container(client: TestClient) -> Container:
-    return client.app.state.container  # type: ignore[attr-defined,no-any-return]
 
 
 @dataclass
@@ -39,76 +36,68 @@ class HeldBack:
     them to show the log, and then another thread catches them up while it waits."""
 
     container: Container
+    real: Callable[[Sequence[str], float], bool]
     catching_up: bool = True
-    asked: int = 0
     timeouts: list[float] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
 
-    def caught_up_with_log(self, real: object, names: tuple[str, ...], timeout: float) -> bool:
-        self.asked += 1
+    def caught_up_with_log(self, names: Sequence[str], timeout: float) -> bool:
         self.timeouts.append(timeout)
         if self.catching_up:
             self.threads.append(threading.Thread(target=self.container.catch_up))
             self.threads[-1].start()
-        return real(names, timeout)  # type: ignore[operator,no-any-return]
+        return self.real(names, timeout)
+
+    @property
+    def asked(self) -> int:
+        return len(self.timeouts)
 
 
 @pytest.fixture
 def held_back(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldBack]:
-    container = _container(client)
+    container = container_of(client)
     container.catch_up()
     assert container.projection_host is not None
     container.projection_host.stop()
-    held = HeldBack(container)
     views = container.charts.views
-    real = views.caught_up_with_log
-    monkeypatch.setattr(
-        views,
-        "caught_up_with_log",
-        lambda names, timeout: held.caught_up_with_log(real, names, timeout),
-    )
+    held = HeldBack(container, views.caught_up_with_log)
+    monkeypatch.setattr(views, "caught_up_with_log", held.caught_up_with_log)
     yield held
     for thread in held.threads:  # never left to run against a closed store
         thread.join()
 
 
-def _refusals(client: TestClient, patient_id: str) -> list[object]:
-    _container(client).catch_up()  # the access log's view, whether or not a host projects
-    found = client.get(
-        "/v1/audit/accesses",
-        params={"patient_id": patient_id, "decision": "deny", **settled(client)},
-        headers=AUDITOR,
-    )
-    assert found.status_code == 200, found.text
-    return list(found.json()["items"])
+def _refusals(client: TestClient, patient_id: str) -> list[dict[str, Any]]:
+    container_of(client).catch_up()  # the access log's view, whether or not a host projects
+    return access_records(client, patient_id=patient_id, decision="deny")
 
 
+def _timeline(client: TestClient, patient_id: str) -> int:
+    """The entries a clinician's timeline read shows (it must be admitted)."""
+    answer = client.get(f"/v1/patients/{patient_id}/timeline", headers=CLINICIAN)
+    assert answer.status_code == 200, answer.text
+    return len(answer.json()["entries"])
+
+
+def _provenance(client: TestClient, patient_id: str) -> int:
+    """The Provenance a clinician's FHIR search finds (it must be admitted)."""
+    answer = fhir_get(client, "/fhir/Provenance", {"target": f"Patient/{patient_id}"})
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["total"])
+
+
+@pytest.mark.parametrize("read", [_timeline, _provenance], ids=["v1 timeline", "FHIR Provenance"])
 def test_a_read_right_after_the_membership_that_allows_it_is_admitted(
-    client: TestClient, held_back: HeldBack
+    client: TestClient, held_back: HeldBack, read: Callable[[TestClient, str], int]
 ) -> None:
     # Given a patient put under care while the views are held back
     patient_id = register(client)
     under_care(client, patient_id)
-    # When a clinician reads the timeline at once, with no position
-    timeline = client.get(f"/v1/patients/{patient_id}/timeline", headers=CLINICIAN)
-    # Then it is admitted, having waited for the views once, and no refusal is recorded
-    assert timeline.status_code == 200, timeline.text
+    # When a clinician reads the chart at once, with no position (FHIR takes none), Then
+    # it is admitted (an empty chart), having waited for the views once
+    assert read(client, patient_id) == 0
     assert held_back.asked == 1
-    assert _refusals(client, patient_id) == []
-
-
-def test_a_fhir_read_right_after_the_membership_that_allows_it_is_admitted(
-    client: TestClient, held_back: HeldBack
-) -> None:
-    # Given a patient put under care while the views are held back
-    patient_id = register(client)
-    under_care(client, patient_id)
-    # When a clinician searches the chart's Provenance over FHIR at once
-    found = fhir_get(client, "/fhir/Provenance", {"target": f"Patient/{patient_id}"})
-    # Then it is admitted (an empty chart), and no refusal is recorded
-    assert found.status_code == 200, found.text
-    assert found.json()["total"] == 0
-    assert held_back.asked == 1
+    # And no refusal is recorded
     assert _refusals(client, patient_id) == []
 
 
@@ -131,7 +120,7 @@ def test_a_permit_and_a_refusal_no_view_could_turn_do_not_wait(
     # Given a patient under care, the views caught up, then held back again
     patient_id = register(client)
     under_care(client, patient_id)
-    _container(client).catch_up()
+    container_of(client).catch_up()
     # When the clinician reads the chart, and another patient tries to
     read = client.get(f"/v1/patients/{patient_id}/timeline", headers=CLINICIAN)
     other = register(client, {**REGISTER_BODY, "mrn": "MRN-OTHER"})
@@ -168,7 +157,7 @@ def test_a_refusal_the_log_bears_out_is_still_refused_and_recorded_once(
 ) -> None:
     # Given a patient never put under care, and the views caught up
     patient_id = register(client)
-    _container(client).catch_up()
+    container_of(client).catch_up()
     # When a clinician reads the chart
     refused = client.get(f"/v1/patients/{patient_id}/timeline", headers=CLINICIAN)
     # Then it is refused for want of a care relationship, with one refusal recorded
